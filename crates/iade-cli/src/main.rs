@@ -1,0 +1,12 @@
+//! The `iade` command: a thin shell over the library crates. The only crate that knows clap.
+
+mod cli;
+mod files;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    output::install_panic_hook();
+    cli::run()
+}

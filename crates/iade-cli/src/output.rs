@@ -1,0 +1,64 @@
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::ValueEnum;
+
+/// Exit codes, as DESIGN.md's table defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success,
+    Errors,
+    #[expect(dead_code, reason = "used by `plan` and `converge`")]
+    Pending,
+    #[expect(dead_code, reason = "used by `converge`")]
+    LeaseHeld,
+    #[expect(dead_code, reason = "used by `converge`")]
+    ControlsFail,
+    Usage,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(match e {
+            Exit::Success => 0,
+            Exit::Errors => 1,
+            Exit::Pending => 2,
+            Exit::LeaseHeld => 3,
+            Exit::ControlsFail => 4,
+            Exit::Usage => 64,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    pub fn enabled(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+pub fn error(msg: &str) {
+    eprintln!("error: {msg}");
+}
+
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let version = env!("CARGO_PKG_VERSION");
+        eprintln!(
+            "error: this is a bug in iade {version} ({}/{}); please report it with the input that triggered it",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        );
+        eprintln!("  {info}");
+    }));
+}

@@ -1,0 +1,95 @@
+//! Human rendering through ariadne.
+
+use std::ops::Range;
+
+use ariadne::{Color, Config, IndexType, Label as ALabel, Report, ReportKind};
+
+use crate::{Diagnostic, Severity, Sources};
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RenderOptions {
+    pub color: bool,
+}
+
+/// Renders one diagnostic as text (no trailing blank line).
+pub fn render_text(sources: &Sources, diag: &Diagnostic, opts: RenderOptions) -> String {
+    let kind = match diag.severity {
+        Severity::Error => ReportKind::Error,
+        Severity::Warning => ReportKind::Warning,
+    };
+    let Some(primary) = diag.primary_label() else {
+        return render_plain(diag);
+    };
+    let path_of = |l: &crate::Label| sources.get(l.file).map_or_else(String::new, |f| f.path.clone());
+    let range_of = |l: &crate::Label| -> Range<usize> {
+        let len = sources.get(l.file).map_or(0, |f| f.text.len());
+        clamp_range(l.span.range(), len)
+    };
+    let mut report = Report::build(kind, (path_of(primary), range_of(primary)))
+        .with_config(
+            Config::default()
+                .with_color(opts.color)
+                .with_index_type(IndexType::Byte)
+                .with_compact(false),
+        )
+        .with_code(diag.code.as_str())
+        .with_message(&diag.message);
+    for label in &diag.labels {
+        let color = if label.primary { Color::Red } else { Color::Blue };
+        let mut l = ALabel::new((path_of(label), range_of(label)))
+            .with_message(&label.message)
+            .with_order(if label.primary { 0 } else { 1 });
+        if opts.color {
+            l = l.with_color(color);
+        }
+        report = report.with_label(l);
+    }
+    if let Some(help) = &diag.help {
+        report = report.with_help(help);
+    }
+    for note in &diag.notes {
+        report = report.with_note(note);
+    }
+    let report = report.finish();
+    // Only the files the labels point into are handed to ariadne.
+    let mut files: Vec<(String, String)> = Vec::new();
+    for label in &diag.labels {
+        if let Some(f) = sources.get(label.file) {
+            if !files.iter().any(|(p, _)| *p == f.path) {
+                files.push((f.path.clone(), f.text.clone()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let cache = ariadne::sources(files);
+    if report.write(cache, &mut out).is_err() {
+        return render_plain(diag);
+    }
+    String::from_utf8_lossy(&out).trim_end().to_owned()
+}
+
+/// Ariadne needs ranges inside the text; an empty range at the very end is widened backwards.
+fn clamp_range(r: Range<usize>, len: usize) -> Range<usize> {
+    let start = r.start.min(len);
+    let end = r.end.min(len).max(start);
+    if start == end {
+        if end < len {
+            return start..end + 1;
+        }
+        if start > 0 {
+            return start - 1..end;
+        }
+    }
+    start..end
+}
+
+fn render_plain(diag: &Diagnostic) -> String {
+    let mut s = format!("[{}] {}: {}", diag.code.as_str(), diag.severity.as_str(), diag.message);
+    if let Some(help) = &diag.help {
+        s.push_str(&format!("\n  help: {help}"));
+    }
+    for note in &diag.notes {
+        s.push_str(&format!("\n  note: {note}"));
+    }
+    s
+}

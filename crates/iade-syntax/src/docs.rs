@@ -1,0 +1,96 @@
+//! Attaches `##` doc comments to the statement that follows them.
+
+use iade_diagnostics::{Diagnostic, codes};
+use iade_span::{FileId, Span};
+
+use crate::ast::{Block, Else, SourceFile, Stmt, StmtKind};
+use crate::token::{Comment, CommentKind};
+
+/// The blocks directly inside a statement, in source order.
+pub(crate) fn blocks_mut(kind: &mut StmtKind) -> Vec<&mut Block> {
+    match kind {
+        StmtKind::Resource(r) => vec![&mut r.body],
+        StmtKind::Provider(p) => vec![&mut p.body],
+        StmtKind::Kind(k) => vec![&mut k.body],
+        StmtKind::Policy(p) => vec![&mut p.body],
+        StmtKind::Control(c) => vec![&mut c.body],
+        StmtKind::For(f) => vec![&mut f.body],
+        StmtKind::If(i) => {
+            let mut v = vec![&mut i.then];
+            match &mut i.otherwise {
+                Some(Else::Block(b)) => v.push(b),
+                Some(Else::If(s)) => v.extend(blocks_mut(&mut s.kind)),
+                None => {}
+            }
+            v
+        }
+        _ => Vec::new(),
+    }
+}
+
+struct Attacher<'a> {
+    text: &'a str,
+    comments: &'a [Comment],
+    used: Vec<bool>,
+}
+
+impl Attacher<'_> {
+    /// Doc comments on the lines directly above `start` (absolute).
+    fn doc_before(&mut self, start: u32) -> Option<String> {
+        let mut idx = self.comments.partition_point(|c| c.span.start < start);
+        let mut boundary = start;
+        let mut taken = Vec::new();
+        while idx > 0 {
+            let c = &self.comments[idx - 1];
+            let between = self.text.get(c.span.end as usize..boundary as usize).unwrap_or("x");
+            let adjacent = between.chars().all(char::is_whitespace) && between.matches('\n').count() <= 1;
+            if c.kind != CommentKind::Doc || c.trailing || !adjacent {
+                break;
+            }
+            taken.push(idx - 1);
+            boundary = c.span.start;
+            idx -= 1;
+        }
+        if taken.is_empty() {
+            return None;
+        }
+        taken.reverse();
+        let lines: Vec<&str> = taken
+            .iter()
+            .map(|&i| {
+                self.used[i] = true;
+                let t = self.comments[i].text.trim_start_matches("##");
+                t.strip_prefix(' ').unwrap_or(t).trim_end()
+            })
+            .collect();
+        Some(lines.join("\n"))
+    }
+
+    fn stmt(&mut self, offset: u32, s: &mut Stmt) {
+        s.doc = self.doc_before(s.span.start + offset);
+        for b in blocks_mut(&mut s.kind) {
+            for inner in &mut b.stmts {
+                self.stmt(offset, inner);
+            }
+        }
+    }
+}
+
+/// Sets `doc` on every statement; returns warnings for doc comments that document nothing.
+pub(crate) fn attach(file: FileId, text: &str, tree: &mut SourceFile, comments: &[Comment]) -> Vec<Diagnostic> {
+    let mut a = Attacher { text, comments, used: vec![false; comments.len()] };
+    for item in &mut tree.items {
+        let offset = item.offset;
+        a.stmt(offset, &mut item.stmt);
+    }
+    comments
+        .iter()
+        .zip(&a.used)
+        .filter(|(c, used)| c.kind == CommentKind::Doc && !**used && !c.trailing)
+        .map(|(c, _)| {
+            Diagnostic::new(codes::W0001, "doc comment documents nothing")
+                .primary(file, Span::new(c.span.start, c.span.start + 2), "this doc comment is not followed by an item")
+                .help("move it directly above an item, field or entry, or use `#` for a plain comment")
+        })
+        .collect()
+}

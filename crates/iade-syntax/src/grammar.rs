@@ -1,0 +1,466 @@
+//! The chumsky grammar of one top-level item. Spans it produces are relative to the item.
+
+use chumsky::input::ValueInput;
+use chumsky::prelude::*;
+use iade_span::Span;
+
+use crate::ast::*;
+use crate::token::{Token, parse_int};
+
+pub(crate) type Err<'t, 's> = extra::Err<Rich<'t, Token<'s>, SimpleSpan>>;
+
+/// Marker prefix of custom errors that carry their own diagnostic code.
+pub(crate) const CHAINED: &str = "chained comparison";
+pub(crate) const MISSING_VALUE: &str = "missing value";
+
+fn sp(s: SimpleSpan) -> Span {
+    Span::from(s.start..s.end)
+}
+
+fn boxed(e: Expr) -> Box<Expr> {
+    Box::new(e)
+}
+
+pub(crate) fn item<'t, 's: 't, I>() -> impl Parser<'t, I, Stmt, Err<'t, 's>> + Clone
+where
+    I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+{
+    let ident = select! { Token::Ident(s) => s }
+        .map_with(|s: &str, e| Name { text: s.to_owned(), span: sp(e.span()) })
+        .labelled("a name");
+
+    let mut expr = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Expr, Err<'t, 's>>>::declare();
+    let mut stmt = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Stmt, Err<'t, 's>>>::declare();
+    let mut ty = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Type, Err<'t, 's>>>::declare();
+
+    let int = select! { Token::Int(raw) => raw }
+        .map(|raw: &str| IntLit {
+            // The lexer only emits `Int` for literals that `parse_int` accepts.
+            value: parse_int(raw).unwrap_or_default(),
+            raw: raw.to_owned(),
+        })
+        .labelled("an integer");
+
+    let str_part = select! { Token::StrText(s) => s }
+        .map_with(|s: &str, e| StrPart::Text { raw: s.to_owned(), span: sp(e.span()) })
+        .or(expr
+            .clone()
+            .delimited_by(just(Token::InterpOpen), just(Token::InterpClose))
+            .map(StrPart::Interp));
+    let string = just(Token::StrOpen)
+        .to(false)
+        .or(just(Token::MStrOpen).to(true))
+        .then(str_part.repeated().collect::<Vec<_>>())
+        .then_ignore(just(Token::StrClose))
+        .map_with(|(multiline, parts), e| StrLit { parts, multiline, span: sp(e.span()) })
+        .labelled("a string")
+        .boxed();
+
+    let key = ident.clone().map(Key::Ident).or(string.clone().map(Key::Str)).labelled("a key");
+
+    // ---- types ----
+    let lparen = just(Token::LParen).or(just(Token::LParenLine));
+    let lbracket = just(Token::LBracket).or(just(Token::LBracketLine));
+    let name_path = ident.clone().separated_by(just(Token::Dot)).at_least(1).collect::<Vec<_>>();
+    let type_atom = choice((
+        string.clone().map(TypeKind::Str),
+        int.clone().map(TypeKind::Int),
+        ident
+            .clone()
+            .then(
+                ty.clone()
+                    .separated_by(just(Token::Comma))
+                    .allow_trailing()
+                    .at_least(1)
+                    .collect::<Vec<_>>()
+                    .delimited_by(lparen.clone(), just(Token::RParen)),
+            )
+            .map(|(n, args)| TypeKind::App(n, args)),
+        name_path.clone().map(TypeKind::Named),
+        key.clone()
+            .then_ignore(just(Token::Colon))
+            .then(ty.clone())
+            .separated_by(just(Token::Comma).or_not())
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LBrace), just(Token::RBrace))
+            .map(TypeKind::Record),
+    ))
+    .map_with(|kind, e| Type { kind, span: sp(e.span()) })
+    .foldl_with(just(Token::Question).repeated(), |t, _, e| Type {
+        kind: TypeKind::Optional(Box::new(t)),
+        span: sp(e.span()),
+    });
+    ty.define(
+        type_atom
+            .separated_by(just(Token::Pipe))
+            .at_least(1)
+            .collect::<Vec<_>>()
+            .map_with(|mut ts, e| {
+                if ts.len() == 1 {
+                    ts.remove(0)
+                } else {
+                    Type { kind: TypeKind::Union(ts), span: sp(e.span()) }
+                }
+            })
+            .labelled("a type"),
+    );
+
+    // ---- expressions ----
+    let record_entry = key
+        .clone()
+        .then_ignore(just(Token::Eq))
+        .then(expr.clone())
+        .map_with(|(key, value), e| RecordEntry { key, value, span: sp(e.span()) });
+    let if_expr = just(Token::If)
+        .ignore_then(expr.clone())
+        .then_ignore(just(Token::Then))
+        .then(expr.clone())
+        .then_ignore(just(Token::Else))
+        .then(expr.clone())
+        .map(|((c, a), b)| ExprKind::If(boxed(c), boxed(a), boxed(b)));
+    let atom = choice((
+        int.clone().map(ExprKind::Int),
+        just(Token::True).to(ExprKind::Bool(true)),
+        just(Token::False).to(ExprKind::Bool(false)),
+        just(Token::Null).to(ExprKind::Null),
+        string.clone().map(ExprKind::Str),
+        ident.clone().map(ExprKind::Name),
+        expr.clone()
+            .separated_by(just(Token::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(lbracket.clone(), just(Token::RBracket))
+            .map(ExprKind::List),
+        record_entry
+            .then_ignore(just(Token::Comma).or_not())
+            .repeated()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LBrace), just(Token::RBrace))
+            .map(ExprKind::Record),
+        expr.clone().delimited_by(lparen.clone(), just(Token::RParen)).map(|e| ExprKind::Paren(boxed(e))),
+        if_expr,
+    ))
+    .map_with(|kind, e| Expr { kind, span: sp(e.span()) })
+    .labelled("an expression")
+    .boxed();
+
+    enum Post {
+        Call(Vec<Arg>),
+        Member(Name),
+        Index(Expr),
+    }
+    let arg = ident
+        .clone()
+        .then_ignore(just(Token::Eq))
+        .or_not()
+        .then(expr.clone())
+        .map_with(|(name, value), e| Arg { name, value, span: sp(e.span()) });
+    let postfix_op = choice((
+        arg.separated_by(just(Token::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LParen), just(Token::RParen))
+            .map(Post::Call),
+        just(Token::Dot).ignore_then(ident.clone()).map(Post::Member),
+        expr.clone().delimited_by(just(Token::LBracket), just(Token::RBracket)).map(Post::Index),
+    ));
+    let postfix = atom.foldl_with(postfix_op.repeated(), |lhs, op, e| {
+        let kind = match op {
+            Post::Call(args) => ExprKind::Call(boxed(lhs), args),
+            Post::Member(n) => ExprKind::Member(boxed(lhs), n),
+            Post::Index(i) => ExprKind::Index(boxed(lhs), boxed(i)),
+        };
+        Expr { kind, span: sp(e.span()) }
+    });
+    let neg = just(Token::Minus)
+        .map_with(|_, e| e.span())
+        .repeated()
+        .foldr_with(postfix, |op_span: SimpleSpan, rhs, e| Expr {
+            kind: ExprKind::Unary(UnOp::Neg, boxed(rhs)),
+            span: sp(e.span()).cover(sp(op_span)),
+        })
+        .boxed();
+
+    fn binary_level<'t, 's: 't, I, P, O>(
+        operand: P,
+        ops: O,
+    ) -> impl Parser<'t, I, Expr, Err<'t, 's>> + Clone
+    where
+        I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+        P: Parser<'t, I, Expr, Err<'t, 's>> + Clone,
+        O: Parser<'t, I, BinOp, Err<'t, 's>> + Clone,
+    {
+        operand.clone().foldl_with(ops.then(operand).repeated(), |a, (op, b), e| Expr {
+            kind: ExprKind::Binary(op, boxed(a), boxed(b)),
+            span: sp(e.span()),
+        })
+    }
+    let mul = binary_level(
+        neg,
+        choice((
+            just(Token::Star).to(BinOp::Mul),
+            just(Token::Slash).to(BinOp::Div),
+            just(Token::Percent).to(BinOp::Rem),
+        )),
+    )
+    .boxed();
+    let add = binary_level(
+        mul,
+        choice((just(Token::Plus).to(BinOp::Add), just(Token::Minus).to(BinOp::Sub))),
+    )
+    .boxed();
+    let bitand = binary_level(add, just(Token::Amp).to(BinOp::BitAnd)).boxed();
+    let bitxor = binary_level(bitand, just(Token::Caret).to(BinOp::BitXor)).boxed();
+    let bitor = binary_level(bitxor, just(Token::Pipe).to(BinOp::BitOr)).boxed();
+    let cmp_op = choice((
+        just(Token::EqEq).to(BinOp::Eq),
+        just(Token::NotEq).to(BinOp::Ne),
+        just(Token::Le).to(BinOp::Le),
+        just(Token::Lt).to(BinOp::Lt),
+        just(Token::Ge).to(BinOp::Ge),
+        just(Token::Gt).to(BinOp::Gt),
+        just(Token::In).to(BinOp::In),
+    ))
+    .map_with(|op, e| (op, e.span()));
+    let cmp = bitor
+        .clone()
+        .then(cmp_op.then(bitor).repeated().collect::<Vec<_>>())
+        .validate(|(first, rest), e, emitter| {
+            if let Some(((_, op_span), _)) = rest.get(1) {
+                emitter.emit(Rich::custom(*op_span, CHAINED));
+            }
+            let mut acc = first;
+            for ((op, _), rhs) in rest {
+                let span = acc.span.cover(rhs.span);
+                acc = Expr { kind: ExprKind::Binary(op, boxed(acc), boxed(rhs)), span };
+            }
+            let _ = e;
+            acc
+        })
+        .boxed();
+    let not = just(Token::Not)
+        .map_with(|_, e| e.span())
+        .repeated()
+        .foldr_with(cmp, |op_span: SimpleSpan, rhs, e| Expr {
+            kind: ExprKind::Unary(UnOp::Not, boxed(rhs)),
+            span: sp(e.span()).cover(sp(op_span)),
+        })
+        .boxed();
+    let and = binary_level(not, just(Token::And).to(BinOp::And)).boxed();
+    let or = binary_level(and, just(Token::Or).to(BinOp::Or)).boxed();
+    expr.define(or.labelled("an expression"));
+
+    // ---- statements ----
+    let block = stmt
+        .clone()
+        .then_ignore(just(Token::Comma).or_not())
+        .repeated()
+        .collect::<Vec<_>>()
+        .delimited_by(just(Token::LBrace), just(Token::RBrace))
+        .map_with(|stmts, e| Block { stmts, span: sp(e.span()) })
+        .labelled("a block `{ … }`")
+        .boxed();
+
+    let use_names = ident
+        .clone()
+        .then(just(Token::As).ignore_then(ident.clone()).or_not())
+        .map(|(name, alias)| UseName { name, alias })
+        .separated_by(just(Token::Comma))
+        .allow_trailing()
+        .at_least(1)
+        .collect::<Vec<_>>()
+        .delimited_by(just(Token::LBrace), just(Token::RBrace));
+    let use_path = string
+        .clone()
+        .map(UsePath::File)
+        .or(ident
+            .clone()
+            .then(just(Token::Dot).ignore_then(ident.clone()).repeated().collect::<Vec<_>>())
+            .map(|(first, mut rest)| {
+                rest.insert(0, first);
+                UsePath::Module(rest)
+            }))
+        .labelled("a module path");
+    let use_decl = just(Token::Use)
+        .ignore_then(use_path)
+        .then(just(Token::Dot).ignore_then(use_names).or_not())
+        .then(just(Token::As).ignore_then(ident.clone()).or_not())
+        .map(|((path, names), alias)| StmtKind::Use(UseDecl { path, alias, names }))
+        .labelled("`use`")
+        .as_context();
+
+    let param = just(Token::Param)
+        .ignore_then(ident.clone())
+        .then_ignore(just(Token::Colon))
+        .then(ty.clone())
+        .then(just(Token::Eq).ignore_then(expr.clone()).or_not())
+        .map(|((name, ty), default)| StmtKind::Param(ParamDecl { name, ty, default }))
+        .labelled("`param`")
+        .as_context();
+
+    let let_decl = just(Token::Let)
+        .ignore_then(ident.clone())
+        .then(just(Token::Colon).ignore_then(ty.clone()).or_not())
+        .then_ignore(just(Token::Eq))
+        .then(expr.clone())
+        .map(|((name, ty), value)| StmtKind::Let(LetDecl { name, ty, value }))
+        .labelled("`let`")
+        .as_context();
+
+    let kind_decl = just(Token::Kind)
+        .ignore_then(ident.clone())
+        .then(block.clone())
+        .map(|(name, body)| StmtKind::Kind(KindDecl { name, body }))
+        .labelled("`kind`")
+        .as_context();
+
+    let rule_param = ident
+        .clone()
+        .then_ignore(just(Token::Colon))
+        .then(ty.clone())
+        .map(|(name, ty)| RuleParam { name, ty });
+    let rule = just(Token::Rule)
+        .ignore_then(ident.clone())
+        .then(
+            rule_param
+                .separated_by(just(Token::Comma))
+                .allow_trailing()
+                .collect::<Vec<_>>()
+                .delimited_by(lparen.clone(), just(Token::RParen)),
+        )
+        .then_ignore(just(Token::Eq))
+        .then(expr.clone())
+        .then(just(Token::Else).ignore_then(expr.clone()).or_not())
+        .map(|(((name, params), body), message)| StmtKind::Rule(RuleDecl { name, params, body, message }))
+        .labelled("`rule`")
+        .as_context();
+
+    let policy = just(Token::Policy)
+        .ignore_then(ident.clone())
+        .then(block.clone())
+        .map(|(name, body)| StmtKind::Policy(PolicyDecl { name, body }))
+        .labelled("`policy`")
+        .as_context();
+
+    let control = just(Token::Control)
+        .ignore_then(ident.clone().map(ControlId::Ident).or(string.clone().map(ControlId::Str)))
+        .then(block.clone())
+        .map(|(id, body)| StmtKind::Control(ControlDecl { id, body }))
+        .labelled("`control`")
+        .as_context();
+
+    let for_stmt = just(Token::For)
+        .ignore_then(ident.clone())
+        .then(just(Token::Comma).ignore_then(ident.clone()).or_not())
+        .then_ignore(just(Token::In))
+        .then(expr.clone())
+        .then(block.clone())
+        .map(|(((first, second), iter), body)| {
+            let mut bindings = vec![first];
+            bindings.extend(second);
+            StmtKind::For(ForStmt { bindings, iter, body })
+        })
+        .labelled("`for`")
+        .as_context();
+
+    let if_stmt = recursive(|if_stmt| {
+        just(Token::If)
+            .ignore_then(expr.clone())
+            .then(block.clone())
+            .then(
+                just(Token::Else)
+                    .ignore_then(
+                        if_stmt
+                            .map_with(|kind, e| Else::If(Box::new(Stmt { kind, span: sp(e.span()), doc: None })))
+                            .or(block.clone().map(Else::Block)),
+                    )
+                    .or_not(),
+            )
+            .map(|((cond, then), otherwise)| StmtKind::If(IfStmt { cond, then, otherwise }))
+    })
+    .labelled("`if`")
+    .as_context();
+
+    let require = just(Token::Require)
+        .ignore_then(expr.clone())
+        .then(just(Token::Else).ignore_then(expr.clone()).or_not())
+        .map(|(cond, message)| StmtKind::Require(Require { cond, message }))
+        .labelled("`require`")
+        .as_context();
+
+    let provider = select! { Token::Ident("provider") => () }
+        .ignore_then(ident.clone())
+        .then(ident.clone())
+        .then(block.clone())
+        .map(|((provider_type, name), body)| StmtKind::Provider(ProviderDecl { provider_type, name, body }))
+        .labelled("`provider`")
+        .as_context();
+
+    let field = ident
+        .clone()
+        .then(ident.clone())
+        .then_ignore(just(Token::Colon))
+        .then(ty.clone())
+        .then(just(Token::Eq).ignore_then(expr.clone()).or_not())
+        .then(just(Token::Where).ignore_then(expr.clone()).or_not())
+        .map(|((((role, name), ty), default), constraint)| {
+            StmtKind::Field(FieldDecl { role, name, ty, default, constraint })
+        })
+        .labelled("a field declaration")
+        .as_context();
+
+    let resource_name = ident
+        .clone()
+        .map(ResourceName::Ident)
+        .or(string.clone().map(ResourceName::Str))
+        .labelled("a resource name");
+    let resource = name_path
+        .clone()
+        .then(resource_name)
+        .then(block.clone())
+        .map(|((kind, name), body)| StmtKind::Resource(ResourceDecl { kind, name, body }))
+        .labelled("a resource declaration")
+        .as_context();
+
+    // `path =` directly followed by the next entry `mode = …`: one clear error, not two.
+    let missing_value = key
+        .clone()
+        .then(just(Token::Eq).map_with(|_, e| e.span()))
+        .then_ignore(ident.clone().then(just(Token::Eq)).rewind())
+        .validate(|(key, eq_span), _, emitter| {
+            emitter.emit(Rich::custom(SimpleSpan::from(eq_span.end..eq_span.end), MISSING_VALUE));
+            let span = Span::empty(eq_span.end as u32);
+            StmtKind::Attr(Attr { key, value: Expr { kind: ExprKind::Error, span } })
+        });
+    let attr = key
+        .clone()
+        .then_ignore(just(Token::Eq))
+        .then(expr.clone())
+        .map(|(key, value)| StmtKind::Attr(Attr { key, value }))
+        .labelled("an entry `name = value`");
+
+    stmt.define(
+        choice((
+            use_decl,
+            param,
+            let_decl,
+            kind_decl,
+            rule,
+            policy,
+            control,
+            for_stmt,
+            if_stmt,
+            require,
+            provider,
+            field,
+            resource,
+            missing_value,
+            attr,
+        ))
+        .map_with(|kind, e| Stmt { kind, span: sp(e.span()), doc: None })
+        .boxed(),
+    );
+
+    stmt.then_ignore(end())
+}

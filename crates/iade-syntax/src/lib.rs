@@ -1,0 +1,18 @@
+//! The iade syntax layer: lexer, structure pass, parser, syntax tree and comment table.
+//!
+//! `parse` is total: every input, however malformed, yields a tree (with `Error` nodes where
+//! it had to recover) and diagnostics with spans — never a panic, never unbounded recursion.
+//! This crate knows nothing of salsa, tokio, SQL or LSP.
+
+pub mod ast;
+mod docs;
+pub mod dump;
+mod grammar;
+mod parse;
+pub mod structure;
+pub mod token;
+mod validate;
+
+pub use parse::{Parse, parse, parse_bytes};
+pub use structure::MAX_NESTING;
+pub use token::{Comment, CommentKind};
