@@ -107,7 +107,115 @@ pub fn check(path: &Path, format: Format, color: bool) -> Exit {
     if diags.iter().any(Diagnostic::is_error) { Exit::Errors } else { Exit::Success }
 }
 
-pub fn fmt(_paths: &[PathBuf], _check: bool, _color: bool) -> Exit {
-    output::error("not yet");
-    Exit::Errors
+/// Writes `text` to `path` atomically: a temp file beside it, then a rename.
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.iade-fmt-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+pub fn fmt(paths: &[PathBuf], check: bool, color: bool) -> Exit {
+    if paths.iter().any(|p| p.as_os_str() == "-") {
+        let mut text = String::new();
+        if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            output::error(&format!("cannot read standard input: {e}"));
+            return Exit::Errors;
+        }
+        return match iade_fmt::format(&text) {
+            Ok(out) => {
+                print!("{out}");
+                if check && out != text { Exit::Errors } else { Exit::Success }
+            }
+            Err(iade_fmt::FormatError::Syntax(diags)) => {
+                let mut sources = Sources::new();
+                sources.add("<stdin>", text);
+                print_diagnostics(&sources, &diags, Format::Human, color);
+                Exit::Errors
+            }
+        };
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        match collect(p) {
+            Ok(f) => files.extend(f),
+            Err(e) => {
+                output::error(&format!("cannot read `{}`: {e}", display_path(p)));
+                return Exit::Errors;
+            }
+        }
+    }
+    let mut sources = Sources::new();
+    let (mut changed, mut failed, mut unformatted) = (0usize, 0usize, Vec::new());
+    for f in &files {
+        let shown = display_path(f);
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) => {
+                output::error(&format!("cannot read `{shown}`: {e}"));
+                failed += 1;
+                continue;
+            }
+        };
+        let Ok(text) = String::from_utf8(bytes.clone()) else {
+            let id = iade_span::FileId(sources.iter().count() as u32);
+            let (text, parse) = iade_syntax::parse_bytes(id, &bytes);
+            sources.add(shown, text);
+            print_diagnostics(&sources, &parse.diagnostics, Format::Human, color);
+            failed += 1;
+            continue;
+        };
+        match iade_fmt::format(&text) {
+            Ok(out) if out == text => {}
+            Ok(out) => {
+                if check {
+                    unformatted.push(shown);
+                } else if let Err(e) = write_atomic(f, &out) {
+                    output::error(&format!("cannot write `{shown}`: {e}"));
+                    failed += 1;
+                } else {
+                    changed += 1;
+                }
+            }
+            Err(iade_fmt::FormatError::Syntax(diags)) => {
+                let id = sources.add(shown.clone(), text);
+                let diags: Vec<Diagnostic> = diags
+                    .into_iter()
+                    .filter(Diagnostic::is_error)
+                    .map(|mut d| {
+                        for l in &mut d.labels {
+                            l.file = id;
+                        }
+                        d
+                    })
+                    .collect();
+                print_diagnostics(&sources, &diags, Format::Human, color);
+                eprintln!("not formatted: `{shown}` has syntax errors\n");
+                failed += 1;
+            }
+        }
+    }
+    for u in &unformatted {
+        eprintln!("would reformat: {u}");
+    }
+    let n = files.len();
+    if check {
+        eprintln!("{n} file(s) checked: {} would be reformatted, {failed} with errors", unformatted.len());
+    } else {
+        eprintln!("{n} file(s) checked: {changed} reformatted, {failed} with errors");
+    }
+    if failed > 0 || !unformatted.is_empty() { Exit::Errors } else { Exit::Success }
 }

@@ -1,0 +1,6 @@
+//! Integration tests of the syntax layer: goldens over `tests/syntax`, robustness properties.
+
+mod golden;
+mod props;
+mod rng;
+mod structure;

@@ -1,0 +1,103 @@
+//! Table tests of the properties the structure pass promises.
+
+use iade_span::FileId;
+use iade_syntax::ast::StmtKind;
+
+fn check(text: &str) -> iade_syntax::Parse {
+    iade_syntax::parse(FileId(0), text)
+}
+
+fn line_of(text: &str, offset: u32) -> usize {
+    text[..offset as usize].matches('\n').count() + 1
+}
+
+#[test]
+fn a_missing_brace_is_reported_at_the_block_that_is_not_closed() {
+    let cases = [
+        // (source, line of the unclosed brace)
+        ("directory app {\n  path = \"/a\"\n\nfile b {\n  path = \"/b\"\n}\n", 1),
+        ("for n in xs {\n  file a {\n    path = n\n  }\nfile b {\n  path = \"/b\"\n}\n", 1),
+        ("policy p {\n  for f in xs {\n    require f\n}\n", 2),
+        ("file a {\n  path = \"/a\"\n", 1),
+    ];
+    for (text, line) in cases {
+        let parse = check(text);
+        assert_eq!(parse.diagnostics.len(), 1, "{text:?}: {:?}", parse.diagnostics);
+        let d = &parse.diagnostics[0];
+        assert_eq!(d.code.as_str(), "E0009", "{text:?}");
+        let primary = d.primary_label().expect("a primary label");
+        assert_eq!(line_of(text, primary.span.start), line, "{text:?}");
+    }
+}
+
+#[test]
+fn items_after_a_slip_still_parse() {
+    let parse = check("param x: = 1\n\ndirectory app {\n  path = \"/a\"\n}\n");
+    assert_eq!(parse.diagnostics.len(), 1);
+    assert!(matches!(parse.tree.items[1].stmt.kind, StmtKind::Resource(_)));
+}
+
+#[test]
+fn moving_an_item_leaves_its_tree_equal() {
+    let a = check("directory app {\n  path = \"/a\"\n}\n");
+    let b = check("# a new comment\nlet x = 1\n\ndirectory app {\n  path = \"/a\"\n}\n");
+    assert_eq!(a.tree.items[0].stmt, b.tree.items[1].stmt);
+    assert_ne!(a.tree.items[0].offset, b.tree.items[1].offset);
+}
+
+#[test]
+fn precedence_follows_the_design() {
+    let cases = [
+        ("f.mode & 0o002 == 0", "(== (& (. f mode) 2) 0)"),
+        ("not a == b", "(not (== a b))"),
+        ("a or b and c", "(or a (and b c))"),
+        ("a | b ^ c & d", "(| a (^ b (& c d)))"),
+        ("a + b * c", "(+ a (* b c))"),
+        ("-a.b[0](1)", "(- (call (index (. a b) 0) 1))"),
+        ("1 - 2 - 3", "(- (- 1 2) 3)"),
+        ("x in [1, 2] and y", "(and (in x [1 2]) y)"),
+        ("if a then b else c or d", "(if a b (or c d))"),
+    ];
+    for (src, want) in cases {
+        let parse = check(&format!("let v = {src}\n"));
+        assert!(parse.diagnostics.is_empty(), "{src}: {:?}", parse.diagnostics);
+        let dump = iade_syntax::dump::dump(&parse.tree);
+        assert!(dump.contains(want), "{src}: got {dump}");
+    }
+}
+
+#[test]
+fn a_bracket_at_the_start_of_a_line_does_not_continue_an_expression() {
+    let parse = check("file a {\n  path = base\n  [1]\n}\n");
+    assert!(!parse.diagnostics.is_empty(), "a list where an entry belongs is an error");
+    let parse = check("let xs = [\n  1,\n]\nlet y = xs[0]\n");
+    assert!(parse.diagnostics.is_empty(), "{:?}", parse.diagnostics);
+}
+
+#[test]
+fn doc_comments_attach_to_what_follows() {
+    let parse = check("## The app directory.\n## Second line.\ndirectory app {\n  ## Its path.\n  path = \"/a\"\n}\n");
+    assert!(parse.diagnostics.is_empty());
+    let item = &parse.tree.items[0].stmt;
+    assert_eq!(item.doc.as_deref(), Some("The app directory.\nSecond line."));
+    let StmtKind::Resource(r) = &item.kind else { panic!("a resource") };
+    assert_eq!(r.body.stmts[0].doc.as_deref(), Some("Its path."));
+}
+
+#[test]
+fn string_escapes_and_interpolation_cook_as_documented() {
+    let cases = [
+        (r#""a\tb\n""#, "a\tb\n"),
+        (r#""\u{1F600}""#, "😀"),
+        (r#""$${HOME}""#, "${HOME}"),
+        (r#""cost $5""#, "cost $5"),
+        (r#""\"q\" \\ \$""#, "\"q\" \\ $"),
+    ];
+    for (src, want) in cases {
+        let parse = check(&format!("let v = {src}\n"));
+        assert!(parse.diagnostics.is_empty(), "{src}: {:?}", parse.diagnostics);
+        let StmtKind::Let(l) = &parse.tree.items[0].stmt.kind else { panic!("a let") };
+        let iade_syntax::ast::ExprKind::Str(s) = &l.value.kind else { panic!("a string") };
+        assert_eq!(s.as_plain().as_deref(), Some(want), "{src}");
+    }
+}
