@@ -8,11 +8,8 @@ use clap::ValueEnum;
 pub enum Exit {
     Success,
     Errors,
-    #[expect(dead_code, reason = "used by `plan` and `converge`")]
     Pending,
-    #[expect(dead_code, reason = "used by `converge`")]
     LeaseHeld,
-    #[expect(dead_code, reason = "used by `converge`")]
     ControlsFail,
     Usage,
 }

@@ -384,7 +384,11 @@ impl<'a> Printer<'a> {
     fn expr_at(&mut self, e: &Expr, level: usize, col: usize) -> String {
         let span = self.abs(e.span);
         let has_comment = self.comment_inside(span);
-        if !has_comment {
+        // A record or list whose author broke the line after its opening bracket stays broken
+        // (as in prettier): the layout is still a function of the text, so it is idempotent.
+        let author_broke = matches!(&e.kind, ExprKind::Record(es) if !es.is_empty())
+            && self.src.get(span.start as usize + 1..).is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('\n'));
+        if !has_comment && !author_broke {
             let flat = self.flat(e);
             let width = flat.lines().next().map_or(0, str::len);
             if col + width <= MAX_WIDTH || !breakable(e) {
