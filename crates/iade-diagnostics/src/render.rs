@@ -27,10 +27,7 @@ pub fn render_text(sources: &Sources, diag: &Diagnostic, opts: RenderOptions) ->
     };
     let mut report = Report::build(kind, (path_of(primary), range_of(primary)))
         .with_config(
-            Config::default()
-                .with_color(opts.color)
-                .with_index_type(IndexType::Byte)
-                .with_compact(false),
+            Config::default().with_color(opts.color).with_index_type(IndexType::Byte).with_compact(false),
         )
         .with_code(diag.code.as_str())
         .with_message(&diag.message);

@@ -83,7 +83,10 @@ impl<'a> Printer<'a> {
 
     /// Whether an unprinted comment lies inside `span` (absolute).
     fn comment_inside(&self, span: Span) -> bool {
-        self.comments[self.next..].iter().take_while(|c| c.span.start < span.end).any(|c| c.span.start >= span.start)
+        self.comments[self.next..]
+            .iter()
+            .take_while(|c| c.span.start < span.end)
+            .any(|c| c.span.start >= span.start)
     }
 
     /// Prints comments as lines at `level`, keeping one empty line where the source had one.
@@ -363,7 +366,8 @@ impl<'a> Printer<'a> {
                 if fields.is_empty() {
                     return "{}".to_owned();
                 }
-                let fs: Vec<String> = fields.iter().map(|(k, t)| format!("{}: {}", self.key(k), self.ty(t))).collect();
+                let fs: Vec<String> =
+                    fields.iter().map(|(k, t)| format!("{}: {}", self.key(k), self.ty(t))).collect();
                 format!("{{ {} }}", fs.join(", "))
             }
             TypeKind::Optional(t) => format!("{}?", self.ty(t)),
@@ -387,7 +391,10 @@ impl<'a> Printer<'a> {
         // A record or list whose author broke the line after its opening bracket stays broken
         // (as in prettier): the layout is still a function of the text, so it is idempotent.
         let author_broke = matches!(&e.kind, ExprKind::Record(es) if !es.is_empty())
-            && self.src.get(span.start as usize + 1..).is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('\n'));
+            && self
+                .src
+                .get(span.start as usize + 1..)
+                .is_some_and(|rest| rest.trim_start_matches([' ', '\t']).starts_with('\n'));
         if !has_comment && !author_broke {
             let flat = self.flat(e);
             let width = flat.lines().next().map_or(0, str::len);
@@ -397,11 +404,13 @@ impl<'a> Printer<'a> {
         }
         match &e.kind {
             ExprKind::List(items) => {
-                let parts: Vec<(Span, Option<Expr>)> = items.iter().map(|x| (x.span, Some(x.clone()))).collect();
+                let parts: Vec<(Span, Option<Expr>)> =
+                    items.iter().map(|x| (x.span, Some(x.clone()))).collect();
                 self.broken("[", "]", &parts, level, span, |p, x, l| p.expr(x, l), true)
             }
             ExprKind::Record(entries) => {
-                let parts: Vec<(Span, Option<RecordEntry>)> = entries.iter().map(|x| (x.span, Some(x.clone()))).collect();
+                let parts: Vec<(Span, Option<RecordEntry>)> =
+                    entries.iter().map(|x| (x.span, Some(x.clone()))).collect();
                 self.broken(
                     "{",
                     "}",
@@ -418,7 +427,8 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Call(f, args) => {
                 let head = self.flat(f);
-                let parts: Vec<(Span, Option<Arg>)> = args.iter().map(|x| (x.span, Some(x.clone()))).collect();
+                let parts: Vec<(Span, Option<Arg>)> =
+                    args.iter().map(|x| (x.span, Some(x.clone()))).collect();
                 let body = self.broken(
                     "(",
                     ")",
@@ -516,7 +526,9 @@ impl<'a> Printer<'a> {
             }
             ExprKind::Member(x, n) => format!("{}.{}", self.flat(x), n.text),
             ExprKind::Index(x, i) => format!("{}[{}]", self.flat(x), self.flat(i)),
-            ExprKind::If(c, a, b) => format!("if {} then {} else {}", self.flat(c), self.flat(a), self.flat(b)),
+            ExprKind::If(c, a, b) => {
+                format!("if {} then {} else {}", self.flat(c), self.flat(a), self.flat(b))
+            }
             ExprKind::Paren(x) => format!("({})", self.flat(x)),
             ExprKind::Error => "<error>".to_owned(),
         }

@@ -143,10 +143,7 @@ impl LineIndex {
         let Some(&start) = self.line_starts.get(pos.line as usize) else {
             return self.text.len() as u32;
         };
-        let line_end = self
-            .line_starts
-            .get(pos.line as usize + 1)
-            .map_or(self.text.len(), |&e| e as usize);
+        let line_end = self.line_starts.get(pos.line as usize + 1).map_or(self.text.len(), |&e| e as usize);
         let line = &self.text[start as usize..line_end];
         let mut units = 0u32;
         for (i, c) in line.char_indices() {

@@ -330,7 +330,10 @@ impl StrLit {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum StrPart {
     /// Text as written in the source, escapes included; see `token::cook`.
-    Text { raw: String, span: Span },
+    Text {
+        raw: String,
+        span: Span,
+    },
     Interp(Expr),
 }
 

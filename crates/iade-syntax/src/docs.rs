@@ -77,7 +77,12 @@ impl Attacher<'_> {
 }
 
 /// Sets `doc` on every statement; returns warnings for doc comments that document nothing.
-pub(crate) fn attach(file: FileId, text: &str, tree: &mut SourceFile, comments: &[Comment]) -> Vec<Diagnostic> {
+pub(crate) fn attach(
+    file: FileId,
+    text: &str,
+    tree: &mut SourceFile,
+    comments: &[Comment],
+) -> Vec<Diagnostic> {
     let mut a = Attacher { text, comments, used: vec![false; comments.len()] };
     for item in &mut tree.items {
         let offset = item.offset;
@@ -89,7 +94,11 @@ pub(crate) fn attach(file: FileId, text: &str, tree: &mut SourceFile, comments: 
         .filter(|(c, used)| c.kind == CommentKind::Doc && !**used && !c.trailing)
         .map(|(c, _)| {
             Diagnostic::new(codes::W0001, "doc comment documents nothing")
-                .primary(file, Span::new(c.span.start, c.span.start + 2), "this doc comment is not followed by an item")
+                .primary(
+                    file,
+                    Span::new(c.span.start, c.span.start + 2),
+                    "this doc comment is not followed by an item",
+                )
                 .help("move it directly above an item, field or entry, or use `#` for a plain comment")
         })
         .collect()

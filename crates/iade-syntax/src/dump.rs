@@ -82,9 +82,8 @@ impl Dumper {
                 };
                 self.nested(&format!("resource {kind} {name}"), |d| d.block(&r.body));
             }
-            StmtKind::Provider(p) => {
-                self.nested(&format!("provider {} {}", p.provider_type.text, p.name.text), |d| d.block(&p.body))
-            }
+            StmtKind::Provider(p) => self
+                .nested(&format!("provider {} {}", p.provider_type.text, p.name.text), |d| d.block(&p.body)),
             StmtKind::Kind(k) => self.nested(&format!("kind {}", k.name.text), |d| d.block(&k.body)),
             StmtKind::Field(f) => {
                 let default = f.default.as_ref().map(expr);
@@ -97,8 +96,12 @@ impl Dumper {
                 ));
             }
             StmtKind::Rule(r) => {
-                let params =
-                    r.params.iter().map(|p| format!("{}: {}", p.name.text, ty(&p.ty))).collect::<Vec<_>>().join(", ");
+                let params = r
+                    .params
+                    .iter()
+                    .map(|p| format!("{}: {}", p.name.text, ty(&p.ty)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 let msg = r.message.as_ref().map(expr);
                 self.line(&format!("(rule {} ({params}) {} else={msg:?})", r.name.text, expr(&r.body)));
             }
@@ -158,7 +161,9 @@ fn str_lit(s: &StrLit) -> String {
 pub fn ty(t: &Type) -> String {
     match &t.kind {
         TypeKind::Named(p) => p.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join("."),
-        TypeKind::App(n, args) => format!("{}({})", n.text, args.iter().map(ty).collect::<Vec<_>>().join(", ")),
+        TypeKind::App(n, args) => {
+            format!("{}({})", n.text, args.iter().map(ty).collect::<Vec<_>>().join(", "))
+        }
         TypeKind::Record(fields) => format!(
             "{{{}}}",
             fields.iter().map(|(n, t)| format!("{}: {}", key(n), ty(t))).collect::<Vec<_>>().join(", ")
@@ -181,7 +186,10 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::List(xs) => format!("[{}]", xs.iter().map(expr).collect::<Vec<_>>().join(" ")),
         ExprKind::Record(es) => format!(
             "{{{}}}",
-            es.iter().map(|en| format!("{} = {}", key(&en.key), expr(&en.value))).collect::<Vec<_>>().join(", ")
+            es.iter()
+                .map(|en| format!("{} = {}", key(&en.key), expr(&en.value)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         ExprKind::Unary(op, x) => format!("({} {})", op.as_str(), expr(x)),
         ExprKind::Binary(op, a, b) => format!("({} {} {})", op.as_str(), expr(a), expr(b)),

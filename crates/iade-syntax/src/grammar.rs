@@ -182,10 +182,7 @@ where
         })
         .boxed();
 
-    fn binary_level<'t, 's: 't, I, P, O>(
-        operand: P,
-        ops: O,
-    ) -> impl Parser<'t, I, Expr, Err<'t, 's>> + Clone
+    fn binary_level<'t, 's: 't, I, P, O>(operand: P, ops: O) -> impl Parser<'t, I, Expr, Err<'t, 's>> + Clone
     where
         I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
         P: Parser<'t, I, Expr, Err<'t, 's>> + Clone,
@@ -205,11 +202,9 @@ where
         )),
     )
     .boxed();
-    let add = binary_level(
-        mul,
-        choice((just(Token::Plus).to(BinOp::Add), just(Token::Minus).to(BinOp::Sub))),
-    )
-    .boxed();
+    let add =
+        binary_level(mul, choice((just(Token::Plus).to(BinOp::Add), just(Token::Minus).to(BinOp::Sub))))
+            .boxed();
     let bitand = binary_level(add, just(Token::Amp).to(BinOp::BitAnd)).boxed();
     let bitxor = binary_level(bitand, just(Token::Caret).to(BinOp::BitXor)).boxed();
     let bitor = binary_level(bitxor, just(Token::Pipe).to(BinOp::BitOr)).boxed();
@@ -372,7 +367,9 @@ where
                 just(Token::Else)
                     .ignore_then(
                         if_stmt
-                            .map_with(|kind, e| Else::If(Box::new(Stmt { kind, span: sp(e.span()), doc: None })))
+                            .map_with(|kind, e| {
+                                Else::If(Box::new(Stmt { kind, span: sp(e.span()), doc: None }))
+                            })
                             .or(block.clone().map(Else::Block)),
                     )
                     .or_not(),

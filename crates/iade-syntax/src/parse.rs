@@ -49,7 +49,7 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     if let Some(nul) = text.find('\0') {
         let d = Diagnostic::new(codes::E0002, "file contains a NUL byte")
             .primary(file, Span::from(nul..nul + 1), "NUL byte here")
-            .help("this looks like a binary file; only `.iade` text files belong in a stack");
+            .help("remove the NUL byte; if this is a binary file, only `.iade` text files belong in a stack");
         return Parse { tree: SourceFile::default(), comments: Vec::new(), diagnostics: vec![d] };
     }
     if u32::try_from(text.len()).is_err() {
@@ -65,7 +65,7 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     let mut items = Vec::with_capacity(item_toks.len());
     for (idx, it) in item_toks.iter().enumerate() {
         let next = item_toks.get(idx + 1).and_then(|n| n.toks.first()).map(|t| t.token);
-        items.push(parse_item(file, it, next, &mut diagnostics));
+        items.push(parse_item(file, text, it, next, &mut diagnostics));
     }
     let mut tree = SourceFile { items };
     diagnostics.extend(crate::docs::attach(file, text, &mut tree, &lexed.comments));
@@ -74,7 +74,13 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     Parse { tree, comments: lexed.comments, diagnostics }
 }
 
-fn parse_item(file: FileId, it: &ItemToks<'_>, next: Option<Token<'_>>, diags: &mut Vec<Diagnostic>) -> Item {
+fn parse_item(
+    file: FileId,
+    text: &str,
+    it: &ItemToks<'_>,
+    next: Option<Token<'_>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Item {
     let offset = it.toks.first().map_or(0, |t| t.span.start);
     let last_end = it.toks.iter().map(|t| t.span.end).max().unwrap_or(offset);
     let whole = Span::new(0, last_end - offset);
@@ -100,12 +106,14 @@ fn parse_item(file: FileId, it: &ItemToks<'_>, next: Option<Token<'_>>, diags: &
         let repaired = it.repaired_at.map(|r| (r - offset) as usize);
         if let Some(first) = errors.iter().min_by_key(|e| (e.span().start, e.span().end)) {
             if repaired.is_none_or(|r| first.span().start < r) {
-                diags.push(convert(file, offset, first, next));
+                diags.push(convert(&Site { file, text, offset, toks: &it.toks }, first, next));
             }
         }
     }
     match output {
-        Some(stmt) if errors.is_empty() || lexical_errors || !matches!(stmt.kind, StmtKind::Error) => Item { offset, stmt },
+        Some(stmt) if errors.is_empty() || lexical_errors || !matches!(stmt.kind, StmtKind::Error) => {
+            Item { offset, stmt }
+        }
         _ => error_item,
     }
 }
@@ -122,8 +130,29 @@ fn pattern_text(p: &RichPattern<'_, Token<'_>>) -> String {
 }
 
 const OPERATORS: &[&str] = &[
-    "`or`", "`and`", "`==`", "`!=`", "`<`", "`<=`", "`>`", "`>=`", "keyword `in`", "keyword `or`", "keyword `and`",
-    "`|`", "`^`", "`&`", "`+`", "`-`", "`*`", "`/`", "`%`", "`.`", "`(`", "`[`", "`?`",
+    "`or`",
+    "`and`",
+    "`==`",
+    "`!=`",
+    "`<`",
+    "`<=`",
+    "`>`",
+    "`>=`",
+    "keyword `in`",
+    "keyword `or`",
+    "keyword `and`",
+    "`|`",
+    "`^`",
+    "`&`",
+    "`+`",
+    "`-`",
+    "`*`",
+    "`/`",
+    "`%`",
+    "`.`",
+    "`(`",
+    "`[`",
+    "`?`",
 ];
 
 /// "a, b or c", with binary operators folded into one "an operator".
@@ -162,7 +191,9 @@ fn example_of(context: &str) -> Option<&'static str> {
         "`kind`" => "kind file { identity path: path }",
         "`rule`" => "rule positive(n: int) = n > 0 else \"${n} is not positive\"",
         "`policy`" => "policy safe_files { for f in intent(file) { require f.mode & 0o002 == 0 } }",
-        "`control`" => "control \"CIS-6.1.10\" { title = \"…\"  severity = high  for f in observe(file) { … } }",
+        "`control`" => {
+            "control \"CIS-6.1.10\" { title = \"…\"  severity = high  for f in observe(file) { … } }"
+        }
         "`for`" => "for name in [\"a\", \"b\"] { … }",
         "`if`" => "if tier == \"prod\" { … } else { … }",
         "`require`" => "require f.mode & 0o002 == 0 else \"world-writable\"",
@@ -173,56 +204,109 @@ fn example_of(context: &str) -> Option<&'static str> {
     })
 }
 
-fn convert(file: FileId, offset: u32, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>) -> Diagnostic {
-    let span = Span::from(e.span().start..e.span().end).absolute_from(offset);
+/// Where an item sits, for converting its parse errors.
+struct Site<'a, 's> {
+    file: FileId,
+    text: &'a str,
+    offset: u32,
+    toks: &'a [crate::token::Tok<'s>],
+}
+
+fn line_of(text: &str, offset: u32) -> usize {
+    text.get(..offset as usize).map_or(0, |t| t.matches('\n').count())
+}
+
+fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>) -> Diagnostic {
+    let file = site.file;
+    let span = Span::from(e.span().start..e.span().end).absolute_from(site.offset);
     if let RichReason::Custom(msg) = e.reason() {
         if msg == CHAINED {
             return Diagnostic::new(codes::E0013, "comparison operators cannot be chained")
                 .primary(file, span, "second comparison here")
-                .help("combine comparisons with `and`: `a < b and b < c`");
+                .help("join the comparisons with `and` (`a < b and b < c`), or add parentheses to compare a result");
         }
         if msg == MISSING_VALUE {
             return Diagnostic::new(codes::E0015, "missing value")
                 .primary(file, span, "expected a value after `=`")
                 .help("write the value after `=`, or remove the entry to leave the field unmanaged");
         }
-        return Diagnostic::new(codes::E0012, msg.clone()).primary(file, span, "here");
+        return Diagnostic::new(codes::E0012, msg.clone()).primary(file, span, "here").help("see docs/language.md");
     }
     let found_token = e.found().copied();
-    let found = match (found_token, next) {
-        (Some(t), _) => t.describe(),
-        (None, Some(n)) => format!("{} (the start of the next item)", n.describe()),
-        (None, None) => "the end of the file".to_owned(),
-    };
     let expected = expected_list(e);
-    let context = e.contexts().last().map(|(label, _)| pattern_text(&RichPattern::Label(match label {
-        RichPattern::Label(l) => l.clone(),
-        other => std::borrow::Cow::Owned(pattern_text(other)),
-    })));
-    let mut message = format!("expected {expected}, found {found}");
-    if let Some(ctx) = &context {
-        message = format!("{message} in {ctx}");
-    }
-    let label = match found_token {
-        Some(_) => "not expected here".to_owned(),
-        None => format!("expected {expected} here"),
+    // The token found, and whether it starts a line (then the slip is at the end of the line
+    // before it, not at it).
+    let found_tok = site.toks.iter().find(|t| t.span.start == span.start && t.token == found_token.unwrap_or(Token::Error));
+    let at_line_start = found_token.is_none() || found_tok.is_some_and(|t| t.line_start);
+    let prev_end = site.toks.iter().filter(|t| t.span.end <= span.start && !t.span.is_empty()).map(|t| t.span.end).max();
+    let context = e.contexts().last().map(|(label, _)| match label {
+        RichPattern::Label(l) => l.to_string(),
+        other => pattern_text(other),
+    });
+    let primary_pos = match (at_line_start, prev_end) {
+        (true, Some(end)) => end,
+        _ => span.start,
     };
-    let mut d = Diagnostic::new(codes::E0012, message).primary(file, span, label);
-    if let Some((_, ctx_span)) = e.contexts().last() {
-        let ctx_span = Span::from(ctx_span.start..ctx_span.start).absolute_from(offset);
-        if ctx_span.start < span.start {
-            let what = context.clone().unwrap_or_default();
-            d = d.secondary(file, Span::new(ctx_span.start, ctx_span.start + 1), format!("{what} starts here"));
+    if at_line_start && found_token.is_some() && expected.contains("the end of the item") {
+        let found = found_token.map(|t| t.describe()).unwrap_or_default();
+        let help = match found_token {
+            Some(Token::LParenLine | Token::LBracketLine) => {
+                "a `(` or `[` at the start of a line does not continue the expression above; join the lines"
+            }
+            _ => "remove it, or start a new item (`let`, `param`, a resource declaration, …)",
+        };
+        return Diagnostic::new(codes::E0012, format!("unexpected {found} at the start of a line"))
+            .primary(file, span, "not expected here")
+            .help(help);
+    }
+    if found_token == Some(Token::LBrace) && expected.contains("a resource name") {
+        return Diagnostic::new(codes::E0012, "missing resource name")
+            .primary(file, Span::empty(span.start), "expected a name before `{`")
+            .help("name the resource: `directory app { … }` (a name or a string)");
+    }
+    let mut d = match (at_line_start, prev_end) {
+        (true, Some(end)) => {
+            let prev_text = site
+                .toks
+                .iter()
+                .rfind(|t| t.span.end == end)
+                .map(|t| site.text.get(t.span.range()).unwrap_or_default().to_owned())
+                .unwrap_or_default();
+            let what = match (found_token, next) {
+                (Some(t), _) => format!("the next line starts with {}", t.describe()),
+                (None, Some(n)) => format!("the next item starts with {}", n.describe()),
+                (None, None) => "the file ends here".to_owned(),
+            };
+            Diagnostic::new(codes::E0012, format!("expected {expected} after `{prev_text}`"))
+                .primary(file, Span::empty(end), format!("expected {expected} here"))
+                .note(what)
+        }
+        _ => {
+            let found = match found_token {
+                Some(t) => t.describe(),
+                None => "the end of the file".to_owned(),
+            };
+            Diagnostic::new(codes::E0012, format!("expected {expected}, found {found}"))
+                .primary(file, span, "not expected here")
+        }
+    };
+    if let (Some((_, ctx_span)), Some(ctx)) = (e.contexts().last(), &context) {
+        let start = ctx_span.start as u32 + site.offset;
+        if line_of(site.text, start) < line_of(site.text, primary_pos) {
+            d = d.secondary(file, Span::new(start, start + 1), format!("{ctx} starts here"));
         }
     }
+    let defines_name = found_tok.is_some_and(|t| !t.line_start);
     let help = match found_token {
-        Some(t) if t.is_keyword() && expected.contains("a name") => Some(format!(
-            "{} is a reserved word and cannot be used as a name; choose another name",
+        Some(t) if t.is_keyword() && expected.contains("a name") && defines_name => Some(format!(
+            "{} is a keyword and cannot be used as a name; choose another name, or quote it where a string is allowed",
             t.describe().trim_start_matches("keyword ")
         )),
-        _ => context.as_deref().and_then(example_of).map(|ex| {
-            format!("{} looks like: {ex}", context.as_deref().unwrap_or("it"))
-        }),
+        Some(Token::Eq) if expected.contains("`==`") || expected.contains("operator") && context.as_deref() == Some("`if`") => {
+            Some("`=` assigns; compare with `==`".to_owned())
+        }
+        Some(Token::EqEq) if expected.contains("`=`") => Some("`==` compares; an entry is written `name = value`".to_owned()),
+        _ => context.as_deref().and_then(example_of).map(|ex| format!("{} looks like: {ex}", context.as_deref().unwrap_or("it"))),
     };
     match help {
         Some(h) => d.help(h),

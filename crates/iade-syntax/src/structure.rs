@@ -108,10 +108,7 @@ fn is_binary_op(t: Token<'_>) -> bool {
 }
 
 fn always_item_start(t: Token<'_>) -> bool {
-    matches!(
-        t,
-        Token::Use | Token::Param | Token::Kind | Token::Rule | Token::Policy | Token::Control
-    )
+    matches!(t, Token::Use | Token::Param | Token::Kind | Token::Rule | Token::Policy | Token::Control)
 }
 
 /// The text of a delimiter for messages.
@@ -185,7 +182,20 @@ impl<'s> Pass<'_, 's> {
         let Some(prev) = self.prev(i) else { return true };
         if (always_item_start(t.token) || matches!(t.token, Token::Let | Token::For))
             && (ends_operand(prev) || t.line_start)
-            && !matches!(prev, Token::Param | Token::Let | Token::Rule | Token::Kind | Token::Policy | Token::Control | Token::Use | Token::As | Token::Dot | Token::Comma | Token::For)
+            && !matches!(
+                prev,
+                Token::Param
+                    | Token::Let
+                    | Token::Rule
+                    | Token::Kind
+                    | Token::Policy
+                    | Token::Control
+                    | Token::Use
+                    | Token::As
+                    | Token::Dot
+                    | Token::Comma
+                    | Token::For
+            )
         {
             return true;
         }
@@ -231,8 +241,11 @@ impl<'s> Pass<'_, 's> {
     fn report_unclosed(&mut self, open: Open, at: u32, before: Option<Span>) {
         let text = delim_text(open.token);
         let close = delim_text(closer_for(open.token));
-        let mut d = Diagnostic::new(codes::E0009, format!("unclosed `{text}`"))
-            .primary(self.file, open.span, format!("this `{text}` is never closed"));
+        let mut d = Diagnostic::new(codes::E0009, format!("unclosed `{text}`")).primary(
+            self.file,
+            open.span,
+            format!("this `{text}` is never closed"),
+        );
         d = match before {
             Some(span) => d.secondary(self.file, span, format!("`{close}` expected before this")),
             None => d.secondary(self.file, Span::empty(at), "the file ends here"),
@@ -267,7 +280,7 @@ impl<'s> Pass<'_, 's> {
                 if enclosing > 0 {
                     if let Some(d) = self.diags.last_mut() {
                         let what = if enclosing == 1 { "delimiter is" } else { "delimiters are" };
-                        d.notes.push(format!("{enclosing} enclosing {what} closed here too"));
+                        d.notes.push(format!("{enclosing} enclosing {what} not closed either"));
                     }
                 }
                 reported = true;
@@ -309,8 +322,8 @@ impl<'s> Pass<'_, 's> {
         }
 
         if is_opener(t.token) {
-            let postfix = matches!(t.token, Token::LParen | Token::LBracket)
-                && self.prev(i).is_some_and(ends_operand);
+            let postfix =
+                matches!(t.token, Token::LParen | Token::LBracket) && self.prev(i).is_some_and(ends_operand);
             if postfix {
                 self.chain += 1;
             }
@@ -385,12 +398,16 @@ impl<'s> Pass<'_, 's> {
                 self.pop_frame();
                 self.cur.push(t);
             }
-            None => match self.stack.last().copied() {
-                Some(top) if !is_string_level(top.token) && !matches!(t.token, Token::StrClose | Token::InterpClose) => {
-                    // A closer of the wrong kind: report once and let it close what is open.
-                    let expected = delim_text(closer_for(top.token));
-                    let found_text = delim_text(t.token);
-                    self.diags.push(
+            None => {
+                match self.stack.last().copied() {
+                    Some(top)
+                        if !is_string_level(top.token)
+                            && !matches!(t.token, Token::StrClose | Token::InterpClose) =>
+                    {
+                        // A closer of the wrong kind: report once and let it close what is open.
+                        let expected = delim_text(closer_for(top.token));
+                        let found_text = delim_text(t.token);
+                        self.diags.push(
                         Diagnostic::new(
                             codes::E0010,
                             format!("mismatched closing delimiter: expected `{expected}`, found `{found_text}`"),
@@ -399,18 +416,21 @@ impl<'s> Pass<'_, 's> {
                         .secondary(self.file, top.span, format!("this `{}` is closed by it", delim_text(top.token)))
                         .help(format!("close `{}` with `{expected}`", delim_text(top.token))),
                     );
-                    self.pop_frame();
-                    self.cur.push(Tok { token: closer_for(top.token), ..t });
+                        self.pop_frame();
+                        self.cur.push(Tok { token: closer_for(top.token), ..t });
+                    }
+                    _ => {
+                        let text = delim_text(t.token);
+                        self.diags.push(
+                            Diagnostic::new(codes::E0010, format!("unexpected closing `{text}`"))
+                                .primary(self.file, t.span, "nothing is open here")
+                                .help(format!(
+                                    "remove this `{text}`, or add the opening delimiter it was meant to close"
+                                )),
+                        );
+                    }
                 }
-                _ => {
-                    let text = delim_text(t.token);
-                    self.diags.push(
-                        Diagnostic::new(codes::E0010, format!("unexpected closing `{text}`"))
-                            .primary(self.file, t.span, "nothing is open here")
-                            .help(format!("remove this `{text}`, or add the opening delimiter it was meant to close")),
-                    );
-                }
-            },
+            }
         }
     }
 }

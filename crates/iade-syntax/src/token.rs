@@ -194,8 +194,8 @@ fn keyword(s: &str) -> Option<Token<'static>> {
 
 /// Words reserved by the language, for "did you mean" and keyword-as-name help.
 pub const KEYWORDS: &[&str] = &[
-    "use", "as", "param", "let", "kind", "rule", "policy", "control", "require", "for", "in", "if",
-    "then", "else", "where", "and", "or", "not", "true", "false", "null",
+    "use", "as", "param", "let", "kind", "rule", "policy", "control", "require", "for", "in", "if", "then",
+    "else", "where", "and", "or", "not", "true", "false", "null",
 ];
 
 #[derive(Logos, Clone, Copy, Debug, PartialEq, Eq)]
@@ -459,7 +459,7 @@ impl<'s> Lexer<'s> {
                 '`' => "strings are written with double quotes: \"…\"".to_owned(),
                 '!' => "negation is written `not`, inequality `!=`".to_owned(),
                 '~' => "bitwise complement is not supported; use `^` with a mask".to_owned(),
-                '@' | '$' => "`$` only appears inside strings, as `${…}`".to_owned(),
+                '$' => "`${…}` only works inside a string: write `\"${name}\"`, or just `name`".to_owned(),
                 _ => "remove it; iade source is made of names, numbers, strings and operators".to_owned(),
             };
             let msg = if text.chars().count() == 1 {
@@ -603,7 +603,8 @@ impl<'s> Lexer<'s> {
                 self.push(Token::Error, span);
             }
             MainTok::Quote | MainTok::Quote3 => {
-                let closes_outer = interp.is_some() && *groups == 0 && *braces == 0 && self.last_ends_operand();
+                let closes_outer =
+                    interp.is_some() && *groups == 0 && *braces == 0 && self.last_ends_operand();
                 if let (true, Some(open)) = (closes_outer, interp) {
                     // `"${x"`: a quote right after an operand cannot start a string; it closes
                     // the enclosing one and the interpolation lost its `}`.
@@ -713,8 +714,8 @@ impl<'s> Lexer<'s> {
         let d = match e {
             IntError::BadDigit { offset, digit, radix_name } => {
                 let at = sp(start + offset, start + offset + digit.len_utf8());
-                Diagnostic::new(codes::E0007, format!("invalid digit `{digit}` in {radix_name} literal"))
-                    .primary(self.file, at, format!("`{digit}` is not a {radix_name} digit"))
+                Diagnostic::new(codes::E0007, format!("invalid digit `{digit}` in {} {radix_name} literal", if radix_name == "octal" { "an" } else { "a" }))
+                    .primary(self.file, at, format!("`{digit}` is not {} {radix_name} digit", if radix_name == "octal" { "an" } else { "a" }))
                     .secondary(self.file, span, "in this number")
                     .help(match radix_name {
                         "octal" => "octal digits are 0-7 (file modes look like `0o755`)",
@@ -731,7 +732,7 @@ impl<'s> Lexer<'s> {
                 let at = sp(start + offset, start + text.len());
                 Diagnostic::new(codes::E0007, format!("invalid number literal `{text}`"))
                     .primary(self.file, at, "a number cannot run into letters")
-                    .help("separate the number from the name with a space, or quote it as a string")
+                    .help(format!("a name cannot start with a digit; if this is text, quote it: `\"{text}\"`"))
             }
             IntError::Separator { offset } => {
                 let at = sp(start + offset, start + offset + 1);
@@ -863,23 +864,32 @@ impl<'s> Lexer<'s> {
                 .help(help.to_owned())
         };
         let Some(first_nl) = first_nl else {
-            let d = bad(sp(open_end, close), "text after the opening `\"\"\"`",
-                "start the content on the next line; put the closing `\"\"\"` on a line of its own");
+            let d = bad(
+                sp(open_end, close),
+                "text after the opening `\"\"\"`",
+                "start the content on the next line; put the closing `\"\"\"` on a line of its own",
+            );
             self.error(d);
             return;
         };
         let after_open = &src[open_end..first_nl];
         if !after_open.trim().is_empty() {
-            let d = bad(sp(open_end, first_nl), "text after the opening `\"\"\"`",
-                "start the content on the next line");
+            let d = bad(
+                sp(open_end, first_nl),
+                "text after the opening `\"\"\"`",
+                "start the content on the next line",
+            );
             self.error(d);
             return;
         }
         let close_line = src[..close].rfind('\n').map_or(0, |i| i + 1);
         let indent = &src[close_line..close];
         if !indent.chars().all(|c| c == ' ' || c == '\t') {
-            let d = bad(sp(close, close + 3), "the closing `\"\"\"` must be on a line of its own",
-                "move the closing `\"\"\"` to its own line");
+            let d = bad(
+                sp(close, close + 3),
+                "the closing `\"\"\"` must be on a line of its own",
+                "move the closing `\"\"\"` to its own line",
+            );
             self.error(d);
             return;
         }
@@ -888,8 +898,11 @@ impl<'s> Lexer<'s> {
             let line_end = src[line_start..].find('\n').map_or(src.len(), |i| line_start + i);
             let line = &src[line_start..line_end];
             if !line.trim().is_empty() && !line.starts_with(indent) {
-                let d = bad(sp(line_start, line_end), "indented less than the closing `\"\"\"`",
-                    "indent every content line at least as far as the closing `\"\"\"`");
+                let d = bad(
+                    sp(line_start, line_end),
+                    "indented less than the closing `\"\"\"`",
+                    "indent every content line at least as far as the closing `\"\"\"`",
+                );
                 self.error(d);
                 return;
             }

@@ -44,10 +44,13 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
         (Ctx::Kind, S::Field(_) | S::Attr(_)) => Ok(()),
         (Ctx::Rules, S::Attr(_) | S::Let(_) | S::For(_) | S::If(_) | S::Require(_)) => Ok(()),
         (Ctx::Provider, S::Attr(_) | S::Let(_)) => Ok(()),
-        (_, S::Use(_) | S::Param(_) | S::Kind(_) | S::Rule(_) | S::Policy(_) | S::Control(_) | S::Provider(_)) => {
-            Err("move it to the top level of the file")
+        (
+            _,
+            S::Use(_) | S::Param(_) | S::Kind(_) | S::Rule(_) | S::Policy(_) | S::Control(_) | S::Provider(_),
+        ) => Err("move it to the top level of the file"),
+        (_, S::Require(_)) => {
+            Err("`require` states a condition of a `policy` or `control`; move it into one")
         }
-        (_, S::Require(_)) => Err("`require` states a condition of a `policy` or `control`; move it into one"),
         (_, S::Field(_)) => Err("field declarations (`identity`, `desired`, `observed`) belong in a `kind`"),
         (Ctx::Resource, S::Resource(_)) => {
             Err("declare the resource at the top level; use `after = [...]` or a reference to order it")

@@ -38,7 +38,8 @@ fn checking_the_examples_succeeds_with_exit_0() {
 #[test]
 fn every_malformed_input_exits_1_with_a_diagnostic_and_never_panics() {
     let dir = root().join("tests/syntax/err");
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path()).collect();
+    let mut entries: Vec<_> =
+        std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").path()).collect();
     entries.sort();
     for p in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "iade")) {
         let o = iade(&["check", "--color", "never", p.to_str().expect("utf-8 path")], &root());
@@ -62,7 +63,12 @@ fn json_output_is_a_parseable_report_on_stdout() {
 
 #[test]
 fn usage_errors_exit_64() {
-    for args in [&["check", "--format", "yaml"][..], &["frobnicate"], &["fmt", "--no-such-flag"], &["explain", "E9999"]] {
+    for args in [
+        &["check", "--format", "yaml"][..],
+        &["frobnicate"],
+        &["fmt", "--no-such-flag"],
+        &["explain", "E9999"],
+    ] {
         let o = iade(args, &root());
         assert_eq!(code(&o), 64, "{args:?}: {}", stderr(&o));
     }

@@ -16,7 +16,8 @@ impl Rng {
 }
 
 const NAMES: &[&str] = &["a", "b", "root", "tier", "app", "x1", "long_name_for_width"];
-const OPS: &[&str] = &["or", "and", "==", "!=", "<", "<=", ">", ">=", "in", "|", "^", "&", "+", "-", "*", "/", "%"];
+const OPS: &[&str] =
+    &["or", "and", "==", "!=", "<", "<=", ">", ">=", "in", "|", "^", "&", "+", "-", "*", "/", "%"];
 
 fn atom(r: &mut Rng, depth: usize) -> String {
     match r.below(if depth > 3 { 5 } else { 11 }) {
@@ -102,16 +103,26 @@ pub fn program(seed: u64) -> String {
         }
         match r.below(8) {
             0 => out.push_str(&format!("use std.m{i}.{{file, directory as d}}\n")),
-            1 => out.push_str(&format!("param p{i}: \"dev\" | \"prod\" = {}{}\n", expr(&mut r, 0), comment(&mut r))),
+            1 => out.push_str(&format!(
+                "param p{i}: \"dev\" | \"prod\" = {}{}\n",
+                expr(&mut r, 0),
+                comment(&mut r)
+            )),
             2 => out.push_str(&format!("let l{i}: list(int)? = {}\n", expr(&mut r, 0))),
             3 => {
                 out.push_str(&format!("file \"r{i}_${{x}}\" {{\n"));
                 body(&mut r, &mut out, 1, 0);
                 out.push_str("}\n");
             }
-            4 => out.push_str(&format!("rule r{i}(f: file, n: int) = {} else \"msg ${{f.path}}\"\n", expr(&mut r, 0))),
+            4 => out.push_str(&format!(
+                "rule r{i}(f: file, n: int) = {} else \"msg ${{f.path}}\"\n",
+                expr(&mut r, 0)
+            )),
             5 => {
-                out.push_str(&format!("policy p{i} {{\n  severity = deny\n  require {} else \"no\"\n}}\n", expr(&mut r, 0)));
+                out.push_str(&format!(
+                    "policy p{i} {{\n  severity = deny\n  require {} else \"no\"\n}}\n",
+                    expr(&mut r, 0)
+                ));
             }
             6 => {
                 out.push_str(&format!("control \"C-{i}\" {{\n  title = \"t\"\n  for f in observe(file, under = \"/etc\") {{\n    require {}\n  }}\n}}\n", expr(&mut r, 0)));

@@ -38,14 +38,23 @@ fn comment_texts(text: &str) -> Vec<String> {
 /// Idempotent, tree-preserving, comment-preserving; returns the formatted text.
 fn check_properties(text: &str, what: &str) -> String {
     let once = iade_fmt::format(text).unwrap_or_else(|e| panic!("{what}: does not format: {e:?}"));
-    let twice = iade_fmt::format(&once).unwrap_or_else(|e| panic!("{what}: formatted text does not parse: {e:?}\n{once}"));
+    let twice = iade_fmt::format(&once)
+        .unwrap_or_else(|e| panic!("{what}: formatted text does not parse: {e:?}\n{once}"));
     assert_eq!(once, twice, "{what}: formatting is not idempotent");
     let before = iade_syntax::dump::dump(&iade_syntax::parse(FileId(0), text).tree);
     let after_parse = iade_syntax::parse(FileId(0), &once);
-    assert!(after_parse.diagnostics.is_empty(), "{what}: formatted text has diagnostics: {:?}", after_parse.diagnostics);
+    assert!(
+        after_parse.diagnostics.is_empty(),
+        "{what}: formatted text has diagnostics: {:?}",
+        after_parse.diagnostics
+    );
     let after = iade_syntax::dump::dump(&after_parse.tree);
     assert_eq!(before, after, "{what}: formatting changed the meaning\n{once}");
-    assert_eq!(comment_texts(text), comment_texts(&once), "{what}: formatting lost or changed a comment\n{once}");
+    assert_eq!(
+        comment_texts(text),
+        comment_texts(&once),
+        "{what}: formatting lost or changed a comment\n{once}"
+    );
     once
 }
 
@@ -64,7 +73,11 @@ fn formatting_generated_programs_is_idempotent_and_preserves_meaning_and_comment
     for seed in 0..400u64 {
         let text = generate::program(seed);
         let parse = iade_syntax::parse(FileId(0), &text);
-        assert!(parse.diagnostics.is_empty(), "seed {seed}: generator made an invalid program: {:?}\n{text}", parse.diagnostics);
+        assert!(
+            parse.diagnostics.is_empty(),
+            "seed {seed}: generator made an invalid program: {:?}\n{text}",
+            parse.diagnostics
+        );
         check_properties(&text, &format!("generated seed {seed}:\n{text}"));
     }
 }

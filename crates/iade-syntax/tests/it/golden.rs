@@ -64,7 +64,11 @@ fn run(dir: &Path, ext: &str, produce: impl Fn(&Path) -> Result<String, String>)
                 rel(&input),
                 rel(&expected_path)
             )),
-            Err(_) => failures.push(format!("{}: missing expectation {} (run with IADE_BLESS=1)", rel(&input), rel(&expected_path))),
+            Err(_) => failures.push(format!(
+                "{}: missing expectation {} (run with IADE_BLESS=1)",
+                rel(&input),
+                rel(&expected_path)
+            )),
         }
     }
     for entry in std::fs::read_dir(dir).expect("golden directory exists") {
@@ -162,7 +166,8 @@ fn diagnostics_serialize_to_the_documented_json_shape() {
     let (text, parse) = iade_syntax::parse_bytes(FileId(0), &bytes);
     let mut sources = Sources::new();
     sources.add("x.iade", text);
-    let json = serde_json::to_value(iade_diagnostics::to_json(&sources, &parse.diagnostics)).expect("serializable");
+    let json =
+        serde_json::to_value(iade_diagnostics::to_json(&sources, &parse.diagnostics)).expect("serializable");
     assert_eq!(json["version"], 1);
     let d = &json["diagnostics"][0];
     assert_eq!(d["code"], "E0004");

@@ -7,12 +7,86 @@ use crate::golden::root;
 use crate::rng::Rng;
 
 const VOCAB: &[&str] = &[
-    "use", "param", "let", "kind", "rule", "policy", "control", "require", "for", "in", "if", "then",
-    "else", "where", "and", "or", "not", "true", "false", "null", "as", "provider", "identity",
-    "file", "app", "x", "path", "mode", "{", "}", "(", ")", "[", "]", ",", ".", ":", "=", "==",
-    "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "&", "|", "^", "?", "\"", "\"\"\"",
-    "${", "$${", "\\n", "\\q", "\\u{41}", "0o755", "0o8", "0x", "12abc", "1.5", "99999999999999999999",
-    "1_000", "# comment", "## doc", "\n", "\n", " ", "  ", "\t", "@", ";", "é", "😀", "\r\n", "\\",
+    "use",
+    "param",
+    "let",
+    "kind",
+    "rule",
+    "policy",
+    "control",
+    "require",
+    "for",
+    "in",
+    "if",
+    "then",
+    "else",
+    "where",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
+    "null",
+    "as",
+    "provider",
+    "identity",
+    "file",
+    "app",
+    "x",
+    "path",
+    "mode",
+    "{",
+    "}",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    ".",
+    ":",
+    "=",
+    "==",
+    "!=",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "+",
+    "-",
+    "*",
+    "/",
+    "%",
+    "&",
+    "|",
+    "^",
+    "?",
+    "\"",
+    "\"\"\"",
+    "${",
+    "$${",
+    "\\n",
+    "\\q",
+    "\\u{41}",
+    "0o755",
+    "0o8",
+    "0x",
+    "12abc",
+    "1.5",
+    "99999999999999999999",
+    "1_000",
+    "# comment",
+    "## doc",
+    "\n",
+    "\n",
+    " ",
+    "  ",
+    "\t",
+    "@",
+    ";",
+    "é",
+    "😀",
+    "\r\n",
+    "\\",
 ];
 
 /// Every label of every diagnostic lies within the text, on character boundaries.
@@ -23,7 +97,10 @@ fn assert_spans_inside(text: &str, what: &str) {
         for l in &d.labels {
             let (s, e) = (l.span.start as usize, l.span.end as usize);
             assert!(s <= e && e <= text.len(), "{what}: span {s}..{e} outside 0..{}: {d:?}", text.len());
-            assert!(text.is_char_boundary(s) && text.is_char_boundary(e), "{what}: span {s}..{e} splits a character");
+            assert!(
+                text.is_char_boundary(s) && text.is_char_boundary(e),
+                "{what}: span {s}..{e} splits a character"
+            );
         }
         assert!(d.help.is_some(), "{what}: diagnostic without help: {d:?}");
     }
@@ -51,7 +128,8 @@ fn corpus() -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root().join("examples"), root().join("stdlib"), root().join("tests/syntax/ok")];
     while let Some(dir) = stack.pop() {
-        let mut entries: Vec<_> = std::fs::read_dir(&dir).expect("directory exists").map(|e| e.expect("entry").path()).collect();
+        let mut entries: Vec<_> =
+            std::fs::read_dir(&dir).expect("directory exists").map(|e| e.expect("entry").path()).collect();
         entries.sort();
         for p in entries {
             if p.is_dir() {

@@ -76,7 +76,9 @@ fn a_bracket_at_the_start_of_a_line_does_not_continue_an_expression() {
 
 #[test]
 fn doc_comments_attach_to_what_follows() {
-    let parse = check("## The app directory.\n## Second line.\ndirectory app {\n  ## Its path.\n  path = \"/a\"\n}\n");
+    let parse = check(
+        "## The app directory.\n## Second line.\ndirectory app {\n  ## Its path.\n  path = \"/a\"\n}\n",
+    );
     assert!(parse.diagnostics.is_empty());
     let item = &parse.tree.items[0].stmt;
     assert_eq!(item.doc.as_deref(), Some("The app directory.\nSecond line."));
