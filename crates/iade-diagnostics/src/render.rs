@@ -51,10 +51,10 @@ pub fn render_text(sources: &Sources, diag: &Diagnostic, opts: RenderOptions) ->
     // Only the files the labels point into are handed to ariadne.
     let mut files: Vec<(String, String)> = Vec::new();
     for label in &diag.labels {
-        if let Some(f) = sources.get(label.file) {
-            if !files.iter().any(|(p, _)| *p == f.path) {
-                files.push((f.path.clone(), f.text.clone()));
-            }
+        if let Some(f) = sources.get(label.file)
+            && !files.iter().any(|(p, _)| *p == f.path)
+        {
+            files.push((f.path.clone(), f.text.clone()));
         }
     }
     let mut out = Vec::new();

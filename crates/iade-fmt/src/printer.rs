@@ -321,10 +321,10 @@ impl<'a> Printer<'a> {
             prev_end = Some(self.abs(s.span).end);
         }
         let inner = self.take_before(close);
-        if let (Some(pe), Some(first)) = (prev_end, inner.first()) {
-            if self.blank_between(pe, first.span.start) {
-                self.out.push('\n');
-            }
+        if let (Some(pe), Some(first)) = (prev_end, inner.first())
+            && self.blank_between(pe, first.span.start)
+        {
+            self.out.push('\n');
         }
         self.comment_lines(inner, level + 1, close);
         self.push_indent(level);

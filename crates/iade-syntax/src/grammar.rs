@@ -1,4 +1,8 @@
 //! The chumsky grammar of one top-level item. Spans it produces are relative to the item.
+#![expect(
+    clippy::clone_on_copy,
+    reason = "combinators are cloned uniformly; which ones happen to be Copy is an accident of chumsky"
+)]
 
 use chumsky::input::ValueInput;
 use chumsky::prelude::*;

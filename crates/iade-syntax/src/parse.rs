@@ -104,10 +104,10 @@ fn parse_item(
         // One slip, one error: the first error of the item is the one the user made. Errors
         // where a missing delimiter was already reported are its consequences.
         let repaired = it.repaired_at.map(|r| (r - offset) as usize);
-        if let Some(first) = errors.iter().min_by_key(|e| (e.span().start, e.span().end)) {
-            if repaired.is_none_or(|r| first.span().start < r) {
-                diags.push(convert(&Site { file, text, offset, toks: &it.toks }, first, next));
-            }
+        if let Some(first) = errors.iter().min_by_key(|e| (e.span().start, e.span().end))
+            && repaired.is_none_or(|r| first.span().start < r)
+        {
+            diags.push(convert(&Site { file, text, offset, toks: &it.toks }, first, next));
         }
     }
     match output {
@@ -230,15 +230,21 @@ fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>
                 .primary(file, span, "expected a value after `=`")
                 .help("write the value after `=`, or remove the entry to leave the field unmanaged");
         }
-        return Diagnostic::new(codes::E0012, msg.clone()).primary(file, span, "here").help("see docs/language.md");
+        return Diagnostic::new(codes::E0012, msg.clone())
+            .primary(file, span, "here")
+            .help("see docs/language.md");
     }
     let found_token = e.found().copied();
     let expected = expected_list(e);
     // The token found, and whether it starts a line (then the slip is at the end of the line
     // before it, not at it).
-    let found_tok = site.toks.iter().find(|t| t.span.start == span.start && t.token == found_token.unwrap_or(Token::Error));
+    let found_tok = site
+        .toks
+        .iter()
+        .find(|t| t.span.start == span.start && t.token == found_token.unwrap_or(Token::Error));
     let at_line_start = found_token.is_none() || found_tok.is_some_and(|t| t.line_start);
-    let prev_end = site.toks.iter().filter(|t| t.span.end <= span.start && !t.span.is_empty()).map(|t| t.span.end).max();
+    let prev_end =
+        site.toks.iter().filter(|t| t.span.end <= span.start && !t.span.is_empty()).map(|t| t.span.end).max();
     let context = e.contexts().last().map(|(label, _)| match label {
         RichPattern::Label(l) => l.to_string(),
         other => pattern_text(other),
@@ -286,8 +292,11 @@ fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>
                 Some(t) => t.describe(),
                 None => "the end of the file".to_owned(),
             };
-            Diagnostic::new(codes::E0012, format!("expected {expected}, found {found}"))
-                .primary(file, span, "not expected here")
+            Diagnostic::new(codes::E0012, format!("expected {expected}, found {found}")).primary(
+                file,
+                span,
+                "not expected here",
+            )
         }
     };
     if let (Some((_, ctx_span)), Some(ctx)) = (e.contexts().last(), &context) {
@@ -302,11 +311,19 @@ fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>
             "{} is a keyword and cannot be used as a name; choose another name, or quote it where a string is allowed",
             t.describe().trim_start_matches("keyword ")
         )),
-        Some(Token::Eq) if expected.contains("`==`") || expected.contains("operator") && context.as_deref() == Some("`if`") => {
+        Some(Token::Eq)
+            if expected.contains("`==`")
+                || expected.contains("operator") && context.as_deref() == Some("`if`") =>
+        {
             Some("`=` assigns; compare with `==`".to_owned())
         }
-        Some(Token::EqEq) if expected.contains("`=`") => Some("`==` compares; an entry is written `name = value`".to_owned()),
-        _ => context.as_deref().and_then(example_of).map(|ex| format!("{} looks like: {ex}", context.as_deref().unwrap_or("it"))),
+        Some(Token::EqEq) if expected.contains("`=`") => {
+            Some("`==` compares; an entry is written `name = value`".to_owned())
+        }
+        _ => context
+            .as_deref()
+            .and_then(example_of)
+            .map(|ex| format!("{} looks like: {ex}", context.as_deref().unwrap_or("it"))),
     };
     match help {
         Some(h) => d.help(h),

@@ -277,11 +277,11 @@ impl<'s> Pass<'_, 's> {
             } else {
                 let enclosing = self.stack.iter().filter(|o| !is_string_level(o.token)).count();
                 self.report_unclosed(open, at, before);
-                if enclosing > 0 {
-                    if let Some(d) = self.diags.last_mut() {
-                        let what = if enclosing == 1 { "delimiter is" } else { "delimiters are" };
-                        d.notes.push(format!("{enclosing} enclosing {what} not closed either"));
-                    }
+                if enclosing > 0
+                    && let Some(d) = self.diags.last_mut()
+                {
+                    let what = if enclosing == 1 { "delimiter is" } else { "delimiters are" };
+                    d.notes.push(format!("{enclosing} enclosing {what} not closed either"));
                 }
                 reported = true;
             }
@@ -368,18 +368,19 @@ impl<'s> Pass<'_, 's> {
         }
         // Indentation: a `}` that starts a line, indented less than the innermost open `{`,
         // closes an outer block whose line has exactly that indentation.
-        if t.token == Token::RBrace && t.line_start {
-            if let Some(top) = self.stack.last() {
-                if top.token == Token::LBrace && t.col < top.line_indent {
-                    for (k, o) in self.stack.iter().enumerate().rev().skip(1) {
-                        if is_string_level(o.token) {
-                            break;
-                        }
-                        if o.token == Token::LBrace && o.line_indent == t.col {
-                            found = Some(k);
-                            break;
-                        }
-                    }
+        if t.token == Token::RBrace
+            && t.line_start
+            && let Some(top) = self.stack.last()
+            && top.token == Token::LBrace
+            && t.col < top.line_indent
+        {
+            for (k, o) in self.stack.iter().enumerate().rev().skip(1) {
+                if is_string_level(o.token) {
+                    break;
+                }
+                if o.token == Token::LBrace && o.line_indent == t.col {
+                    found = Some(k);
+                    break;
                 }
             }
         }

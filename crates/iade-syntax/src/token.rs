@@ -570,10 +570,10 @@ impl<'s> Lexer<'s> {
         };
         match tok {
             MainTok::Newline => {
-                if let (Some(open), 0) = (interp, 0) {
-                    if self.in_single_line_string_outer() {
-                        self.abandon_interp(open, start, "the line ends here");
-                    }
+                if let (Some(open), 0) = (interp, 0)
+                    && self.in_single_line_string_outer()
+                {
+                    self.abandon_interp(open, start, "the line ends here");
                 }
                 self.flush_bad_run();
                 self.newline(start);
@@ -714,14 +714,27 @@ impl<'s> Lexer<'s> {
         let d = match e {
             IntError::BadDigit { offset, digit, radix_name } => {
                 let at = sp(start + offset, start + offset + digit.len_utf8());
-                Diagnostic::new(codes::E0007, format!("invalid digit `{digit}` in {} {radix_name} literal", if radix_name == "octal" { "an" } else { "a" }))
-                    .primary(self.file, at, format!("`{digit}` is not {} {radix_name} digit", if radix_name == "octal" { "an" } else { "a" }))
-                    .secondary(self.file, span, "in this number")
-                    .help(match radix_name {
-                        "octal" => "octal digits are 0-7 (file modes look like `0o755`)",
-                        "binary" => "binary digits are 0 and 1",
-                        _ => "check the digits of the literal",
-                    })
+                Diagnostic::new(
+                    codes::E0007,
+                    format!(
+                        "invalid digit `{digit}` in {} {radix_name} literal",
+                        if radix_name == "octal" { "an" } else { "a" }
+                    ),
+                )
+                .primary(
+                    self.file,
+                    at,
+                    format!(
+                        "`{digit}` is not {} {radix_name} digit",
+                        if radix_name == "octal" { "an" } else { "a" }
+                    ),
+                )
+                .secondary(self.file, span, "in this number")
+                .help(match radix_name {
+                    "octal" => "octal digits are 0-7 (file modes look like `0o755`)",
+                    "binary" => "binary digits are 0 and 1",
+                    _ => "check the digits of the literal",
+                })
             }
             IntError::NoDigits { radix_name } => {
                 Diagnostic::new(codes::E0007, format!("{radix_name} literal has no digits"))
@@ -732,7 +745,9 @@ impl<'s> Lexer<'s> {
                 let at = sp(start + offset, start + text.len());
                 Diagnostic::new(codes::E0007, format!("invalid number literal `{text}`"))
                     .primary(self.file, at, "a number cannot run into letters")
-                    .help(format!("a name cannot start with a digit; if this is text, quote it: `\"{text}\"`"))
+                    .help(format!(
+                        "a name cannot start with a digit; if this is text, quote it: `\"{text}\"`"
+                    ))
             }
             IntError::Separator { offset } => {
                 let at = sp(start + offset, start + offset + 1);
@@ -912,12 +927,13 @@ impl<'s> Lexer<'s> {
 
     /// Appends string text, merging with a directly preceding text token.
     fn push_text(&mut self, start: usize, end: usize) {
-        if let Some(last) = self.out.tokens.last_mut() {
-            if matches!(last.token, Token::StrText(_)) && last.span.end as usize == start {
-                last.span.end = end as u32;
-                last.token = Token::StrText(&self.src[last.span.start as usize..end]);
-                return;
-            }
+        if let Some(last) = self.out.tokens.last_mut()
+            && matches!(last.token, Token::StrText(_))
+            && last.span.end as usize == start
+        {
+            last.span.end = end as u32;
+            last.token = Token::StrText(&self.src[last.span.start as usize..end]);
+            return;
         }
         self.push(Token::StrText(&self.src[start..end]), sp(start, end));
     }

@@ -89,6 +89,10 @@ const VOCAB: &[&str] = &[
     "\\",
 ];
 
+fn word(rng: &mut Rng) -> &'static str {
+    VOCAB[rng.below(VOCAB.len())]
+}
+
 /// Every label of every diagnostic lies within the text, on character boundaries.
 fn assert_spans_inside(text: &str, what: &str) {
     let parse = iade_syntax::parse(FileId(0), text);
@@ -115,7 +119,7 @@ fn random_token_soups_never_panic_and_report_spans_inside_the_file() {
         let len = rng.below(60);
         let mut text = String::new();
         for _ in 0..len {
-            text.push_str(*rng.pick(VOCAB));
+            text.push_str(word(&mut rng));
             if rng.chance(60) {
                 text.push(' ');
             }
@@ -162,12 +166,12 @@ fn mutated_valid_sources_never_panic_and_report_spans_inside_the_file() {
             let b = floor_boundary(&text, a + rng.below(12));
             match rng.below(4) {
                 0 => text.replace_range(a..b, ""),
-                1 => text.insert_str(a, *rng.pick(VOCAB)),
+                1 => text.insert_str(a, word(&mut rng)),
                 2 => {
                     let chunk = text[a..b].to_owned();
                     text.insert_str(b, &chunk);
                 }
-                _ => text.replace_range(a..b, *rng.pick(VOCAB)),
+                _ => text.replace_range(a..b, word(&mut rng)),
             }
         }
         assert_spans_inside(&text, &format!("mutation seed {seed}"));
