@@ -62,10 +62,19 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     let mut diagnostics = lexed.diagnostics;
     let (item_toks, structure_diags) = structure(file, &lexed.tokens);
     diagnostics.extend(structure_diags);
+    // Item tokens with spans relative to their item; the parser is built once per file and
+    // run over every item (building chumsky's combinator tree is far from free).
+    let rel: Vec<(Vec<Pair<'_>>, SimpleSpan)> = item_toks.iter().map(relative_tokens).collect();
+    let parser = grammar::item();
     let mut items = Vec::with_capacity(item_toks.len());
-    for (idx, it) in item_toks.iter().enumerate() {
+    for (idx, (it, (toks, eoi))) in item_toks.iter().zip(&rel).enumerate() {
         let next = item_toks.get(idx + 1).and_then(|n| n.toks.first()).map(|t| t.token);
-        items.push(parse_item(file, text, it, next, &mut diagnostics));
+        let result = if it.poisoned {
+            None
+        } else {
+            Some(parser.parse(toks.as_slice().map(*eoi, split)).into_output_errors())
+        };
+        items.push(finish_item(file, text, it, next, result, &mut diagnostics));
     }
     let mut tree = SourceFile { items };
     diagnostics.extend(crate::docs::attach(file, text, &mut tree, &lexed.comments));
@@ -74,22 +83,16 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     Parse { tree, comments: lexed.comments, diagnostics }
 }
 
-fn parse_item(
-    file: FileId,
-    text: &str,
-    it: &ItemToks<'_>,
-    next: Option<Token<'_>>,
-    diags: &mut Vec<Diagnostic>,
-) -> Item {
+type Pair<'s> = (Token<'s>, SimpleSpan);
+
+fn split<'a, 's>(p: &'a Pair<'s>) -> (&'a Token<'s>, &'a SimpleSpan) {
+    (&p.0, &p.1)
+}
+
+/// The item's tokens with spans relative to its first token, and its end-of-input span.
+fn relative_tokens<'s>(it: &ItemToks<'s>) -> (Vec<Pair<'s>>, SimpleSpan) {
     let offset = it.toks.first().map_or(0, |t| t.span.start);
-    let last_end = it.toks.iter().map(|t| t.span.end).max().unwrap_or(offset);
-    let whole = Span::new(0, last_end - offset);
-    let error_item = Item { offset, stmt: Stmt { kind: StmtKind::Error, span: whole, doc: None } };
-    if it.poisoned {
-        return error_item;
-    }
-    let lexical_errors = it.toks.iter().any(|t| t.token == Token::Error);
-    let toks: Vec<(Token<'_>, SimpleSpan)> = it
+    let toks: Vec<Pair<'s>> = it
         .toks
         .iter()
         .map(|t| {
@@ -97,9 +100,27 @@ fn parse_item(
             (t.token, SimpleSpan::from(r.start as usize..r.end as usize))
         })
         .collect();
-    let eoi = SimpleSpan::from(whole.end as usize..whole.end as usize);
-    let input = toks.as_slice().map(eoi, |(t, s)| (t, s));
-    let (output, errors) = grammar::item().parse(input).into_output_errors();
+    let end = toks.iter().map(|(_, s)| s.end).max().unwrap_or(0);
+    (toks, SimpleSpan::from(end..end))
+}
+
+type ParseResult<'t, 's> = (Option<Stmt>, Vec<Rich<'t, Token<'s>>>);
+
+fn finish_item(
+    file: FileId,
+    text: &str,
+    it: &ItemToks<'_>,
+    next: Option<Token<'_>>,
+    result: Option<ParseResult<'_, '_>>,
+    diags: &mut Vec<Diagnostic>,
+) -> Item {
+    let offset = it.toks.first().map_or(0, |t| t.span.start);
+    let last_end = it.toks.iter().map(|t| t.span.end).max().unwrap_or(offset);
+    let whole = Span::new(0, last_end - offset);
+    let error_item = Item { offset, stmt: Stmt { kind: StmtKind::Error, span: whole, doc: None } };
+    // A poisoned item (too deep to parse safely) was reported by the structure pass.
+    let Some((output, errors)) = result else { return error_item };
+    let lexical_errors = it.toks.iter().any(|t| t.token == Token::Error);
     if !lexical_errors {
         // One slip, one error: the first error of the item is the one the user made. Errors
         // where a missing delimiter was already reported are its consequences.

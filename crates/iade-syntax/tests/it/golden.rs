@@ -183,3 +183,20 @@ fn diagnostics_serialize_to_the_documented_json_shape() {
     }
     assert_eq!(json["summary"]["errors"], 1);
 }
+
+#[test]
+fn every_iade_code_block_of_the_language_reference_parses_cleanly() {
+    let doc = std::fs::read_to_string(root().join("docs/language.md")).expect("the reference exists");
+    let mut blocks = 0;
+    for (i, chunk) in doc.split("```iade\n").skip(1).enumerate() {
+        let block = chunk.split("```").next().unwrap_or_default();
+        blocks += 1;
+        let parse = iade_syntax::parse(FileId(0), block);
+        assert!(
+            parse.diagnostics.is_empty(),
+            "block {i} of docs/language.md:\n{block}\n{:?}",
+            parse.diagnostics
+        );
+    }
+    assert!(blocks > 10, "expected the reference to show code, found {blocks} blocks");
+}
