@@ -95,8 +95,7 @@ pub fn check(path: &Path, format: Format, color: bool) -> Exit {
                 return Exit::Errors;
             }
         };
-        let id = iade_span::FileId(sources.iter().count() as u32);
-        let (text, parse) = iade_syntax::parse_bytes(id, &bytes);
+        let (text, parse) = iade_syntax::parse_bytes(sources.next_id(), &bytes);
         sources.add(display_path(f), text);
         diags.extend(parse.diagnostics);
     }
@@ -170,13 +169,15 @@ pub fn fmt(paths: &[PathBuf], check: bool, color: bool) -> Exit {
                 continue;
             }
         };
-        let Ok(text) = String::from_utf8(bytes.clone()) else {
-            let id = iade_span::FileId(sources.iter().count() as u32);
-            let (text, parse) = iade_syntax::parse_bytes(id, &bytes);
-            sources.add(shown, text);
-            print_diagnostics(&sources, &parse.diagnostics, Format::Human, color);
-            failed += 1;
-            continue;
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let (text, parse) = iade_syntax::parse_bytes(sources.next_id(), e.as_bytes());
+                sources.add(shown, text);
+                print_diagnostics(&sources, &parse.diagnostics, Format::Human, color);
+                failed += 1;
+                continue;
+            }
         };
         match iade_fmt::format(&text) {
             Ok(out) if out == text => {}

@@ -49,12 +49,12 @@ pub fn render_text(sources: &Sources, diag: &Diagnostic, opts: RenderOptions) ->
     }
     let report = report.finish();
     // Only the files the labels point into are handed to ariadne.
-    let mut files: Vec<(String, String)> = Vec::new();
+    let mut files: Vec<(String, &str)> = Vec::new();
     for label in &diag.labels {
         if let Some(f) = sources.get(label.file)
             && !files.iter().any(|(p, _)| *p == f.path)
         {
-            files.push((f.path.clone(), f.text.clone()));
+            files.push((f.path.clone(), f.text.as_str()));
         }
     }
     let mut out = Vec::new();

@@ -26,6 +26,11 @@ impl Sources {
         FileId(self.files.len() as u32 - 1)
     }
 
+    /// The id the next `add` will return (so text can be parsed under its final id).
+    pub fn next_id(&self) -> FileId {
+        FileId(self.files.len() as u32)
+    }
+
     pub fn get(&self, id: FileId) -> Option<&SourceFile> {
         self.files.get(id.0 as usize)
     }

@@ -225,7 +225,7 @@ where
     let cmp = bitor
         .clone()
         .then(cmp_op.then(bitor).repeated().collect::<Vec<_>>())
-        .validate(|(first, rest), e, emitter| {
+        .validate(|(first, rest), _, emitter| {
             if let Some(((_, op_span), _)) = rest.get(1) {
                 emitter.emit(Rich::custom(*op_span, CHAINED));
             }
@@ -234,7 +234,6 @@ where
                 let span = acc.span.cover(rhs.span);
                 acc = Expr { kind: ExprKind::Binary(op, boxed(acc), boxed(rhs)), span };
             }
-            let _ = e;
             acc
         })
         .boxed();

@@ -150,42 +150,29 @@ fn pattern_text(p: &RichPattern<'_, Token<'_>>) -> String {
     }
 }
 
-const OPERATORS: &[&str] = &[
-    "`or`",
-    "`and`",
-    "`==`",
-    "`!=`",
-    "`<`",
-    "`<=`",
-    "`>`",
-    "`>=`",
-    "keyword `in`",
-    "keyword `or`",
-    "keyword `and`",
-    "`|`",
-    "`^`",
-    "`&`",
-    "`+`",
-    "`-`",
-    "`*`",
-    "`/`",
-    "`%`",
-    "`.`",
-    "`(`",
-    "`[`",
-    "`?`",
-];
+/// Whether chumsky expected something matching `f` at the error.
+fn expects(e: &Rich<'_, Token<'_>>, f: impl Fn(&RichPattern<'_, Token<'_>>) -> bool) -> bool {
+    e.expected().any(f)
+}
+
+fn expects_label(e: &Rich<'_, Token<'_>>, label: &str) -> bool {
+    expects(e, |p| matches!(p, RichPattern::Label(l) if l == label))
+}
+
+fn expects_token(e: &Rich<'_, Token<'_>>, token: Token<'_>) -> bool {
+    expects(e, |p| matches!(p, RichPattern::Token(t) if **t == token))
+}
 
 /// "a, b or c", with binary operators folded into one "an operator".
 fn expected_list(e: &Rich<'_, Token<'_>>) -> String {
     let mut items: Vec<String> = Vec::new();
     let mut saw_operator = false;
     for p in e.expected() {
-        let t = pattern_text(p);
-        if OPERATORS.contains(&t.as_str()) {
+        if matches!(p, RichPattern::Token(t) if t.continues_expression()) {
             saw_operator = true;
             continue;
         }
+        let t = pattern_text(p);
         if !items.contains(&t) {
             items.push(t);
         }
@@ -274,7 +261,7 @@ fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>
         (true, Some(end)) => end,
         _ => span.start,
     };
-    if at_line_start && found_token.is_some() && expected.contains("the end of the item") {
+    if at_line_start && found_token.is_some() && expects(e, |p| matches!(p, RichPattern::EndOfInput)) {
         let found = found_token.map(|t| t.describe()).unwrap_or_default();
         let help = match found_token {
             Some(Token::LParenLine | Token::LBracketLine) => {
@@ -286,7 +273,7 @@ fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>
             .primary(file, span, "not expected here")
             .help(help);
     }
-    if found_token == Some(Token::LBrace) && expected.contains("a resource name") {
+    if found_token == Some(Token::LBrace) && expects_label(e, "a resource name") {
         return Diagnostic::new(codes::E0012, "missing resource name")
             .primary(file, Span::empty(span.start), "expected a name before `{`")
             .help("name the resource: `directory app { … }` (a name or a string)");
@@ -328,17 +315,14 @@ fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>
     }
     let defines_name = found_tok.is_some_and(|t| !t.line_start);
     let help = match found_token {
-        Some(t) if t.is_keyword() && expected.contains("a name") && defines_name => Some(format!(
+        Some(t) if t.is_keyword() && expects_label(e, "a name") && defines_name => Some(format!(
             "{} is a keyword and cannot be used as a name; choose another name, or quote it where a string is allowed",
             t.describe().trim_start_matches("keyword ")
         )),
-        Some(Token::Eq)
-            if expected.contains("`==`")
-                || expected.contains("operator") && context.as_deref() == Some("`if`") =>
-        {
+        Some(Token::Eq) if context.as_deref() == Some("`if`") && !expects_token(e, Token::Eq) => {
             Some("`=` assigns; compare with `==`".to_owned())
         }
-        Some(Token::EqEq) if expected.contains("`=`") => {
+        Some(Token::EqEq) if expects_token(e, Token::Eq) => {
             Some("`==` compares; an entry is written `name = value`".to_owned())
         }
         _ => context

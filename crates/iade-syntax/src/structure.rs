@@ -66,45 +66,9 @@ fn is_string_level(t: Token<'_>) -> bool {
     matches!(t, Token::StrOpen | Token::MStrOpen | Token::InterpOpen)
 }
 
-/// The token ends an operand: what follows it on a new line starts something new.
-pub fn ends_operand(t: Token<'_>) -> bool {
-    matches!(
-        t,
-        Token::Ident(_)
-            | Token::Int(_)
-            | Token::True
-            | Token::False
-            | Token::Null
-            | Token::RParen
-            | Token::RBracket
-            | Token::RBrace
-            | Token::StrClose
-            | Token::Question
-            | Token::Error
-    )
-}
-
+/// Tokens that lengthen an operator chain (postfix `(`/`[` are counted where they open).
 fn is_binary_op(t: Token<'_>) -> bool {
-    matches!(
-        t,
-        Token::Or
-            | Token::And
-            | Token::EqEq
-            | Token::NotEq
-            | Token::Lt
-            | Token::Le
-            | Token::Gt
-            | Token::Ge
-            | Token::In
-            | Token::Pipe
-            | Token::Caret
-            | Token::Amp
-            | Token::Plus
-            | Token::Star
-            | Token::Slash
-            | Token::Percent
-            | Token::Dot
-    )
+    t.continues_expression() && !matches!(t, Token::LParen | Token::LBracket | Token::Question | Token::Minus)
 }
 
 fn always_item_start(t: Token<'_>) -> bool {
@@ -181,7 +145,7 @@ impl<'s> Pass<'_, 's> {
         let t = self.toks[i];
         let Some(prev) = self.prev(i) else { return true };
         if (always_item_start(t.token) || matches!(t.token, Token::Let | Token::For))
-            && (ends_operand(prev) || t.line_start)
+            && (prev.ends_operand() || t.line_start)
             && !matches!(
                 prev,
                 Token::Param
@@ -199,7 +163,7 @@ impl<'s> Pass<'_, 's> {
         {
             return true;
         }
-        t.line_start && ends_operand(prev) && matches!(t.token, Token::Ident(_) | Token::If)
+        t.line_start && prev.ends_operand() && matches!(t.token, Token::Ident(_) | Token::If)
     }
 
     /// Whether token `i`, at column 0 while delimiters are open, is so clearly a new item
@@ -209,7 +173,7 @@ impl<'s> Pass<'_, 's> {
         if !t.line_start || t.col != 0 || self.stack.iter().any(|o| is_string_level(o.token)) {
             return false;
         }
-        let prev_ok = self.prev(i).is_some_and(|p| ends_operand(p) || p == Token::LBrace);
+        let prev_ok = self.prev(i).is_some_and(|p| p.ends_operand() || p == Token::LBrace);
         if !prev_ok {
             return false;
         }
@@ -305,7 +269,7 @@ impl<'s> Pass<'_, 's> {
 
         // Operator chains and prefix runs count towards nesting.
         match t.token {
-            Token::Minus | Token::Not if !self.prev(i).is_some_and(ends_operand) => {
+            Token::Minus | Token::Not if !self.prev(i).is_some_and(|p| p.ends_operand()) => {
                 self.prefix_run += 1;
                 self.check_depth(t.span);
             }
@@ -322,8 +286,8 @@ impl<'s> Pass<'_, 's> {
         }
 
         if is_opener(t.token) {
-            let postfix =
-                matches!(t.token, Token::LParen | Token::LBracket) && self.prev(i).is_some_and(ends_operand);
+            let postfix = matches!(t.token, Token::LParen | Token::LBracket)
+                && self.prev(i).is_some_and(|p| p.ends_operand());
             if postfix {
                 self.chain += 1;
             }

@@ -154,6 +154,53 @@ impl Token<'_> {
         })
     }
 
+    /// The token ends an operand: what follows it cannot start a new operand of the same
+    /// expression (a quote there closes a string; a line starting after it starts something new).
+    pub fn ends_operand(&self) -> bool {
+        matches!(
+            self,
+            Token::Ident(_)
+                | Token::Int(_)
+                | Token::True
+                | Token::False
+                | Token::Null
+                | Token::RParen
+                | Token::RBracket
+                | Token::RBrace
+                | Token::StrClose
+                | Token::Question
+                | Token::Error
+        )
+    }
+
+    /// Binary operators and postfix openers: tokens that extend an expression to their left.
+    pub fn continues_expression(&self) -> bool {
+        matches!(
+            self,
+            Token::Or
+                | Token::And
+                | Token::EqEq
+                | Token::NotEq
+                | Token::Lt
+                | Token::Le
+                | Token::Gt
+                | Token::Ge
+                | Token::In
+                | Token::Pipe
+                | Token::Caret
+                | Token::Amp
+                | Token::Plus
+                | Token::Minus
+                | Token::Star
+                | Token::Slash
+                | Token::Percent
+                | Token::Dot
+                | Token::LParen
+                | Token::LBracket
+                | Token::Question
+        )
+    }
+
     pub fn is_keyword(&self) -> bool {
         self.keyword_or_punct().is_some_and(|s| s.chars().all(|c| c.is_ascii_alphabetic()))
     }
@@ -525,6 +572,19 @@ impl<'s> Lexer<'s> {
         }
     }
 
+    /// At the end of the input, closes every mode still open with empty tokens at `end`.
+    fn close_enclosing_modes(&mut self, end: usize) {
+        while self.modes.len() > 1 {
+            let closer = if matches!(self.modes.last(), Some(Mode::Code { .. })) {
+                Token::InterpClose
+            } else {
+                Token::StrClose
+            };
+            self.push(closer, sp(end, end));
+            self.modes.pop();
+        }
+    }
+
     /// Lexes one token in code mode; returns false at the end of the input in the outermost mode.
     fn code_step(&mut self) -> bool {
         let rest = &self.src[self.pos..];
@@ -537,14 +597,7 @@ impl<'s> Lexer<'s> {
                 let open = *open;
                 self.abandon_interp(open, end, "the file ends here");
                 // Enclosing modes end silently: the slip was reported once.
-                while self.modes.len() > 1 {
-                    if let Some(Mode::Code { .. }) = self.modes.last() {
-                        self.push(Token::InterpClose, sp(end, end));
-                    } else {
-                        self.push(Token::StrClose, sp(end, end));
-                    }
-                    self.modes.pop();
-                }
+                self.close_enclosing_modes(end);
             }
             return self.modes.len() > 1;
         };
@@ -570,8 +623,8 @@ impl<'s> Lexer<'s> {
         };
         match tok {
             MainTok::Newline => {
-                if let (Some(open), 0) = (interp, 0)
-                    && self.in_single_line_string_outer()
+                if let Some(open) = interp
+                    && self.in_single_line_string()
                 {
                     self.abandon_interp(open, start, "the line ends here");
                 }
@@ -671,11 +724,6 @@ impl<'s> Lexer<'s> {
         true
     }
 
-    /// Inside an interpolation whose string is single-line (a newline there is a slip).
-    fn in_single_line_string_outer(&self) -> bool {
-        matches!(self.modes.last(), Some(Mode::Code { interp: Some(_), .. })) && self.in_single_line_string()
-    }
-
     fn abandon_interp_at_quote(&mut self, open: Span, quote: usize) {
         let d = Diagnostic::new(codes::E0005, "unterminated interpolation")
             .primary(self.file, open, "this `${` is never closed")
@@ -694,19 +742,7 @@ impl<'s> Lexer<'s> {
 
     /// The last token emitted ends an operand (so a following quote cannot start a string).
     fn last_ends_operand(&self) -> bool {
-        matches!(
-            self.out.tokens.last().map(|t| t.token),
-            Some(
-                Token::Ident(_)
-                    | Token::Int(_)
-                    | Token::True
-                    | Token::False
-                    | Token::Null
-                    | Token::RParen
-                    | Token::RBracket
-                    | Token::StrClose
-            )
-        )
+        self.out.tokens.last().is_some_and(|t| t.token.ends_operand())
     }
 
     fn int_error(&mut self, text: &str, start: usize, e: IntError) {
@@ -780,14 +816,7 @@ impl<'s> Lexer<'s> {
             self.modes.pop();
             self.push(Token::StrClose, sp(end, end));
             // Any enclosing interpolations end silently: the slip was reported once.
-            while self.modes.len() > 1 {
-                if let Some(Mode::Code { .. }) = self.modes.last() {
-                    self.push(Token::InterpClose, sp(end, end));
-                } else {
-                    self.push(Token::StrClose, sp(end, end));
-                }
-                self.modes.pop();
-            }
+            self.close_enclosing_modes(end);
             return;
         };
         let r = lexer.span();
