@@ -6,25 +6,24 @@ use iade_span::{FileId, Span};
 use crate::ast::{Block, Else, SourceFile, Stmt, StmtKind};
 use crate::token::{Comment, CommentKind};
 
-/// The blocks directly inside a statement, in source order.
-pub(crate) fn blocks_mut(kind: &mut StmtKind) -> Vec<&mut Block> {
+/// Calls `f` on each block directly inside a statement, in source order.
+pub(crate) fn for_each_block_mut(kind: &mut StmtKind, f: &mut impl FnMut(&mut Block)) {
     match kind {
-        StmtKind::Resource(r) => vec![&mut r.body],
-        StmtKind::Provider(p) => vec![&mut p.body],
-        StmtKind::Kind(k) => vec![&mut k.body],
-        StmtKind::Policy(p) => vec![&mut p.body],
-        StmtKind::Control(c) => vec![&mut c.body],
-        StmtKind::For(f) => vec![&mut f.body],
+        StmtKind::Resource(r) => f(&mut r.body),
+        StmtKind::Provider(p) => f(&mut p.body),
+        StmtKind::Kind(k) => f(&mut k.body),
+        StmtKind::Policy(p) => f(&mut p.body),
+        StmtKind::Control(c) => f(&mut c.body),
+        StmtKind::For(fs) => f(&mut fs.body),
         StmtKind::If(i) => {
-            let mut v = vec![&mut i.then];
+            f(&mut i.then);
             match &mut i.otherwise {
-                Some(Else::Block(b)) => v.push(b),
-                Some(Else::If(s)) => v.extend(blocks_mut(&mut s.kind)),
+                Some(Else::Block(b)) => f(b),
+                Some(Else::If(s)) => for_each_block_mut(&mut s.kind, f),
                 None => {}
             }
-            v
         }
-        _ => Vec::new(),
+        _ => {}
     }
 }
 
@@ -68,11 +67,11 @@ impl Attacher<'_> {
 
     fn stmt(&mut self, offset: u32, s: &mut Stmt) {
         s.doc = self.doc_before(s.span.start + offset);
-        for b in blocks_mut(&mut s.kind) {
+        for_each_block_mut(&mut s.kind, &mut |b| {
             for inner in &mut b.stmts {
                 self.stmt(offset, inner);
             }
-        }
+        });
     }
 }
 

@@ -4,6 +4,7 @@
     reason = "combinators are cloned uniformly; which ones happen to be Copy is an accident of chumsky"
 )]
 
+use chumsky::error::{EmptyErr, LabelError};
 use chumsky::input::ValueInput;
 use chumsky::prelude::*;
 use iade_span::Span;
@@ -11,7 +12,26 @@ use iade_span::Span;
 use crate::ast::*;
 use crate::token::{Token, parse_int};
 
-pub(crate) type Err<'t, 's> = extra::Err<Rich<'t, Token<'s>, SimpleSpan>>;
+/// The detailed error type, for reporting; the grammar also runs with chumsky's `EmptyErr`,
+/// which tracks nothing and makes the common, error-free parse several times faster.
+pub(crate) type RichErr<'t, 's> = Rich<'t, Token<'s>, SimpleSpan>;
+
+/// Errors the grammar raises itself, beyond chumsky's expected/found errors.
+pub(crate) trait GrammarError {
+    fn custom(span: SimpleSpan, marker: &'static str) -> Self;
+}
+
+impl GrammarError for EmptyErr {
+    fn custom(_: SimpleSpan, _: &'static str) -> Self {
+        EmptyErr::default()
+    }
+}
+
+impl GrammarError for RichErr<'_, '_> {
+    fn custom(span: SimpleSpan, marker: &'static str) -> Self {
+        Rich::custom(span, marker)
+    }
+}
 
 /// Marker prefix of custom errors that carry their own diagnostic code.
 pub(crate) const CHAINED: &str = "chained comparison";
@@ -25,17 +45,18 @@ fn boxed(e: Expr) -> Box<Expr> {
     Box::new(e)
 }
 
-pub(crate) fn item<'t, 's: 't, I>() -> impl Parser<'t, I, Stmt, Err<'t, 's>> + Clone
+pub(crate) fn item<'t, 's: 't, I, Er>() -> impl Parser<'t, I, Stmt, extra::Err<Er>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
+    Er: chumsky::error::Error<'t, I> + LabelError<'t, I, &'static str> + GrammarError + 't,
 {
     let ident = select! { Token::Ident(s) => s }
         .map_with(|s: &str, e| Name { text: s.to_owned(), span: sp(e.span()) })
         .labelled("a name");
 
-    let mut expr = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Expr, Err<'t, 's>>>::declare();
-    let mut stmt = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Stmt, Err<'t, 's>>>::declare();
-    let mut ty = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Type, Err<'t, 's>>>::declare();
+    let mut expr = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Expr, extra::Err<Er>>>::declare();
+    let mut stmt = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Stmt, extra::Err<Er>>>::declare();
+    let mut ty = Recursive::<chumsky::recursive::Indirect<'t, 't, I, Type, extra::Err<Er>>>::declare();
 
     let int = select! { Token::Int(raw) => raw }
         .map(|raw: &str| IntLit {
@@ -186,11 +207,15 @@ where
         })
         .boxed();
 
-    fn binary_level<'t, 's: 't, I, P, O>(operand: P, ops: O) -> impl Parser<'t, I, Expr, Err<'t, 's>> + Clone
+    fn binary_level<'t, 's: 't, I, P, O, Er>(
+        operand: P,
+        ops: O,
+    ) -> impl Parser<'t, I, Expr, extra::Err<Er>> + Clone
     where
         I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
-        P: Parser<'t, I, Expr, Err<'t, 's>> + Clone,
-        O: Parser<'t, I, BinOp, Err<'t, 's>> + Clone,
+        Er: chumsky::error::Error<'t, I> + 't,
+        P: Parser<'t, I, Expr, extra::Err<Er>> + Clone,
+        O: Parser<'t, I, BinOp, extra::Err<Er>> + Clone,
     {
         operand.clone().foldl_with(ops.then(operand).repeated(), |a, (op, b), e| Expr {
             kind: ExprKind::Binary(op, boxed(a), boxed(b)),
@@ -227,7 +252,7 @@ where
         .then(cmp_op.then(bitor).repeated().collect::<Vec<_>>())
         .validate(|(first, rest), _, emitter| {
             if let Some(((_, op_span), _)) = rest.get(1) {
-                emitter.emit(Rich::custom(*op_span, CHAINED));
+                emitter.emit(Er::custom(*op_span, CHAINED));
             }
             let mut acc = first;
             for ((op, _), rhs) in rest {
@@ -429,7 +454,7 @@ where
         .then(just(Token::Eq).map_with(|_, e| e.span()))
         .then_ignore(ident.clone().then(just(Token::Eq)).rewind())
         .validate(|(key, eq_span), _, emitter| {
-            emitter.emit(Rich::custom(SimpleSpan::from(eq_span.end..eq_span.end), MISSING_VALUE));
+            emitter.emit(Er::custom(SimpleSpan::from(eq_span.end..eq_span.end), MISSING_VALUE));
             let span = Span::empty(eq_span.end as u32);
             StmtKind::Attr(Attr { key, value: Expr { kind: ExprKind::Error, span } })
         });
@@ -452,11 +477,13 @@ where
             for_stmt,
             if_stmt,
             require,
+            // Entries are the most common statement, so they are tried before the forms that
+            // share their first token; all of these differ at the second token.
+            missing_value,
+            attr,
             provider,
             field,
             resource,
-            missing_value,
-            attr,
         ))
         .map_with(|kind, e| Stmt { kind, span: sp(e.span()), doc: None })
         .boxed(),

@@ -1,10 +1,10 @@
-use chumsky::error::{Rich, RichPattern, RichReason};
+use chumsky::error::{EmptyErr, Rich, RichPattern, RichReason};
 use chumsky::prelude::*;
 use iade_diagnostics::{Diagnostic, codes};
 use iade_span::{FileId, Span};
 
 use crate::ast::{Item, SourceFile, Stmt, StmtKind};
-use crate::grammar::{self, CHAINED, MISSING_VALUE};
+use crate::grammar::{self, CHAINED, MISSING_VALUE, RichErr};
 use crate::structure::{ItemToks, structure};
 use crate::token::{Comment, Token, lex};
 
@@ -65,14 +65,20 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     // Item tokens with spans relative to their item; the parser is built once per file and
     // run over every item (building chumsky's combinator tree is far from free).
     let rel: Vec<(Vec<Pair<'_>>, SimpleSpan)> = item_toks.iter().map(relative_tokens).collect();
-    let parser = grammar::item();
+    // Most items are well-formed: they are parsed with errors that track nothing, and only an
+    // item that fails is parsed again with detailed errors to report.
+    let fast = grammar::item::<_, EmptyErr>();
+    let detailed = grammar::item::<_, RichErr<'_, '_>>();
     let mut items = Vec::with_capacity(item_toks.len());
     for (idx, (it, (toks, eoi))) in item_toks.iter().zip(&rel).enumerate() {
         let next = item_toks.get(idx + 1).and_then(|n| n.toks.first()).map(|t| t.token);
         let result = if it.poisoned {
             None
         } else {
-            Some(parser.parse(toks.as_slice().map(*eoi, split)).into_output_errors())
+            match fast.parse(toks.as_slice().map(*eoi, split)).into_result() {
+                Ok(stmt) => Some((Some(stmt), Vec::new())),
+                Err(_) => Some(detailed.parse(toks.as_slice().map(*eoi, split)).into_output_errors()),
+            }
         };
         items.push(finish_item(file, text, it, next, result, &mut diagnostics));
     }
