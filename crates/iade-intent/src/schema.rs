@@ -1,0 +1,63 @@
+//! Kind schemas: what a kind's resources look like, as declared in `stdlib/`.
+
+use serde::Serialize;
+
+use crate::ir::Ir;
+use crate::ty::Ty;
+use crate::value::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldRole {
+    /// Identifies the object in the environment; set in every resource.
+    Identity,
+    /// Settable; unset means unmanaged unless there is a default.
+    Desired,
+    /// Observed only; readable, never settable.
+    Observed,
+}
+
+impl FieldRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldRole::Identity => "identity",
+            FieldRole::Desired => "desired",
+            FieldRole::Observed => "observed",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FieldSchema {
+    pub name: String,
+    pub role: FieldRole,
+    pub ty: Ty,
+    /// The value an unset field is managed with.
+    pub default: Option<Value>,
+    /// A predicate over the field's value; slot 0 holds the value.
+    pub constraint: Option<Ir>,
+    /// The constraint as written, for messages (`mode <= 0o7777`).
+    pub constraint_text: Option<String>,
+    pub doc: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KindSchema {
+    pub name: String,
+    /// The module that declares it, such as `std.fs`.
+    pub module: String,
+    /// The provider type that serves it (`local`, `exec`, `postgres`).
+    pub provider: Option<String>,
+    pub fields: Vec<FieldSchema>,
+    pub doc: Option<String>,
+}
+
+impl KindSchema {
+    pub fn field(&self, name: &str) -> Option<&FieldSchema> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    pub fn identity_fields(&self) -> impl Iterator<Item = &FieldSchema> {
+        self.fields.iter().filter(|f| f.role == FieldRole::Identity)
+    }
+}

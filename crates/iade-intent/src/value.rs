@@ -1,0 +1,254 @@
+//! Evaluated values.
+//!
+//! Values are cheap to clone (shared behind `Arc`) and compare structurally, so the compiler's
+//! incremental database can tell an unchanged result from a changed one. Two values never
+//! print their content: [`Value::Secret`] (always `<redacted>`) and [`Value::Unknown`] (its
+//! reason).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// Permission bits: an integer that is always shown in octal (`0o640`).
+    Mode(i64),
+    Str(Arc<str>),
+    List(Arc<Vec<Value>>),
+    /// Records and maps: keys in a defined order, so printing and hashing are stable.
+    Record(Arc<BTreeMap<String, Value>>),
+    /// A bare enum member such as `present` or `high`.
+    Enum(Arc<str>),
+    /// A resource: intended (in a policy) or observed (in a control).
+    Resource(Arc<ResourceValue>),
+    /// A value built from secrets; only a provider call may resolve it.
+    Secret(Arc<SecretValue>),
+    /// A value not known yet: unmanaged, known only after observation, or not observable.
+    Unknown(Arc<Unknown>),
+}
+
+/// A resource as rules see it: every field of its kind, with unknown for the ones that have no
+/// value (unmanaged fields on intent, or fields a provider could not observe).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ResourceValue {
+    /// `file.config`, or for an unmanaged object found by `observe`, `file[/etc/passwd]`.
+    pub id: String,
+    pub kind: String,
+    pub fields: BTreeMap<String, Value>,
+}
+
+/// Why a value is unknown; said in verdicts ("unknown: `file.config.owner` is unmanaged").
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Unknown {
+    pub reason: String,
+}
+
+/// A string assembled from literal text and named secrets, resolved by the engine only inside
+/// a provider call. Its `Debug` and `Display` never show the literal parts either, since they
+/// may be fragments of a credential (`"postgres://app:${password}@db"`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct SecretValue {
+    pub parts: Vec<SecretPart>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum SecretPart {
+    Text(String),
+    /// A secret supplied to the run under this name.
+    Named(String),
+}
+
+impl fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Debug for SecretPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl SecretValue {
+    /// The names of the secrets this value is built from (names are not secret).
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            SecretPart::Named(n) => Some(n.as_str()),
+            SecretPart::Text(_) => None,
+        })
+    }
+}
+
+impl Value {
+    pub fn str(s: impl Into<Arc<str>>) -> Value {
+        Value::Str(s.into())
+    }
+
+    pub fn unknown(reason: impl Into<String>) -> Value {
+        Value::Unknown(Arc::new(Unknown { reason: reason.into() }))
+    }
+
+    pub fn list(items: Vec<Value>) -> Value {
+        Value::List(Arc::new(items))
+    }
+
+    pub fn record(entries: BTreeMap<String, Value>) -> Value {
+        Value::Record(Arc::new(entries))
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, Value::Unknown(_))
+    }
+
+    /// The first unknown found in this value, looking into lists and records.
+    pub fn find_unknown(&self) -> Option<&Unknown> {
+        match self {
+            Value::Unknown(u) => Some(u),
+            Value::List(items) => items.iter().find_map(Value::find_unknown),
+            Value::Record(entries) => entries.values().find_map(Value::find_unknown),
+            _ => None,
+        }
+    }
+
+    /// Whether a secret hides anywhere in this value.
+    pub fn contains_secret(&self) -> bool {
+        match self {
+            Value::Secret(_) => true,
+            Value::List(items) => items.iter().any(Value::contains_secret),
+            Value::Record(entries) => entries.values().any(Value::contains_secret),
+            _ => false,
+        }
+    }
+
+    /// How the type of this value is named in messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Mode(_) => "mode",
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+            Value::Record(_) => "record",
+            Value::Enum(_) => "enum member",
+            Value::Resource(_) => "resource",
+            Value::Secret(_) => "secret",
+            Value::Unknown(_) => "unknown",
+        }
+    }
+
+    /// The value as it is interpolated into a string; `None` for values that have no text
+    /// form (lists, records, resources) or that must not be shown (secrets, unknowns).
+    pub fn as_text(&self) -> Option<String> {
+        match self {
+            Value::Null => Some(String::new()),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Mode(m) => Some(format_mode(*m)),
+            Value::Str(s) => Some(s.to_string()),
+            Value::Enum(e) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// `0o640`; negative modes cannot come from a valid source but still print unambiguously.
+pub fn format_mode(m: i64) -> String {
+    if m < 0 { format!("-0o{:o}", m.unsigned_abs()) } else { format!("0o{m:o}") }
+}
+
+/// The value as it is written in iade source, as messages and plans show it: strings quoted,
+/// modes in octal, secrets `<redacted>`.
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::Int(i) => write!(f, "{i}"),
+            Value::Mode(m) => f.write_str(&format_mode(*m)),
+            Value::Str(s) => write!(f, "{:?}", s.as_ref()),
+            Value::Enum(e) => f.write_str(e),
+            Value::List(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            Value::Record(entries) => {
+                if entries.is_empty() {
+                    return f.write_str("{}");
+                }
+                f.write_str("{ ")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    if is_ident(k) {
+                        write!(f, "{k} = {v}")?;
+                    } else {
+                        write!(f, "{k:?} = {v}")?;
+                    }
+                }
+                f.write_str(" }")
+            }
+            Value::Resource(r) => f.write_str(&r.id),
+            Value::Secret(_) => f.write_str("<redacted>"),
+            Value::Unknown(_) => f.write_str("(unknown)"),
+        }
+    }
+}
+
+pub(crate) fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// JSON form: plain JSON for plain values; modes as `{"mode": "0o640"}`, enum members as
+/// `{"enum": "present"}`, secrets as `{"secret": "<redacted>"}`, unknowns as
+/// `{"unknown": reason}`, resources as `{"resource": id}`.
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let tagged = |s: S, tag: &str, v: &str| {
+            let mut m = s.serialize_map(Some(1))?;
+            m.serialize_entry(tag, v)?;
+            m.end()
+        };
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Mode(m) => tagged(s, "mode", &format_mode(*m)),
+            Value::Str(v) => s.serialize_str(v),
+            Value::Enum(e) => tagged(s, "enum", e),
+            Value::Resource(r) => tagged(s, "resource", &r.id),
+            Value::Secret(_) => tagged(s, "secret", "<redacted>"),
+            Value::Unknown(u) => tagged(s, "unknown", &u.reason),
+            Value::List(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for v in items.iter() {
+                    seq.serialize_element(v)?;
+                }
+                seq.end()
+            }
+            Value::Record(entries) => {
+                let mut m = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries.iter() {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Tests of values, types and the evaluator, independent of any syntax.
+
+mod eval;
