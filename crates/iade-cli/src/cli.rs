@@ -3,12 +3,16 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::{ColorChoice, Exit};
+use crate::stack::LoadOptions;
 use crate::{files, output};
 
 const AFTER_HELP: &str = "\
 Examples:
   iade check examples/quickstart        check every .iade file of a stack
   iade check main.iade --format json    machine-readable diagnostics
+  iade check --param tier=prod          check with a param set
+  iade graph examples/webapp | dot -Tsvg > graph.svg
+                                        draw the dependency graph
   iade fmt                              format the stack in the current directory
   iade fmt --check .                    fail if any file is not formatted (for CI)
   iade explain E0009                    what a diagnostic code means
@@ -19,7 +23,8 @@ Exit codes: 0 success, 1 errors, 2 changes pending, 3 lease held by another engi
 /// iade: one language for configuration, policy and compliance.
 ///
 /// iade keeps real environments equal to the intent declared in `.iade` files. This version
-/// checks and formats sources.
+/// checks stacks (syntax, names, types, evaluation, dependencies and policies), shows their
+/// intent graph, and formats sources.
 #[derive(Debug, Parser)]
 #[command(name = "iade", version, about, long_about = None, after_help = AFTER_HELP)]
 #[command(disable_help_subcommand = true, propagate_version = true)]
@@ -34,12 +39,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check sources and report diagnostics.
+    /// Check a stack: syntax, names, types, evaluation, dependencies and policies.
     ///
-    /// PATH is a `.iade` file or a stack directory (every `.iade` file below it, skipping
-    /// hidden directories such as `.iade/`). Exit code 1 when any error is found.
-    #[command(after_help = "Examples:\n  iade check\n  iade check examples/webapp --format json")]
+    /// PATH is a stack directory (its top-level `.iade` files share one namespace; module
+    /// files are loaded through `use`) or a single `.iade` file. Everything up to policies runs:
+    /// a `deny` policy that fails is an error. Nothing is observed or changed. Exit code 1 when
+    /// any error is found.
+    #[command(after_help = "Examples:\n  iade check\n  iade check examples/webapp --format json\n  iade check examples/webapp --param tier=prod\n  IADE_PARAM_TIER=prod iade check examples/webapp")]
     Check(CheckArgs),
+    /// Print the intent graph: resources, their evaluated attributes and dependencies.
+    ///
+    /// `--format dot` (the default) prints Graphviz; `--format json` prints every resource with
+    /// its attributes and where each was declared (the shape is in docs/intent-graph.md).
+    /// The graph is printed only when the stack checks without errors.
+    #[command(after_help = "Examples:\n  iade graph examples/quickstart | dot -Tsvg > graph.svg\n  iade graph examples/webapp --format json | jq '.nodes[].id'")]
+    Graph(GraphArgs),
     /// Format sources in the canonical layout.
     ///
     /// Rewrites files in place (atomically) unless --check is given. Comments are kept;
@@ -52,13 +66,54 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-struct CheckArgs {
-    /// A `.iade` file or a stack directory.
+struct StackArgs {
+    /// A stack directory or a `.iade` file.
     #[arg(default_value = ".")]
     path: std::path::PathBuf,
+    /// Set a param: `--param tier=prod` (repeatable). Overrides `IADE_PARAM_TIER=prod` from
+    /// the environment, which overrides the param's default.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+    /// Use the standard library in DIR (DIR/std/*.iade) instead of the embedded one.
+    #[arg(long, value_name = "DIR")]
+    stdlib: Option<std::path::PathBuf>,
+}
+
+impl StackArgs {
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions { params: self.params.clone(), stdlib: self.stdlib.clone() }
+    }
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    stack: StackArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+}
+
+#[derive(Debug, Args)]
+struct GraphArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
+    format: GraphFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum GraphFormat {
+    Dot,
+    Json,
 }
 
 #[derive(Debug, Args)]
@@ -101,7 +156,8 @@ pub fn run() -> ExitCode {
     };
     let color = cli.color.enabled();
     let exit = match cli.command {
-        Command::Check(a) => files::check(&a.path, a.format, color),
+        Command::Check(a) => files::check(&a.stack.path, &a.stack.load_options(), a.format, color),
+        Command::Graph(a) => files::graph(&a.stack.path, &a.stack.load_options(), a.format, color),
         Command::Fmt(a) => files::fmt(&a.paths, a.check, color),
         Command::Explain(a) => explain(a),
     };

@@ -6,6 +6,7 @@ use iade_diagnostics::{Diagnostic, RenderOptions, Sources};
 
 use crate::cli::Format;
 use crate::output::{self, Exit};
+use crate::stack::LoadOptions;
 
 /// The `.iade` files of a path: itself if a file, else every `.iade` file below it in
 /// sorted order, skipping hidden directories (the journal lives in `.iade/`).
@@ -59,11 +60,27 @@ pub fn print_diagnostics(sources: &Sources, diags: &[Diagnostic], format: Format
     }
 }
 
-fn summary(files: usize, diags: &[Diagnostic]) -> String {
+fn summary(files: usize, diags: &[Diagnostic], s: &iade_compiler::Summary) -> String {
     let errors = diags.iter().filter(|d| d.is_error()).count();
     let warnings = diags.len() - errors;
     let plural = |n: usize, w: &str| if n == 1 { format!("{n} {w}") } else { format!("{n} {w}s") };
-    let fs = plural(files, "file");
+    let mut fs = plural(files, "file");
+    fs.push_str(&format!(", {}", plural(s.resources, "resource")));
+    if s.policies > 0 {
+        let checks = s.checks_passed + s.checks_failed + s.checks_unknown;
+        let policies = if s.policies == 1 { "1 policy".to_string() } else { format!("{} policies", s.policies) };
+        fs.push_str(&format!(", {policies} ({}", plural(checks, "check")));
+        if s.checks_failed > 0 {
+            fs.push_str(&format!(", {} failed", s.checks_failed));
+        }
+        if s.checks_unknown > 0 {
+            fs.push_str(&format!(", {} undecided", s.checks_unknown));
+        }
+        fs.push(')');
+    }
+    if s.controls > 0 {
+        fs.push_str(&format!(", {}", plural(s.controls, "control")));
+    }
     match (errors, warnings) {
         (0, 0) => format!("checked {fs}: no problems"),
         (0, w) => format!("checked {fs}: {}", plural(w, "warning")),
@@ -72,38 +89,64 @@ fn summary(files: usize, diags: &[Diagnostic]) -> String {
     }
 }
 
-pub fn check(path: &Path, format: Format, color: bool) -> Exit {
-    let files = match collect(path) {
-        Ok(f) => f,
+pub fn check(path: &Path, options: &LoadOptions, format: Format, color: bool) -> Exit {
+    let loaded = match crate::stack::load(path, options) {
+        Ok(l) => l,
         Err(e) => {
-            output::error(&format!("cannot read `{}`: {e}", display_path(path)));
+            output::error(&e);
+            eprintln!("  help: a stack is a directory of .iade files; try `iade check examples/quickstart`");
             return Exit::Errors;
         }
     };
-    if files.is_empty() {
-        output::error(&format!("no .iade files in `{}`", display_path(path)));
-        eprintln!("  help: a stack is a directory of .iade files; try `iade check examples/quickstart`");
-        return Exit::Errors;
+    let unknown = crate::stack::unknown_params(&loaded, &options.params);
+    if !unknown.is_empty() {
+        for u in &unknown {
+            output::error(u);
+        }
+        return Exit::Usage;
     }
-    let mut sources = Sources::new();
-    let mut diags = Vec::new();
-    for f in &files {
-        let bytes = match std::fs::read(f) {
-            Ok(b) => b,
-            Err(e) => {
-                output::error(&format!("cannot read `{}`: {e}", display_path(f)));
-                return Exit::Errors;
-            }
-        };
-        let (text, parse) = iade_syntax::parse_bytes(sources.next_id(), &bytes);
-        sources.add(display_path(f), text);
-        diags.extend(parse.diagnostics);
-    }
-    print_diagnostics(&sources, &diags, format, color);
+    let diags = loaded.diagnostics();
+    print_diagnostics(&loaded.sources(), &diags, format, color);
     if format == Format::Human {
-        eprintln!("{}", summary(files.len(), &diags));
+        let s = loaded.db.summary();
+        eprintln!("{}", summary(loaded.files, &diags, &s));
     }
     if diags.iter().any(Diagnostic::is_error) { Exit::Errors } else { Exit::Success }
+}
+
+pub fn graph(path: &Path, options: &LoadOptions, format: crate::cli::GraphFormat, color: bool) -> Exit {
+    let loaded = match crate::stack::load(path, options) {
+        Ok(l) => l,
+        Err(e) => {
+            output::error(&e);
+            return Exit::Errors;
+        }
+    };
+    let unknown = crate::stack::unknown_params(&loaded, &options.params);
+    if !unknown.is_empty() {
+        for u in &unknown {
+            output::error(u);
+        }
+        return Exit::Usage;
+    }
+    let diags = loaded.diagnostics();
+    if diags.iter().any(Diagnostic::is_error) {
+        print_diagnostics(&loaded.sources(), &diags, Format::Human, color);
+        eprintln!("no graph: the stack has errors (see `iade check`)");
+        return Exit::Errors;
+    }
+    let graph = loaded.db.intent_graph();
+    match format {
+        crate::cli::GraphFormat::Dot => print!("{}", graph.to_dot()),
+        crate::cli::GraphFormat::Json => match serde_json::to_string_pretty(&graph) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                output::error(&format!("cannot serialize the graph: {e}"));
+                return Exit::Errors;
+            }
+        },
+    }
+    Exit::Success
 }
 
 /// Writes `text` to `path` atomically: a temp file beside it, then a rename.

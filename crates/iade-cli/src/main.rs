@@ -3,6 +3,7 @@
 mod cli;
 mod files;
 mod output;
+mod stack;
 
 use std::process::ExitCode;
 

@@ -199,11 +199,218 @@ non-blank content line must start with that indentation.
 Fix: move text after the opening `\"\"\"` to the next line, put the closing `\"\"\"` on its own line,
 and indent content at least as far as the closing line.";
 
+        E0101 = "unknown name",
+"A name was used that nothing in scope declares: no `let`, `param`, resource, rule or provider of
+that name in the stack, and no `use` that imports it. Names are shared by every top-level file of
+a stack; a module file (`use \"./x.iade\" as x`) has names of its own, reached as `x.name`.
+
+    let base = \"${roo}/current\"     # error: unknown name `roo` (did you mean `root`?)
+
+Fix: correct the spelling (the help suggests the closest name), declare the name, or import it.";
+
+        E0102 = "unknown kind or type",
+"A resource declaration names a kind that is not in scope, or a type annotation names a type that
+does not exist. Kinds come from modules: `use std.fs.{file, directory}` brings `file` and
+`directory` into scope; `use std.postgres as pg` makes `pg.role` available.
+
+    fiel config { path = \"/etc/app.conf\" }     # error: unknown kind `fiel`
+
+Fix: correct the name or add the `use` that imports the kind.";
+
+        E0103 = "unknown field",
+"A resource body sets a field its kind does not have, or an expression reads one
+(`f.mod`). Each kind lists its fields in `stdlib/`; `iade explain` cannot list them, but the
+help line does.
+
+    file config { path = \"/etc/app.conf\"  mod = 0o644 }    # error: did you mean `mode`?
+
+Fix: use one of the kind's fields.";
+
+        E0104 = "declared twice",
+"The same name is declared twice where names must be unique: two `let`/`param`/`rule`/`kind` of
+one name in a stack, one field set twice in a body, or a kind declaring one field twice. Every
+top-level file of a stack shares one namespace.
+
+Fix: rename or remove one of the two declarations.";
+
+        E0105 = "unknown module",
+"A `use` names a module that does not exist: a standard library module other than `std.fs`,
+`std.exec`, `std.postgres` and `std.rules`, or a module file that cannot be read. Module files are
+relative to the file that uses them and must be named with `as`.
+
+    use std.filesystem.{file}              # error: unknown module
+    use \"./modules/logging.iade\" as logging
+
+Fix: correct the module path.";
+
+        E0106 = "import cycle",
+"Two modules import each other, directly or through others. Their values could then be defined in
+terms of each other, which has no meaning.
+
+Fix: move what both need into a third module that neither imports.";
+
+        E0107 = "module has no such name",
+"A `use` imports a name, or an expression reads `module.name`, that the module does not declare.
+
+    use std.fs.{fiel}     # error: module `std.fs` has no `fiel` (did you mean `file`?)
+
+Fix: correct the name; the note lists what the module declares.";
+
+        E0108 = "ambiguous name",
+"A bare name refers to more than one thing: for example a `directory app` and a `file app`. A
+resource's plain name works only while it is unique in the stack.
+
+    directory app { … }
+    file app { … }
+    let p = app.path     # error: say `directory.app.path` or `file.app.path`
+
+Fix: write the full id `KIND.NAME`, or rename one of them.";
+
+        E0109 = "not a value",
+"A name that is not a value (a kind, a rule, a module or a provider) is used where a value is
+expected.
+
+    let k = file                 # error: `file` is a kind
+    require not_world_writable   # error: a rule must be called: not_world_writable(f)
+
+Fix: use the name the way its help line shows.";
+
+        E0110 = "unknown function",
+"A call names neither a builtin function nor a rule. The builtins are listed in the language
+reference (len, join, upper, lower, basename, dirname, contains, keys, secret, include, intent,
+observe, …).
+
+Fix: correct the name, or declare the rule.";
+
+        E0111 = "wrong arguments",
+"A call passes the wrong number of arguments, a named argument where only positional ones are
+accepted, or an argument a builtin does not take (`observe` takes a kind and `under = path`).
+
+Fix: call it as the help line's signature shows.";
+
+        E0201 = "type mismatch",
+"A value does not have the type its place requires: a resource field, a typed `let` or `param`, a
+rule argument, or an operator's operand. The message names the value that failed.
+
+    file config { path = \"/etc/app.conf\"  mode = \"644\" }   # error: expected mode, found string \"644\"
+
+Fix: give a value of the expected type (a mode is an integer, usually written in octal: 0o644).";
+
+        E0202 = "missing identity field",
+"A resource does not set one of its kind's identity fields: the fields that say which object in the
+environment it is (a file's `path`, a role's `name`). Without them iade cannot observe the object.
+
+Fix: set the field.";
+
+        E0203 = "constraint violated",
+"A field's value breaks the constraint its kind declares with `where`. The message names the value
+and the constraint.
+
+    directory data { path = \"/srv/data\"  mode = 0o17777 }   # mode must be <= 0o7777
+
+Fix: give a value inside the constraint.";
+
+        E0204 = "observed-only field set",
+"A resource body sets a field its kind declares `observed`: a fact iade reads from the environment
+(a file's `sha256`, `size`, `mtime`), never something it can change.
+
+Fix: remove the line. To check such a field, write a rule and use it in a `control`.";
+
+        E0205 = "invalid or missing param value",
+"A `param` got a value that does not match its type (from `--param name=value` or the environment
+variable `IADE_PARAM_NAME`), or it has no default and no value was given.
+
+    param port: 8080 | 8443 = 8080
+    $ iade check --param port=80     # error: expected 8080 | 8443
+
+Fix: give a value of the param's type.";
+
+        E0206 = "invalid generated name",
+"A resource name built by interpolation (inside `for`) evaluated to something that cannot be an id:
+empty, or with characters other than `A-Z a-z 0-9 _ -`, or not a string at all. Ids appear in
+plans, logs and the journal, so they are kept plain.
+
+    for user in [\"alice smith\"] { file \"key_${user}\" { … } }   # error: a space
+
+Fix: derive the name from a value that is a plain word, or replace the other characters.";
+
+        E0207 = "evaluation error",
+"An expression could not be evaluated: division by zero, an index out of range, a missing map key,
+an operator applied to values it does not take, a file that `include` cannot read, or a value that
+must be known before observation (the list of a `for` that generates resources) but is not.
+
+Fix: the message says which value was wrong; correct the expression or its inputs.";
+
+        E0208 = "intent or observe used outside a check",
+"`intent(kind)` lists intended resources and exists only in policies and controls; `observe(kind,
+under = …)` lists observed objects and exists only in controls, which the engine evaluates on what
+it observed. Resource attributes cannot depend on either.
+
+Fix: move the check into a `policy` (intent) or a `control` (observation).";
+
+        E0209 = "invalid declaration",
+"A `policy`, `control` or `kind` has a setting it does not take or a setting with a wrong value: a
+policy's `severity` is `deny` or `warn`; a control needs a `severity` of `low`, `medium`, `high` or
+`critical` and may have a plain-string `title`; a kind's fields are `identity`, `desired` or
+`observed`.
+
+Fix: follow the help line.";
+
+        E0301 = "duplicate resource id",
+"Two resources have the same id `KIND.NAME`, possibly because a `for` generated the same name
+twice. Ids must be unique: they are how plans, history and the journal name resources.
+
+Fix: rename one of them; in a `for`, include the loop variable in the name.";
+
+        E0302 = "duplicate identity",
+"Two resources manage the same object in the environment: two files with one path, two roles
+with one name. They would fight over it at every run, so this is an error before anything runs.
+
+Fix: remove one of them, or change its identity.";
+
+        E0303 = "dependency cycle",
+"Resources (or values) refer to each other in a circle, through attribute references or `after`.
+There is no order in which to apply them. The message prints the whole cycle with each step.
+
+    directory a { path = \"${b.path}/a\" }
+    directory b { path = \"${a.path}/b\" }    # error: directory.a → directory.b → directory.a
+
+Fix: remove one of the references.";
+
+        E0304 = "invalid meta-attribute",
+"A meta-attribute has a value it does not take: `after` lists resources, `manage` is `enforce` or
+`observe`, and `provider` names a `provider` block.
+
+Fix: follow the help line.";
+
+        E0401 = "policy violation",
+"A `deny` policy's requirement fails on the intent: the stack declares something the policy
+forbids. A denied stack is never planned or applied. The diagnostic points at the attribute that
+failed and at the rule, and its notes show the values of the sub-expressions that made it fail.
+
+    file config { path = \"/srv/app/config.toml\"  mode = 0o666 }
+    # error: policy `safe_files` denies `file.config`: /srv/app/config.toml is world-writable
+
+Fix: change the intent so the rule holds.";
+
         W0001 = "doc comment documents nothing",
 "A doc comment (`## ...`) documents the item, field or entry that follows it. This one is
 followed by nothing (end of block or file), so no hover will ever show it.
 
 Fix: move it above an item, or turn it into a plain comment with a single `#`.";
+
+        W0401 = "policy warning",
+"A `warn` policy's requirement fails on the intent. Nothing is blocked; the warning says what
+would be wrong and where, like a `deny` violation does.
+
+Fix: change the intent, or accept the warning.";
+
+        W0402 = "policy cannot decide",
+"A policy's requirement depends on a value that is not known on intent: an unmanaged field (one the
+resource does not set), or a value known only after observation. Unknown is not a pass: it is
+reported, and the same rule in a `control` decides it on what is observed.
+
+Fix: set the field in the resource if the policy should hold before anything changes.";
 }
 
 /// Every registered code, in order.

@@ -159,9 +159,10 @@ impl Value {
     }
 }
 
-/// `0o640`; negative modes cannot come from a valid source but still print unambiguously.
+/// `0o640`, at least three octal digits (`0o002`); negative modes cannot come from a valid
+/// source but still print unambiguously.
 pub fn format_mode(m: i64) -> String {
-    if m < 0 { format!("-0o{:o}", m.unsigned_abs()) } else { format!("0o{m:o}") }
+    if m < 0 { format!("-0o{:03o}", m.unsigned_abs()) } else { format!("0o{m:03o}") }
 }
 
 /// The value as it is written in iade source, as messages and plans show it: strings quoted,

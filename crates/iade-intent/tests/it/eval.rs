@@ -48,7 +48,7 @@ fn eval(ir: &Ir) -> Value {
 fn bit_operations_on_a_mode_stay_a_mode() {
     let v = eval(&bin(BinOp::BitAnd, lit(Value::Mode(0o666)), lit(Value::Int(0o002))));
     assert_eq!(v, Value::Mode(0o002));
-    assert_eq!(v.to_string(), "0o2");
+    assert_eq!(v.to_string(), "0o002");
 }
 
 #[test]

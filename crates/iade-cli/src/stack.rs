@@ -1,0 +1,156 @@
+//! Loading a stack into the compiler: files from disk, params from flags and the environment,
+//! the standard library (embedded or `--stdlib DIR`). The compiler itself does no I/O.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use iade_compiler::{Database, Options};
+use iade_diagnostics::{Diagnostic, Sources};
+
+use crate::files::display_path;
+
+/// How to load a stack: the command-line flags shared by `check`, `graph` and later `plan`.
+#[derive(Debug, Default)]
+pub struct LoadOptions {
+    pub params: Vec<(String, String)>,
+    pub stdlib: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+pub struct Loaded {
+    pub db: Database,
+    /// Problems found while reading the files themselves (invalid UTF-8).
+    pub read_diags: Vec<Diagnostic>,
+    /// Texts to show for files whose bytes were not UTF-8 (the database holds none for them).
+    pub shown_text: HashMap<String, String>,
+    pub files: usize,
+}
+
+impl Loaded {
+    pub fn sources(&self) -> Sources {
+        let db_sources = self.db.sources();
+        let mut out = Sources::new();
+        for (_, f) in db_sources.iter() {
+            let text = self.shown_text.get(&f.path).cloned().unwrap_or_else(|| f.text.clone());
+            out.add(f.path.clone(), text);
+        }
+        out
+    }
+
+    /// Every diagnostic: reading, syntax and semantics, sorted.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut out = self.read_diags.clone();
+        out.extend(self.db.diagnostics());
+        iade_diagnostics::sort(&mut out);
+        out
+    }
+}
+
+/// The top-level `.iade` files of a stack directory, sorted; or the one file given.
+pub fn stack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !std::fs::metadata(path)?.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".iade") && entry.file_type()?.is_file() {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Params from `IADE_PARAM_<NAME>` (lowercased name), overridden by `--param`.
+fn params_from_env(flags: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in std::env::vars_os() {
+        let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else { continue };
+        if let Some(name) = k.strip_prefix("IADE_PARAM_") {
+            out.insert(name.to_lowercase(), v.to_string());
+        }
+    }
+    for (k, v) in flags {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
+fn read_stdlib(dir: &Path) -> Result<Vec<(String, String, String)>, String> {
+    let std_dir = dir.join("std");
+    let entries = std::fs::read_dir(&std_dir).map_err(|e| format!("cannot read `{}`: {e}", std_dir.display()))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let p = entry.path();
+        let Some(stem) = p.file_stem().and_then(|s| s.to_str()) else { continue };
+        if p.extension().and_then(|e| e.to_str()) != Some("iade") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).map_err(|e| format!("cannot read `{}`: {e}", p.display()))?;
+        out.push((format!("std.{stem}"), display_path(&p), text));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a stack and sets up the compiler database for it.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, String> {
+    let files = stack_files(path).map_err(|e| format!("cannot read `{}`: {e}", display_path(path)))?;
+    if files.is_empty() {
+        return Err(format!("no .iade files in `{}`", display_path(path)));
+    }
+    let stdlib = match &options.stdlib {
+        Some(dir) => Some(read_stdlib(dir)?),
+        None => None,
+    };
+    let loader = Box::new(|p: &str| match std::fs::read(p) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| "the file is not valid UTF-8".to_string()),
+        Err(e) => Err(e.to_string()),
+    });
+    let mut db = Database::new(Options { stdlib, loader, log_queries: false });
+    let mut texts = Vec::new();
+    let mut read_diags = Vec::new();
+    let mut shown_text = HashMap::new();
+    let first_id = db.sources().iter().count() as u32;
+    for (i, f) in files.iter().enumerate() {
+        let shown = display_path(f);
+        let bytes = std::fs::read(f).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+        match String::from_utf8(bytes) {
+            Ok(text) => texts.push((shown, text)),
+            Err(e) => {
+                let id = iade_span::FileId(first_id + i as u32);
+                let (lossy, parse) = iade_syntax::parse_bytes(id, e.as_bytes());
+                read_diags.extend(parse.diagnostics);
+                shown_text.insert(shown.clone(), lossy);
+                texts.push((shown, String::new()));
+            }
+        }
+    }
+    db.set_stack_files(texts);
+    let params = params_from_env(&options.params);
+    db.set_params(params);
+    Ok(Loaded { db, read_diags, shown_text, files: files.len() })
+}
+
+/// Names given with `--param` that the stack does not declare: a usage error worth stopping
+/// for, since a typo would otherwise silently leave the default in place.
+pub fn unknown_params(loaded: &Loaded, flags: &[(String, String)]) -> Vec<String> {
+    let declared = loaded.db.stack_params();
+    let mut out = Vec::new();
+    for (name, _) in flags {
+        if !declared.iter().any(|(n, _, _)| n == name) {
+            let mut msg = format!("the stack has no param `{name}`");
+            let names: Vec<&str> = declared.iter().map(|(n, _, _)| n.as_str()).collect();
+            if names.is_empty() {
+                msg.push_str(" (it declares none)");
+            } else {
+                msg.push_str(&format!(" (its params: {})", names.join(", ")));
+            }
+            out.push(msg);
+        }
+    }
+    out
+}

@@ -1,0 +1,272 @@
+//! The database: salsa storage plus the inputs the driver sets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use iade_diagnostics::{Diagnostic, Severity, Sources};
+use iade_intent::IntentGraph;
+use iade_span::{FileId, Span};
+use salsa::Setter;
+
+use crate::diag::Diag;
+use crate::items::{Item, SourceFile, Stack, item_offset};
+
+/// Reads a file the sources refer to (`use "./x.iade"`, `include("…")`): the driver's one
+/// door to the filesystem. Gets a normalized path; returns the text or a reason.
+pub type Loader = dyn Fn(&str) -> Result<String, String> + Send + Sync;
+
+#[salsa::db]
+pub trait Db: salsa::Database {
+    fn stack(&self) -> Stack;
+    /// A standard library module by dotted name (`std.fs`).
+    fn stdlib_module(&self, name: &str) -> Option<SourceFile>;
+    fn stdlib_names(&self) -> Vec<String>;
+    /// A file by normalized path, loaded once through the driver's loader.
+    fn load_file(&self, path: &str) -> Result<SourceFile, String>;
+    fn file_by_id(&self, id: FileId) -> Option<SourceFile>;
+}
+
+pub struct Options {
+    /// Standard library modules as `(name, path, text)`; the embedded ones when `None`.
+    pub stdlib: Option<Vec<(String, String, String)>>,
+    pub loader: Box<Loader>,
+    /// Record which queries execute (for incremental tests and `--explain`-style tracing).
+    pub log_queries: bool,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").field("log_queries", &self.log_queries).finish_non_exhaustive()
+    }
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { stdlib: None, loader: Box::new(|p| Err(format!("cannot read `{p}`: no loader"))), log_queries: false }
+    }
+}
+
+struct Shared {
+    loader: Box<Loader>,
+    /// Every file known to the database, by id (ids are dense indexes).
+    files: Mutex<Vec<SourceFile>>,
+    by_path: Mutex<HashMap<String, SourceFile>>,
+    /// Failed loads are remembered per path so a query sees one consistent answer.
+    failed: Mutex<HashMap<String, String>>,
+    stdlib: Mutex<BTreeMap<String, SourceFile>>,
+    log: Option<Arc<Mutex<Vec<(String, salsa::Id)>>>>,
+}
+
+#[salsa::db]
+#[derive(Clone)]
+pub struct Database {
+    storage: salsa::Storage<Self>,
+    shared: Arc<Shared>,
+    stack: Option<Stack>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").finish_non_exhaustive()
+    }
+}
+
+#[salsa::db]
+impl salsa::Database for Database {}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means another query panicked; the maps stay consistent because
+    // every update is a single insert.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Database {
+    pub fn new(options: Options) -> Database {
+        let log = options.log_queries.then(|| Arc::new(Mutex::new(Vec::new())));
+        let callback: Option<Box<dyn Fn(salsa::Event) + Send + Sync>> = log.clone().map(|log| {
+            Box::new(move |event: salsa::Event| {
+                if let salsa::EventKind::WillExecute { database_key } = event.kind {
+                    let text = format!("{database_key:?}");
+                    let name = text.split('(').next().unwrap_or_default().to_string();
+                    lock(&log).push((name, database_key.key_index()));
+                }
+            }) as Box<dyn Fn(salsa::Event) + Send + Sync>
+        });
+        let shared = Arc::new(Shared {
+            loader: options.loader,
+            files: Mutex::new(Vec::new()),
+            by_path: Mutex::new(HashMap::new()),
+            failed: Mutex::new(HashMap::new()),
+            stdlib: Mutex::new(BTreeMap::new()),
+            log,
+        });
+        let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
+        let stdlib = options.stdlib.unwrap_or_else(|| {
+            crate::stdlib::EMBEDDED.iter().map(|(n, p, t)| (n.to_string(), p.to_string(), t.to_string())).collect()
+        });
+        for (name, path, text) in stdlib {
+            let file = db.new_file(path, text);
+            lock(&db.shared.stdlib).insert(name, file);
+        }
+        db.stack = Some(Stack::new(&db, Vec::new(), BTreeMap::new()));
+        db
+    }
+
+    fn new_file(&self, path: String, text: String) -> SourceFile {
+        let mut files = lock(&self.shared.files);
+        let id = FileId(files.len() as u32);
+        let file = SourceFile::new(self, id, path.clone(), text);
+        files.push(file);
+        lock(&self.shared.by_path).insert(path, file);
+        file
+    }
+
+    /// Sets the stack's top-level files: new paths are added, changed texts updated.
+    pub fn set_stack_files(&mut self, files: Vec<(String, String)>) {
+        let mut handles = Vec::with_capacity(files.len());
+        for (path, text) in files {
+            handles.push(self.set_file(path, text));
+        }
+        let stack = self.stack();
+        if stack.files(self) != &handles {
+            stack.set_files(self).to(handles);
+        }
+    }
+
+    /// Sets a file's text (an edit, or an unsaved buffer in the language server).
+    pub fn set_file(&mut self, path: String, text: String) -> SourceFile {
+        let existing = lock(&self.shared.by_path).get(&path).copied();
+        match existing {
+            Some(file) => {
+                if file.text(self) != &text {
+                    file.set_text(self).to(text);
+                }
+                file
+            }
+            None => self.new_file(path, text),
+        }
+    }
+
+    pub fn set_params(&mut self, params: BTreeMap<String, String>) {
+        let stack = self.stack();
+        if stack.params(self) != &params {
+            stack.set_params(self).to(params);
+        }
+    }
+
+    /// Every file the database knows, for rendering diagnostics.
+    pub fn sources(&self) -> Sources {
+        let mut sources = Sources::new();
+        for file in lock(&self.shared.files).iter() {
+            sources.add(file.path(self).clone(), file.text(self).clone());
+        }
+        sources
+    }
+
+    /// Every diagnostic of the stack, absolute and sorted: syntax, names, types, evaluation,
+    /// graph and policies.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut out: Vec<Diagnostic> = Vec::new();
+        for d in crate::graph::stack_diagnostics(self) {
+            out.extend(self.absolute(d));
+        }
+        for file in self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()) {
+            out.extend(crate::items::parse_file(self, *file).parse.diagnostics.iter().cloned());
+        }
+        iade_diagnostics::sort(&mut out);
+        out.dedup();
+        out
+    }
+
+    /// The intent graph with absolute source locations.
+    pub fn intent_graph(&self) -> IntentGraph {
+        crate::graph::intent_graph(self)
+    }
+
+    /// Counts for a one-line summary.
+    pub fn summary(&self) -> crate::graph::Summary {
+        crate::graph::summary(self)
+    }
+
+    /// The stack's params: name, type, and whether it has a default.
+    pub fn stack_params(&self) -> Vec<(String, String, bool)> {
+        crate::graph::stack_params(self)
+    }
+
+    /// Converts an item-relative diagnostic to an absolute one.
+    pub fn absolute(&self, d: &Diag) -> Option<Diagnostic> {
+        let mut out = Diagnostic::new(d.code, d.message.clone());
+        if d.warning {
+            out.severity = Severity::Warning;
+        }
+        for l in &d.labels {
+            let (file, span) = self.resolve(&l.origin, l.span)?;
+            out.labels.push(iade_diagnostics::Label { file, span, message: l.message.clone(), primary: l.primary });
+        }
+        out.help = d.help.clone();
+        out.notes = d.notes.clone();
+        Some(out)
+    }
+
+    /// An item-relative span made absolute.
+    pub fn resolve(&self, origin: &iade_intent::Origin, span: Span) -> Option<(FileId, Span)> {
+        let file = self.file_by_id(origin.file)?;
+        let offset = item_offset(self, file, &origin.item)?;
+        Some((origin.file, span.absolute_from(offset)))
+    }
+
+    /// The queries that executed since the last call, as `query(label)`: an item's label is
+    /// `file::name` (`main.iade::res:file:config`), a file's its path.
+    pub fn take_executed(&self) -> Vec<String> {
+        use salsa::plumbing::FromId;
+        let Some(log) = &self.shared.log else { return Vec::new() };
+        let entries = std::mem::take(&mut *lock(log));
+        entries
+            .into_iter()
+            .map(|(name, id)| match name.as_str() {
+                "parse_file" | "file_items" => format!("{name}({})", SourceFile::from_id(id).path(self)),
+                "item_syntax" | "lower_item" | "eval_global" | "eval_resources" | "check_policy"
+                | "resource_kind" => {
+                    let item = Item::from_id(id);
+                    format!("{name}({}::{})", item.file(self).path(self), item.name(self))
+                }
+                _ => name,
+            })
+            .collect()
+    }
+}
+
+#[salsa::db]
+impl Db for Database {
+    fn stack(&self) -> Stack {
+        self.stack.expect("invariant: the stack input is created in Database::new")
+    }
+
+    fn stdlib_module(&self, name: &str) -> Option<SourceFile> {
+        lock(&self.shared.stdlib).get(name).copied()
+    }
+
+    fn stdlib_names(&self) -> Vec<String> {
+        lock(&self.shared.stdlib).keys().cloned().collect()
+    }
+
+    fn load_file(&self, path: &str) -> Result<SourceFile, String> {
+        if let Some(f) = lock(&self.shared.by_path).get(path) {
+            return Ok(*f);
+        }
+        if let Some(e) = lock(&self.shared.failed).get(path) {
+            return Err(e.clone());
+        }
+        match (self.shared.loader)(path) {
+            Ok(text) => Ok(self.new_file(path.to_string(), text)),
+            Err(e) => {
+                lock(&self.shared.failed).insert(path.to_string(), e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn file_by_id(&self, id: FileId) -> Option<SourceFile> {
+        lock(&self.shared.files).get(id.0 as usize).copied()
+    }
+}

@@ -1,0 +1,504 @@
+//! Evaluation of `let`, `param` and resources, through the one evaluator of `iade-intent`
+//! with an environment that answers from the database.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use iade_diagnostics::codes;
+use iade_intent::eval::Evaluator;
+use iade_intent::ir::{Ir, ObjectSource, RuleIr};
+use iade_intent::{Env, EvalError, FieldRole, KindSchema, Origin, ResourceValue, Ty, Value};
+use iade_span::Span;
+
+use crate::db::Db;
+use crate::diag::Diag;
+use crate::items::{Item, stack_module};
+use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, ResourceIr, item_from_key, kind_schema, lower_item, resource_kind};
+use crate::scope::{ItemName, module_of, origin, own_scope, split_name};
+
+/// The environment of compile-time evaluation: globals, resources and rules from the
+/// database; `intent(kind)` from the evaluated resources; `observe` is unknown.
+pub(crate) struct CompilerEnv<'a> {
+    pub db: &'a dyn Db,
+}
+
+impl Env for CompilerEnv<'_> {
+    fn global(&self, name: &str) -> Value {
+        match item_from_key(self.db, name) {
+            Some(item) => eval_global(self.db, item).value.clone(),
+            None => Value::unknown(format!("`{name}` is not declared")),
+        }
+    }
+
+    fn resource(&self, id: &str) -> Option<Value> {
+        find_resource(self.db, id).map(|r| r.value.clone())
+    }
+
+    fn resource_by_name(&self, kind: &str, name: &str) -> Option<Value> {
+        self.resource(&format!("{kind}.{name}"))
+    }
+
+    fn rule(&self, name: &str) -> Option<Arc<RuleIr>> {
+        let item = item_from_key(self.db, name)?;
+        match &lower_item(self.db, item).kind {
+            LoweredKind::Rule(r) => Some(r.clone()),
+            _ => None,
+        }
+    }
+
+    fn objects(&self, source: ObjectSource, kind: &str, _under: Option<&str>) -> Result<Vec<Value>, String> {
+        match source {
+            ObjectSource::Intent => {
+                let key = crate::graph::KindKey::new(self.db, kind.to_string());
+                Ok(crate::graph::intent_of_kind(self.db, key).clone())
+            }
+            ObjectSource::Observe => Err("observed objects are known only when the engine observes".into()),
+        }
+    }
+
+    fn include(&self, origin: &Origin, path: &str) -> Result<Value, String> {
+        let file = self.db.file_by_id(origin.file).ok_or("the including file is gone")?;
+        let full = crate::scope::join_relative(file.path(self.db), path);
+        let f = self.db.load_file(&full)?;
+        Ok(Value::str(f.text(self.db).as_str()))
+    }
+}
+
+/// An environment with nothing in it, for constants (kind defaults).
+struct NullEnv;
+
+impl Env for NullEnv {
+    fn global(&self, _: &str) -> Value {
+        Value::unknown("a default must be a constant")
+    }
+    fn resource(&self, _: &str) -> Option<Value> {
+        None
+    }
+    fn resource_by_name(&self, _: &str, _: &str) -> Option<Value> {
+        None
+    }
+    fn rule(&self, _: &str) -> Option<Arc<RuleIr>> {
+        None
+    }
+    fn objects(&self, _: ObjectSource, _: &str, _: Option<&str>) -> Result<Vec<Value>, String> {
+        Err("a default must be a constant".into())
+    }
+    fn include(&self, _: &Origin, _: &str) -> Result<Value, String> {
+        Err("a default must be a constant".into())
+    }
+}
+
+pub(crate) fn eval_constant(_db: &dyn Db, origin: &Origin, ir: &Ir) -> Result<Value, (String, Span)> {
+    Evaluator::new(&NullEnv, origin.clone(), 0).eval(ir).map_err(|e| (e.message, e.span))
+}
+
+fn eval_error(e: EvalError) -> Diag {
+    Diag::new(codes::E0207, e.message.clone())
+        .primary(&e.origin, e.span, "while evaluating this")
+        .help_opt(e.help)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalResult {
+    pub value: Value,
+    pub diags: Vec<Diag>,
+}
+
+fn global_cycle(db: &dyn Db, _id: salsa::Id, item: Item) -> GlobalResult {
+    let o = origin(db, item);
+    let span = crate::lower::decl_name_span(db, item);
+    GlobalResult {
+        value: Value::unknown("this value depends on itself"),
+        diags: vec![Diag::new(codes::E0303, "this value depends on itself")
+            .primary(&o, span, "defined in terms of itself")
+            .help("break the cycle: a value may not refer to itself, directly or through other values")],
+    }
+}
+
+#[salsa::tracked(returns(ref), cycle_result = global_cycle)]
+pub fn eval_global(db: &dyn Db, item: Item) -> GlobalResult {
+    let o = origin(db, item);
+    let env = CompilerEnv { db };
+    let mut diags = Vec::new();
+    let value = match &lower_item(db, item).kind {
+        LoweredKind::Param { name, ty, default, name_span } => {
+            let given = if module_of(db, item.file(db)) == stack_module(db) { db.stack().params(db).get(name).cloned() } else { None };
+            match (given, default) {
+                (Some(text), _) => match parse_param(&text, ty) {
+                    Ok(v) => v,
+                    Err(m) => {
+                        diags.push(
+                            Diag::new(codes::E0205, format!("invalid value for param `{name}`: {m}"))
+                                .primary(&o, *name_span, format!("declared as {ty}"))
+                                .help(format!("give a value of type {ty}: --param {name}=…")),
+                        );
+                        Value::unknown("the param's value is invalid")
+                    }
+                },
+                (None, Some(d)) => match Evaluator::new(&env, o.clone(), 0).eval(d) {
+                    Ok(v) => match ty.check(&v) {
+                        Ok(v) => v,
+                        Err(m) => {
+                            diags.push(Diag::new(codes::E0201, format!("default of `{name}`: {m}")).primary(&o, d.span, format!("expected {ty}")));
+                            Value::unknown("the param's default is invalid")
+                        }
+                    },
+                    Err(e) => {
+                        diags.push(eval_error(e));
+                        Value::unknown("the param's default has an error")
+                    }
+                },
+                (None, None) => {
+                    diags.push(
+                        Diag::new(codes::E0205, format!("param `{name}` has no value"))
+                            .primary(&o, *name_span, "no default")
+                            .help(format!("give it one: --param {name}=… or the environment variable IADE_PARAM_{}", name.to_uppercase())),
+                    );
+                    Value::unknown(format!("param `{name}` has no value"))
+                }
+            }
+        }
+        LoweredKind::Let { ty, value, slots } => match Evaluator::new(&env, o.clone(), *slots).eval(value) {
+            Ok(v) => match ty {
+                Some(ty) => match ty.check(&v) {
+                    Ok(v) => v,
+                    Err(m) => {
+                        diags.push(Diag::new(codes::E0201, m).primary(&o, value.span, format!("expected {ty}")));
+                        Value::unknown("the value does not match its type")
+                    }
+                },
+                None => v,
+            },
+            Err(e) => {
+                diags.push(eval_error(e));
+                Value::unknown("this value has an error")
+            }
+        },
+        _ => Value::unknown("not a value"),
+    };
+    GlobalResult { value, diags }
+}
+
+/// A `--param` text read as a value of the param's type.
+fn parse_param(text: &str, ty: &Ty) -> Result<Value, String> {
+    let int = |t: &str| iade_syntax::token::parse_int(t.trim()).map_err(|_| format!("`{t}` is not an integer"));
+    let value = match ty {
+        Ty::Int | Ty::IntLit(_) => Value::Int(int(text)?),
+        Ty::Mode => Value::Mode(int(text)?),
+        Ty::Bool => match text {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => return Err(format!("`{text}` is not `true` or `false`")),
+        },
+        Ty::Optional(t) if text == "null" => return t.check(&Value::Null).or(Ok(Value::Null)),
+        Ty::Optional(t) => return parse_param(text, t),
+        Ty::Union(ts) => {
+            return ts.iter().find_map(|t| parse_param(text, t).ok()).ok_or_else(|| format!("expected {ty}, got `{text}`"));
+        }
+        Ty::Enum(_) => Value::Enum(Arc::from(text)),
+        _ => Value::str(text),
+    };
+    ty.check(&value)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvaluatedResource {
+    /// `KIND.NAME`
+    pub id: String,
+    pub kind: String,
+    pub kind_item: Item,
+    pub name: String,
+    /// Attributes set in the source, with the span of each entry (relative to `origin`).
+    pub attrs: BTreeMap<String, (Value, Span)>,
+    /// Managed attributes that come from kind defaults.
+    pub defaults: BTreeMap<String, Value>,
+    /// The resource as rules see it: every field of its kind.
+    pub value: Value,
+    /// Resources this one refers to, and where.
+    pub refs: Vec<(String, Span)>,
+    pub after: Vec<(String, Span)>,
+    pub manage: String,
+    pub provider: Option<String>,
+    pub provider_type: Option<String>,
+    pub origin: Origin,
+    pub span: Span,
+    pub name_span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct EvalResources {
+    pub resources: Vec<EvaluatedResource>,
+    pub diags: Vec<Diag>,
+    /// Evaluation ran into itself (a dependency cycle).
+    pub cyclic: bool,
+}
+
+fn resources_cycle(_db: &dyn Db, _id: salsa::Id, _item: Item) -> EvalResources {
+    EvalResources { cyclic: true, ..EvalResources::default() }
+}
+
+#[salsa::tracked(returns(ref), cycle_result = resources_cycle)]
+pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
+    let LoweredKind::Resources { body, slots } = &lower_item(db, item).kind else {
+        return EvalResources::default();
+    };
+    let env = CompilerEnv { db };
+    let mut run = Run { db, origin: origin(db, item), out: EvalResources::default() };
+    let mut ev = Evaluator::new(&env, run.origin.clone(), *slots);
+    run.gens(body, &mut ev);
+    run.out
+}
+
+struct Run<'a> {
+    db: &'a dyn Db,
+    origin: Origin,
+    out: EvalResources,
+}
+
+impl Run<'_> {
+    fn error(&mut self, e: EvalError) {
+        self.out.diags.push(eval_error(e));
+    }
+
+    fn gens(&mut self, gens: &[Gen], ev: &mut Evaluator<'_>) {
+        for g in gens {
+            match g {
+                Gen::Resource(r) => self.resource(r, ev),
+                Gen::Let { slot, value } => match ev.eval(value) {
+                    Ok(v) => ev.set_local(*slot, v),
+                    Err(e) => {
+                        self.error(e);
+                        ev.set_local(*slot, Value::unknown("this value has an error"));
+                    }
+                },
+                Gen::If { cond, then, otherwise } => match ev.eval(cond) {
+                    Ok(Value::Bool(true)) => self.gens(then, ev),
+                    Ok(Value::Bool(false)) => self.gens(otherwise, ev),
+                    Ok(Value::Unknown(u)) => self.out.diags.push(
+                        Diag::new(codes::E0207, "the condition of this `if` is not known before observation")
+                            .primary(&self.origin, cond.span, format!("unknown: {}", u.reason))
+                            .help("resources must be decided from the source and params alone"),
+                    ),
+                    Ok(other) => self.out.diags.push(
+                        Diag::new(codes::E0201, format!("a condition is a bool, not {}", iade_intent::ty::describe(&other)))
+                            .primary(&self.origin, cond.span, "not a bool"),
+                    ),
+                    Err(e) => self.error(e),
+                },
+                Gen::For { key, slot, iter, body } => match ev.eval(iter) {
+                    Ok(Value::List(items)) => {
+                        for v in items.iter() {
+                            ev.set_local(*slot, v.clone());
+                            self.gens(body, ev);
+                        }
+                    }
+                    Ok(Value::Record(entries)) => {
+                        for (k, v) in entries.iter() {
+                            match key {
+                                Some(key) => {
+                                    ev.set_local(*key, Value::str(k.as_str()));
+                                    ev.set_local(*slot, v.clone());
+                                }
+                                None => ev.set_local(*slot, Value::str(k.as_str())),
+                            }
+                            self.gens(body, ev);
+                        }
+                    }
+                    Ok(Value::Unknown(u)) => self.out.diags.push(
+                        Diag::new(codes::E0207, "what this `for` iterates over is not known before observation")
+                            .primary(&self.origin, iter.span, format!("unknown: {}", u.reason))
+                            .help("resources must be decided from the source and params alone"),
+                    ),
+                    Ok(other) => self.out.diags.push(
+                        Diag::new(codes::E0201, format!("`for` needs a list or a map, not {}", iade_intent::ty::describe(&other)))
+                            .primary(&self.origin, iter.span, "not a list or map"),
+                    ),
+                    Err(e) => self.error(e),
+                },
+            }
+        }
+    }
+
+    fn resource(&mut self, r: &ResourceIr, ev: &mut Evaluator<'_>) {
+        let Some(schema) = kind_schema(self.db, r.kind) else { return };
+        let name = match &r.name {
+            ResName::Static(n) => n.clone(),
+            ResName::Dynamic(ir) => match ev.eval(ir) {
+                Ok(Value::Str(s)) => {
+                    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                        self.out.diags.push(
+                            Diag::new(codes::E0206, format!("invalid resource name \"{s}\""))
+                                .primary(&self.origin, ir.span, "evaluates to this name")
+                                .help("generated names may use only A-Z a-z 0-9 _ - (and may not be empty)"),
+                        );
+                        return;
+                    }
+                    s.to_string()
+                }
+                Ok(Value::Secret(_)) => {
+                    self.out.diags.push(
+                        Diag::new(codes::E0206, "a resource name may not be built from a secret")
+                            .primary(&self.origin, ir.span, "built from a secret")
+                            .help("names appear in plans and logs; use a plain value"),
+                    );
+                    return;
+                }
+                Ok(other) => {
+                    self.out.diags.push(
+                        Diag::new(codes::E0206, format!("a resource name is a string, not {}", iade_intent::ty::describe(&other)))
+                            .primary(&self.origin, ir.span, "not a known string"),
+                    );
+                    return;
+                }
+                Err(e) => return self.error(e),
+            },
+        };
+        ev.take_refs();
+        let mut res = EvaluatedResource {
+            id: format!("{}.{name}", schema.name),
+            kind: schema.name.clone(),
+            kind_item: r.kind,
+            name,
+            attrs: BTreeMap::new(),
+            defaults: BTreeMap::new(),
+            value: Value::Null,
+            refs: Vec::new(),
+            after: Vec::new(),
+            manage: "enforce".to_string(),
+            provider: None,
+            provider_type: schema.provider.clone(),
+            origin: self.origin.clone(),
+            span: r.span,
+            name_span: r.name_span,
+        };
+        self.body(&schema, &r.body, ev, &mut res);
+        res.refs = ev.take_refs();
+        res.refs.retain(|(id, _)| *id != res.id);
+        let mut fields = BTreeMap::new();
+        for f in &schema.fields {
+            let v = match (res.attrs.get(&f.name), &f.default, f.role) {
+                (Some((v, _)), _, _) => v.clone(),
+                (None, Some(d), _) => {
+                    res.defaults.insert(f.name.clone(), d.clone());
+                    d.clone()
+                }
+                (None, None, FieldRole::Observed) => Value::unknown(format!("`{}.{}` is known only after observation", res.id, f.name)),
+                (None, None, _) => Value::unknown(format!("`{}.{}` is unmanaged", res.id, f.name)),
+            };
+            fields.insert(f.name.clone(), v);
+        }
+        res.value = Value::Resource(Arc::new(ResourceValue { id: res.id.clone(), kind: res.kind.clone(), fields }));
+        self.out.resources.push(res);
+    }
+
+    fn body(&mut self, schema: &KindSchema, body: &[BodyStmt], ev: &mut Evaluator<'_>, res: &mut EvaluatedResource) {
+        for stmt in body {
+            match stmt {
+                BodyStmt::Attr { name, value, span } => {
+                    let Some(field) = schema.field(name) else { continue };
+                    let v = match ev.eval(value) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            self.error(e);
+                            continue;
+                        }
+                    };
+                    let v = match field.ty.check(&v) {
+                        Ok(v) => v,
+                        Err(m) => {
+                            self.out.diags.push(
+                                Diag::new(codes::E0201, format!("`{name}` of `{}`: {m}", res.id))
+                                    .primary(&self.origin, value.span, format!("expected {}", field.ty))
+                                    .help(type_help(&field.ty)),
+                            );
+                            continue;
+                        }
+                    };
+                    if let (Some(c), false) = (&field.constraint, v.is_unknown()) {
+                        let mut cev = Evaluator::new(&NullEnv, self.origin.clone(), 1);
+                        cev.set_local(0, v.clone());
+                        if let Ok(Value::Bool(false)) = cev.eval(c) {
+                            let text = field.constraint_text.clone().unwrap_or_default();
+                            self.out.diags.push(
+                                Diag::new(codes::E0203, format!("`{name}` is {v}, which breaks `{text}`"))
+                                    .primary(&self.origin, value.span, format!("{name} is {v}"))
+                                    .help(format!("kind `{}` requires `{text}`", schema.name)),
+                            );
+                            continue;
+                        }
+                    }
+                    res.attrs.insert(name.clone(), (v, *span));
+                }
+                BodyStmt::After(ir) => match ev.eval(ir) {
+                    Ok(Value::List(items)) => {
+                        for v in items.iter() {
+                            match v {
+                                Value::Resource(r) => res.after.push((r.id.clone(), ir.span)),
+                                Value::Unknown(_) => {}
+                                other => self.out.diags.push(
+                                    Diag::new(codes::E0304, format!("`after` lists resources, not {}", iade_intent::ty::describe(other)))
+                                        .primary(&self.origin, ir.span, "not a resource")
+                                        .help("write resources: after = [file.config, exec.migrate]"),
+                                ),
+                            }
+                        }
+                    }
+                    Ok(Value::Resource(r)) => res.after.push((r.id.clone(), ir.span)),
+                    Ok(other) => self.out.diags.push(
+                        Diag::new(codes::E0304, format!("`after` is a list of resources, not {}", iade_intent::ty::describe(&other)))
+                            .primary(&self.origin, ir.span, "not a list of resources")
+                            .help("write resources: after = [file.config, exec.migrate]"),
+                    ),
+                    Err(e) => self.error(e),
+                },
+                BodyStmt::Manage(m) => res.manage = m.clone(),
+                BodyStmt::Provider(p) => res.provider = Some(p.clone()),
+                BodyStmt::Let { slot, value } => match ev.eval(value) {
+                    Ok(v) => ev.set_local(*slot, v),
+                    Err(e) => self.error(e),
+                },
+                BodyStmt::If { cond, then, otherwise } => match ev.eval(cond) {
+                    Ok(Value::Bool(true)) => self.body(schema, then, ev, res),
+                    Ok(Value::Bool(false)) => self.body(schema, otherwise, ev, res),
+                    Ok(_) => self.out.diags.push(
+                        Diag::new(codes::E0207, "the condition of this `if` is not a known bool")
+                            .primary(&self.origin, cond.span, "not a known bool")
+                            .help("attributes must be decided from the source and params alone"),
+                    ),
+                    Err(e) => self.error(e),
+                },
+            }
+        }
+    }
+}
+
+fn type_help(ty: &Ty) -> String {
+    match ty {
+        Ty::Mode => "a mode is an integer, usually octal: 0o644".into(),
+        Ty::Enum(m) => format!("one of: {}", m.join(", ")),
+        Ty::Path | Ty::String => "write a string: \"…\"".into(),
+        _ => format!("give a value of type {ty}"),
+    }
+}
+
+/// The evaluated resource with this id, wherever it is declared.
+pub(crate) fn find_resource(db: &dyn Db, id: &str) -> Option<EvaluatedResource> {
+    let index = crate::graph::static_index(db);
+    if let Some(item) = index.get(id) {
+        return eval_resources(db, *item).resources.iter().find(|r| r.id == id).cloned();
+    }
+    for item in crate::graph::generator_items(db) {
+        if let Some(r) = eval_resources(db, *item).resources.iter().find(|r| r.id == id) {
+            return Some(r.clone());
+        }
+    }
+    None
+}
+
+/// Whether an item is a resource declaration with a fixed name, and its kind's item.
+pub(crate) fn static_resource(db: &dyn Db, item: Item) -> Option<(String, Item)> {
+    let ItemName::Resource { name, .. } = split_name(item.name(db)) else { return None };
+    let kind = resource_kind(db, item)?;
+    let _ = own_scope;
+    Some((name.to_string(), kind))
+}

@@ -1,0 +1,462 @@
+//! The whole stack: its modules, its resources, the dependency graph, and every diagnostic.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use iade_diagnostics::codes;
+use iade_intent::ir::{CheckKind, Ir, IrKind};
+use iade_intent::{Edge, EdgeReason, IntentGraph, Node, NodeAttr, Origin, SourceLoc, Value};
+use iade_span::{LineIndex, Span};
+
+use crate::db::{Database, Db};
+use crate::diag::Diag;
+use crate::eval::{EvaluatedResource, eval_global, eval_resources, static_resource};
+use crate::items::{Item, Module, SourceFile, stack_module};
+use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, decl_name_span, kind_name, lower_item};
+use crate::scope::{ItemName, module_scope, origin, own_scope, split_name};
+
+/// A kind's name as a query key.
+#[salsa::interned(unsafe(no_lifetime), revisions = usize::MAX, debug)]
+pub struct KindKey {
+    #[returns(ref)]
+    pub name: String,
+}
+
+/// Every module the stack reaches through `use`, the stack itself first.
+#[salsa::tracked(returns(ref))]
+pub fn stack_modules(db: &dyn Db) -> Vec<Module> {
+    let mut out = vec![stack_module(db)];
+    let mut i = 0;
+    while i < out.len() {
+        for (m, _, _) in &module_scope(db, out[i]).imports {
+            if !out.contains(m) {
+                out.push(*m);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Files of the modules the stack imports (not the stack's own files).
+#[salsa::tracked(returns(ref))]
+pub fn module_files(db: &dyn Db) -> Vec<SourceFile> {
+    let own = db.stack().files(db);
+    let mut out = Vec::new();
+    for m in stack_modules(db) {
+        for f in m.files(db) {
+            if !own.contains(f) && !out.contains(f) {
+                out.push(*f);
+            }
+        }
+    }
+    out
+}
+
+/// Items that may declare resources: those of the stack and of imported module files (the
+/// standard library declares kinds and rules, never resources).
+#[salsa::tracked(returns(ref))]
+pub fn resource_items(db: &dyn Db) -> Vec<Item> {
+    let stdlib: Vec<String> = db.stdlib_names();
+    let mut out = Vec::new();
+    for m in stack_modules(db) {
+        if stdlib.contains(m.name(db)) {
+            continue;
+        }
+        for &item in &own_scope(db, *m).items {
+            let name = item.name(db);
+            if name.starts_with("res") || name.starts_with("for#") || name.starts_with("if#") {
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+/// Resources with a fixed name, by id.
+#[salsa::tracked(returns(ref))]
+pub fn static_index(db: &dyn Db) -> BTreeMap<String, Item> {
+    let mut out = BTreeMap::new();
+    for &item in resource_items(db) {
+        if let Some((name, kind)) = static_resource(db, item) {
+            out.entry(format!("{}.{name}", kind_name(db, kind))).or_insert(item);
+        }
+    }
+    out
+}
+
+/// Items whose resources have names known only after evaluation (`for`, `if`, interpolated).
+#[salsa::tracked(returns(ref))]
+pub fn generator_items(db: &dyn Db) -> Vec<Item> {
+    resource_items(db).iter().copied().filter(|i| static_resource(db, *i).is_none()).collect()
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StackResources {
+    /// Sorted by id; a duplicate id keeps its first declaration.
+    pub resources: Vec<EvaluatedResource>,
+    pub edges: Vec<Edge>,
+    pub diags: Vec<Diag>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn stack_resources(db: &dyn Db) -> StackResources {
+    let mut out = StackResources::default();
+    let cycles = static_cycles(db);
+    out.diags.extend(cycles.iter().cloned());
+    let mut by_id: BTreeMap<String, EvaluatedResource> = BTreeMap::new();
+    for &item in resource_items(db) {
+        let evaluated = eval_resources(db, item);
+        if evaluated.cyclic && cycles.is_empty() {
+            let o = origin(db, item);
+            out.diags.push(
+                Diag::new(codes::E0303, "this resource depends on itself")
+                    .primary(&o, decl_name_span(db, item), "its attributes refer back to it")
+                    .help("break the cycle: remove a reference or an `after` entry"),
+            );
+        }
+        for r in &evaluated.resources {
+            if let Some(first) = by_id.get(&r.id) {
+                out.diags.push(
+                    Diag::new(codes::E0301, format!("resource `{}` is declared twice", r.id))
+                        .primary(&r.origin, r.name_span, "declared again here")
+                        .secondary(&first.origin, first.name_span, "first declared here")
+                        .help("resource ids (KIND.NAME) are unique in a stack; rename one"),
+                );
+                continue;
+            }
+            by_id.insert(r.id.clone(), r.clone());
+        }
+    }
+    // Two resources that name the same object in the environment.
+    let mut identities: HashMap<(String, String), &EvaluatedResource> = HashMap::new();
+    for r in by_id.values() {
+        let schema = crate::lower::kind_schema(db, r.kind_item);
+        let Some(schema) = schema else { continue };
+        let mut key = Vec::new();
+        for f in schema.identity_fields() {
+            match r.attrs.get(&f.name) {
+                Some((v, _)) if !v.is_unknown() => key.push(identity_text(v)),
+                _ => key.clear(),
+            }
+        }
+        if key.is_empty() {
+            continue;
+        }
+        let key = (r.kind.clone(), key.join("\u{0}"));
+        match identities.get(&key) {
+            Some(first) => {
+                let span_of = |r: &EvaluatedResource| {
+                    schema.identity_fields().find_map(|f| r.attrs.get(&f.name).map(|(_, s)| *s)).unwrap_or(r.name_span)
+                };
+                let shown = schema.identity_fields().filter_map(|f| r.attrs.get(&f.name).map(|(v, _)| format!("{} = {v}", f.name))).collect::<Vec<_>>().join(", ");
+                out.diags.push(
+                    Diag::new(codes::E0302, format!("`{}` and `{}` are the same {} ({shown})", first.id, r.id, r.kind))
+                        .primary(&r.origin, span_of(r), format!("{} names it", r.id))
+                        .secondary(&first.origin, span_of(first), format!("{} names it too", first.id))
+                        .help("two resources may not manage one object: remove one, or give it another identity"),
+                );
+            }
+            None => {
+                identities.insert(key, r);
+            }
+        }
+    }
+    let mut edges = BTreeSet::new();
+    for r in by_id.values() {
+        for (dep, _) in &r.refs {
+            if by_id.contains_key(dep) {
+                edges.insert(Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::Reference });
+            }
+        }
+        for (dep, _) in &r.after {
+            if by_id.contains_key(dep) && !edges.contains(&Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::Reference }) {
+                edges.insert(Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::After });
+            }
+        }
+    }
+    out.edges = edges.into_iter().collect();
+    out.resources = by_id.into_values().collect();
+    out
+}
+
+/// How an identity value is compared: paths lexically normalized.
+fn identity_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) if s.starts_with('/') => crate::scope::normalize_path(s, true),
+        Value::Str(s) => crate::scope::normalize_path(s, false),
+        other => other.to_string(),
+    }
+}
+
+/// Dependency cycles among resources with fixed names, found from their IR before anything is
+/// evaluated, each reported once with every step.
+#[salsa::tracked(returns(ref))]
+pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
+    let index = static_index(db);
+    let mut graph: BTreeMap<String, Vec<(String, Span)>> = BTreeMap::new();
+    let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+    for (id, item) in index {
+        let mut refs = Vec::new();
+        if let LoweredKind::Resources { body, .. } = &lower_item(db, *item).kind {
+            for g in body {
+                if let Gen::Resource(r) = g {
+                    if let ResName::Dynamic(ir) = &r.name {
+                        collect_refs(ir, &mut refs);
+                    }
+                    for b in &r.body {
+                        body_refs(b, &mut refs);
+                    }
+                }
+            }
+        }
+        refs.retain(|(to, _)| to != id && index.contains_key(to));
+        graph.insert(id.clone(), refs);
+        origins.insert(id.clone(), origin(db, *item));
+    }
+    // Depth-first search; a back edge closes a cycle.
+    let mut state: BTreeMap<&str, u8> = BTreeMap::new();
+    let mut out = Vec::new();
+    let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
+    for start in graph.keys() {
+        if state.get(start.as_str()).copied().unwrap_or(0) != 0 {
+            continue;
+        }
+        let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
+        state.insert(start, 1);
+        while let Some((node, next)) = path.last().copied() {
+            let edges = &graph[node];
+            if next >= edges.len() {
+                state.insert(node, 2);
+                path.pop();
+                continue;
+            }
+            if let Some(last) = path.last_mut() {
+                last.1 += 1;
+            }
+            let (to, _) = &edges[next];
+            match state.get(to.as_str()).copied().unwrap_or(0) {
+                0 => {
+                    state.insert(to, 1);
+                    path.push((to.as_str(), 0));
+                }
+                1 => {
+                    let at = path.iter().position(|(n, _)| *n == to).unwrap_or(0);
+                    let cycle: Vec<(&str, usize)> = path[at..].to_vec();
+                    let mut key: Vec<String> = cycle.iter().map(|(n, _)| n.to_string()).collect();
+                    key.sort();
+                    if !reported.insert(key) {
+                        continue;
+                    }
+                    let names: Vec<&str> = cycle.iter().map(|(n, _)| *n).collect();
+                    let mut d = Diag::new(codes::E0303, format!("dependency cycle: {} → {}", names.join(" → "), names[0]));
+                    for (i, (n, taken)) in cycle.iter().enumerate() {
+                        let (target, span) = &graph[*n][taken - 1];
+                        let label = format!("{n} refers to {target}");
+                        d = if i == 0 { d.primary(&origins[*n], *span, label) } else { d.secondary(&origins[*n], *span, label) };
+                    }
+                    out.push(d.help("remove one of these references, or the `after` entry that closes the cycle"));
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+fn body_refs(b: &BodyStmt, out: &mut Vec<(String, Span)>) {
+    match b {
+        BodyStmt::Attr { value, .. } | BodyStmt::Let { value, .. } | BodyStmt::After(value) => collect_refs(value, out),
+        BodyStmt::If { cond, then, otherwise } => {
+            collect_refs(cond, out);
+            for b in then.iter().chain(otherwise) {
+                body_refs(b, out);
+            }
+        }
+        BodyStmt::Manage(_) | BodyStmt::Provider(_) => {}
+    }
+}
+
+fn collect_refs(ir: &Ir, out: &mut Vec<(String, Span)>) {
+    match &ir.kind {
+        IrKind::Resource(id) => out.push((id.to_string(), ir.span)),
+        IrKind::ResourceByName { kind, name } => {
+            if let IrKind::Lit(Value::Str(n)) = &name.kind {
+                out.push((format!("{kind}.{n}"), ir.span));
+            }
+            collect_refs(name, out);
+        }
+        IrKind::List(items) | IrKind::Interp(items) | IrKind::Call(_, items) | IrKind::RuleCall(_, items) => {
+            items.iter().for_each(|i| collect_refs(i, out));
+        }
+        IrKind::Record(entries) => entries.iter().for_each(|(_, v)| collect_refs(v, out)),
+        IrKind::Unary(_, a) | IrKind::Member(a, _) => collect_refs(a, out),
+        IrKind::Binary(_, a, b) | IrKind::Index(a, b) => {
+            collect_refs(a, out);
+            collect_refs(b, out);
+        }
+        IrKind::If(a, b, c) => {
+            collect_refs(a, out);
+            collect_refs(b, out);
+            collect_refs(c, out);
+        }
+        IrKind::Objects { under: Some(u), .. } => collect_refs(u, out),
+        _ => {}
+    }
+}
+
+/// `intent(kind)`: the intended resources of a kind, as rules see them.
+#[salsa::tracked(returns(ref))]
+pub fn intent_of_kind(db: &dyn Db, kind: KindKey) -> Vec<Value> {
+    let name = kind.name(db);
+    stack_resources(db).resources.iter().filter(|r| &r.kind == name).map(|r| r.value.clone()).collect()
+}
+
+/// Import cycles among modules, each reported at the `use` that closes it.
+#[salsa::tracked(returns(ref))]
+pub fn import_cycles(db: &dyn Db) -> Vec<Diag> {
+    let modules = stack_modules(db);
+    let mut out = Vec::new();
+    for &m in modules {
+        // A cycle through `m` exists when `m` is reachable from one of its imports.
+        for (first, o, span) in &module_scope(db, m).imports {
+            let mut seen = vec![*first];
+            let mut path = vec![*first];
+            let mut found = *first == m;
+            let mut i = 0;
+            while !found && i < seen.len() {
+                for (next, _, _) in &module_scope(db, seen[i]).imports {
+                    if *next == m {
+                        found = true;
+                        path.push(seen[i]);
+                        break;
+                    }
+                    if !seen.contains(next) {
+                        seen.push(*next);
+                    }
+                }
+                i += 1;
+            }
+            if found && m.name(db) <= first.name(db) {
+                let name = |m: &Module| if m.name(db).is_empty() { "the stack".to_string() } else { m.name(db).clone() };
+                out.push(
+                    Diag::new(codes::E0106, format!("import cycle: {} imports {} which imports it back", name(&m), name(first)))
+                        .primary(o, *span, "this `use` closes the cycle")
+                        .help("move what both modules need into a third module that neither imports"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Every diagnostic of the stack except syntax errors, item-relative.
+#[salsa::tracked(returns(ref))]
+pub fn stack_diagnostics(db: &dyn Db) -> Vec<Diag> {
+    let mut out = Vec::new();
+    out.extend(import_cycles(db).iter().cloned());
+    for &m in stack_modules(db) {
+        out.extend(module_scope(db, m).diags.iter().cloned());
+        for &item in &own_scope(db, m).items {
+            let lowered = lower_item(db, item);
+            out.extend(lowered.diags.iter().cloned());
+            match &lowered.kind {
+                LoweredKind::Param { .. } | LoweredKind::Let { .. } => out.extend(eval_global(db, item).diags.iter().cloned()),
+                LoweredKind::Resources { .. } => out.extend(eval_resources(db, item).diags.iter().cloned()),
+                LoweredKind::Check(c) if c.kind == CheckKind::Policy => {
+                    out.extend(crate::policy::check_policy(db, item).diags.iter().cloned());
+                }
+                _ => {}
+            }
+        }
+    }
+    out.extend(stack_resources(db).diags.iter().cloned());
+    out
+}
+
+/// The intent graph with absolute, line-and-column source locations.
+pub fn intent_graph(db: &Database) -> IntentGraph {
+    let resources = stack_resources(db);
+    let mut lines: HashMap<iade_span::FileId, (String, LineIndex)> = HashMap::new();
+    let mut loc = |origin: &Origin, span: Span| -> Option<SourceLoc> {
+        let (file, abs) = db.resolve(origin, span)?;
+        let (path, index) = lines.entry(file).or_insert_with(|| {
+            let f = db.file_by_id(file);
+            let path = f.map(|f| f.path(db).clone()).unwrap_or_default();
+            let text = f.map(|f| f.text(db).clone()).unwrap_or_default();
+            (path, LineIndex::new(&text))
+        });
+        let lc = index.line_col(abs.start);
+        Some(SourceLoc { file: path.clone(), line: lc.line + 1, column: lc.col + 1, start: abs.start, end: abs.end })
+    };
+    let mut nodes = Vec::new();
+    for r in &resources.resources {
+        let schema = crate::lower::kind_schema(db, r.kind_item);
+        let mut attrs = BTreeMap::new();
+        for (k, (v, span)) in &r.attrs {
+            attrs.insert(k.clone(), NodeAttr { value: v.clone(), source: loc(&r.origin, *span) });
+        }
+        for (k, v) in &r.defaults {
+            attrs.insert(k.clone(), NodeAttr { value: v.clone(), source: None });
+        }
+        let identity = schema
+            .iter()
+            .flat_map(|s| s.identity_fields())
+            .filter_map(|f| r.attrs.get(&f.name).map(|(v, _)| (f.name.clone(), v.clone())))
+            .collect();
+        let Some(declared) = loc(&r.origin, r.span) else { continue };
+        nodes.push(Node {
+            id: r.id.clone(),
+            kind: r.kind.clone(),
+            name: r.name.clone(),
+            provider_type: r.provider_type.clone(),
+            provider: r.provider.clone(),
+            manage: r.manage.clone(),
+            identity,
+            attrs,
+            declared,
+        });
+    }
+    IntentGraph { version: IntentGraph::VERSION, nodes, edges: resources.edges.clone() }
+}
+
+/// Counts for the one-line summary of `iade check`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub files: usize,
+    pub resources: usize,
+    pub policies: usize,
+    pub controls: usize,
+    pub checks_passed: usize,
+    pub checks_failed: usize,
+    pub checks_unknown: usize,
+}
+
+pub fn summary(db: &dyn Db) -> Summary {
+    let mut s = Summary { files: db.stack().files(db).len(), ..Summary::default() };
+    s.resources = stack_resources(db).resources.len();
+    for &item in &own_scope(db, stack_module(db)).items {
+        match split_name(item.name(db)) {
+            ItemName::Policy => {
+                s.policies += 1;
+                let r = crate::policy::check_policy(db, item);
+                s.checks_passed += r.passed;
+                s.checks_failed += r.failed;
+                s.checks_unknown += r.unknown;
+            }
+            ItemName::Control => s.controls += 1,
+            _ => {}
+        }
+    }
+    s
+}
+
+/// The stack's declared params: name, type and whether it has a default.
+pub fn stack_params(db: &dyn Db) -> Vec<(String, String, bool)> {
+    let mut out = Vec::new();
+    for &item in &own_scope(db, stack_module(db)).items {
+        if let LoweredKind::Param { name, ty, default, .. } = &lower_item(db, item).kind {
+            out.push((name.clone(), ty.to_string(), default.is_some()));
+        }
+    }
+    out
+}

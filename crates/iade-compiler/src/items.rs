@@ -1,0 +1,174 @@
+//! Inputs, items and the per-file parse.
+//!
+//! An [`Item`] is a top-level declaration keyed by its file and a *name* that does not depend
+//! on its position (`let:days`, `res:file:config`, `for#0`). [`item_syntax`] returns the
+//! item's tree (spans relative to the item) and is equal across edits elsewhere in the file,
+//! so salsa stops there and nothing downstream of an untouched item re-runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use iade_span::FileId;
+use iade_syntax::Parse;
+use iade_syntax::ast::{ResourceName, Stmt, StmtKind, UseDecl};
+
+use crate::db::Db;
+
+#[salsa::input(debug)]
+pub struct SourceFile {
+    #[returns(copy)]
+    pub id: FileId,
+    #[returns(ref)]
+    pub path: String,
+    #[returns(ref)]
+    pub text: String,
+}
+
+/// The stack being compiled: its top-level files and the param values given to it.
+#[salsa::input(debug)]
+pub struct Stack {
+    #[returns(ref)]
+    pub files: Vec<SourceFile>,
+    #[returns(ref)]
+    pub params: BTreeMap<String, String>,
+}
+
+/// A top-level declaration: its file and its position-independent name.
+#[salsa::interned(unsafe(no_lifetime), revisions = usize::MAX, debug)]
+pub struct Item {
+    #[returns(copy)]
+    pub file: SourceFile,
+    #[returns(ref)]
+    pub name: String,
+}
+
+/// A namespace: the stack's top-level files together, a stdlib module, or a module file.
+#[salsa::interned(unsafe(no_lifetime), revisions = usize::MAX, debug)]
+pub struct Module {
+    /// `""` for the stack, `std.fs`, or the module file's path.
+    #[returns(ref)]
+    pub name: String,
+    #[returns(ref)]
+    pub files: Vec<SourceFile>,
+}
+
+/// A file's parse with its items named.
+#[derive(Debug)]
+pub struct Parsed {
+    pub parse: Parse,
+    /// The name of each item, by index.
+    pub names: Vec<String>,
+    pub index: HashMap<String, usize>,
+}
+
+#[salsa::tracked(returns(ref), no_eq)]
+pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
+    let parse = iade_syntax::parse(file.id(db), file.text(db));
+    let mut names = Vec::with_capacity(parse.tree.items.len());
+    let mut index = HashMap::with_capacity(parse.tree.items.len());
+    let mut counters: HashMap<&'static str, usize> = HashMap::new();
+    for (i, item) in parse.tree.items.iter().enumerate() {
+        let base = match item_class(&item.stmt) {
+            ItemClass::Named { prefix, name } => format!("{prefix}:{name}"),
+            ItemClass::Anonymous(prefix) => {
+                let n = counters.entry(prefix).or_default();
+                *n += 1;
+                format!("{prefix}#{n}")
+            }
+        };
+        // A second declaration of the same name gets a name of its own, so both are
+        // compiled; the duplicate is reported by the scope.
+        let mut name = base.clone();
+        let mut k = 1;
+        while index.contains_key(&name) {
+            k += 1;
+            name = format!("{base}#{k}");
+        }
+        index.insert(name.clone(), i);
+        names.push(name);
+    }
+    Parsed { parse, names, index }
+}
+
+enum ItemClass {
+    Named { prefix: &'static str, name: String },
+    Anonymous(&'static str),
+}
+
+fn item_class(stmt: &Stmt) -> ItemClass {
+    let named = |prefix, name: &str| ItemClass::Named { prefix, name: name.to_string() };
+    match &stmt.kind {
+        StmtKind::Param(p) => named("value", &p.name.text),
+        StmtKind::Let(l) => named("value", &l.name.text),
+        StmtKind::Resource(r) => {
+            let kind: Vec<&str> = r.kind.iter().map(|n| n.text.as_str()).collect();
+            match &r.name {
+                ResourceName::Ident(n) => named("res", &format!("{}:{}", kind.join("."), n.text)),
+                ResourceName::Str(s) => match s.as_plain() {
+                    Some(p) => named("res", &format!("{}:{p}", kind.join("."))),
+                    None => ItemClass::Anonymous("res"),
+                },
+            }
+        }
+        StmtKind::Kind(k) => named("kind", &k.name.text),
+        StmtKind::Rule(r) => named("rule", &r.name.text),
+        StmtKind::Policy(p) => named("policy", &p.name.text),
+        StmtKind::Control(c) => match &c.id {
+            iade_syntax::ast::ControlId::Ident(n) => named("control", &n.text),
+            iade_syntax::ast::ControlId::Str(s) => match s.as_plain() {
+                Some(p) => named("control", &p),
+                None => ItemClass::Anonymous("control"),
+            },
+        },
+        StmtKind::Provider(p) => named("provider", &p.name.text),
+        StmtKind::Use(_) => ItemClass::Anonymous("use"),
+        StmtKind::For(_) => ItemClass::Anonymous("for"),
+        StmtKind::If(_) => ItemClass::Anonymous("if"),
+        _ => ItemClass::Anonymous("stmt"),
+    }
+}
+
+/// The item's syntax tree, spans relative to the item. Equal across edits that leave the
+/// item's own text alone.
+#[salsa::tracked(returns(ref))]
+pub fn item_syntax(db: &dyn Db, item: Item) -> Option<Arc<Stmt>> {
+    let parsed = parse_file(db, item.file(db));
+    let i = *parsed.index.get(item.name(db))?;
+    Some(Arc::new(parsed.parse.tree.items[i].stmt.clone()))
+}
+
+/// The absolute offset of an item in its file (for turning relative spans absolute).
+pub fn item_offset(db: &dyn Db, file: SourceFile, name: &str) -> Option<u32> {
+    let parsed = parse_file(db, file);
+    parsed.index.get(name).map(|&i| parsed.parse.tree.items[i].offset)
+}
+
+/// The items of a file in source order, and the `use` declarations among them. Equal across
+/// edits inside item bodies, so scopes are not rebuilt for them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FileItems {
+    pub items: Vec<Item>,
+    pub uses: Vec<(Item, UseDecl)>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn file_items(db: &dyn Db, file: SourceFile) -> FileItems {
+    let parsed = parse_file(db, file);
+    let mut items = Vec::with_capacity(parsed.names.len());
+    let mut uses = Vec::new();
+    for (i, name) in parsed.names.iter().enumerate() {
+        let item = Item::new(db, file, name.clone());
+        if let StmtKind::Use(u) = &parsed.parse.tree.items[i].stmt.kind {
+            uses.push((item, u.clone()));
+        }
+        items.push(item);
+    }
+    FileItems { items, uses }
+}
+
+/// The module of the stack's own files.
+#[salsa::tracked(returns(copy))]
+pub fn stack_module(db: &dyn Db) -> Module {
+    let files = db.stack().files(db).clone();
+    Module::new(db, String::new(), files)
+}

@@ -1,0 +1,31 @@
+//! The incremental compiler: one salsa database from `.iade` sources to a checked, evaluated
+//! intent graph, with policies checked on it.
+//!
+//! Inputs are source files (text set by the driver), params, and files read on demand
+//! (`use "./x.iade"`, `include("…")`) through a loader the driver supplies. Derived queries
+//! parse, resolve names, lower to the rule IR, evaluate, build the graph and check policies;
+//! each returns its diagnostics as values, so the CLI and the language server report the same.
+//!
+//! **This crate does no I/O of its own** (no filesystem, environment or clock): the driver sets
+//! inputs and answers loads. Queries work on items (top-level declarations) with spans relative
+//! to the item, so an edit re-runs only what depends on the items it changed.
+
+mod db;
+mod diag;
+mod eval;
+mod graph;
+mod items;
+mod lower;
+mod policy;
+mod scope;
+mod stdlib;
+mod suggest;
+
+pub use db::{Database, Db, Options};
+pub use diag::Diag;
+pub use eval::{EvaluatedResource, eval_global, eval_resources};
+pub use graph::{StackResources, Summary, stack_resources};
+pub use items::{Item, Module, SourceFile, Stack, item_syntax, parse_file};
+pub use lower::{Lowered, LoweredKind, lower_item};
+pub use policy::check_policy;
+pub use stdlib::EMBEDDED as EMBEDDED_STDLIB;

@@ -1,0 +1,86 @@
+//! Policies: rules checked on intent, before anything changes.
+
+use iade_diagnostics::codes;
+use iade_intent::eval::Evaluator;
+use iade_intent::{Outcome, Verdict};
+
+use crate::db::Db;
+use crate::diag::Diag;
+use crate::eval::{CompilerEnv, find_resource};
+use crate::items::Item;
+use crate::lower::{LoweredKind, item_from_key, lower_item};
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct PolicyResult {
+    pub passed: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    pub diags: Vec<Diag>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
+    let LoweredKind::Check(check) = &lower_item(db, item).kind else { return PolicyResult::default() };
+    let env = CompilerEnv { db };
+    let verdicts = Evaluator::new(&env, check.origin.clone(), check.slots).run_check(check);
+    let deny = check.severity == "deny";
+    let mut out = PolicyResult::default();
+    for v in verdicts {
+        match &v.outcome {
+            Outcome::Pass => out.passed += 1,
+            Outcome::Fail => {
+                out.failed += 1;
+                out.diags.push(violation(db, &check.name, deny, &v));
+            }
+            Outcome::Unknown(reason) => {
+                out.unknown += 1;
+                let d = match &v.error {
+                    Some(e) => Diag::new(codes::E0207, e.message.clone()).primary(&e.origin, e.span, "while checking this").help_opt(e.help.clone()),
+                    None => {
+                        let subject = v.subject.as_deref().map(|s| format!(" for `{s}`")).unwrap_or_default();
+                        Diag::new(codes::W0402, format!("policy `{}` cannot decide{subject}: {reason}", check.name))
+                            .primary(&v.origin, v.span, "unknown, not passed")
+                            .help("set the field in the resource so the policy can check it, or accept that it is checked only on observation")
+                    }
+                };
+                out.diags.push(d);
+            }
+        }
+    }
+    out
+}
+
+fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict) -> Diag {
+    let subject = v.subject.as_deref().map(|s| format!(" `{s}`")).unwrap_or_default();
+    let verb = if deny { "denies" } else { "warns about" };
+    let message = v.message.clone().unwrap_or_else(|| "the requirement does not hold".into());
+    let code = if deny { codes::E0401 } else { codes::W0401 };
+    let mut d = Diag::new(code, format!("policy `{policy}` {verb}{subject}: {message}"));
+    // Point at the attribute whose intended value failed, where it was declared.
+    let mut pointed = false;
+    for (id, field) in &v.reads {
+        let Some(r) = find_resource(db, id) else { continue };
+        if let Some((value, span)) = r.attrs.get(field) {
+            d = d.primary(&r.origin, *span, format!("{field} is {value}"));
+            pointed = true;
+            break;
+        }
+    }
+    if pointed {
+        d = d.secondary(&v.origin, v.span, format!("required by policy `{policy}`"));
+    } else {
+        d = d.primary(&v.origin, v.span, format!("required by policy `{policy}`"));
+    }
+    if let Some((name, origin, span)) = &v.rule {
+        let shown = item_from_key(db, name).map(|i| i.name(db).trim_start_matches("rule:").to_string()).unwrap_or_default();
+        d = d.secondary(origin, *span, format!("rule `{shown}` does not hold"));
+    }
+    for e in &v.evidence {
+        d = d.note(format!("`{}` is {}", e.text, e.value));
+    }
+    d.help(if deny {
+        "change the intent so the rule holds; a denied stack is never applied"
+    } else {
+        "this policy only warns; nothing is blocked"
+    })
+}

@@ -1,0 +1,343 @@
+//! Name resolution: what a name means in a module.
+//!
+//! A module's *own* scope holds what its files declare; its full scope adds what its `use`
+//! declarations import from other modules' own scopes. Imports read only own scopes, so
+//! resolving names never recurses through modules (an import cycle is reported, not looped
+//! on).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use iade_diagnostics::codes;
+use iade_intent::Origin;
+use iade_span::Span;
+use iade_syntax::ast::{UseDecl, UsePath};
+
+use crate::db::Db;
+use crate::diag::Diag;
+use crate::items::{Item, Module, SourceFile, file_items, stack_module};
+use crate::suggest::did_you_mean;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Def {
+    /// A `let` or `param`.
+    Value(Item),
+    Resource(Item),
+    Rule(Item),
+    Kind(Item),
+    Provider(Item),
+    Module(Module),
+    /// A resource with a fixed name declared inside a top-level `if` or `for`.
+    Nested(Item, NestedRes),
+}
+
+/// A resource declared inside a generator item: its kind as written and its name.
+#[salsa::interned(unsafe(no_lifetime), revisions = usize::MAX, debug)]
+pub struct NestedRes {
+    #[returns(ref)]
+    pub kind: Vec<String>,
+    #[returns(ref)]
+    pub name: String,
+}
+
+fn nested_resources(db: &dyn Db, item: Item, stmts: &[iade_syntax::ast::Stmt], out: &mut Vec<(String, Def)>) {
+    use iade_syntax::ast::{Else, ResourceName, StmtKind};
+    for stmt in stmts {
+        match &stmt.kind {
+            StmtKind::Resource(r) => {
+                let name = match &r.name {
+                    ResourceName::Ident(n) => Some(n.text.clone()),
+                    ResourceName::Str(s) => s.as_plain(),
+                };
+                if let Some(name) = name {
+                    let kind: Vec<String> = r.kind.iter().map(|n| n.text.clone()).collect();
+                    out.push((name.clone(), Def::Nested(item, NestedRes::new(db, kind, name))));
+                }
+            }
+            StmtKind::If(i) => {
+                nested_resources(db, item, &i.then.stmts, out);
+                match &i.otherwise {
+                    Some(Else::Block(b)) => nested_resources(db, item, &b.stmts, out),
+                    Some(Else::If(s)) => nested_resources(db, item, std::slice::from_ref(&**s), out),
+                    None => {}
+                }
+            }
+            StmtKind::For(f) => nested_resources(db, item, &f.body.stmts, out),
+            _ => {}
+        }
+    }
+}
+
+impl Def {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Def::Value(_) => "a value",
+            Def::Resource(_) => "a resource",
+            Def::Rule(_) => "a rule",
+            Def::Kind(_) => "a kind",
+            Def::Provider(_) => "a provider",
+            Def::Module(_) => "a module",
+            Def::Nested(..) => "a resource",
+        }
+    }
+}
+
+/// What an item name says about the item: its category and declared name.
+pub enum ItemName<'a> {
+    Value(&'a str),
+    Resource { name: &'a str },
+    Kind(&'a str),
+    Rule(&'a str),
+    Policy,
+    Control,
+    Provider(&'a str),
+    Other,
+}
+
+pub fn split_name(name: &str) -> ItemName<'_> {
+    // A duplicate's name ends in `#k`; it declares the same name as the first.
+    let base = match name.rfind('#') {
+        Some(i) if name.contains(':') => &name[..i],
+        _ => name,
+    };
+    let Some((prefix, rest)) = base.split_once(':') else { return ItemName::Other };
+    match prefix {
+        "value" => ItemName::Value(rest),
+        "res" => match rest.rsplit_once(':') {
+            Some((_kind, name)) => ItemName::Resource { name },
+            None => ItemName::Other,
+        },
+        "kind" => ItemName::Kind(rest),
+        "rule" => ItemName::Rule(rest),
+        "policy" => ItemName::Policy,
+        "control" => ItemName::Control,
+        "provider" => ItemName::Provider(rest),
+        _ => ItemName::Other,
+    }
+}
+
+pub fn origin(db: &dyn Db, item: Item) -> Origin {
+    Origin { file: item.file(db).id(db), item: Arc::from(item.name(db).as_str()) }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct OwnScope {
+    pub defs: BTreeMap<String, Vec<Def>>,
+    /// Every item of the module, in file and source order.
+    pub items: Vec<Item>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
+    let mut scope = OwnScope::default();
+    for file in module.files(db) {
+        for &item in &file_items(db, *file).items {
+            scope.items.push(item);
+            let (name, def) = match split_name(item.name(db)) {
+                ItemName::Value(n) => (n, Def::Value(item)),
+                ItemName::Resource { name, .. } => (name, Def::Resource(item)),
+                ItemName::Kind(n) => (n, Def::Kind(item)),
+                ItemName::Rule(n) => (n, Def::Rule(item)),
+                ItemName::Provider(n) => (n, Def::Provider(item)),
+                ItemName::Other if item.name(db).starts_with("if#") || item.name(db).starts_with("for#") => {
+                    let mut nested = Vec::new();
+                    if let Some(stmt) = crate::items::item_syntax(db, item) {
+                        nested_resources(db, item, std::slice::from_ref(&**stmt), &mut nested);
+                    }
+                    for (name, def) in nested {
+                        scope.defs.entry(name).or_default().push(def);
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            scope.defs.entry(name.to_string()).or_default().push(def);
+        }
+    }
+    scope
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Scope {
+    pub defs: BTreeMap<String, Vec<Def>>,
+    pub diags: Vec<Diag>,
+    /// Modules imported, with the `use` that imports each.
+    pub imports: Vec<(Module, Origin, Span)>,
+}
+
+impl Scope {
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.defs.keys().map(String::as_str)
+    }
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn module_scope(db: &dyn Db, module: Module) -> Scope {
+    let own = own_scope(db, module);
+    let mut scope = Scope { defs: own.defs.clone(), ..Scope::default() };
+    // Two declarations of one name (other than resources, which may share a name across
+    // kinds and are checked by id in the graph).
+    for defs in own.defs.values() {
+        for (i, d) in defs.iter().enumerate() {
+            let same = |a: &Def| std::mem::discriminant(a) == std::mem::discriminant(d);
+            if matches!(d, Def::Resource(_)) || !defs[..i].iter().any(same) {
+                continue;
+            }
+            let first = defs[..i].iter().copied().find(same);
+            if let (Some(Def::Value(a) | Def::Rule(a) | Def::Kind(a) | Def::Provider(a)), Def::Value(b) | Def::Rule(b) | Def::Kind(b) | Def::Provider(b)) = (first, d) {
+                let name = match split_name(b.name(db)) {
+                    ItemName::Value(n) | ItemName::Rule(n) | ItemName::Kind(n) | ItemName::Provider(n) => n.to_string(),
+                    _ => String::new(),
+                };
+                let (oa, ob) = (origin(db, a), origin(db, *b));
+                let span_a = crate::lower::decl_name_span(db, a);
+                let span_b = crate::lower::decl_name_span(db, *b);
+                scope.diags.push(
+                    Diag::new(codes::E0104, format!("`{name}` is declared twice"))
+                        .primary(&ob, span_b, "declared again here")
+                        .secondary(&oa, span_a, "first declared here")
+                        .help("rename one of them; names are shared by every file of a stack"),
+                );
+            }
+        }
+    }
+    for file in module.files(db) {
+        for (item, decl) in &file_items(db, *file).uses {
+            import(db, *file, *item, decl, &mut scope);
+        }
+    }
+    scope
+}
+
+fn import(db: &dyn Db, file: SourceFile, item: Item, decl: &UseDecl, scope: &mut Scope) {
+    let o = origin(db, item);
+    let (target, path_span, default_name) = match &decl.path {
+        UsePath::Module(segs) => {
+            let name: Vec<&str> = segs.iter().map(|s| s.text.as_str()).collect();
+            let name = name.join(".");
+            let span = match (segs.first(), segs.last()) {
+                (Some(a), Some(b)) => a.span.cover(b.span),
+                _ => Span::default(),
+            };
+            let Some(f) = db.stdlib_module(&name) else {
+                let names = db.stdlib_names();
+                scope.diags.push(
+                    Diag::new(codes::E0105, format!("unknown module `{name}`"))
+                        .primary(&o, span, "no such module")
+                        .help(did_you_mean(&name, names.iter().map(String::as_str)).unwrap_or_else(|| {
+                            format!("the standard library has: {}", names.join(", "))
+                        })),
+                );
+                return;
+            };
+            (Module::new(db, name, vec![f]), span, segs.last().map(|s| s.text.clone()))
+        }
+        UsePath::File(lit) => {
+            let Some(rel) = lit.as_plain() else { return };
+            let path = join_relative(file.path(db), &rel);
+            match db.load_file(&path) {
+                Ok(f) => (Module::new(db, path, vec![f]), lit.span, None),
+                Err(e) => {
+                    scope.diags.push(
+                        Diag::new(codes::E0105, format!("cannot load module \"{rel}\""))
+                            .primary(&o, lit.span, e)
+                            .help("a module path is relative to the file that uses it"),
+                    );
+                    return;
+                }
+            }
+        }
+    };
+    scope.imports.push((target, o.clone(), path_span));
+    match &decl.names {
+        Some(names) => {
+            let own = own_scope(db, target);
+            for n in names {
+                match own.defs.get(&n.name.text) {
+                    Some(defs) => {
+                        let local = n.alias.as_ref().unwrap_or(&n.name).text.clone();
+                        let entry = scope.defs.entry(local).or_default();
+                        for d in defs {
+                            if !entry.contains(d) {
+                                entry.push(*d);
+                            }
+                        }
+                    }
+                    None => scope.diags.push(
+                        Diag::new(codes::E0107, format!("module `{}` has no `{}`", target.name(db), n.name.text))
+                            .primary(&o, n.name.span, "not declared in that module")
+                            .help_opt(did_you_mean(&n.name.text, own.defs.keys().map(String::as_str)))
+                            .note(format!(
+                                "it declares: {}",
+                                own.defs.keys().cloned().collect::<Vec<_>>().join(", ")
+                            )),
+                    ),
+                }
+            }
+        }
+        None => {
+            let local = decl.alias.as_ref().map(|a| a.text.clone()).or(default_name);
+            match local {
+                Some(local) => {
+                    let entry = scope.defs.entry(local).or_default();
+                    if !entry.contains(&Def::Module(target)) {
+                        entry.push(Def::Module(target));
+                    }
+                }
+                None => scope.diags.push(
+                    Diag::new(codes::E0105, "a module file needs a name")
+                        .primary(&o, path_span, "imported without a name")
+                        .help("name it with `as`: use \"./modules/web.iade\" as web"),
+                ),
+            }
+        }
+    }
+}
+
+/// `dir/of/file.iade` + `./x/../y.iade` → `dir/of/y.iade`, lexically.
+pub fn join_relative(from_file: &str, rel: &str) -> String {
+    let base = if rel.starts_with('/') {
+        String::new()
+    } else {
+        match from_file.rfind('/') {
+            Some(i) => from_file[..i].to_string(),
+            None => String::new(),
+        }
+    };
+    normalize_path(&format!("{base}/{rel}"), from_file.starts_with('/') || rel.starts_with('/'))
+}
+
+pub fn normalize_path(p: &str, absolute: bool) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in p.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|l| *l != "..") => {
+                parts.pop();
+            }
+            ".." if absolute => {}
+            s => parts.push(s),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else if joined.is_empty() {
+        ".".to_string()
+    } else {
+        joined
+    }
+}
+
+/// The module an item's file belongs to.
+pub fn module_of(db: &dyn Db, file: SourceFile) -> Module {
+    if db.stack().files(db).contains(&file) {
+        return stack_module(db);
+    }
+    for name in db.stdlib_names() {
+        if db.stdlib_module(&name) == Some(file) {
+            return Module::new(db, name, vec![file]);
+        }
+    }
+    Module::new(db, file.path(db).clone(), vec![file])
+}

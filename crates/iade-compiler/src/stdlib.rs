@@ -1,0 +1,9 @@
+//! The standard library, embedded in the binary: `(module, path shown in messages, source)`.
+//! The sources live in `stdlib/` at the root of the repository; `--stdlib DIR` replaces them.
+
+pub const EMBEDDED: &[(&str, &str, &str)] = &[
+    ("std.fs", "<stdlib>/std/fs.iade", include_str!("../../../stdlib/std/fs.iade")),
+    ("std.exec", "<stdlib>/std/exec.iade", include_str!("../../../stdlib/std/exec.iade")),
+    ("std.postgres", "<stdlib>/std/postgres.iade", include_str!("../../../stdlib/std/postgres.iade")),
+    ("std.rules", "<stdlib>/std/rules.iade", include_str!("../../../stdlib/std/rules.iade")),
+];
