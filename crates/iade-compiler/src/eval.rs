@@ -20,6 +20,15 @@ use crate::scope::{ItemName, module_of, origin, own_scope, split_name};
 /// database; `intent(kind)` from the evaluated resources; `observe` is unknown.
 pub(crate) struct CompilerEnv<'a> {
     pub db: &'a dyn Db,
+    /// Resources already evaluated by the item being evaluated: a `for` or `if` may refer to
+    /// what it declared before.
+    pub local: std::cell::RefCell<BTreeMap<String, Value>>,
+}
+
+impl<'a> CompilerEnv<'a> {
+    pub fn new(db: &'a dyn Db) -> Self {
+        CompilerEnv { db, local: Default::default() }
+    }
 }
 
 impl Env for CompilerEnv<'_> {
@@ -31,6 +40,9 @@ impl Env for CompilerEnv<'_> {
     }
 
     fn resource(&self, id: &str) -> Option<Value> {
+        if let Some(v) = self.local.borrow().get(id) {
+            return Some(v.clone());
+        }
         find_resource(self.db, id).map(|r| r.value.clone())
     }
 
@@ -118,7 +130,7 @@ fn global_cycle(db: &dyn Db, _id: salsa::Id, item: Item) -> GlobalResult {
 #[salsa::tracked(returns(ref), cycle_result = global_cycle)]
 pub fn eval_global(db: &dyn Db, item: Item) -> GlobalResult {
     let o = origin(db, item);
-    let env = CompilerEnv { db };
+    let env = CompilerEnv::new(db);
     let mut diags = Vec::new();
     let value = match &lower_item(db, item).kind {
         LoweredKind::Param { name, ty, default, name_span } => {
@@ -242,8 +254,8 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
     let LoweredKind::Resources { body, slots } = &lower_item(db, item).kind else {
         return EvalResources::default();
     };
-    let env = CompilerEnv { db };
-    let mut run = Run { db, origin: origin(db, item), out: EvalResources::default() };
+    let env = CompilerEnv::new(db);
+    let mut run = Run { db, env: &env, origin: origin(db, item), out: EvalResources::default() };
     let mut ev = Evaluator::new(&env, run.origin.clone(), *slots);
     run.gens(body, &mut ev);
     run.out
@@ -251,6 +263,7 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
 
 struct Run<'a> {
     db: &'a dyn Db,
+    env: &'a CompilerEnv<'a>,
     origin: Origin,
     out: EvalResources,
 }
@@ -388,6 +401,7 @@ impl Run<'_> {
             fields.insert(f.name.clone(), v);
         }
         res.value = Value::Resource(Arc::new(ResourceValue { id: res.id.clone(), kind: res.kind.clone(), fields }));
+        self.env.local.borrow_mut().insert(res.id.clone(), res.value.clone());
         self.out.resources.push(res);
     }
 

@@ -21,7 +21,7 @@ pub struct PolicyResult {
 #[salsa::tracked(returns(ref))]
 pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
     let LoweredKind::Check(check) = &lower_item(db, item).kind else { return PolicyResult::default() };
-    let env = CompilerEnv { db };
+    let env = CompilerEnv::new(db);
     let verdicts = Evaluator::new(&env, check.origin.clone(), check.slots).run_check(check);
     let deny = check.severity == "deny";
     let mut out = PolicyResult::default();

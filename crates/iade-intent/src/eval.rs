@@ -724,16 +724,8 @@ impl<'e> Evaluator<'e> {
             }
             _ => {}
         }
-        if !root && !matches!(ir.kind, IrKind::Local(_)) {
-            if let (Some(text), Ok(v)) = (&ir.text, self.eval(ir)) {
-                if !matches!(v, Value::Resource(_) | Value::List(_) | Value::Record(_)) {
-                    let value = v.to_string();
-                    if !out.iter().any(|e| e.text == **text) && value != **text {
-                        out.push(Evidence { text: text.to_string(), value, origin: self.origin.clone(), span: ir.span });
-                    }
-                }
-            }
-        }
+        // Operands first, so the evidence reads from the values up: `f.mode` is 0o666, then
+        // `f.mode & 0o002` is 0o002.
         match &ir.kind {
             IrKind::Binary(_, a, b) => {
                 self.explain(a, out, false);
@@ -746,6 +738,16 @@ impl<'e> Evaluator<'e> {
                 }
             }
             _ => {}
+        }
+        if !root && !matches!(ir.kind, IrKind::Local(_)) && out.len() < MAX_EVIDENCE {
+            if let (Some(text), Ok(v)) = (&ir.text, self.eval(ir)) {
+                if !matches!(v, Value::Resource(_) | Value::List(_) | Value::Record(_)) {
+                    let value = v.to_string();
+                    if !out.iter().any(|e| e.text == **text) && value != **text {
+                        out.push(Evidence { text: text.to_string(), value, origin: self.origin.clone(), span: ir.span });
+                    }
+                }
+            }
         }
     }
 }
