@@ -167,11 +167,15 @@ impl Database {
     /// graph and policies.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         let mut out: Vec<Diagnostic> = Vec::new();
-        for d in crate::graph::stack_diagnostics(self) {
-            out.extend(self.absolute(d));
-        }
         for file in self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()) {
             out.extend(crate::items::parse_file(self, *file).parse.diagnostics.iter().cloned());
+        }
+        // A syntax error is reported alone: what follows from a misparsed item would only
+        // repeat it in other words.
+        if !out.iter().any(Diagnostic::is_error) {
+            for d in crate::graph::stack_diagnostics(self) {
+                out.extend(self.absolute(d));
+            }
         }
         iade_diagnostics::sort(&mut out);
         out.dedup();
@@ -225,7 +229,7 @@ impl Database {
             .into_iter()
             .map(|(name, id)| match name.as_str() {
                 "parse_file" | "file_items" => format!("{name}({})", SourceFile::from_id(id).path(self)),
-                "item_syntax" | "lower_item" | "eval_global" | "eval_resources" | "check_policy"
+                "item_syntax" | "lower_item" | "eval_global" | "eval_resources" | "check_policy" | "resource_values"
                 | "resource_kind" => {
                     let item = Item::from_id(id);
                     format!("{name}({}::{})", item.file(self).path(self), item.name(self))

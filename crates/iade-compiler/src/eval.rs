@@ -43,7 +43,7 @@ impl Env for CompilerEnv<'_> {
         if let Some(v) = self.local.borrow().get(id) {
             return Some(v.clone());
         }
-        find_resource(self.db, id).map(|r| r.value.clone())
+        find_value(self.db, id)
     }
 
     fn resource_by_name(&self, kind: &str, name: &str) -> Option<Value> {
@@ -493,6 +493,26 @@ fn type_help(ty: &Ty) -> String {
         Ty::Path | Ty::String => "write a string: \"…\"".into(),
         _ => format!("give a value of type {ty}"),
     }
+}
+
+/// The values of an item's resources, without where they were declared: what other resources
+/// and policies read, so an edit that only moves text inside an item stops here.
+#[salsa::tracked(returns(ref))]
+pub fn resource_values(db: &dyn Db, item: Item) -> Vec<(String, Value)> {
+    eval_resources(db, item).resources.iter().map(|r| (r.id.clone(), r.value.clone())).collect()
+}
+
+fn find_value(db: &dyn Db, id: &str) -> Option<Value> {
+    let index = crate::graph::static_index(db);
+    if let Some(item) = index.get(id) {
+        return resource_values(db, *item).iter().find(|(i, _)| i == id).map(|(_, v)| v.clone());
+    }
+    for item in crate::graph::generator_items(db) {
+        if let Some((_, v)) = resource_values(db, *item).iter().find(|(i, _)| i == id) {
+            return Some(v.clone());
+        }
+    }
+    None
 }
 
 /// The evaluated resource with this id, wherever it is declared.

@@ -308,7 +308,18 @@ fn collect_refs(ir: &Ir, out: &mut Vec<(String, Span)>) {
 #[salsa::tracked(returns(ref))]
 pub fn intent_of_kind(db: &dyn Db, kind: KindKey) -> Vec<Value> {
     let name = kind.name(db);
-    stack_resources(db).resources.iter().filter(|r| &r.kind == name).map(|r| r.value.clone()).collect()
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for &item in resource_items(db) {
+        for (id, v) in crate::eval::resource_values(db, item) {
+            if let Value::Resource(r) = v {
+                if &r.kind == name && seen.insert(id.clone()) {
+                    out.push(v.clone());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Import cycles among modules, each reported at the `use` that closes it.

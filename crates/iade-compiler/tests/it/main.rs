@@ -1,1 +1,6 @@
+//! Tests of the compiler through its public database API.
 
+mod golden;
+mod incremental;
+mod props;
+mod support;

@@ -131,8 +131,12 @@ fn every_registered_syntax_code_is_triggered_by_a_golden() {
         let (_, parse) = iade_syntax::parse_bytes(FileId(0), &bytes);
         seen.extend(parse.diagnostics.iter().map(|d| d.code.as_str()));
     }
-    let missing: Vec<&str> =
-        iade_diagnostics::registry().iter().map(|c| c.code.as_str()).filter(|c| !seen.contains(c)).collect();
+    // Syntax codes are E00xx and W00xx; the compiler's goldens cover the others.
+    let missing: Vec<&str> = iade_diagnostics::registry()
+        .iter()
+        .map(|c| c.code.as_str())
+        .filter(|c| c[1..].starts_with("00") && !seen.contains(c))
+        .collect();
     assert!(missing.is_empty(), "codes without a golden test: {missing:?}");
 }
 

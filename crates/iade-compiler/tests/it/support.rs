@@ -1,0 +1,76 @@
+//! Helpers shared by the compiler's tests.
+
+use std::path::{Path, PathBuf};
+
+use iade_compiler::{Database, Options};
+use iade_diagnostics::{Diagnostic, RenderOptions};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root exists")
+}
+
+pub fn rel(p: &Path) -> String {
+    p.strip_prefix(root()).unwrap_or(p).to_string_lossy().into_owned()
+}
+
+/// A database whose loader reads files relative to the workspace root.
+pub fn disk_db(log_queries: bool) -> Database {
+    let root = root();
+    Database::new(Options {
+        stdlib: None,
+        loader: Box::new(move |p: &str| std::fs::read_to_string(root.join(p)).map_err(|e| e.to_string())),
+        log_queries,
+    })
+}
+
+/// A database over in-memory files only.
+pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
+    let extra: Vec<(String, String)> = files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    let mut db = Database::new(Options {
+        stdlib: None,
+        loader: Box::new(move |p: &str| {
+            extra.iter().find(|(q, _)| q == p).map(|(_, t)| t.clone()).ok_or_else(|| format!("no file `{p}`"))
+        }),
+        log_queries,
+    });
+    let stack: Vec<(String, String)> =
+        files.iter().filter(|(p, _)| !p.contains('/')).map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    db.set_stack_files(stack);
+    db
+}
+
+/// The stack files of a golden input: the file itself, or a directory's top-level files.
+pub fn load_stack(db: &mut Database, input: &Path) {
+    let mut files = Vec::new();
+    if input.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(input)
+            .expect("readable dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "iade"))
+            .collect();
+        entries.sort();
+        files.extend(entries);
+    } else {
+        files.push(input.to_path_buf());
+    }
+    let texts = files
+        .iter()
+        .map(|f| (rel(f), std::fs::read_to_string(f).expect("readable input")))
+        .collect();
+    db.set_stack_files(texts);
+}
+
+pub fn render(db: &Database, diags: &[Diagnostic]) -> String {
+    let sources = db.sources();
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&iade_diagnostics::render_text(&sources, d, RenderOptions { color: false }));
+        out.push_str("\n\n");
+    }
+    out
+}
+
+/// The codes of a stack's diagnostics, in order.
+pub fn codes(db: &Database) -> Vec<&'static str> {
+    db.diagnostics().iter().map(|d| d.code.as_str()).collect()
+}
