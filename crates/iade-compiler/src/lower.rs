@@ -153,12 +153,48 @@ pub fn kind_schema(db: &dyn Db, kind: Item) -> Option<Arc<KindSchema>> {
 
 /// A rule's parameter types: what a call is checked against. Equal across edits of the
 /// rule's body, so callers are not re-lowered for those.
+///
+/// Computed from the parameter types alone, never from the body, so rules that call each
+/// other do not make lowering recursive.
 #[salsa::tracked(returns(ref))]
 pub fn rule_signature(db: &dyn Db, rule: Item) -> Vec<(String, Ty)> {
-    match &lower_item(db, rule).kind {
-        LoweredKind::Rule(r) => r.params.clone(),
-        _ => Vec::new(),
+    let Some(stmt) = item_syntax(db, rule).clone() else { return Vec::new() };
+    let StmtKind::Rule(r) = &stmt.kind else { return Vec::new() };
+    types_only(db, rule, |cx| r.params.iter().map(|p| (p.name.text.clone(), cx.ty(&p.ty))).collect())
+}
+
+/// The declared type of a `param` or an annotated `let`, from its annotation alone (never
+/// from its value, so values that refer to each other do not make lowering recursive).
+#[salsa::tracked(returns(ref))]
+pub fn declared_type(db: &dyn Db, item: Item) -> Option<Ty> {
+    let stmt = item_syntax(db, item).clone()?;
+    match &stmt.kind {
+        StmtKind::Param(p) => Some(types_only(db, item, |cx| cx.ty(&p.ty))),
+        StmtKind::Let(l) => l.ty.as_ref().map(|t| types_only(db, item, |cx| cx.ty(t))),
+        _ => None,
     }
+}
+
+/// Runs `f` with a lowering context whose diagnostics are dropped (the item's own lowering
+/// reports them).
+fn types_only<T>(db: &dyn Db, item: Item, f: impl FnOnce(&mut Cx<'_>) -> T) -> T {
+    let module = module_of(db, item.file(db));
+    let scope = module_scope(db, module);
+    let mut cx = Cx {
+        db,
+        scope,
+        module,
+        origin: origin(db, item),
+        diags: Vec::new(),
+        locals: Vec::new(),
+        next_slot: 0,
+        max_slot: 0,
+        source: "",
+        offset: 0,
+        keep_text: false,
+        mode: Mode::Config,
+    };
+    f(&mut cx)
 }
 
 #[salsa::tracked(returns(ref))]
@@ -998,11 +1034,7 @@ impl Cx<'_> {
 
     /// The declared type of a `let` or `param`, when it has one.
     fn global_ty(&self, item: Item) -> Option<Ty> {
-        match &lower_item(self.db, item).kind {
-            LoweredKind::Param { ty, .. } => Some(ty.clone()),
-            LoweredKind::Let { ty, .. } => ty.clone(),
-            _ => None,
-        }
+        declared_type(self.db, item).clone()
     }
 
     fn member(&mut self, inner: &Expr, name: &ast::Name, span: Span) -> (Ir, Option<Ty>) {

@@ -32,6 +32,10 @@ pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
                 out.failed += 1;
                 out.diags.push(violation(db, &check.name, deny, &v));
             }
+            Outcome::Unknown(reason) if reason.contains(iade_intent::eval::POISONED) && v.error.is_none() => {
+                // The compile error behind it is reported already.
+                out.unknown += 1;
+            }
             Outcome::Unknown(reason) => {
                 out.unknown += 1;
                 let d = match &v.error {

@@ -14,6 +14,10 @@ use iade_span::Span;
 use crate::ir::{BinOp, Builtin, CheckIr, CheckStmt, Ir, IrKind, ObjectSource, Origin, RuleIr, UnOp};
 use crate::value::{SecretPart, SecretValue, Value, format_mode};
 
+/// The reason of the unknown that code with a compile error evaluates to; verdicts that
+/// depend on it are not reported again.
+pub const POISONED: &str = "an expression it depends on has an error";
+
 /// How deep rule calls may nest; recursion between rules stops here with an error.
 pub const MAX_RULE_DEPTH: u32 = 64;
 /// The most list elements `range` produces.
@@ -237,7 +241,7 @@ impl<'e> Evaluator<'e> {
                     Err(reason) => Ok(Value::unknown(reason)),
                 }
             }
-            IrKind::Error => Ok(Value::unknown("this expression has an error")),
+            IrKind::Error => Ok(Value::unknown(POISONED)),
         }
     }
 
