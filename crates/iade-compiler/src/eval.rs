@@ -389,18 +389,19 @@ impl Run<'_> {
         res.refs.retain(|(id, _)| *id != res.id);
         let mut fields = BTreeMap::new();
         for f in &schema.fields {
-            let v = match (res.attrs.get(&f.name), &f.default, f.role) {
-                (Some((v, _)), _, _) => v.clone(),
-                (None, Some(d), _) => {
-                    res.defaults.insert(f.name.clone(), d.clone());
-                    d.clone()
+            match (res.attrs.get(&f.name), &f.default) {
+                (Some((v, _)), _) => {
+                    fields.insert(f.name.clone(), v.clone());
                 }
-                (None, None, FieldRole::Observed) => Value::unknown(format!("`{}.{}` is known only after observation", res.id, f.name)),
-                (None, None, _) => Value::unknown(format!("`{}.{}` is unmanaged", res.id, f.name)),
-            };
-            fields.insert(f.name.clone(), v);
+                (None, Some(d)) => {
+                    res.defaults.insert(f.name.clone(), d.clone());
+                    fields.insert(f.name.clone(), d.clone());
+                }
+                (None, None) => {}
+            }
         }
-        res.value = Value::Resource(Arc::new(ResourceValue { id: res.id.clone(), kind: res.kind.clone(), fields }));
+        let schema_fields = kind_fields(self.db, r.kind).clone();
+        res.value = Value::Resource(Arc::new(ResourceValue { id: res.id.clone(), kind: res.kind.clone(), fields, schema: schema_fields }));
         self.env.local.borrow_mut().insert(res.id.clone(), res.value.clone());
         self.out.resources.push(res);
     }
@@ -493,6 +494,13 @@ fn type_help(ty: &Ty) -> String {
         Ty::Path | Ty::String => "write a string: \"…\"".into(),
         _ => format!("give a value of type {ty}"),
     }
+}
+
+/// A kind's fields and their roles, shared by every resource value of the kind.
+#[salsa::tracked(returns(ref))]
+pub fn kind_fields(db: &dyn Db, kind: Item) -> Arc<Vec<(String, FieldRole)>> {
+    let fields = kind_schema(db, kind).map(|s| s.fields.iter().map(|f| (f.name.clone(), f.role)).collect()).unwrap_or_default();
+    Arc::new(fields)
 }
 
 /// The values of an item's resources, without where they were declared: what other resources

@@ -90,10 +90,24 @@ pub fn generator_items(db: &dyn Db) -> Vec<Item> {
     resource_items(db).iter().copied().filter(|i| static_resource(db, *i).is_none()).collect()
 }
 
+/// A resource of the stack: its id and where its evaluation is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceRef {
+    pub id: String,
+    pub item: Item,
+    pub index: u32,
+}
+
+impl ResourceRef {
+    pub fn get<'db>(&self, db: &'db dyn Db) -> Option<&'db EvaluatedResource> {
+        eval_resources(db, self.item).resources.get(self.index as usize)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct StackResources {
     /// Sorted by id; a duplicate id keeps its first declaration.
-    pub resources: Vec<EvaluatedResource>,
+    pub resources: Vec<ResourceRef>,
     pub edges: Vec<Edge>,
     pub diags: Vec<Diag>,
 }
@@ -103,7 +117,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     let mut out = StackResources::default();
     let cycles = static_cycles(db);
     out.diags.extend(cycles.iter().cloned());
-    let mut by_id: BTreeMap<String, EvaluatedResource> = BTreeMap::new();
+    let mut by_id: BTreeMap<&str, (&EvaluatedResource, Item, u32)> = BTreeMap::new();
     for &item in resource_items(db) {
         let evaluated = eval_resources(db, item);
         if evaluated.cyclic && cycles.is_empty() {
@@ -114,8 +128,8 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                     .help("break the cycle: remove a reference or an `after` entry"),
             );
         }
-        for r in &evaluated.resources {
-            if let Some(first) = by_id.get(&r.id) {
+        for (index, r) in evaluated.resources.iter().enumerate() {
+            if let Some((first, _, _)) = by_id.get(r.id.as_str()) {
                 out.diags.push(
                     Diag::new(codes::E0301, format!("resource `{}` is declared twice", r.id))
                         .primary(&r.origin, r.name_span, "declared again here")
@@ -124,26 +138,28 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                 );
                 continue;
             }
-            by_id.insert(r.id.clone(), r.clone());
+            by_id.insert(&r.id, (r, item, index as u32));
         }
     }
     // Two resources that name the same object in the environment.
-    let mut identities: HashMap<(String, String), &EvaluatedResource> = HashMap::new();
-    for r in by_id.values() {
-        let schema = crate::lower::kind_schema(db, r.kind_item);
-        let Some(schema) = schema else { continue };
-        let mut key = Vec::new();
+    let mut identities: HashMap<(&str, String), &EvaluatedResource> = HashMap::new();
+    for (r, _, _) in by_id.values() {
+        let Some(schema) = crate::lower::kind_schema(db, r.kind_item) else { continue };
+        let mut key = String::new();
+        let mut complete = true;
         for f in schema.identity_fields() {
             match r.attrs.get(&f.name) {
-                Some((v, _)) if !v.is_unknown() => key.push(identity_text(v)),
-                _ => key.clear(),
+                Some((v, _)) if !v.is_unknown() => {
+                    key.push_str(&identity_text(v));
+                    key.push('\u{0}');
+                }
+                _ => complete = false,
             }
         }
-        if key.is_empty() {
+        if !complete || key.is_empty() {
             continue;
         }
-        let key = (r.kind.clone(), key.join("\u{0}"));
-        match identities.get(&key) {
+        match identities.get(&(r.kind.as_str(), key.clone())) {
             Some(first) => {
                 let span_of = |r: &EvaluatedResource| {
                     schema.identity_fields().find_map(|f| r.attrs.get(&f.name).map(|(_, s)| *s)).unwrap_or(r.name_span)
@@ -157,25 +173,25 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                 );
             }
             None => {
-                identities.insert(key, r);
+                identities.insert((r.kind.as_str(), key), r);
             }
         }
     }
     let mut edges = BTreeSet::new();
-    for r in by_id.values() {
+    for (r, _, _) in by_id.values() {
         for (dep, _) in &r.refs {
-            if by_id.contains_key(dep) {
+            if by_id.contains_key(dep.as_str()) {
                 edges.insert(Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::Reference });
             }
         }
         for (dep, _) in &r.after {
-            if by_id.contains_key(dep) && !edges.contains(&Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::Reference }) {
+            if by_id.contains_key(dep.as_str()) && !edges.contains(&Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::Reference }) {
                 edges.insert(Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::After });
             }
         }
     }
     out.edges = edges.into_iter().collect();
-    out.resources = by_id.into_values().collect();
+    out.resources = by_id.into_values().map(|(r, item, index)| ResourceRef { id: r.id.clone(), item, index }).collect();
     out
 }
 
@@ -196,19 +212,7 @@ pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
     let mut graph: BTreeMap<String, Vec<(String, Span)>> = BTreeMap::new();
     let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
     for (id, item) in index {
-        let mut refs = Vec::new();
-        if let LoweredKind::Resources { body, .. } = &lower_item(db, *item).kind {
-            for g in body {
-                if let Gen::Resource(r) = g {
-                    if let ResName::Dynamic(ir) = &r.name {
-                        collect_refs(ir, &mut refs);
-                    }
-                    for b in &r.body {
-                        body_refs(b, &mut refs);
-                    }
-                }
-            }
-        }
+        let mut refs = item_refs(db, *item).clone();
         refs.retain(|(to, _)| to != id && index.contains_key(to));
         graph.insert(id.clone(), refs);
         origins.insert(id.clone(), origin(db, *item));
@@ -261,6 +265,25 @@ pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
         }
     }
     out
+}
+
+/// The resources an item's IR refers to by fixed id, with where.
+#[salsa::tracked(returns(ref))]
+pub fn item_refs(db: &dyn Db, item: Item) -> Vec<(String, Span)> {
+    let mut refs = Vec::new();
+    if let LoweredKind::Resources { body, .. } = &lower_item(db, item).kind {
+        for g in body {
+            if let Gen::Resource(r) = g {
+                if let ResName::Dynamic(ir) = &r.name {
+                    collect_refs(ir, &mut refs);
+                }
+                for b in &r.body {
+                    body_refs(b, &mut refs);
+                }
+            }
+        }
+    }
+    refs
 }
 
 fn body_refs(b: &BodyStmt, out: &mut Vec<(String, Span)>) {
@@ -400,7 +423,7 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
         Some(SourceLoc { file: path.clone(), line: lc.line + 1, column: lc.col + 1, start: abs.start, end: abs.end })
     };
     let mut nodes = Vec::new();
-    for r in &resources.resources {
+    for r in resources.resources.iter().filter_map(|r| r.get(db)) {
         let schema = crate::lower::kind_schema(db, r.kind_item);
         let mut attrs = BTreeMap::new();
         for (k, (v, span)) in &r.attrs {

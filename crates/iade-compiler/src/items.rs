@@ -134,7 +134,7 @@ fn item_class(stmt: &Stmt) -> ItemClass {
 pub fn item_syntax(db: &dyn Db, item: Item) -> Option<Arc<Stmt>> {
     let parsed = parse_file(db, item.file(db));
     let i = *parsed.index.get(item.name(db))?;
-    Some(Arc::new(parsed.parse.tree.items[i].stmt.clone()))
+    Some(parsed.parse.tree.items[i].stmt.clone())
 }
 
 /// The absolute offset of an item in its file (for turning relative spans absolute).

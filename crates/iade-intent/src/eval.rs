@@ -458,13 +458,13 @@ impl<'e> Evaluator<'e> {
                     Err(self.error_help(span, format!("no field `{name}` in this record"), fields_help(&keys)))
                 }
             },
-            Value::Resource(r) => match r.fields.get(name) {
+            Value::Resource(r) => match r.field(name) {
                 Some(v) => {
                     self.reads.push((r.id.clone(), name.to_string()));
-                    Ok(v.clone())
+                    Ok(v)
                 }
                 None => {
-                    let keys: Vec<&str> = r.fields.keys().map(String::as_str).collect();
+                    let keys: Vec<&str> = r.field_names().collect();
                     Err(self.error_help(span, format!("kind `{}` has no field `{name}`", r.kind), fields_help(&keys)))
                 }
             },

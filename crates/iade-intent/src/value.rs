@@ -40,7 +40,31 @@ pub struct ResourceValue {
     /// `file.config`, or for an unmanaged object found by `observe`, `file[/etc/passwd]`.
     pub id: String,
     pub kind: String,
+    /// The fields that have a value.
     pub fields: BTreeMap<String, Value>,
+    /// Every field of the kind with its role (shared by all resources of the kind): a field
+    /// without a value is unknown, for the reason its role gives.
+    pub schema: Arc<Vec<(String, crate::schema::FieldRole)>>,
+}
+
+impl ResourceValue {
+    /// A field's value: its value, or unknown with the reason; `None` if the kind has no
+    /// such field.
+    pub fn field(&self, name: &str) -> Option<Value> {
+        if let Some(v) = self.fields.get(name) {
+            return Some(v.clone());
+        }
+        let (_, role) = self.schema.iter().find(|(n, _)| n == name)?;
+        Some(Value::unknown(match role {
+            crate::schema::FieldRole::Observed => format!("`{}.{name}` is known only after observation", self.id),
+            _ => format!("`{}.{name}` is unmanaged", self.id),
+        }))
+    }
+
+    /// The names of every field of the kind.
+    pub fn field_names(&self) -> impl Iterator<Item = &str> {
+        self.schema.iter().map(|(n, _)| n.as_str())
+    }
 }
 
 /// Why a value is unknown; said in verdicts ("unknown: `file.config.owner` is unmanaged").

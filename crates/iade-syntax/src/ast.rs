@@ -18,8 +18,9 @@ pub struct SourceFile {
 pub struct Item {
     /// Absolute byte offset of the item's first token.
     pub offset: u32,
-    /// The item; all spans within are relative to `offset`.
-    pub stmt: Stmt,
+    /// The item; all spans within are relative to `offset`. Shared, so that a compiler can
+    /// hand out an item's tree without copying it.
+    pub stmt: std::sync::Arc<Stmt>,
 }
 
 impl Item {

@@ -85,7 +85,8 @@ pub(crate) fn attach(
     let mut a = Attacher { text, comments, used: vec![false; comments.len()] };
     for item in &mut tree.items {
         let offset = item.offset;
-        a.stmt(offset, &mut item.stmt);
+        // The tree was just built, so nothing else holds the item yet and this does not copy.
+        a.stmt(offset, std::sync::Arc::make_mut(&mut item.stmt));
     }
     comments
         .iter()

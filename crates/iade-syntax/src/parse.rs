@@ -123,7 +123,7 @@ fn finish_item(
     let offset = it.toks.first().map_or(0, |t| t.span.start);
     let last_end = it.toks.iter().map(|t| t.span.end).max().unwrap_or(offset);
     let whole = Span::new(0, last_end - offset);
-    let error_item = Item { offset, stmt: Stmt { kind: StmtKind::Error, span: whole, doc: None } };
+    let error_item = Item { offset, stmt: std::sync::Arc::new(Stmt { kind: StmtKind::Error, span: whole, doc: None }) };
     // A poisoned item (too deep to parse safely) was reported by the structure pass.
     let Some((output, errors)) = result else { return error_item };
     let lexical_errors = it.toks.iter().any(|t| t.token == Token::Error);
@@ -139,7 +139,7 @@ fn finish_item(
     }
     match output {
         Some(stmt) if errors.is_empty() || lexical_errors || !matches!(stmt.kind, StmtKind::Error) => {
-            Item { offset, stmt }
+            Item { offset, stmt: std::sync::Arc::new(stmt) }
         }
         _ => error_item,
     }

@@ -128,3 +128,84 @@ fn fmt_leaves_files_with_syntax_errors_untouched() {
     assert!(stderr(&o).contains("E0004"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&f).expect("read"), broken);
 }
+
+const DESIGN_EXAMPLE: &str = include_str!("../../../iade-compiler/tests/it/design_example.iade");
+
+#[test]
+fn the_design_example_checks_clean_and_denies_a_world_writable_config() {
+    let dir = temp_dir("design");
+    std::fs::write(dir.join("main.iade"), DESIGN_EXAMPLE).expect("write");
+    let o = iade(&["check", "--color", "never"], &dir);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    std::fs::write(dir.join("main.iade"), DESIGN_EXAMPLE.replace("0o640", "0o666")).expect("write");
+    let o = iade(&["check", "--color", "never"], &dir);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("E0401"), "{err}");
+    assert!(err.contains("mode is 0o666"), "{err}");
+    assert!(err.contains("rule `not_world_writable` does not hold"), "{err}");
+    assert!(err.contains("`f.mode & 0o002` is 0o002"), "{err}");
+}
+
+#[test]
+fn params_come_from_flags_then_the_environment_and_unknown_names_are_usage_errors() {
+    let ex = "examples/webapp";
+    let o = iade(&["check", ex, "--param", "tier=prod", "--param", "port=8443"], &root());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+
+    let o = iade(&["check", "--color", "never", ex, "--param", "port=80"], &root());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("E0205"), "{}", stderr(&o));
+
+    let o = iade(&["check", ex, "--param", "teir=prod"], &root());
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+    assert!(stderr(&o).contains("no param `teir`"), "{}", stderr(&o));
+
+    let o = iade(&["check", ex, "--param", "novalue"], &root());
+    assert_eq!(code(&o), 64, "{}", stderr(&o));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_iade"))
+        .args(["check", "--color", "never", ex])
+        .env("IADE_PARAM_PORT", "1234")
+        .current_dir(root())
+        .output()
+        .expect("runs");
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("invalid value for param `port`"), "{}", stderr(&o));
+}
+
+#[test]
+fn graph_prints_dot_and_documented_json() {
+    let o = iade(&["graph", "examples/quickstart"], &root());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let dot = String::from_utf8_lossy(&o.stdout);
+    assert!(dot.starts_with("digraph intent {"), "{dot}");
+    assert!(dot.contains("\"directory.out\" -> \"directory.notes\";"), "{dot}");
+
+    let o = iade(&["graph", "examples/quickstart", "--format", "json"], &root());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let g: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    assert_eq!(g["version"], 1);
+    let ids: Vec<&str> = g["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
+    assert!(ids.contains(&"file.note_monday") && ids.contains(&"directory.out"), "{ids:?}");
+    let readme = g["nodes"].as_array().expect("nodes").iter().find(|n| n["id"] == "file.readme").expect("readme");
+    assert_eq!(readme["attrs"]["mode"]["value"]["mode"], "0o644");
+    assert_eq!(readme["attrs"]["ensure"]["source"], serde_json::Value::Null);
+    assert_eq!(readme["attrs"]["path"]["source"]["file"], "examples/quickstart/main.iade");
+    assert!(g["edges"].as_array().expect("edges").iter().any(|e| e["from"] == "directory.out" && e["to"] == "file.readme"));
+
+    // A secret never appears, however it is spelled in the graph.
+    let o = iade(&["graph", "examples/webapp", "--format", "json"], &root());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("<redacted>") && !text.contains("DB_PASSWORD"), "{text}");
+}
+
+#[test]
+fn a_stack_with_errors_prints_no_graph() {
+    let o = iade(&["graph", "--color", "never", "tests/check/err/dependency_cycle.iade"], &root());
+    assert_eq!(code(&o), 1);
+    assert!(o.stdout.is_empty());
+    assert!(stderr(&o).contains("E0303"), "{}", stderr(&o));
+}
