@@ -45,14 +45,18 @@ enum Command {
     /// files are loaded through `use`) or a single `.iade` file. Everything up to policies runs:
     /// a `deny` policy that fails is an error. Nothing is observed or changed. Exit code 1 when
     /// any error is found.
-    #[command(after_help = "Examples:\n  iade check\n  iade check examples/webapp --format json\n  iade check examples/webapp --param tier=prod\n  IADE_PARAM_TIER=prod iade check examples/webapp")]
+    #[command(
+        after_help = "Examples:\n  iade check\n  iade check examples/webapp --format json\n  iade check examples/webapp --param tier=prod\n  IADE_PARAM_TIER=prod iade check examples/webapp"
+    )]
     Check(CheckArgs),
     /// Print the intent graph: resources, their evaluated attributes and dependencies.
     ///
     /// `--format dot` (the default) prints Graphviz; `--format json` prints every resource with
     /// its attributes and where each was declared (the shape is in docs/intent-graph.md).
     /// The graph is printed only when the stack checks without errors.
-    #[command(after_help = "Examples:\n  iade graph examples/quickstart | dot -Tsvg > graph.svg\n  iade graph examples/webapp --format json | jq '.nodes[].id'")]
+    #[command(
+        after_help = "Examples:\n  iade graph examples/quickstart | dot -Tsvg > graph.svg\n  iade graph examples/webapp --format json | jq '.nodes[].id'"
+    )]
     Graph(GraphArgs),
     /// Format sources in the canonical layout.
     ///

@@ -68,7 +68,8 @@ fn summary(files: usize, diags: &[Diagnostic], s: &iade_compiler::Summary) -> St
     fs.push_str(&format!(", {}", plural(s.resources, "resource")));
     if s.policies > 0 {
         let checks = s.checks_passed + s.checks_failed + s.checks_unknown;
-        let policies = if s.policies == 1 { "1 policy".to_string() } else { format!("{} policies", s.policies) };
+        let policies =
+            if s.policies == 1 { "1 policy".to_string() } else { format!("{} policies", s.policies) };
         fs.push_str(&format!(", {policies} ({}", plural(checks, "check")));
         if s.checks_failed > 0 {
             fs.push_str(&format!(", {} failed", s.checks_failed));

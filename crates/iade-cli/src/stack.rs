@@ -80,7 +80,8 @@ fn params_from_env(flags: &[(String, String)]) -> BTreeMap<String, String> {
 
 fn read_stdlib(dir: &Path) -> Result<Vec<(String, String, String)>, String> {
     let std_dir = dir.join("std");
-    let entries = std::fs::read_dir(&std_dir).map_err(|e| format!("cannot read `{}`: {e}", std_dir.display()))?;
+    let entries =
+        std::fs::read_dir(&std_dir).map_err(|e| format!("cannot read `{}`: {e}", std_dir.display()))?;
     let mut out = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| e.to_string())?;

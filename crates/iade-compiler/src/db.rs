@@ -42,9 +42,16 @@ impl std::fmt::Debug for Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { stdlib: None, loader: Box::new(|p| Err(format!("cannot read `{p}`: no loader"))), log_queries: false }
+        Options {
+            stdlib: None,
+            loader: Box::new(|p| Err(format!("cannot read `{p}`: no loader"))),
+            log_queries: false,
+        }
     }
 }
+
+/// Queries that executed: the query's name and its key.
+type QueryLog = Arc<Mutex<Vec<(String, salsa::Id)>>>;
 
 struct Shared {
     loader: Box<Loader>,
@@ -54,7 +61,7 @@ struct Shared {
     /// Failed loads are remembered per path so a query sees one consistent answer.
     failed: Mutex<HashMap<String, String>>,
     stdlib: Mutex<BTreeMap<String, SourceFile>>,
-    log: Option<Arc<Mutex<Vec<(String, salsa::Id)>>>>,
+    log: Option<QueryLog>,
 }
 
 #[salsa::db]
@@ -102,7 +109,10 @@ impl Database {
         });
         let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
         let stdlib = options.stdlib.unwrap_or_else(|| {
-            crate::stdlib::EMBEDDED.iter().map(|(n, p, t)| (n.to_string(), p.to_string(), t.to_string())).collect()
+            crate::stdlib::EMBEDDED
+                .iter()
+                .map(|(n, p, t)| (n.to_string(), p.to_string(), t.to_string()))
+                .collect()
         });
         for (name, path, text) in stdlib {
             let file = db.new_file(path, text);
@@ -205,7 +215,12 @@ impl Database {
         }
         for l in &d.labels {
             let (file, span) = self.resolve(&l.origin, l.span)?;
-            out.labels.push(iade_diagnostics::Label { file, span, message: l.message.clone(), primary: l.primary });
+            out.labels.push(iade_diagnostics::Label {
+                file,
+                span,
+                message: l.message.clone(),
+                primary: l.primary,
+            });
         }
         out.help = d.help.clone();
         out.notes = d.notes.clone();
@@ -229,10 +244,14 @@ impl Database {
             .into_iter()
             .map(|(name, id)| match name.as_str() {
                 "parse_file" | "file_items" => format!("{name}({})", SourceFile::from_id(id).path(self)),
-                "item_syntax" | "lower_item" | "eval_global" | "eval_resources" | "check_policy" | "resource_values"
-                | "resource_kind" => {
+                "item_syntax" | "lower_item" | "eval_global" | "eval_resources" | "check_policy"
+                | "resource_values" | "resource_kind" => {
                     let item = Item::from_id(id);
                     format!("{name}({}::{})", item.file(self).path(self), item.name(self))
+                }
+                "policy_slice" => {
+                    let key = crate::policy::SliceKey::from_id(id);
+                    format!("{name}({} × {})", key.policy(self).name(self), key.resources(self).name(self))
                 }
                 _ => name,
             })

@@ -27,7 +27,14 @@ pub struct DiagLabel {
 
 impl Diag {
     pub fn new(code: Code, message: impl Into<String>) -> Diag {
-        Diag { code, message: message.into(), labels: Vec::new(), help: None, notes: Vec::new(), warning: false }
+        Diag {
+            code,
+            message: message.into(),
+            labels: Vec::new(),
+            help: None,
+            notes: Vec::new(),
+            warning: false,
+        }
     }
 
     pub fn primary(mut self, origin: &Origin, span: Span, message: impl Into<String>) -> Diag {

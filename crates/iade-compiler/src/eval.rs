@@ -13,7 +13,9 @@ use iade_span::Span;
 use crate::db::Db;
 use crate::diag::Diag;
 use crate::items::{Item, stack_module};
-use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, ResourceIr, item_from_key, kind_schema, lower_item, resource_kind};
+use crate::lower::{
+    BodyStmt, Gen, LoweredKind, ResName, ResourceIr, item_from_key, kind_schema, lower_item, resource_kind,
+};
 use crate::scope::{ItemName, module_of, origin, own_scope, split_name};
 
 /// The environment of compile-time evaluation: globals, resources and rules from the
@@ -23,18 +25,24 @@ pub(crate) struct CompilerEnv<'a> {
     /// Resources already evaluated by the item being evaluated: a `for` or `if` may refer to
     /// what it declared before.
     pub local: std::cell::RefCell<BTreeMap<String, Value>>,
+    /// Resources that the globals read so far depend on.
+    pub global_refs: std::cell::RefCell<Vec<String>>,
 }
 
 impl<'a> CompilerEnv<'a> {
     pub fn new(db: &'a dyn Db) -> Self {
-        CompilerEnv { db, local: Default::default() }
+        CompilerEnv { db, local: Default::default(), global_refs: Default::default() }
     }
 }
 
 impl Env for CompilerEnv<'_> {
     fn global(&self, name: &str) -> Value {
         match item_from_key(self.db, name) {
-            Some(item) => eval_global(self.db, item).value.clone(),
+            Some(item) => {
+                let g = eval_global(self.db, item);
+                self.global_refs.borrow_mut().extend(g.refs.iter().cloned());
+                g.value.clone()
+            }
             None => Value::unknown(format!("`{name}` is not declared")),
         }
     }
@@ -114,16 +122,21 @@ fn eval_error(e: EvalError) -> Diag {
 pub struct GlobalResult {
     pub value: Value,
     pub diags: Vec<Diag>,
+    /// Resources the value was computed from (directly or through other globals).
+    pub refs: Vec<String>,
 }
 
 fn global_cycle(db: &dyn Db, _id: salsa::Id, item: Item) -> GlobalResult {
     let o = origin(db, item);
     let span = crate::lower::decl_name_span(db, item);
     GlobalResult {
+        refs: Vec::new(),
         value: Value::unknown("this value depends on itself"),
-        diags: vec![Diag::new(codes::E0303, "this value depends on itself")
-            .primary(&o, span, "defined in terms of itself")
-            .help("break the cycle: a value may not refer to itself, directly or through other values")],
+        diags: vec![
+            Diag::new(codes::E0303, "this value depends on itself")
+                .primary(&o, span, "defined in terms of itself")
+                .help("break the cycle: a value may not refer to itself, directly or through other values"),
+        ],
     }
 }
 
@@ -132,9 +145,14 @@ pub fn eval_global(db: &dyn Db, item: Item) -> GlobalResult {
     let o = origin(db, item);
     let env = CompilerEnv::new(db);
     let mut diags = Vec::new();
+    let mut refs: Vec<String> = Vec::new();
     let value = match &lower_item(db, item).kind {
         LoweredKind::Param { name, ty, default, name_span } => {
-            let given = if module_of(db, item.file(db)) == stack_module(db) { db.stack().params(db).get(name).cloned() } else { None };
+            let given = if module_of(db, item.file(db)) == stack_module(db) {
+                db.stack().params(db).get(name).cloned()
+            } else {
+                None
+            };
             match (given, default) {
                 (Some(text), _) => match parse_param(&text, ty) {
                     Ok(v) => v,
@@ -151,7 +169,11 @@ pub fn eval_global(db: &dyn Db, item: Item) -> GlobalResult {
                     Ok(v) => match ty.check(&v) {
                         Ok(v) => v,
                         Err(m) => {
-                            diags.push(Diag::new(codes::E0201, format!("default of `{name}`: {m}")).primary(&o, d.span, format!("expected {ty}")));
+                            diags.push(Diag::new(codes::E0201, format!("default of `{name}`: {m}")).primary(
+                                &o,
+                                d.span,
+                                format!("expected {ty}"),
+                            ));
                             Value::unknown("the param's default is invalid")
                         }
                     },
@@ -164,18 +186,25 @@ pub fn eval_global(db: &dyn Db, item: Item) -> GlobalResult {
                     diags.push(
                         Diag::new(codes::E0205, format!("param `{name}` has no value"))
                             .primary(&o, *name_span, "no default")
-                            .help(format!("give it one: --param {name}=… or the environment variable IADE_PARAM_{}", name.to_uppercase())),
+                            .help(format!(
+                                "give it one: --param {name}=… or the environment variable IADE_PARAM_{}",
+                                name.to_uppercase()
+                            )),
                     );
                     Value::unknown(format!("param `{name}` has no value"))
                 }
             }
         }
-        LoweredKind::Let { ty, value, slots } => match Evaluator::new(&env, o.clone(), *slots).eval(value) {
+        LoweredKind::Let { ty, value, slots } => match eval_collecting(&env, &o, *slots, value, &mut refs) {
             Ok(v) => match ty {
                 Some(ty) => match ty.check(&v) {
                     Ok(v) => v,
                     Err(m) => {
-                        diags.push(Diag::new(codes::E0201, m).primary(&o, value.span, format!("expected {ty}")));
+                        diags.push(Diag::new(codes::E0201, m).primary(
+                            &o,
+                            value.span,
+                            format!("expected {ty}"),
+                        ));
                         Value::unknown("the value does not match its type")
                     }
                 },
@@ -188,12 +217,29 @@ pub fn eval_global(db: &dyn Db, item: Item) -> GlobalResult {
         },
         _ => Value::unknown("not a value"),
     };
-    GlobalResult { value, diags }
+    refs.extend(env.global_refs.borrow_mut().drain(..));
+    refs.sort();
+    refs.dedup();
+    GlobalResult { value, diags, refs }
+}
+
+fn eval_collecting(
+    env: &CompilerEnv<'_>,
+    o: &Origin,
+    slots: u32,
+    value: &Ir,
+    refs: &mut Vec<String>,
+) -> Result<Value, EvalError> {
+    let mut ev = Evaluator::new(env, o.clone(), slots);
+    let v = ev.eval(value);
+    refs.extend(ev.take_refs().into_iter().map(|(id, _)| id));
+    v
 }
 
 /// A `--param` text read as a value of the param's type.
 fn parse_param(text: &str, ty: &Ty) -> Result<Value, String> {
-    let int = |t: &str| iade_syntax::token::parse_int(t.trim()).map_err(|_| format!("`{t}` is not an integer"));
+    let int =
+        |t: &str| iade_syntax::token::parse_int(t.trim()).map_err(|_| format!("`{t}` is not an integer"));
     let value = match ty {
         Ty::Int | Ty::IntLit(_) => Value::Int(int(text)?),
         Ty::Mode => Value::Mode(int(text)?),
@@ -205,7 +251,10 @@ fn parse_param(text: &str, ty: &Ty) -> Result<Value, String> {
         Ty::Optional(t) if text == "null" => return t.check(&Value::Null).or(Ok(Value::Null)),
         Ty::Optional(t) => return parse_param(text, t),
         Ty::Union(ts) => {
-            return ts.iter().find_map(|t| parse_param(text, t).ok()).ok_or_else(|| format!("expected {ty}, got `{text}`"));
+            return ts
+                .iter()
+                .find_map(|t| parse_param(text, t).ok())
+                .ok_or_else(|| format!("expected {ty}, got `{text}`"));
         }
         Ty::Enum(_) => Value::Enum(Arc::from(text)),
         _ => Value::str(text),
@@ -293,8 +342,11 @@ impl Run<'_> {
                             .help("resources must be decided from the source and params alone"),
                     ),
                     Ok(other) => self.out.diags.push(
-                        Diag::new(codes::E0201, format!("a condition is a bool, not {}", iade_intent::ty::describe(&other)))
-                            .primary(&self.origin, cond.span, "not a bool"),
+                        Diag::new(
+                            codes::E0201,
+                            format!("a condition is a bool, not {}", iade_intent::ty::describe(&other)),
+                        )
+                        .primary(&self.origin, cond.span, "not a bool"),
                     ),
                     Err(e) => self.error(e),
                 },
@@ -318,13 +370,19 @@ impl Run<'_> {
                         }
                     }
                     Ok(Value::Unknown(u)) => self.out.diags.push(
-                        Diag::new(codes::E0207, "what this `for` iterates over is not known before observation")
-                            .primary(&self.origin, iter.span, format!("unknown: {}", u.reason))
-                            .help("resources must be decided from the source and params alone"),
+                        Diag::new(
+                            codes::E0207,
+                            "what this `for` iterates over is not known before observation",
+                        )
+                        .primary(&self.origin, iter.span, format!("unknown: {}", u.reason))
+                        .help("resources must be decided from the source and params alone"),
                     ),
                     Ok(other) => self.out.diags.push(
-                        Diag::new(codes::E0201, format!("`for` needs a list or a map, not {}", iade_intent::ty::describe(&other)))
-                            .primary(&self.origin, iter.span, "not a list or map"),
+                        Diag::new(
+                            codes::E0201,
+                            format!("`for` needs a list or a map, not {}", iade_intent::ty::describe(&other)),
+                        )
+                        .primary(&self.origin, iter.span, "not a list or map"),
                     ),
                     Err(e) => self.error(e),
                 },
@@ -358,8 +416,11 @@ impl Run<'_> {
                 }
                 Ok(other) => {
                     self.out.diags.push(
-                        Diag::new(codes::E0206, format!("a resource name is a string, not {}", iade_intent::ty::describe(&other)))
-                            .primary(&self.origin, ir.span, "not a known string"),
+                        Diag::new(
+                            codes::E0206,
+                            format!("a resource name is a string, not {}", iade_intent::ty::describe(&other)),
+                        )
+                        .primary(&self.origin, ir.span, "not a known string"),
                     );
                     return;
                 }
@@ -367,6 +428,7 @@ impl Run<'_> {
             },
         };
         ev.take_refs();
+        self.env.global_refs.borrow_mut().clear();
         let mut res = EvaluatedResource {
             id: format!("{}.{name}", schema.name),
             kind: schema.name.clone(),
@@ -385,7 +447,12 @@ impl Run<'_> {
             name_span: r.name_span,
         };
         self.body(&schema, &r.body, ev, &mut res);
-        res.refs = ev.take_refs();
+        let refs = ev.take_refs();
+        res.refs.extend(refs);
+        // References made through a `let` are dependencies too.
+        for id in std::mem::take(&mut *self.env.global_refs.borrow_mut()) {
+            res.refs.push((id, r.name_span));
+        }
         res.refs.retain(|(id, _)| *id != res.id);
         let mut fields = BTreeMap::new();
         for f in &schema.fields {
@@ -401,12 +468,23 @@ impl Run<'_> {
             }
         }
         let schema_fields = kind_fields(self.db, r.kind).clone();
-        res.value = Value::Resource(Arc::new(ResourceValue { id: res.id.clone(), kind: res.kind.clone(), fields, schema: schema_fields }));
+        res.value = Value::Resource(Arc::new(ResourceValue {
+            id: res.id.clone(),
+            kind: res.kind.clone(),
+            fields,
+            schema: schema_fields,
+        }));
         self.env.local.borrow_mut().insert(res.id.clone(), res.value.clone());
         self.out.resources.push(res);
     }
 
-    fn body(&mut self, schema: &KindSchema, body: &[BodyStmt], ev: &mut Evaluator<'_>, res: &mut EvaluatedResource) {
+    fn body(
+        &mut self,
+        schema: &KindSchema,
+        body: &[BodyStmt],
+        ev: &mut Evaluator<'_>,
+        res: &mut EvaluatedResource,
+    ) {
         for stmt in body {
             match stmt {
                 BodyStmt::Attr { name, value, span } => {
@@ -444,25 +522,37 @@ impl Run<'_> {
                     }
                     res.attrs.insert(name.clone(), (v, *span));
                 }
-                BodyStmt::After(ir) => match ev.eval(ir) {
+                BodyStmt::After(ir) => match eval_after(ev, ir, &mut res.refs) {
                     Ok(Value::List(items)) => {
                         for v in items.iter() {
                             match v {
                                 Value::Resource(r) => res.after.push((r.id.clone(), ir.span)),
                                 Value::Unknown(_) => {}
                                 other => self.out.diags.push(
-                                    Diag::new(codes::E0304, format!("`after` lists resources, not {}", iade_intent::ty::describe(other)))
-                                        .primary(&self.origin, ir.span, "not a resource")
-                                        .help("write resources: after = [file.config, exec.migrate]"),
+                                    Diag::new(
+                                        codes::E0304,
+                                        format!(
+                                            "`after` lists resources, not {}",
+                                            iade_intent::ty::describe(other)
+                                        ),
+                                    )
+                                    .primary(&self.origin, ir.span, "not a resource")
+                                    .help("write resources: after = [file.config, exec.migrate]"),
                                 ),
                             }
                         }
                     }
                     Ok(Value::Resource(r)) => res.after.push((r.id.clone(), ir.span)),
                     Ok(other) => self.out.diags.push(
-                        Diag::new(codes::E0304, format!("`after` is a list of resources, not {}", iade_intent::ty::describe(&other)))
-                            .primary(&self.origin, ir.span, "not a list of resources")
-                            .help("write resources: after = [file.config, exec.migrate]"),
+                        Diag::new(
+                            codes::E0304,
+                            format!(
+                                "`after` is a list of resources, not {}",
+                                iade_intent::ty::describe(&other)
+                            ),
+                        )
+                        .primary(&self.origin, ir.span, "not a list of resources")
+                        .help("write resources: after = [file.config, exec.migrate]"),
                     ),
                     Err(e) => self.error(e),
                 },
@@ -487,6 +577,15 @@ impl Run<'_> {
     }
 }
 
+/// Evaluates an `after` list. Its entries are ordering edges of their own kind, not
+/// references: the references made before it are kept, its own are dropped.
+fn eval_after(ev: &mut Evaluator<'_>, ir: &Ir, refs: &mut Vec<(String, Span)>) -> Result<Value, EvalError> {
+    refs.extend(ev.take_refs());
+    let v = ev.eval(ir);
+    ev.take_refs();
+    v
+}
+
 fn type_help(ty: &Ty) -> String {
     match ty {
         Ty::Mode => "a mode is an integer, usually octal: 0o644".into(),
@@ -499,7 +598,9 @@ fn type_help(ty: &Ty) -> String {
 /// A kind's fields and their roles, shared by every resource value of the kind.
 #[salsa::tracked(returns(ref))]
 pub fn kind_fields(db: &dyn Db, kind: Item) -> Arc<Vec<(String, FieldRole)>> {
-    let fields = kind_schema(db, kind).map(|s| s.fields.iter().map(|f| (f.name.clone(), f.role)).collect()).unwrap_or_default();
+    let fields = kind_schema(db, kind)
+        .map(|s| s.fields.iter().map(|f| (f.name.clone(), f.role)).collect())
+        .unwrap_or_default();
     Arc::new(fields)
 }
 

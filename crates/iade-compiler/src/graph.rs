@@ -112,15 +112,79 @@ pub struct StackResources {
     pub diags: Vec<Diag>,
 }
 
+/// What the graph needs to know of one resource: its id, identity and dependencies. Equal
+/// across edits of other attributes, so such edits do not rebuild the graph.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fact {
+    pub id: String,
+    pub kind: String,
+    pub origin: Origin,
+    pub name_span: Span,
+    /// The identity as compared (normalized), as shown, and where it was written.
+    pub identity: Option<(String, String, Span)>,
+    pub refs: Vec<String>,
+    pub after: Vec<String>,
+    pub index: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Facts {
+    pub facts: Vec<Fact>,
+    pub cyclic: bool,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
+    let evaluated = eval_resources(db, item);
+    let mut out = Facts { cyclic: evaluated.cyclic, facts: Vec::with_capacity(evaluated.resources.len()) };
+    for (index, r) in evaluated.resources.iter().enumerate() {
+        let mut identity = None;
+        if let Some(schema) = crate::lower::kind_schema(db, r.kind_item) {
+            let mut key = String::new();
+            let mut shown = Vec::new();
+            let mut span = None;
+            let mut complete = true;
+            for f in schema.identity_fields() {
+                match r.attrs.get(&f.name) {
+                    Some((v, s)) if !v.is_unknown() => {
+                        key.push_str(&identity_text(v));
+                        key.push('\u{0}');
+                        shown.push(format!("{} = {v}", f.name));
+                        span.get_or_insert(*s);
+                    }
+                    _ => complete = false,
+                }
+            }
+            if complete && !key.is_empty() {
+                identity = Some((key, shown.join(", "), span.unwrap_or(r.name_span)));
+            }
+        }
+        let mut refs: Vec<String> = r.refs.iter().map(|(id, _)| id.clone()).collect();
+        refs.sort();
+        refs.dedup();
+        out.facts.push(Fact {
+            id: r.id.clone(),
+            kind: r.kind.clone(),
+            origin: r.origin.clone(),
+            name_span: r.name_span,
+            identity,
+            refs,
+            after: r.after.iter().map(|(id, _)| id.clone()).collect(),
+            index: index as u32,
+        });
+    }
+    out
+}
+
 #[salsa::tracked(returns(ref))]
 pub fn stack_resources(db: &dyn Db) -> StackResources {
     let mut out = StackResources::default();
     let cycles = static_cycles(db);
     out.diags.extend(cycles.iter().cloned());
-    let mut by_id: BTreeMap<&str, (&EvaluatedResource, Item, u32)> = BTreeMap::new();
+    let mut by_id: BTreeMap<&str, (&Fact, Item)> = BTreeMap::new();
     for &item in resource_items(db) {
-        let evaluated = eval_resources(db, item);
-        if evaluated.cyclic && cycles.is_empty() {
+        let facts = graph_facts(db, item);
+        if facts.cyclic && cycles.is_empty() {
             let o = origin(db, item);
             out.diags.push(
                 Diag::new(codes::E0303, "this resource depends on itself")
@@ -128,70 +192,57 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                     .help("break the cycle: remove a reference or an `after` entry"),
             );
         }
-        for (index, r) in evaluated.resources.iter().enumerate() {
-            if let Some((first, _, _)) = by_id.get(r.id.as_str()) {
+        for f in &facts.facts {
+            if let Some((first, _)) = by_id.get(f.id.as_str()) {
                 out.diags.push(
-                    Diag::new(codes::E0301, format!("resource `{}` is declared twice", r.id))
-                        .primary(&r.origin, r.name_span, "declared again here")
+                    Diag::new(codes::E0301, format!("resource `{}` is declared twice", f.id))
+                        .primary(&f.origin, f.name_span, "declared again here")
                         .secondary(&first.origin, first.name_span, "first declared here")
                         .help("resource ids (KIND.NAME) are unique in a stack; rename one"),
                 );
                 continue;
             }
-            by_id.insert(&r.id, (r, item, index as u32));
+            by_id.insert(&f.id, (f, item));
         }
     }
     // Two resources that name the same object in the environment.
-    let mut identities: HashMap<(&str, String), &EvaluatedResource> = HashMap::new();
-    for (r, _, _) in by_id.values() {
-        let Some(schema) = crate::lower::kind_schema(db, r.kind_item) else { continue };
-        let mut key = String::new();
-        let mut complete = true;
-        for f in schema.identity_fields() {
-            match r.attrs.get(&f.name) {
-                Some((v, _)) if !v.is_unknown() => {
-                    key.push_str(&identity_text(v));
-                    key.push('\u{0}');
-                }
-                _ => complete = false,
-            }
-        }
-        if !complete || key.is_empty() {
-            continue;
-        }
-        match identities.get(&(r.kind.as_str(), key.clone())) {
+    let mut identities: HashMap<(&str, &str), &Fact> = HashMap::new();
+    for (f, _) in by_id.values() {
+        let Some((key, shown, span)) = &f.identity else { continue };
+        match identities.get(&(f.kind.as_str(), key.as_str())) {
             Some(first) => {
-                let span_of = |r: &EvaluatedResource| {
-                    schema.identity_fields().find_map(|f| r.attrs.get(&f.name).map(|(_, s)| *s)).unwrap_or(r.name_span)
-                };
-                let shown = schema.identity_fields().filter_map(|f| r.attrs.get(&f.name).map(|(v, _)| format!("{} = {v}", f.name))).collect::<Vec<_>>().join(", ");
+                let first_span = first.identity.as_ref().map_or(first.name_span, |(_, _, s)| *s);
                 out.diags.push(
-                    Diag::new(codes::E0302, format!("`{}` and `{}` are the same {} ({shown})", first.id, r.id, r.kind))
-                        .primary(&r.origin, span_of(r), format!("{} names it", r.id))
-                        .secondary(&first.origin, span_of(first), format!("{} names it too", first.id))
-                        .help("two resources may not manage one object: remove one, or give it another identity"),
+                    Diag::new(
+                        codes::E0302,
+                        format!("`{}` and `{}` are the same {} ({shown})", first.id, f.id, f.kind),
+                    )
+                    .primary(&f.origin, *span, format!("{} names it", f.id))
+                    .secondary(&first.origin, first_span, format!("{} names it too", first.id))
+                    .help("two resources may not manage one object: remove one, or give it another identity"),
                 );
             }
             None => {
-                identities.insert((r.kind.as_str(), key), r);
+                identities.insert((f.kind.as_str(), key.as_str()), f);
             }
         }
     }
     let mut edges = BTreeSet::new();
-    for (r, _, _) in by_id.values() {
-        for (dep, _) in &r.refs {
+    for (f, _) in by_id.values() {
+        for dep in &f.refs {
             if by_id.contains_key(dep.as_str()) {
-                edges.insert(Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::Reference });
+                edges.insert(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::Reference });
             }
         }
-        for (dep, _) in &r.after {
-            if by_id.contains_key(dep.as_str()) && !edges.contains(&Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::Reference }) {
-                edges.insert(Edge { from: dep.clone(), to: r.id.clone(), reason: EdgeReason::After });
+        for dep in &f.after {
+            if by_id.contains_key(dep.as_str()) && !f.refs.contains(dep) {
+                edges.insert(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::After });
             }
         }
     }
     out.edges = edges.into_iter().collect();
-    out.resources = by_id.into_values().map(|(r, item, index)| ResourceRef { id: r.id.clone(), item, index }).collect();
+    out.resources =
+        by_id.into_values().map(|(f, item)| ResourceRef { id: f.id.clone(), item, index: f.index }).collect();
     out
 }
 
@@ -252,13 +303,22 @@ pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
                         continue;
                     }
                     let names: Vec<&str> = cycle.iter().map(|(n, _)| *n).collect();
-                    let mut d = Diag::new(codes::E0303, format!("dependency cycle: {} → {}", names.join(" → "), names[0]));
+                    let mut d = Diag::new(
+                        codes::E0303,
+                        format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
+                    );
                     for (i, (n, taken)) in cycle.iter().enumerate() {
                         let (target, span) = &graph[*n][taken - 1];
                         let label = format!("{n} refers to {target}");
-                        d = if i == 0 { d.primary(&origins[*n], *span, label) } else { d.secondary(&origins[*n], *span, label) };
+                        d = if i == 0 {
+                            d.primary(&origins[*n], *span, label)
+                        } else {
+                            d.secondary(&origins[*n], *span, label)
+                        };
                     }
-                    out.push(d.help("remove one of these references, or the `after` entry that closes the cycle"));
+                    out.push(
+                        d.help("remove one of these references, or the `after` entry that closes the cycle"),
+                    );
                 }
                 _ => {}
             }
@@ -288,7 +348,9 @@ pub fn item_refs(db: &dyn Db, item: Item) -> Vec<(String, Span)> {
 
 fn body_refs(b: &BodyStmt, out: &mut Vec<(String, Span)>) {
     match b {
-        BodyStmt::Attr { value, .. } | BodyStmt::Let { value, .. } | BodyStmt::After(value) => collect_refs(value, out),
+        BodyStmt::Attr { value, .. } | BodyStmt::Let { value, .. } | BodyStmt::After(value) => {
+            collect_refs(value, out)
+        }
         BodyStmt::If { cond, then, otherwise } => {
             collect_refs(cond, out);
             for b in then.iter().chain(otherwise) {
@@ -335,10 +397,11 @@ pub fn intent_of_kind(db: &dyn Db, kind: KindKey) -> Vec<Value> {
     let mut out = Vec::new();
     for &item in resource_items(db) {
         for (id, v) in crate::eval::resource_values(db, item) {
-            if let Value::Resource(r) = v {
-                if &r.kind == name && seen.insert(id.clone()) {
-                    out.push(v.clone());
-                }
+            if let Value::Resource(r) = v
+                && &r.kind == name
+                && seen.insert(id.clone())
+            {
+                out.push(v.clone());
             }
         }
     }
@@ -371,11 +434,16 @@ pub fn import_cycles(db: &dyn Db) -> Vec<Diag> {
                 i += 1;
             }
             if found && m.name(db) <= first.name(db) {
-                let name = |m: &Module| if m.name(db).is_empty() { "the stack".to_string() } else { m.name(db).clone() };
+                let name = |m: &Module| {
+                    if m.name(db).is_empty() { "the stack".to_string() } else { m.name(db).clone() }
+                };
                 out.push(
-                    Diag::new(codes::E0106, format!("import cycle: {} imports {} which imports it back", name(&m), name(first)))
-                        .primary(o, *span, "this `use` closes the cycle")
-                        .help("move what both modules need into a third module that neither imports"),
+                    Diag::new(
+                        codes::E0106,
+                        format!("import cycle: {} imports {} which imports it back", name(&m), name(first)),
+                    )
+                    .primary(o, *span, "this `use` closes the cycle")
+                    .help("move what both modules need into a third module that neither imports"),
                 );
             }
         }
@@ -390,20 +458,32 @@ pub fn stack_diagnostics(db: &dyn Db) -> Vec<Diag> {
     out.extend(import_cycles(db).iter().cloned());
     for &m in stack_modules(db) {
         out.extend(module_scope(db, m).diags.iter().cloned());
-        for &item in &own_scope(db, m).items {
-            let lowered = lower_item(db, item);
-            out.extend(lowered.diags.iter().cloned());
-            match &lowered.kind {
-                LoweredKind::Param { .. } | LoweredKind::Let { .. } => out.extend(eval_global(db, item).diags.iter().cloned()),
-                LoweredKind::Resources { .. } => out.extend(eval_resources(db, item).diags.iter().cloned()),
-                LoweredKind::Check(c) if c.kind == CheckKind::Policy => {
-                    out.extend(crate::policy::check_policy(db, item).diags.iter().cloned());
-                }
-                _ => {}
-            }
+        for f in m.files(db) {
+            out.extend(file_diagnostics(db, *f).iter().cloned());
         }
     }
     out.extend(stack_resources(db).diags.iter().cloned());
+    out
+}
+
+/// The diagnostics of one file's items: lowering, evaluation and policies.
+#[salsa::tracked(returns(ref))]
+pub fn file_diagnostics(db: &dyn Db, file: SourceFile) -> Vec<Diag> {
+    let mut out = Vec::new();
+    for &item in &crate::items::file_items(db, file).items {
+        let lowered = lower_item(db, item);
+        out.extend(lowered.diags.iter().cloned());
+        match &lowered.kind {
+            LoweredKind::Param { .. } | LoweredKind::Let { .. } => {
+                out.extend(eval_global(db, item).diags.iter().cloned())
+            }
+            LoweredKind::Resources { .. } => out.extend(eval_resources(db, item).diags.iter().cloned()),
+            LoweredKind::Check(c) if c.kind == CheckKind::Policy => {
+                out.extend(crate::policy::check_policy(db, item).diags.iter().cloned());
+            }
+            _ => {}
+        }
+    }
     out
 }
 
@@ -420,7 +500,13 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
             (path, LineIndex::new(&text))
         });
         let lc = index.line_col(abs.start);
-        Some(SourceLoc { file: path.clone(), line: lc.line + 1, column: lc.col + 1, start: abs.start, end: abs.end })
+        Some(SourceLoc {
+            file: path.clone(),
+            line: lc.line + 1,
+            column: lc.col + 1,
+            start: abs.start,
+            end: abs.end,
+        })
     };
     let mut nodes = Vec::new();
     for r in resources.resources.iter().filter_map(|r| r.get(db)) {

@@ -1,7 +1,7 @@
 //! Inputs, items and the per-file parse.
 //!
 //! An [`Item`] is a top-level declaration keyed by its file and a *name* that does not depend
-//! on its position (`let:days`, `res:file:config`, `for#0`). [`item_syntax`] returns the
+//! on its position (`value:days`, `res:file:config`, `for#1`). [`item_syntax`] returns the
 //! item's tree (spans relative to the item) and is equal across edits elsewhere in the file,
 //! so salsa stops there and nothing downstream of an untouched item re-runs.
 

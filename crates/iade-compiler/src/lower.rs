@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use iade_diagnostics::codes;
-use iade_intent::ir::{BinOp, Builtin, CheckIr, CheckKind, CheckStmt, Ir, IrKind, ObjectSource, RuleIr, UnOp};
+use iade_intent::ir::{
+    BinOp, Builtin, CheckIr, CheckKind, CheckStmt, Ir, IrKind, ObjectSource, RuleIr, UnOp,
+};
 use iade_intent::{FieldRole, FieldSchema, KindSchema, Origin, Ty, Value};
 use iade_span::Span;
 use iade_syntax::ast::{self, Block, Expr, ExprKind, Key, StmtKind, StrLit, StrPart, Type, TypeKind};
@@ -28,14 +30,29 @@ pub struct Lowered {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoweredKind {
     Nothing,
-    Param { name: String, ty: Ty, default: Option<Ir>, name_span: Span },
-    Let { ty: Option<Ty>, value: Ir, slots: u32 },
+    Param {
+        name: String,
+        ty: Ty,
+        default: Option<Ir>,
+        name_span: Span,
+    },
+    Let {
+        ty: Option<Ty>,
+        value: Ir,
+        slots: u32,
+    },
     /// A resource declaration, or a top-level `for`/`if` that generates resources.
-    Resources { body: Vec<Gen>, slots: u32 },
+    Resources {
+        body: Vec<Gen>,
+        slots: u32,
+    },
     Rule(Arc<RuleIr>),
     Check(Arc<CheckIr>),
     Kind(Arc<KindSchema>),
-    Provider { provider_type: String, attrs: Vec<(String, Ir)> },
+    Provider {
+        provider_type: String,
+        attrs: Vec<(String, Ir)>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,15 +81,26 @@ pub enum ResName {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyStmt {
-    Attr { name: String, value: Ir, span: Span },
+    Attr {
+        name: String,
+        value: Ir,
+        span: Span,
+    },
     /// `after = [...]`: resources to apply first.
     After(Ir),
     /// `manage = enforce | observe`
     Manage(String),
     /// `provider = NAME`
     Provider(String),
-    If { cond: Ir, then: Vec<BodyStmt>, otherwise: Vec<BodyStmt> },
-    Let { slot: u32, value: Ir },
+    If {
+        cond: Ir,
+        then: Vec<BodyStmt>,
+        otherwise: Vec<BodyStmt>,
+    },
+    Let {
+        slot: u32,
+        value: Ir,
+    },
 }
 
 /// The qualified key of a `let`/`param`/`rule` item, as the IR names it.
@@ -115,7 +143,11 @@ pub fn resource_kind(db: &dyn Db, item: Item) -> Option<Item> {
 }
 
 fn resolve_kind_path(db: &dyn Db, scope: &Scope, path: &[ast::Name]) -> Result<Item, String> {
-    let mut defs: Vec<Def> = scope.defs.get(&path.first().map(|n| n.text.clone()).unwrap_or_default()).cloned().unwrap_or_default();
+    let mut defs: Vec<Def> = scope
+        .defs
+        .get(&path.first().map(|n| n.text.clone()).unwrap_or_default())
+        .cloned()
+        .unwrap_or_default();
     for seg in path.iter().skip(1) {
         let Some(Def::Module(m)) = defs.iter().find(|d| matches!(d, Def::Module(_))) else {
             return Err(String::new());
@@ -265,7 +297,13 @@ impl Cx<'_> {
         self.diags.push(d);
     }
 
-    fn at(&self, code: iade_diagnostics::Code, span: Span, message: impl Into<String>, label: impl Into<String>) -> Diag {
+    fn at(
+        &self,
+        code: iade_diagnostics::Code,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Diag {
         Diag::new(code, message).primary(&self.origin, span, label)
     }
 
@@ -415,7 +453,15 @@ impl Cx<'_> {
                         format!("kinds in scope: {}; import others with `use`", kinds.join(", "))
                     }
                 });
-                self.error(self.at(codes::E0102, kind_span, format!("unknown kind `{written}`"), "not a kind in scope").help(help));
+                self.error(
+                    self.at(
+                        codes::E0102,
+                        kind_span,
+                        format!("unknown kind `{written}`"),
+                        "not a kind in scope",
+                    )
+                    .help(help),
+                );
                 return None;
             }
         };
@@ -436,8 +482,16 @@ impl Cx<'_> {
         for f in schema.identity_fields() {
             if !set.contains(&f.name.as_str()) {
                 let d = self
-                    .at(codes::E0202, name_span, format!("missing identity field `{}`", f.name), format!("this {} has no `{}`", schema.name, f.name))
-                    .help(format!("add `{} = …` (of type {}): it identifies the {} in the environment", f.name, f.ty, schema.name));
+                    .at(
+                        codes::E0202,
+                        name_span,
+                        format!("missing identity field `{}`", f.name),
+                        format!("this {} has no `{}`", schema.name, f.name),
+                    )
+                    .help(format!(
+                        "add `{} = …` (of type {}): it identifies the {} in the environment",
+                        f.name, f.ty, schema.name
+                    ));
                 self.error(d);
             }
         }
@@ -473,15 +527,26 @@ impl Cx<'_> {
                                 IrKind::Error => {}
                                 _ => {
                                     let d = self
-                                        .at(codes::E0304, a.value.span, "`manage` is `enforce` or `observe`", "not one of them")
-                                        .help("write `manage = observe` to observe and report without changing");
+                                        .at(
+                                            codes::E0304,
+                                            a.value.span,
+                                            "`manage` is `enforce` or `observe`",
+                                            "not one of them",
+                                        )
+                                        .help(
+                                            "write `manage = observe` to observe and report without changing",
+                                        );
                                     self.error(d);
                                 }
                             }
                         }
                         "provider" => match &a.value.kind {
                             ExprKind::Name(n) => {
-                                let found = self.scope.defs.get(&n.text).is_some_and(|d| d.iter().any(|d| matches!(d, Def::Provider(_))));
+                                let found = self
+                                    .scope
+                                    .defs
+                                    .get(&n.text)
+                                    .is_some_and(|d| d.iter().any(|d| matches!(d, Def::Provider(_))));
                                 if found {
                                     out.push(BodyStmt::Provider(n.text.clone()));
                                 } else {
@@ -493,35 +558,70 @@ impl Cx<'_> {
                                         .map(|(k, _)| k.as_str())
                                         .collect();
                                     let d = self
-                                        .at(codes::E0101, n.span, format!("unknown provider `{}`", n.text), "no `provider` block has this name")
+                                        .at(
+                                            codes::E0101,
+                                            n.span,
+                                            format!("unknown provider `{}`", n.text),
+                                            "no `provider` block has this name",
+                                        )
                                         .help(did_you_mean(&n.text, providers).unwrap_or_else(|| {
-                                            format!("configure it: provider {} {} {{ … }}", schema.provider.as_deref().unwrap_or("TYPE"), n.text)
+                                            format!(
+                                                "configure it: provider {} {} {{ … }}",
+                                                schema.provider.as_deref().unwrap_or("TYPE"),
+                                                n.text
+                                            )
                                         }));
                                     self.error(d);
                                 }
                             }
                             _ => {
                                 let d = self
-                                    .at(codes::E0304, a.value.span, "`provider` names a provider instance", "not a name")
+                                    .at(
+                                        codes::E0304,
+                                        a.value.span,
+                                        "`provider` names a provider instance",
+                                        "not a name",
+                                    )
                                     .help("write the name of a `provider` block: provider = main");
                                 self.error(d);
                             }
                         },
                         _ => match schema.field(&name) {
                             None => {
-                                let settable = schema.fields.iter().filter(|f| f.role != FieldRole::Observed).map(|f| f.name.as_str());
+                                let settable = schema
+                                    .fields
+                                    .iter()
+                                    .filter(|f| f.role != FieldRole::Observed)
+                                    .map(|f| f.name.as_str());
                                 let help = did_you_mean(&name, settable.clone()).unwrap_or_else(|| {
-                                    format!("`{}` fields: {}", schema.name, settable.collect::<Vec<_>>().join(", "))
+                                    format!(
+                                        "`{}` fields: {}",
+                                        schema.name,
+                                        settable.collect::<Vec<_>>().join(", ")
+                                    )
                                 });
                                 let d = self
-                                    .at(codes::E0103, key_span, format!("unknown field `{name}` for kind `{}`", schema.name), "no such field")
+                                    .at(
+                                        codes::E0103,
+                                        key_span,
+                                        format!("unknown field `{name}` for kind `{}`", schema.name),
+                                        "no such field",
+                                    )
                                     .help(help);
                                 self.error(d);
                             }
                             Some(f) if f.role == FieldRole::Observed => {
                                 let d = self
-                                    .at(codes::E0204, key_span, format!("`{name}` is observed only and cannot be set"), "observed-only field")
-                                    .help(format!("iade reads `{}.{name}` from the environment; remove this line", schema.name));
+                                    .at(
+                                        codes::E0204,
+                                        key_span,
+                                        format!("`{name}` is observed only and cannot be set"),
+                                        "observed-only field",
+                                    )
+                                    .help(format!(
+                                        "iade reads `{}.{name}` from the environment; remove this line",
+                                        schema.name
+                                    ));
                                 self.error(d);
                             }
                             Some(f) => {
@@ -549,6 +649,12 @@ impl Cx<'_> {
                     let value = self.expr(&l.value, None).0;
                     let slot = self.bind(&l.name.text, None);
                     out.push(BodyStmt::Let { slot, value });
+                }
+                StmtKind::For(_) => {
+                    let d = self
+                        .at(codes::E0209, stmt.span, "`for` cannot generate the attributes of a resource", "`for` in a resource body")
+                        .help("build the value with an expression instead, or move the `for` outside to generate resources");
+                    self.error(d);
                 }
                 _ => {}
             }
@@ -578,8 +684,16 @@ impl Cx<'_> {
                             IrKind::Error => {}
                             _ => {
                                 let d = self
-                                    .at(codes::E0209, a.value.span, format!("`severity` is one of {}", severities.join(", ")), "not a severity")
-                                    .help(format!("write for example `severity = {}`", severities[severities.len() / 2]));
+                                    .at(
+                                        codes::E0209,
+                                        a.value.span,
+                                        format!("`severity` is one of {}", severities.join(", ")),
+                                        "not a severity",
+                                    )
+                                    .help(format!(
+                                        "write for example `severity = {}`",
+                                        severities[severities.len() / 2]
+                                    ));
                                 self.error(d);
                             }
                         }
@@ -587,15 +701,31 @@ impl Cx<'_> {
                     "title" if kind == CheckKind::Control => match &a.value.kind {
                         ExprKind::Str(s) if s.as_plain().is_some() => title = s.as_plain(),
                         _ => {
-                            let d = self.at(codes::E0209, a.value.span, "`title` is a plain string", "not a plain string").help("write `title = \"…\"`");
+                            let d = self
+                                .at(
+                                    codes::E0209,
+                                    a.value.span,
+                                    "`title` is a plain string",
+                                    "not a plain string",
+                                )
+                                .help("write `title = \"…\"`");
                             self.error(d);
                         }
                     },
                     other => {
-                        let allowed = if kind == CheckKind::Control { "`title` and `severity`" } else { "`severity`" };
+                        let allowed =
+                            if kind == CheckKind::Control { "`title` and `severity`" } else { "`severity`" };
                         let d = self
-                            .at(codes::E0209, a.key.span(), format!("unknown setting `{other}`"), "not a setting here")
-                            .help(format!("a {} takes {allowed}, then `require` checks", if kind == CheckKind::Policy { "policy" } else { "control" }));
+                            .at(
+                                codes::E0209,
+                                a.key.span(),
+                                format!("unknown setting `{other}`"),
+                                "not a setting here",
+                            )
+                            .help(format!(
+                                "a {} takes {allowed}, then `require` checks",
+                                if kind == CheckKind::Policy { "policy" } else { "control" }
+                            ));
                         self.error(d);
                     }
                 }
@@ -615,7 +745,16 @@ impl Cx<'_> {
                 "medium".to_string()
             }
         };
-        LoweredKind::Check(Arc::new(CheckIr { kind, name, severity, title, body, slots: self.max_slot, origin: self.origin.clone(), name_span }))
+        LoweredKind::Check(Arc::new(CheckIr {
+            kind,
+            name,
+            severity,
+            title,
+            body,
+            slots: self.max_slot,
+            origin: self.origin.clone(),
+            name_span,
+        }))
     }
 
     fn check_stmts(&mut self, stmts: &[ast::Stmt]) -> Vec<CheckStmt> {
@@ -646,7 +785,9 @@ impl Cx<'_> {
                     let otherwise = match &i.otherwise {
                         None => Vec::new(),
                         Some(ast::Else::Block(b)) => self.scoped(|cx| cx.check_stmts(&b.stmts)),
-                        Some(ast::Else::If(s)) => self.scoped(|cx| cx.check_stmts(std::slice::from_ref(&**s))),
+                        Some(ast::Else::If(s)) => {
+                            self.scoped(|cx| cx.check_stmts(std::slice::from_ref(&**s)))
+                        }
                     };
                     out.push(CheckStmt::If { cond, then, otherwise });
                 }
@@ -666,13 +807,21 @@ impl Cx<'_> {
     fn kind(&mut self, k: &ast::KindDecl, doc: Option<String>) -> LoweredKind {
         self.mode = Mode::Kind;
         let module = self.module.name(self.db).clone();
-        let mut schema = KindSchema { name: k.name.text.clone(), module, provider: None, fields: Vec::new(), doc };
+        let mut schema =
+            KindSchema { name: k.name.text.clone(), module, provider: None, fields: Vec::new(), doc };
         for stmt in &k.body.stmts {
             match &stmt.kind {
                 StmtKind::Attr(a) if key_text(&a.key) == "provider" => match &a.value.kind {
                     ExprKind::Str(s) if s.as_plain().is_some() => schema.provider = s.as_plain(),
                     _ => {
-                        let d = self.at(codes::E0209, a.value.span, "a kind's `provider` is a plain string", "not a plain string").help("write `provider = \"local\"`");
+                        let d = self
+                            .at(
+                                codes::E0209,
+                                a.value.span,
+                                "a kind's `provider` is a plain string",
+                                "not a plain string",
+                            )
+                            .help("write `provider = \"local\"`");
                         self.error(d);
                     }
                 },
@@ -683,14 +832,28 @@ impl Cx<'_> {
                         "observed" => FieldRole::Observed,
                         other => {
                             let d = self
-                                .at(codes::E0209, f.role.span, format!("unknown field role `{other}`"), "not a role")
-                                .help(did_you_mean(other, ["identity", "desired", "observed"]).unwrap_or_else(|| "a field is `identity`, `desired` or `observed`".into()));
+                                .at(
+                                    codes::E0209,
+                                    f.role.span,
+                                    format!("unknown field role `{other}`"),
+                                    "not a role",
+                                )
+                                .help(
+                                    did_you_mean(other, ["identity", "desired", "observed"]).unwrap_or_else(
+                                        || "a field is `identity`, `desired` or `observed`".into(),
+                                    ),
+                                );
                             self.error(d);
                             continue;
                         }
                     };
                     if schema.field(&f.name.text).is_some() {
-                        let d = self.at(codes::E0104, f.name.span, format!("field `{}` is declared twice", f.name.text), "declared again here");
+                        let d = self.at(
+                            codes::E0104,
+                            f.name.span,
+                            format!("field `{}` is declared twice", f.name.text),
+                            "declared again here",
+                        );
                         self.error(d);
                         continue;
                     }
@@ -701,7 +864,12 @@ impl Cx<'_> {
                         match v.and_then(|v| ty.check(&v).map_err(|m| (m, e.span))) {
                             Ok(v) => Some(v),
                             Err((m, span)) => {
-                                let d = self.at(codes::E0201, span, format!("default of `{}`: {m}", f.name.text), "this default");
+                                let d = self.at(
+                                    codes::E0201,
+                                    span,
+                                    format!("default of `{}`: {m}", f.name.text),
+                                    "this default",
+                                );
                                 self.error(d);
                                 None
                             }
@@ -715,7 +883,15 @@ impl Cx<'_> {
                         }),
                         None => (None, None),
                     };
-                    schema.fields.push(FieldSchema { name: f.name.text.clone(), role, ty, default, constraint, constraint_text, doc: stmt.doc.clone() });
+                    schema.fields.push(FieldSchema {
+                        name: f.name.text.clone(),
+                        role,
+                        ty,
+                        default,
+                        constraint,
+                        constraint_text,
+                        doc: stmt.doc.clone(),
+                    });
                 }
                 _ => {}
             }
@@ -749,11 +925,20 @@ impl Cx<'_> {
                     Err(_) => {
                         let written: Vec<&str> = path.iter().map(|n| n.text.as_str()).collect();
                         let written = written.join(".");
-                        let mut names: Vec<&str> = vec!["bool", "int", "mode", "string", "path", "secret", "any"];
-                        names.extend(self.scope.defs.iter().filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Kind(_)))).map(|(n, _)| n.as_str()));
+                        let mut names: Vec<&str> =
+                            vec!["bool", "int", "mode", "string", "path", "secret", "any"];
+                        names.extend(
+                            self.scope
+                                .defs
+                                .iter()
+                                .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Kind(_))))
+                                .map(|(n, _)| n.as_str()),
+                        );
                         let d = self
                             .at(codes::E0102, t.span, format!("unknown type `{written}`"), "not a type")
-                            .help(did_you_mean(&written, names.iter().copied()).unwrap_or_else(|| format!("types: {}, list(T), map(T), and kinds in scope", names.join(", "))));
+                            .help(did_you_mean(&written, names.iter().copied()).unwrap_or_else(|| {
+                                format!("types: {}, list(T), map(T), and kinds in scope", names.join(", "))
+                            }));
                         self.error(d);
                         Ty::Any
                     }
@@ -768,7 +953,9 @@ impl Cx<'_> {
                         match &m.kind {
                             TypeKind::Named(p) if p.len() == 1 => names.push(p[0].text.clone()),
                             _ => {
-                                let d = self.at(codes::E0102, m.span, "an enum member is a bare name", "not a name").help("write enum(present, absent)");
+                                let d = self
+                                    .at(codes::E0102, m.span, "an enum member is a bare name", "not a name")
+                                    .help("write enum(present, absent)");
                                 self.error(d);
                             }
                         }
@@ -783,7 +970,9 @@ impl Cx<'_> {
                     Ty::Any
                 }
             },
-            TypeKind::Record(fields) => Ty::Record(fields.iter().map(|(k, t)| (key_text(k), self.ty(t))).collect()),
+            TypeKind::Record(fields) => {
+                Ty::Record(fields.iter().map(|(k, t)| (key_text(k), self.ty(t))).collect())
+            }
             TypeKind::Optional(t) => Ty::Optional(Box::new(self.ty(t))),
             TypeKind::Union(ts) => Ty::Union(ts.iter().map(|t| self.ty(t)).collect()),
             TypeKind::Str(s) => Ty::StrLit(s.as_plain().unwrap_or_default()),
@@ -849,7 +1038,13 @@ impl Cx<'_> {
                 if let Some(Path::Kind(k)) = self.path(inner) {
                     let (name, _) = self.expr(index, Some(&Ty::String));
                     let kind = kind_name(self.db, k);
-                    return (self.node(IrKind::ResourceByName { kind: Arc::from(kind.as_str()), name: Box::new(name) }, span), Some(Ty::Kind(kind)));
+                    return (
+                        self.node(
+                            IrKind::ResourceByName { kind: Arc::from(kind.as_str()), name: Box::new(name) },
+                            span,
+                        ),
+                        Some(Ty::Kind(kind)),
+                    );
                 }
                 let (base, ty) = self.expr(inner, None);
                 let (index, _) = self.expr(index, None);
@@ -867,21 +1062,38 @@ impl Cx<'_> {
         // An enum member on one side of a comparison is resolved against the other side.
         let hint = if op.is_comparison() { tx.clone().filter(|t| t.enum_members().is_some()) } else { None };
         let (y, ty) = self.expr(b, hint.as_ref());
-        let numeric = matches!(op, BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem);
+        let numeric = matches!(
+            op,
+            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem
+        );
         if numeric {
             for (t, e) in [(&tx, a), (&ty, b)] {
-                if let Some(t) = t {
-                    if !t.is_integer() && !matches!(t, Ty::Any | Ty::Optional(_)) {
-                        let d = self
-                            .at(codes::E0201, e.span, format!("`{}` needs ints, but this is {t}", op.as_str()), format!("{t}"))
-                            .help(if t.is_string() { "strings are joined with interpolation: \"${a}${b}\"" } else { "only ints and modes take arithmetic and bit operators" });
-                        self.error(d);
-                    }
+                if let Some(t) = t
+                    && !t.is_integer()
+                    && !matches!(t, Ty::Any | Ty::Optional(_))
+                {
+                    let d = self
+                        .at(
+                            codes::E0201,
+                            e.span,
+                            format!("`{}` needs ints, but this is {t}", op.as_str()),
+                            format!("{t}"),
+                        )
+                        .help(if t.is_string() {
+                            "strings are joined with interpolation: \"${a}${b}\""
+                        } else {
+                            "only ints and modes take arithmetic and bit operators"
+                        });
+                    self.error(d);
                 }
             }
         }
         let result = match op {
-            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor if matches!(tx, Some(Ty::Mode)) || matches!(ty, Some(Ty::Mode)) => Some(Ty::Mode),
+            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor
+                if matches!(tx, Some(Ty::Mode)) || matches!(ty, Some(Ty::Mode)) =>
+            {
+                Some(Ty::Mode)
+            }
             _ if numeric => Some(Ty::Int),
             _ if op.is_comparison() || matches!(op, BinOp::And | BinOp::Or) => Some(Ty::Bool),
             _ => None,
@@ -890,7 +1102,7 @@ impl Cx<'_> {
     }
 
     fn string(&mut self, s: &StrLit, keep: bool) -> Ir {
-        let parts = if s.multiline { dedent(&s.parts) } else { s.parts.iter().map(|p| Seg::from(p)).collect() };
+        let parts = if s.multiline { dedent(&s.parts) } else { s.parts.iter().map(Seg::from).collect() };
         let mut irs = Vec::new();
         for part in parts {
             match part {
@@ -957,7 +1169,11 @@ impl Cx<'_> {
     }
 
     fn nested_kind(&self, nested: crate::scope::NestedRes) -> Option<Item> {
-        let path: Vec<ast::Name> = nested.kind(self.db).iter().map(|t| ast::Name { text: t.clone(), span: Span::default() }).collect();
+        let path: Vec<ast::Name> = nested
+            .kind(self.db)
+            .iter()
+            .map(|t| ast::Name { text: t.clone(), span: Span::default() })
+            .collect();
         resolve_kind_path(self.db, self.scope, &path).ok()
     }
 
@@ -974,13 +1190,14 @@ impl Cx<'_> {
             let (slot, ty) = (l.slot, l.ty.clone());
             return (self.node(IrKind::Local(slot), span), ty);
         }
-        if let Some(members) = hint.and_then(Ty::enum_members) {
-            if members.iter().any(|m| *m == n.text) {
-                return (Ir::lit(Value::Enum(Arc::from(n.text.as_str())), span), hint.cloned());
-            }
+        if let Some(members) = hint.and_then(Ty::enum_members)
+            && members.contains(&n.text)
+        {
+            return (Ir::lit(Value::Enum(Arc::from(n.text.as_str())), span), hint.cloned());
         }
         let defs = self.scope.defs.get(&n.text).cloned().unwrap_or_default();
-        let values: Vec<&Def> = defs.iter().filter(|d| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..))).collect();
+        let values: Vec<&Def> =
+            defs.iter().filter(|d| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..))).collect();
         match values.as_slice() {
             [Def::Nested(_, nested)] => self.nested_ref(*nested, span),
             [Def::Value(item)] => {
@@ -992,12 +1209,22 @@ impl Cx<'_> {
             [] => {
                 if let Some(d) = defs.first() {
                     let help = match d {
-                        Def::Kind(_) => format!("a kind names resources: `{0}.NAME`, `{0}[\"NAME\"]`, or `intent({0})` in a policy", n.text),
+                        Def::Kind(_) => format!(
+                            "a kind names resources: `{0}.NAME`, `{0}[\"NAME\"]`, or `intent({0})` in a policy",
+                            n.text
+                        ),
                         Def::Rule(_) => format!("call the rule: `{}(…)`", n.text),
                         Def::Module(_) => format!("refer to a name inside it: `{}.NAME`", n.text),
                         _ => "use it where it is expected".to_string(),
                     };
-                    let e = self.at(codes::E0109, span, format!("`{}` is {}, not a value", n.text, d.describe()), d.describe()).help(help);
+                    let e = self
+                        .at(
+                            codes::E0109,
+                            span,
+                            format!("`{}` is {}, not a value", n.text, d.describe()),
+                            d.describe(),
+                        )
+                        .help(help);
                     self.error(e);
                     return (Ir::new(IrKind::Error, span), None);
                 }
@@ -1007,10 +1234,14 @@ impl Cx<'_> {
                     None => {
                         let mut names: Vec<&str> = self.locals.iter().map(|l| l.name.as_str()).collect();
                         names.extend(self.scope.names());
-                        did_you_mean(&n.text, names).unwrap_or_else(|| "declare it with `let`, `param` or a resource, or import it with `use`".into())
+                        did_you_mean(&n.text, names).unwrap_or_else(|| {
+                            "declare it with `let`, `param` or a resource, or import it with `use`".into()
+                        })
                     }
                 };
-                let e = self.at(codes::E0101, span, format!("unknown name `{}`", n.text), "not found in this scope").help(help);
+                let e = self
+                    .at(codes::E0101, span, format!("unknown name `{}`", n.text), "not found in this scope")
+                    .help(help);
                 self.error(e);
                 (Ir::new(IrKind::Error, span), None)
             }
@@ -1018,14 +1249,26 @@ impl Cx<'_> {
                 let kinds: Vec<String> = many
                     .iter()
                     .filter_map(|d| match d {
-                        Def::Resource(i) => resource_kind(self.db, *i).map(|k| format!("`{}.{}`", kind_name(self.db, k), n.text)),
-                        Def::Nested(_, r) => self.nested_kind(*r).map(|k| format!("`{}.{}`", kind_name(self.db, k), n.text)),
+                        Def::Resource(i) => resource_kind(self.db, *i)
+                            .map(|k| format!("`{}.{}`", kind_name(self.db, k), n.text)),
+                        Def::Nested(_, r) => {
+                            self.nested_kind(*r).map(|k| format!("`{}.{}`", kind_name(self.db, k), n.text))
+                        }
                         _ => None,
                     })
                     .collect();
                 let e = self
-                    .at(codes::E0108, span, format!("`{}` is ambiguous", n.text), format!("{} things are named `{}`", many.len(), n.text))
-                    .help(if kinds.is_empty() { "rename one of them".to_string() } else { format!("say which: {}", kinds.join(" or ")) });
+                    .at(
+                        codes::E0108,
+                        span,
+                        format!("`{}` is ambiguous", n.text),
+                        format!("{} things are named `{}`", many.len(), n.text),
+                    )
+                    .help(if kinds.is_empty() {
+                        "rename one of them".to_string()
+                    } else {
+                        format!("say which: {}", kinds.join(" or "))
+                    });
                 self.error(e);
                 (Ir::new(IrKind::Error, span), None)
             }
@@ -1054,7 +1297,12 @@ impl Cx<'_> {
                     Some(Def::Nested(_, n)) => self.nested_ref(n, span),
                     _ => {
                         let e = self
-                            .at(codes::E0101, name.span, format!("no `{kind}` resource named `{}`", name.text), "not declared")
+                            .at(
+                                codes::E0101,
+                                name.span,
+                                format!("no `{kind}` resource named `{}`", name.text),
+                                "not declared",
+                            )
                             .help(format!("a resource generated by `for` is reached as {kind}[\"NAME\"]"));
                         self.error(e);
                         (Ir::new(IrKind::Error, span), None)
@@ -1071,13 +1319,23 @@ impl Cx<'_> {
                     }
                     Some(Def::Resource(item)) => self.resource_ref(*item, span),
                     Some(d) => {
-                        let e = self.at(codes::E0109, span, format!("`{}` is {}, not a value", name.text, d.describe()), d.describe());
+                        let e = self.at(
+                            codes::E0109,
+                            span,
+                            format!("`{}` is {}, not a value", name.text, d.describe()),
+                            d.describe(),
+                        );
                         self.error(e);
                         (Ir::new(IrKind::Error, span), None)
                     }
                     None => {
                         let e = self
-                            .at(codes::E0107, name.span, format!("module `{}` has no `{}`", m.name(self.db), name.text), "not declared there")
+                            .at(
+                                codes::E0107,
+                                name.span,
+                                format!("module `{}` has no `{}`", m.name(self.db), name.text),
+                                "not declared there",
+                            )
                             .help_opt(did_you_mean(&name.text, own.defs.keys().map(String::as_str)));
                         self.error(e);
                         (Ir::new(IrKind::Error, span), None)
@@ -1095,9 +1353,17 @@ impl Cx<'_> {
                         Some(f) => field_ty = Some(f.ty.clone()),
                         None => {
                             let names = schema.fields.iter().map(|f| f.name.as_str());
-                            let help = did_you_mean(&name.text, names.clone())
-                                .unwrap_or_else(|| format!("`{k}` fields: {}", names.collect::<Vec<_>>().join(", ")));
-                            let e = self.at(codes::E0103, name.span, format!("unknown field `{}` for kind `{k}`", name.text), "no such field").help(help);
+                            let help = did_you_mean(&name.text, names.clone()).unwrap_or_else(|| {
+                                format!("`{k}` fields: {}", names.collect::<Vec<_>>().join(", "))
+                            });
+                            let e = self
+                                .at(
+                                    codes::E0103,
+                                    name.span,
+                                    format!("unknown field `{}` for kind `{k}`", name.text),
+                                    "no such field",
+                                )
+                                .help(help);
                             self.error(e);
                             return (Ir::new(IrKind::Error, span), None);
                         }
@@ -1112,11 +1378,20 @@ impl Cx<'_> {
     }
 
     fn schema_by_name(&self, kind: &str) -> Option<Arc<KindSchema>> {
-        let item = self.scope.defs.get(kind)?.iter().find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None });
+        let item = self
+            .scope
+            .defs
+            .get(kind)?
+            .iter()
+            .find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None });
         let item = item.or_else(|| {
             // A kind reached through a module (`pg.role`): look in every imported module.
             self.scope.imports.iter().find_map(|(m, _, _)| {
-                own_scope(self.db, *m).defs.get(kind)?.iter().find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None })
+                own_scope(self.db, *m)
+                    .defs
+                    .get(kind)?
+                    .iter()
+                    .find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None })
             })
         })?;
         kind_schema(self.db, item)
@@ -1126,12 +1401,17 @@ impl Cx<'_> {
         // The callee: a rule (possibly in a module) or a builtin.
         let (callee_name, rule) = match &f.kind {
             ExprKind::Name(n) => {
-                let rule = self.scope.defs.get(&n.text).and_then(|d| d.iter().find_map(|d| if let Def::Rule(r) = d { Some(*r) } else { None }));
+                let rule =
+                    self.scope.defs.get(&n.text).and_then(|d| {
+                        d.iter().find_map(|d| if let Def::Rule(r) = d { Some(*r) } else { None })
+                    });
                 (n.text.clone(), rule)
             }
             ExprKind::Member(inner, n) => match self.path(inner) {
                 Some(Path::Module(m)) => {
-                    let rule = own_scope(self.db, m).defs.get(&n.text).and_then(|d| d.iter().find_map(|d| if let Def::Rule(r) = d { Some(*r) } else { None }));
+                    let rule = own_scope(self.db, m).defs.get(&n.text).and_then(|d| {
+                        d.iter().find_map(|d| if let Def::Rule(r) = d { Some(*r) } else { None })
+                    });
                     (format!("{}.{}", m.name(self.db), n.text), rule)
                 }
                 _ => (String::new(), None),
@@ -1143,38 +1423,65 @@ impl Cx<'_> {
             let mut irs = Vec::new();
             for a in args {
                 if let Some(n) = &a.name {
-                    let e = self.at(codes::E0111, n.span, "rules take positional arguments only", "named argument").help("pass the arguments in order");
+                    let e = self
+                        .at(codes::E0111, n.span, "rules take positional arguments only", "named argument")
+                        .help("pass the arguments in order");
                     self.error(e);
                 }
                 let hint = params.get(irs.len()).map(|(_, t)| t.clone());
                 let (ir, ty) = self.expr(&a.value, hint.as_ref());
-                if let (Some((pname, want @ Ty::Kind(k))), Some(Ty::Kind(got))) = (params.get(irs.len()), &ty) {
-                    if k != got {
-                        let e = self
-                            .at(codes::E0201, a.value.span, format!("argument `{pname}` of `{callee_name}` is a {want}, not a {got}"), format!("a {got}"))
-                            .help(format!("`{callee_name}` checks resources of kind `{k}`"));
-                        self.error(e);
-                    }
+                if let (Some((pname, want @ Ty::Kind(k))), Some(Ty::Kind(got))) = (params.get(irs.len()), &ty)
+                    && k != got
+                {
+                    let e = self
+                        .at(
+                            codes::E0201,
+                            a.value.span,
+                            format!("argument `{pname}` of `{callee_name}` is a {want}, not a {got}"),
+                            format!("a {got}"),
+                        )
+                        .help(format!("`{callee_name}` checks resources of kind `{k}`"));
+                    self.error(e);
                 }
                 irs.push(ir);
             }
             if irs.len() != params.len() {
                 let sig: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
                 let e = self
-                    .at(codes::E0111, span, format!("`{callee_name}` takes {} argument{}, not {}", params.len(), if params.len() == 1 { "" } else { "s" }, irs.len()), "wrong number of arguments")
+                    .at(
+                        codes::E0111,
+                        span,
+                        format!(
+                            "`{callee_name}` takes {} argument{}, not {}",
+                            params.len(),
+                            if params.len() == 1 { "" } else { "s" },
+                            irs.len()
+                        ),
+                        "wrong number of arguments",
+                    )
                     .help(format!("the rule is `{callee_name}({})`", sig.join(", ")));
                 self.error(e);
                 return (Ir::new(IrKind::Error, span), Some(Ty::Bool));
             }
             return (self.node(IrKind::RuleCall(item_key(self.db, rule), irs), span), Some(Ty::Bool));
         }
-        let Some(builtin) = (if callee_name.contains('.') { None } else { Builtin::from_name(&callee_name) }) else {
+        let Some(builtin) = (if callee_name.contains('.') { None } else { Builtin::from_name(&callee_name) })
+        else {
             let mut names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
-            names.extend(self.scope.defs.iter().filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Rule(_)))).map(|(n, _)| n.as_str()));
-            let shown = if callee_name.is_empty() { self.slice(f.span).to_string() } else { callee_name.clone() };
+            names.extend(
+                self.scope
+                    .defs
+                    .iter()
+                    .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Rule(_))))
+                    .map(|(n, _)| n.as_str()),
+            );
+            let shown =
+                if callee_name.is_empty() { self.slice(f.span).to_string() } else { callee_name.clone() };
             let e = self
                 .at(codes::E0110, f.span, format!("unknown function `{shown}`"), "not a builtin or a rule")
-                .help(did_you_mean(&shown, names).unwrap_or_else(|| "builtins are listed in docs/language.md §11; rules are declared with `rule`".into()));
+                .help(did_you_mean(&shown, names).unwrap_or_else(|| {
+                    "builtins are listed in docs/language.md §11; rules are declared with `rule`".into()
+                }));
             self.error(e);
             for a in args {
                 self.expr(&a.value, None);
@@ -1188,14 +1495,31 @@ impl Cx<'_> {
         let mut irs = Vec::new();
         for a in args {
             if let Some(n) = &a.name {
-                let e = self.at(codes::E0111, n.span, format!("`{}` takes no named arguments", builtin.name()), "named argument").help(format!("it is `{}`", builtin.signature()));
+                let e = self
+                    .at(
+                        codes::E0111,
+                        n.span,
+                        format!("`{}` takes no named arguments", builtin.name()),
+                        "named argument",
+                    )
+                    .help(format!("it is `{}`", builtin.signature()));
                 self.error(e);
             }
             irs.push(self.expr(&a.value, None).0);
         }
         if irs.len() < min || irs.len() > max {
             let e = self
-                .at(codes::E0111, span, format!("`{}` takes {} arguments, not {}", builtin.name(), if min == max { min.to_string() } else { format!("{min} to {max}") }, irs.len()), "wrong number of arguments")
+                .at(
+                    codes::E0111,
+                    span,
+                    format!(
+                        "`{}` takes {} arguments, not {}",
+                        builtin.name(),
+                        if min == max { min.to_string() } else { format!("{min} to {max}") },
+                        irs.len()
+                    ),
+                    "wrong number of arguments",
+                )
                 .help(format!("it is `{}`", builtin.signature()));
             self.error(e);
             return (Ir::new(IrKind::Error, span), None);
@@ -1204,7 +1528,14 @@ impl Cx<'_> {
             Builtin::Len => Some(Ty::Int),
             Builtin::Contains | Builtin::StartsWith | Builtin::EndsWith => Some(Ty::Bool),
             Builtin::Secret => Some(Ty::Secret),
-            Builtin::Upper | Builtin::Lower | Builtin::Trim | Builtin::Join | Builtin::Replace | Builtin::Basename | Builtin::ToString | Builtin::Include => Some(Ty::String),
+            Builtin::Upper
+            | Builtin::Lower
+            | Builtin::Trim
+            | Builtin::Join
+            | Builtin::Replace
+            | Builtin::Basename
+            | Builtin::ToString
+            | Builtin::Include => Some(Ty::String),
             Builtin::Dirname | Builtin::JoinPath => Some(Ty::Path),
             _ => None,
         };
@@ -1218,8 +1549,14 @@ impl Cx<'_> {
         };
         if !allowed {
             let (what, help) = match source {
-                ObjectSource::Intent => ("`intent(…)` is only available in policies and controls", "check intended resources in a `policy`"),
-                ObjectSource::Observe => ("`observe(…)` is only available in controls", "check observed objects in a `control`; a `policy` uses `intent(kind)`"),
+                ObjectSource::Intent => (
+                    "`intent(…)` is only available in policies and controls",
+                    "check intended resources in a `policy`",
+                ),
+                ObjectSource::Observe => (
+                    "`observe(…)` is only available in controls",
+                    "check observed objects in a `control`; a `policy` uses `intent(kind)`",
+                ),
             };
             let e = self.at(codes::E0208, span, what, "not allowed here").help(help);
             self.error(e);
@@ -1233,7 +1570,12 @@ impl Cx<'_> {
                     Some(Path::Kind(k)) => kind = Some(kind_name(self.db, k)),
                     _ => {
                         let e = self
-                            .at(codes::E0111, a.value.span, format!("`{}` needs a kind", b.name()), "not a kind")
+                            .at(
+                                codes::E0111,
+                                a.value.span,
+                                format!("`{}` needs a kind", b.name()),
+                                "not a kind",
+                            )
                             .help(format!("write `{}(file)`; import the kind with `use`", b.name()));
                         self.error(e);
                     }
@@ -1243,7 +1585,12 @@ impl Cx<'_> {
                 }
                 _ => {
                     let e = self
-                        .at(codes::E0111, a.span, format!("unexpected argument to `{}`", b.name()), "unexpected")
+                        .at(
+                            codes::E0111,
+                            a.span,
+                            format!("unexpected argument to `{}`", b.name()),
+                            "unexpected",
+                        )
                         .help(format!("it is `{}`", b.signature()));
                     self.error(e);
                 }
@@ -1303,10 +1650,10 @@ impl<'a> From<&'a StrPart> for Seg<'a> {
 /// line's indentation at the start of every line. The lexer has checked the layout.
 fn dedent(parts: &[StrPart]) -> Vec<Seg<'_>> {
     let mut segs: Vec<Seg<'_>> = parts.iter().map(Seg::from).collect();
-    if let Some(Seg::Text(first, _)) = segs.first_mut() {
-        if let Some(i) = first.find('\n') {
-            first.replace_range(..=i, "");
-        }
+    if let Some(Seg::Text(first, _)) = segs.first_mut()
+        && let Some(i) = first.find('\n')
+    {
+        first.replace_range(..=i, "");
     }
     let mut indent = String::new();
     if let Some(Seg::Text(last, _)) = segs.last_mut() {

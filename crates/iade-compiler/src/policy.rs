@@ -2,7 +2,8 @@
 
 use iade_diagnostics::codes;
 use iade_intent::eval::Evaluator;
-use iade_intent::{Outcome, Verdict};
+use iade_intent::ir::{CheckStmt, IrKind, ObjectSource};
+use iade_intent::{Outcome, Value, Verdict};
 
 use crate::db::Db;
 use crate::diag::Diag;
@@ -18,19 +19,91 @@ pub struct PolicyResult {
     pub diags: Vec<Diag>,
 }
 
+/// A top-level `for x in intent(kind) { … }` of a policy: checked one resource item at a
+/// time (see [`policy_slice`]), so a change to one resource re-checks only its slice.
+fn is_sliceable(stmt: &CheckStmt) -> Option<(&str, u32, &[CheckStmt])> {
+    match stmt {
+        CheckStmt::For { key: None, slot, iter, body } => match &iter.kind {
+            IrKind::Objects { source: ObjectSource::Intent, kind, under: None } => Some((kind, *slot, body)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 #[salsa::tracked(returns(ref))]
 pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
     let LoweredKind::Check(check) = &lower_item(db, item).kind else { return PolicyResult::default() };
     let env = CompilerEnv::new(db);
-    let verdicts = Evaluator::new(&env, check.origin.clone(), check.slots).run_check(check);
-    let deny = check.severity == "deny";
     let mut out = PolicyResult::default();
+    let mut rest = Vec::new();
+    for stmt in &check.body {
+        if is_sliceable(stmt).is_some() {
+            continue;
+        }
+        rest.push(stmt.clone());
+    }
+    if rest.len() < check.body.len() {
+        for &res in crate::graph::resource_items(db) {
+            let slice = policy_slice(db, SliceKey::new(db, item, res));
+            out.passed += slice.passed;
+            out.failed += slice.failed;
+            out.unknown += slice.unknown;
+            out.diags.extend(slice.diags.iter().cloned());
+        }
+    }
+    let rest_check = iade_intent::CheckIr { body: rest, ..(**check).clone() };
+    let verdicts = Evaluator::new(&env, check.origin.clone(), check.slots).run_check(&rest_check);
+    tally(db, &check.name, check.severity == "deny", verdicts, &mut out);
+    out
+}
+
+/// A policy and an item of resources.
+#[salsa::interned(unsafe(no_lifetime), revisions = usize::MAX, debug)]
+pub struct SliceKey {
+    #[returns(copy)]
+    pub policy: Item,
+    #[returns(copy)]
+    pub resources: Item,
+}
+
+/// The verdicts of a policy's `for x in intent(kind)` loops over the resources of one item.
+#[salsa::tracked(returns(ref))]
+pub fn policy_slice(db: &dyn Db, key: SliceKey) -> PolicyResult {
+    let (policy, resources) = (key.policy(db), key.resources(db));
+    let LoweredKind::Check(check) = &lower_item(db, policy).kind else { return PolicyResult::default() };
+    let env = CompilerEnv::new(db);
+    let values = crate::eval::resource_values(db, resources);
+    let mut out = PolicyResult::default();
+    for stmt in &check.body {
+        let Some((kind, slot, body)) = is_sliceable(stmt) else { continue };
+        let objects: Vec<Value> = values
+            .iter()
+            .filter(|(_, v)| matches!(v, Value::Resource(r) if r.kind == kind))
+            .map(|(_, v)| v.clone())
+            .collect();
+        if objects.is_empty() {
+            continue;
+        }
+        let verdicts = Evaluator::new(&env, check.origin.clone(), check.slots).run_for_each(
+            &check.origin,
+            slot,
+            body,
+            &objects,
+        );
+        tally(db, &check.name, check.severity == "deny", verdicts, &mut out);
+    }
+    out
+}
+
+fn tally(db: &dyn Db, policy: &str, deny: bool, verdicts: Vec<Verdict>, out: &mut PolicyResult) {
+    let check_name = policy;
     for v in verdicts {
         match &v.outcome {
             Outcome::Pass => out.passed += 1,
             Outcome::Fail => {
                 out.failed += 1;
-                out.diags.push(violation(db, &check.name, deny, &v));
+                out.diags.push(violation(db, check_name, deny, &v));
             }
             Outcome::Unknown(reason) if reason.contains(iade_intent::eval::POISONED) && v.error.is_none() => {
                 // The compile error behind it is reported already.
@@ -39,10 +112,12 @@ pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
             Outcome::Unknown(reason) => {
                 out.unknown += 1;
                 let d = match &v.error {
-                    Some(e) => Diag::new(codes::E0207, e.message.clone()).primary(&e.origin, e.span, "while checking this").help_opt(e.help.clone()),
+                    Some(e) => Diag::new(codes::E0207, e.message.clone())
+                        .primary(&e.origin, e.span, "while checking this")
+                        .help_opt(e.help.clone()),
                     None => {
                         let subject = v.subject.as_deref().map(|s| format!(" for `{s}`")).unwrap_or_default();
-                        Diag::new(codes::W0402, format!("policy `{}` cannot decide{subject}: {reason}", check.name))
+                        Diag::new(codes::W0402, format!("policy `{check_name}` cannot decide{subject}: {reason}"))
                             .primary(&v.origin, v.span, "unknown, not passed")
                             .help("set the field in the resource so the policy can check it, or accept that it is checked only on observation")
                     }
@@ -51,7 +126,6 @@ pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
             }
         }
     }
-    out
 }
 
 fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict) -> Diag {
@@ -76,7 +150,9 @@ fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict) -> Diag {
         d = d.primary(&v.origin, v.span, format!("required by policy `{policy}`"));
     }
     if let Some((name, origin, span)) = &v.rule {
-        let shown = item_from_key(db, name).map(|i| i.name(db).trim_start_matches("rule:").to_string()).unwrap_or_default();
+        let shown = item_from_key(db, name)
+            .map(|i| i.name(db).trim_start_matches("rule:").to_string())
+            .unwrap_or_default();
         d = d.secondary(origin, *span, format!("rule `{shown}` does not hold"));
     }
     for e in &v.evidence {

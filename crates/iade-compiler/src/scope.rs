@@ -184,9 +184,15 @@ pub fn module_scope(db: &dyn Db, module: Module) -> Scope {
                 continue;
             }
             let first = defs[..i].iter().copied().find(same);
-            if let (Some(Def::Value(a) | Def::Rule(a) | Def::Kind(a) | Def::Provider(a)), Def::Value(b) | Def::Rule(b) | Def::Kind(b) | Def::Provider(b)) = (first, d) {
+            if let (
+                Some(Def::Value(a) | Def::Rule(a) | Def::Kind(a) | Def::Provider(a)),
+                Def::Value(b) | Def::Rule(b) | Def::Kind(b) | Def::Provider(b),
+            ) = (first, d)
+            {
                 let name = match split_name(b.name(db)) {
-                    ItemName::Value(n) | ItemName::Rule(n) | ItemName::Kind(n) | ItemName::Provider(n) => n.to_string(),
+                    ItemName::Value(n) | ItemName::Rule(n) | ItemName::Kind(n) | ItemName::Provider(n) => {
+                        n.to_string()
+                    }
                     _ => String::new(),
                 };
                 let (oa, ob) = (origin(db, a), origin(db, *b));
@@ -224,9 +230,10 @@ fn import(db: &dyn Db, file: SourceFile, item: Item, decl: &UseDecl, scope: &mut
                 scope.diags.push(
                     Diag::new(codes::E0105, format!("unknown module `{name}`"))
                         .primary(&o, span, "no such module")
-                        .help(did_you_mean(&name, names.iter().map(String::as_str)).unwrap_or_else(|| {
-                            format!("the standard library has: {}", names.join(", "))
-                        })),
+                        .help(
+                            did_you_mean(&name, names.iter().map(String::as_str))
+                                .unwrap_or_else(|| format!("the standard library has: {}", names.join(", "))),
+                        ),
                 );
                 return;
             };
@@ -264,13 +271,16 @@ fn import(db: &dyn Db, file: SourceFile, item: Item, decl: &UseDecl, scope: &mut
                         }
                     }
                     None => scope.diags.push(
-                        Diag::new(codes::E0107, format!("module `{}` has no `{}`", target.name(db), n.name.text))
-                            .primary(&o, n.name.span, "not declared in that module")
-                            .help_opt(did_you_mean(&n.name.text, own.defs.keys().map(String::as_str)))
-                            .note(format!(
-                                "it declares: {}",
-                                own.defs.keys().cloned().collect::<Vec<_>>().join(", ")
-                            )),
+                        Diag::new(
+                            codes::E0107,
+                            format!("module `{}` has no `{}`", target.name(db), n.name.text),
+                        )
+                        .primary(&o, n.name.span, "not declared in that module")
+                        .help_opt(did_you_mean(&n.name.text, own.defs.keys().map(String::as_str)))
+                        .note(format!(
+                            "it declares: {}",
+                            own.defs.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )),
                     ),
                 }
             }

@@ -164,7 +164,10 @@ impl<'e> Evaluator<'e> {
                     Value::Str(s) => s.clone(),
                     Value::Unknown(_) => return Ok(name_value),
                     other => {
-                        return Err(self.error(name.span, format!("a resource name is a string, not {}", crate::ty::describe(other))));
+                        return Err(self.error(
+                            name.span,
+                            format!("a resource name is a string, not {}", crate::ty::describe(other)),
+                        ));
                     }
                 };
                 match self.env.resource_by_name(kind, &name) {
@@ -215,7 +218,10 @@ impl<'e> Evaluator<'e> {
                 Value::Bool(true) => self.eval(a),
                 Value::Bool(false) => self.eval(b),
                 u @ Value::Unknown(_) => Ok(u),
-                other => Err(self.error(c.span, format!("a condition is a bool, not {}", crate::ty::describe(&other)))),
+                other => {
+                    Err(self
+                        .error(c.span, format!("a condition is a bool, not {}", crate::ty::describe(&other))))
+                }
             },
             IrKind::Call(b, args) => self.call(*b, args, ir.span),
             IrKind::RuleCall(name, args) => {
@@ -231,7 +237,10 @@ impl<'e> Evaluator<'e> {
                         Value::Str(s) => Some(s),
                         v @ Value::Unknown(_) => return Ok(v),
                         other => {
-                            return Err(self.error(u.span, format!("`under` is a path, not {}", crate::ty::describe(&other))));
+                            return Err(self.error(
+                                u.span,
+                                format!("`under` is a path, not {}", crate::ty::describe(&other)),
+                            ));
                         }
                     },
                     None => None,
@@ -246,7 +255,12 @@ impl<'e> Evaluator<'e> {
     }
 
     /// Runs a rule; returns its result (`Bool` or unknown) and the frame it ran in.
-    fn run_rule(&mut self, name: &str, args: Vec<Value>, span: Span) -> Result<(Value, Option<RuleRun>), EvalError> {
+    fn run_rule(
+        &mut self,
+        name: &str,
+        args: Vec<Value>,
+        span: Span,
+    ) -> Result<(Value, Option<RuleRun>), EvalError> {
         let Some(rule) = self.env.rule(name) else {
             return Ok((Value::unknown(format!("rule `{name}` has errors")), None));
         };
@@ -277,7 +291,11 @@ impl<'e> Evaluator<'e> {
             v @ (Value::Bool(_) | Value::Unknown(_)) => v,
             other => {
                 return Err(EvalError {
-                    message: format!("rule `{}` must be a bool, not {}", rule.name, crate::ty::describe(&other)),
+                    message: format!(
+                        "rule `{}` must be a bool, not {}",
+                        rule.name,
+                        crate::ty::describe(&other)
+                    ),
                     origin: rule.origin.clone(),
                     span: rule.body.span,
                     help: None,
@@ -331,8 +349,12 @@ impl<'e> Evaluator<'e> {
             (UnOp::Neg, Value::Int(i)) => {
                 i.checked_neg().map(Value::Int).ok_or_else(|| self.error(span, "integer overflow"))
             }
-            (UnOp::Not, other) => Err(self.error(span, format!("`not` needs a bool, not {}", crate::ty::describe(&other)))),
-            (UnOp::Neg, other) => Err(self.error(span, format!("`-` needs an int, not {}", crate::ty::describe(&other)))),
+            (UnOp::Not, other) => {
+                Err(self.error(span, format!("`not` needs a bool, not {}", crate::ty::describe(&other))))
+            }
+            (UnOp::Neg, other) => {
+                Err(self.error(span, format!("`-` needs an int, not {}", crate::ty::describe(&other))))
+            }
         }
     }
 
@@ -367,7 +389,8 @@ impl<'e> Evaluator<'e> {
         match v {
             Value::Bool(b) => Ok(Some(b)),
             Value::Unknown(_) => Ok(None),
-            other => Err(self.error(span, format!("`{}` needs bools, not {}", op.as_str(), crate::ty::describe(&other)))),
+            other => Err(self
+                .error(span, format!("`{}` needs bools, not {}", op.as_str(), crate::ty::describe(&other)))),
         }
     }
 
@@ -380,7 +403,11 @@ impl<'e> Evaluator<'e> {
         }
         if matches!(x, Value::Secret(_)) || matches!(y, Value::Secret(_)) {
             if op == BinOp::Add {
-                return Err(self.error_help(span, "cannot add to a secret", "build strings with interpolation: \"${a}${b}\""));
+                return Err(self.error_help(
+                    span,
+                    "cannot add to a secret",
+                    "build strings with interpolation: \"${a}${b}\"",
+                ));
             }
             return Ok(Value::unknown("secret values are never compared or computed with"));
         }
@@ -395,7 +422,11 @@ impl<'e> Evaluator<'e> {
                     _ => {
                         return Err(self.error(
                             span,
-                            format!("cannot compare {} with {}", crate::ty::describe(&x), crate::ty::describe(&y)),
+                            format!(
+                                "cannot compare {} with {}",
+                                crate::ty::describe(&x),
+                                crate::ty::describe(&y)
+                            ),
                         ));
                     }
                 };
@@ -414,16 +445,29 @@ impl<'e> Evaluator<'e> {
                 },
                 Value::Str(s) => match &x {
                     Value::Str(n) => Ok(Value::Bool(s.contains(n.as_ref()))),
-                    other => Err(self.error(xs, format!("`in` a string needs a string, not {}", crate::ty::describe(other)))),
+                    other => Err(self.error(
+                        xs,
+                        format!("`in` a string needs a string, not {}", crate::ty::describe(other)),
+                    )),
                 },
-                other => Err(self.error(ys, format!("`in` needs a list, map or string, not {}", crate::ty::describe(other)))),
+                other => Err(self.error(
+                    ys,
+                    format!("`in` needs a list, map or string, not {}", crate::ty::describe(other)),
+                )),
             },
             BinOp::Add => match (&x, &y) {
                 (Value::Str(a), Value::Str(b)) => Ok(Value::str(format!("{a}{b}"))),
-                (Value::List(a), Value::List(b)) => Ok(Value::list(a.iter().chain(b.iter()).cloned().collect())),
-                _ => int_op(&x, &y, |a, b| a.checked_add(b)).map(|r| r.ok_or_else(overflow)).unwrap_or_else(|| {
-                    Err(self.error(span, format!("cannot add {} and {}", crate::ty::describe(&x), crate::ty::describe(&y))))
-                }),
+                (Value::List(a), Value::List(b)) => {
+                    Ok(Value::list(a.iter().chain(b.iter()).cloned().collect()))
+                }
+                _ => int_op(&x, &y, false, |a, b| a.checked_add(b))
+                    .map(|r| r.ok_or_else(overflow))
+                    .unwrap_or_else(|| {
+                        Err(self.error(
+                            span,
+                            format!("cannot add {} and {}", crate::ty::describe(&x), crate::ty::describe(&y)),
+                        ))
+                    }),
             },
             BinOp::Div | BinOp::Rem if matches!(y, Value::Int(0) | Value::Mode(0)) => {
                 Err(self.error(ys, format!("division by zero in `{}`", op.as_str())))
@@ -438,10 +482,16 @@ impl<'e> Evaluator<'e> {
                     BinOp::BitOr => |a, b| Some(a | b),
                     _ => |a, b| Some(a ^ b),
                 };
-                int_op(&x, &y, f).map(|r| r.ok_or_else(overflow)).unwrap_or_else(|| {
+                let bits = matches!(op, BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor);
+                int_op(&x, &y, bits, f).map(|r| r.ok_or_else(overflow)).unwrap_or_else(|| {
                     Err(self.error(
                         span,
-                        format!("`{}` needs ints, not {} and {}", op.as_str(), crate::ty::describe(&x), crate::ty::describe(&y)),
+                        format!(
+                            "`{}` needs ints, not {} and {}",
+                            op.as_str(),
+                            crate::ty::describe(&x),
+                            crate::ty::describe(&y)
+                        ),
                     ))
                 })
             }
@@ -455,7 +505,11 @@ impl<'e> Evaluator<'e> {
                 Some(v) => Ok(v.clone()),
                 None => {
                     let keys: Vec<&str> = entries.keys().map(String::as_str).collect();
-                    Err(self.error_help(span, format!("no field `{name}` in this record"), fields_help(&keys)))
+                    Err(self.error_help(
+                        span,
+                        format!("no field `{name}` in this record"),
+                        fields_help(&keys),
+                    ))
                 }
             },
             Value::Resource(r) => match r.field(name) {
@@ -465,7 +519,11 @@ impl<'e> Evaluator<'e> {
                 }
                 None => {
                     let keys: Vec<&str> = r.field_names().collect();
-                    Err(self.error_help(span, format!("kind `{}` has no field `{name}`", r.kind), fields_help(&keys)))
+                    Err(self.error_help(
+                        span,
+                        format!("kind `{}` has no field `{name}`", r.kind),
+                        fields_help(&keys),
+                    ))
                 }
             },
             other => Err(self.error(span, format!("{} has no fields", crate::ty::describe(&other)))),
@@ -476,10 +534,11 @@ impl<'e> Evaluator<'e> {
         match (&v, &i) {
             (Value::Unknown(_), _) => Ok(v),
             (_, Value::Unknown(_)) => Ok(i),
-            (Value::List(items), Value::Int(n)) => usize::try_from(*n)
-                .ok()
-                .and_then(|n| items.get(n).cloned())
-                .ok_or_else(|| self.error(span, format!("index {n} is out of range for a list of {}", items.len()))),
+            (Value::List(items), Value::Int(n)) => {
+                usize::try_from(*n).ok().and_then(|n| items.get(n).cloned()).ok_or_else(|| {
+                    self.error(span, format!("index {n} is out of range for a list of {}", items.len()))
+                })
+            }
             (Value::Record(entries), Value::Str(k) | Value::Enum(k)) => match entries.get(k.as_ref()) {
                 Some(v) => Ok(v.clone()),
                 None => {
@@ -523,6 +582,28 @@ impl<'e> Evaluator<'e> {
         out
     }
 
+    /// Runs the body of a `for` once per object, with the binding in `slot`: how a caller
+    /// that splits `for x in intent(kind)` by resource runs one slice of it.
+    pub fn run_for_each(
+        &mut self,
+        origin: &Origin,
+        slot: u32,
+        body: &[CheckStmt],
+        objects: &[Value],
+    ) -> Vec<Verdict> {
+        self.origin = origin.clone();
+        let mut out = Vec::new();
+        for item in objects {
+            let sub = match item {
+                Value::Resource(r) => Some(r.id.clone()),
+                _ => None,
+            };
+            self.set_local(slot, item.clone());
+            self.run_stmts(body, sub.as_deref(), &mut out);
+        }
+        out
+    }
+
     fn run_stmts(&mut self, stmts: &[CheckStmt], subject: Option<&str>, out: &mut Vec<Verdict>) {
         for stmt in stmts {
             match stmt {
@@ -545,7 +626,10 @@ impl<'e> Evaluator<'e> {
                         ..self.blank_verdict(cond.span, subject)
                     }),
                     Ok(other) => {
-                        let e = self.error(cond.span, format!("a condition is a bool, not {}", crate::ty::describe(&other)));
+                        let e = self.error(
+                            cond.span,
+                            format!("a condition is a bool, not {}", crate::ty::describe(&other)),
+                        );
                         out.push(self.error_verdict(e, cond.span, subject));
                     }
                     Err(e) => out.push(self.error_verdict(e, cond.span, subject)),
@@ -581,11 +665,17 @@ impl<'e> Evaluator<'e> {
                             }
                         }
                         Value::Unknown(u) => out.push(Verdict {
-                            outcome: Outcome::Unknown(format!("the objects to check are unknown: {}", u.reason)),
+                            outcome: Outcome::Unknown(format!(
+                                "the objects to check are unknown: {}",
+                                u.reason
+                            )),
                             ..self.blank_verdict(iter.span, subject)
                         }),
                         other => {
-                            let e = self.error(iter.span, format!("`for` needs a list or map, not {}", crate::ty::describe(&other)));
+                            let e = self.error(
+                                iter.span,
+                                format!("`for` needs a list or map, not {}", crate::ty::describe(&other)),
+                            );
                             out.push(self.error_verdict(e, iter.span, subject));
                         }
                     }
@@ -638,7 +728,7 @@ impl<'e> Evaluator<'e> {
             }
             match failed {
                 Some(e) => Err(e),
-                None => self.run_rule(name, values, cond.span).map(|(v, run)| (v, run)),
+                None => self.run_rule(name, values, cond.span),
             }
         } else {
             self.eval(cond).map(|v| (v, None))
@@ -689,7 +779,10 @@ impl<'e> Evaluator<'e> {
                 verdict
             }
             other => {
-                let e = self.error(cond.span, format!("a requirement is a bool, not {}", crate::ty::describe(&other)));
+                let e = self.error(
+                    cond.span,
+                    format!("a requirement is a bool, not {}", crate::ty::describe(&other)),
+                );
                 self.error_verdict(e, span, verdict.subject.as_deref())
             }
         }
@@ -743,14 +836,20 @@ impl<'e> Evaluator<'e> {
             }
             _ => {}
         }
-        if !root && !matches!(ir.kind, IrKind::Local(_)) && out.len() < MAX_EVIDENCE {
-            if let (Some(text), Ok(v)) = (&ir.text, self.eval(ir)) {
-                if !matches!(v, Value::Resource(_) | Value::List(_) | Value::Record(_)) {
-                    let value = v.to_string();
-                    if !out.iter().any(|e| e.text == **text) && value != **text {
-                        out.push(Evidence { text: text.to_string(), value, origin: self.origin.clone(), span: ir.span });
-                    }
-                }
+        if !root
+            && !matches!(ir.kind, IrKind::Local(_))
+            && out.len() < MAX_EVIDENCE
+            && let (Some(text), Ok(v)) = (&ir.text, self.eval(ir))
+            && !matches!(v, Value::Resource(_) | Value::List(_) | Value::Record(_))
+        {
+            let value = v.to_string();
+            if !out.iter().any(|e| e.text == **text) && value != **text {
+                out.push(Evidence {
+                    text: text.to_string(),
+                    value,
+                    origin: self.origin.clone(),
+                    span: ir.span,
+                });
             }
         }
     }
@@ -762,14 +861,24 @@ struct RuleRun {
 }
 
 fn fields_help(keys: &[&str]) -> String {
-    if keys.is_empty() { "it has no fields".to_string() } else { format!("its fields are: {}", keys.join(", ")) }
+    if keys.is_empty() {
+        "it has no fields".to_string()
+    } else {
+        format!("its fields are: {}", keys.join(", "))
+    }
 }
 
 /// `Some(result)` when both are integers (a mode stays a mode), `None` otherwise.
-fn int_op(x: &Value, y: &Value, f: impl Fn(i64, i64) -> Option<i64>) -> Option<Result<Value, ()>> {
+/// Bit operators keep a mode a mode (`0o666 & 0o002` is `0o002`); arithmetic gives an int.
+fn int_op(
+    x: &Value,
+    y: &Value,
+    bits: bool,
+    f: impl Fn(i64, i64) -> Option<i64>,
+) -> Option<Result<Value, ()>> {
     let (a, b, mode) = match (x, y) {
         (Value::Int(a), Value::Int(b)) => (*a, *b, false),
-        (Value::Int(a) | Value::Mode(a), Value::Int(b) | Value::Mode(b)) => (*a, *b, true),
+        (Value::Int(a) | Value::Mode(a), Value::Int(b) | Value::Mode(b)) => (*a, *b, bits),
         _ => return None,
     };
     Some(match f(a, b) {
@@ -795,9 +904,12 @@ pub fn values_equal(x: &Value, y: &Value) -> bool {
     match (x, y) {
         (Value::Int(a) | Value::Mode(a), Value::Int(b) | Value::Mode(b)) => a == b,
         (Value::Str(a) | Value::Enum(a), Value::Str(b) | Value::Enum(b)) => a == b,
-        (Value::List(a), Value::List(b)) => a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| values_equal(x, y)),
+        (Value::List(a), Value::List(b)) => {
+            a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| values_equal(x, y))
+        }
         (Value::Record(a), Value::Record(b)) => {
-            a.len() == b.len() && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && values_equal(va, vb))
+            a.len() == b.len()
+                && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| ka == kb && values_equal(va, vb))
         }
         (Value::Resource(a), Value::Resource(b)) => a.id == b.id,
         _ => x == y,

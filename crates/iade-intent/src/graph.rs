@@ -82,7 +82,8 @@ impl IntentGraph {
     /// Graphviz DOT: one node per resource labelled with its id, one edge per dependency
     /// (dashed for `after`).
     pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph intent {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+        let mut out =
+            String::from("digraph intent {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
         for n in &self.nodes {
             let style = if n.manage == "observe" { ", style=dashed" } else { "" };
             let _ = writeln!(out, "  {:?} [label={:?}{style}];", n.id, n.id);

@@ -103,7 +103,10 @@ pub enum IrKind {
     /// A declared resource, by id (`file.config`).
     Resource(Arc<str>),
     /// `file["log_access"]`: a resource of a kind by its (possibly generated) name.
-    ResourceByName { kind: Arc<str>, name: Box<Ir> },
+    ResourceByName {
+        kind: Arc<str>,
+        name: Box<Ir>,
+    },
     List(Vec<Ir>),
     Record(Vec<(String, Ir)>),
     /// String interpolation: the parts are concatenated.
@@ -117,7 +120,11 @@ pub enum IrKind {
     /// A call of a rule by its qualified name: true when the rule holds.
     RuleCall(Arc<str>, Vec<Ir>),
     /// `intent(kind)` or `observe(kind, under = …)`: objects the environment supplies.
-    Objects { source: ObjectSource, kind: Arc<str>, under: Option<Box<Ir>> },
+    Objects {
+        source: ObjectSource,
+        kind: Arc<str>,
+        under: Option<Box<Ir>>,
+    },
     /// Code that did not compile; its diagnostic was reported. Evaluates to unknown.
     Error,
 }
@@ -226,9 +233,25 @@ pub struct CheckIr {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CheckStmt {
-    Require { cond: Ir, message: Option<Ir>, span: Span },
+    Require {
+        cond: Ir,
+        message: Option<Ir>,
+        span: Span,
+    },
     /// `for x in …` (`key` set for `for k, v in map`).
-    For { key: Option<u32>, slot: u32, iter: Ir, body: Vec<CheckStmt> },
-    If { cond: Ir, then: Vec<CheckStmt>, otherwise: Vec<CheckStmt> },
-    Let { slot: u32, value: Ir },
+    For {
+        key: Option<u32>,
+        slot: u32,
+        iter: Ir,
+        body: Vec<CheckStmt>,
+    },
+    If {
+        cond: Ir,
+        then: Vec<CheckStmt>,
+        otherwise: Vec<CheckStmt>,
+    },
+    Let {
+        slot: u32,
+        value: Ir,
+    },
 }

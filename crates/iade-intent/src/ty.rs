@@ -100,7 +100,13 @@ impl Ty {
             (Ty::Path, Value::Str(s)) if s.is_empty() => Err("a path may not be empty".into()),
             (Ty::String | Ty::Path, Value::Str(_)) => Ok(value.clone()),
             (Ty::String | Ty::Path | Ty::Secret, Value::Secret(_)) => Ok(value.clone()),
-            (Ty::Secret, Value::Str(_)) => Ok(value.clone()),
+            // A plain string given where a secret is expected becomes one: from here on it is
+            // redacted wherever it is shown.
+            (Ty::Secret, Value::Str(s)) => {
+                Ok(Value::Secret(std::sync::Arc::new(crate::value::SecretValue {
+                    parts: vec![crate::value::SecretPart::Text(s.to_string())],
+                })))
+            }
             (Ty::StrLit(want), Value::Str(s)) if want.as_str() == s.as_ref() => Ok(value.clone()),
             (Ty::IntLit(want), Value::Int(i)) if want == i => Ok(value.clone()),
             (Ty::Enum(members), Value::Enum(e)) if members.iter().any(|m| m.as_str() == e.as_ref()) => {
@@ -137,9 +143,10 @@ impl Ty {
                     };
                     out.insert(k.clone(), t.check(v).map_err(|e| format!("field `{k}`: {e}"))?);
                 }
-                if let Some((k, _)) = fields.iter().find(|(k, t)| {
-                    !entries.contains_key(*k) && !matches!(t, Ty::Optional(_) | Ty::Any)
-                }) {
+                if let Some((k, _)) = fields
+                    .iter()
+                    .find(|(k, t)| !entries.contains_key(*k) && !matches!(t, Ty::Optional(_) | Ty::Any))
+                {
                     return Err(format!("field `{k}` is missing for {self}"));
                 }
                 Ok(Value::record(out))

@@ -56,7 +56,9 @@ impl ResourceValue {
         }
         let (_, role) = self.schema.iter().find(|(n, _)| n == name)?;
         Some(Value::unknown(match role {
-            crate::schema::FieldRole::Observed => format!("`{}.{name}` is known only after observation", self.id),
+            crate::schema::FieldRole::Observed => {
+                format!("`{}.{name}` is known only after observation", self.id)
+            }
             _ => format!("`{}.{name}` is unmanaged", self.id),
         }))
     }

@@ -123,7 +123,8 @@ fn finish_item(
     let offset = it.toks.first().map_or(0, |t| t.span.start);
     let last_end = it.toks.iter().map(|t| t.span.end).max().unwrap_or(offset);
     let whole = Span::new(0, last_end - offset);
-    let error_item = Item { offset, stmt: std::sync::Arc::new(Stmt { kind: StmtKind::Error, span: whole, doc: None }) };
+    let error_item =
+        Item { offset, stmt: std::sync::Arc::new(Stmt { kind: StmtKind::Error, span: whole, doc: None }) };
     // A poisoned item (too deep to parse safely) was reported by the structure pass.
     let Some((output, errors)) = result else { return error_item };
     let lexical_errors = it.toks.iter().any(|t| t.token == Token::Error);

@@ -187,13 +187,21 @@ fn graph_prints_dot_and_documented_json() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let g: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
     assert_eq!(g["version"], 1);
-    let ids: Vec<&str> = g["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
+    let ids: Vec<&str> =
+        g["nodes"].as_array().expect("nodes").iter().filter_map(|n| n["id"].as_str()).collect();
     assert!(ids.contains(&"file.note_monday") && ids.contains(&"directory.out"), "{ids:?}");
-    let readme = g["nodes"].as_array().expect("nodes").iter().find(|n| n["id"] == "file.readme").expect("readme");
+    let readme =
+        g["nodes"].as_array().expect("nodes").iter().find(|n| n["id"] == "file.readme").expect("readme");
     assert_eq!(readme["attrs"]["mode"]["value"]["mode"], "0o644");
     assert_eq!(readme["attrs"]["ensure"]["source"], serde_json::Value::Null);
     assert_eq!(readme["attrs"]["path"]["source"]["file"], "examples/quickstart/main.iade");
-    assert!(g["edges"].as_array().expect("edges").iter().any(|e| e["from"] == "directory.out" && e["to"] == "file.readme"));
+    assert!(
+        g["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .any(|e| e["from"] == "directory.out" && e["to"] == "file.readme")
+    );
 
     // A secret never appears, however it is spelled in the graph.
     let o = iade(&["graph", "examples/webapp", "--format", "json"], &root());

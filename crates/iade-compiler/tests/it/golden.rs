@@ -66,7 +66,11 @@ fn invalid_stacks_report_diagnostics_matching_their_goldens() {
                 rel(&input),
                 rel(&expected_path)
             )),
-            Err(_) => failures.push(format!("{}: missing {} (run with IADE_BLESS=1)", rel(&input), rel(&expected_path))),
+            Err(_) => failures.push(format!(
+                "{}: missing {} (run with IADE_BLESS=1)",
+                rel(&input),
+                rel(&expected_path)
+            )),
         }
     }
     for entry in std::fs::read_dir(&dir).expect("dir") {
@@ -134,4 +138,65 @@ fn the_design_example_checks_clean_and_its_world_writable_variant_is_denied() {
     assert!(text.contains("`f.mode` is 0o666"), "{text}");
     assert!(text.contains("`f.mode & 0o002` is 0o002"), "{text}");
     assert!(d.message.contains("file.config"), "{}", d.message);
+}
+
+#[test]
+fn edges_come_from_references_through_lets_and_from_after() {
+    let src = r#"use std.fs.{file, directory}
+
+directory app {
+  path = "/srv/app"
+}
+
+let base = app.path
+
+file config {
+  path = "${base}/config"
+}
+
+file marker {
+  path = "/srv/marker"
+  after = [file.config]
+}
+"#;
+    let db = crate::support::memory_db(&[("main.iade", src)], false);
+    assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
+    let edges: Vec<(String, String, String)> = db
+        .intent_graph()
+        .edges
+        .iter()
+        .map(|e| (e.from.clone(), e.to.clone(), format!("{:?}", e.reason)))
+        .collect();
+    assert_eq!(
+        edges,
+        [
+            ("directory.app".into(), "file.config".into(), "Reference".into()),
+            ("file.config".into(), "file.marker".into(), "After".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_secret_param_is_redacted_everywhere_it_flows() {
+    let src = r#"use std.fs.{file}
+
+param token: secret
+
+file creds {
+  path = "/etc/app/token"
+  content = "token=${token}\n"
+  mode = 0o600
+}
+
+policy short {
+  require len(token) < 5 else "token is ${token}"
+}
+"#;
+    let mut db = crate::support::memory_db(&[("main.iade", src)], false);
+    db.set_params([("token".to_string(), "hunter2-very-secret".to_string())].into());
+    let diags = db.diagnostics();
+    let rendered = crate::support::render(&db, &diags);
+    let graph = serde_json::to_string(&db.intent_graph()).expect("serializes");
+    assert!(!rendered.contains("hunter2") && !graph.contains("hunter2"), "{rendered}\n{graph}");
+    assert!(graph.contains("<redacted>"), "{graph}");
 }

@@ -81,7 +81,7 @@ fn editing_a_comment_or_whitespace_reevaluates_no_resource_and_reparses_only_tha
         assert_eq!(ran(&log, "parse_file"), vec!["parse_file(a.iade)"], "{log:#?}");
         assert!(ran(&log, "eval_resources").is_empty(), "{log:#?}");
         assert!(ran(&log, "eval_global").is_empty(), "{log:#?}");
-        assert!(ran(&log, "check_policy").is_empty(), "{log:#?}");
+        assert!(ran(&log, "check_policy").is_empty() && ran(&log, "policy_slice").is_empty(), "{log:#?}");
         // Put it back for the next edit (which re-runs the same queries in reverse).
         db.set_stack_files(vec![("a.iade".into(), A.into()), ("b.iade".into(), B.into())]);
         db.diagnostics();
@@ -112,7 +112,14 @@ fn editing_one_attribute_reevaluates_only_that_resource_and_its_dependents() {
 fn editing_one_rule_rechecks_only_the_policies_that_use_it() {
     let mut db = warm();
     let log = edit(&mut db, "len(f.content) < 1000", "len(f.content) < 2000");
-    assert_eq!(ran(&log, "check_policy"), vec!["check_policy(a.iade::policy:sizes)"], "{log:#?}");
+    // The policy is checked per resource item; the slices that call the rule (the files)
+    // re-ran, the other policy's did not, and nothing was re-evaluated.
+    assert_eq!(
+        ran(&log, "policy_slice"),
+        vec!["policy_slice(policy:sizes × res:file:unrelated)", "policy_slice(policy:sizes × res:file:motd)"],
+        "{log:#?}"
+    );
+    assert!(!ran(&log, "check_policy").iter().any(|l| l.contains("policy:safe")), "{log:#?}");
     assert!(ran(&log, "eval_resources").is_empty(), "{log:#?}");
 }
 
@@ -135,4 +142,3 @@ fn results_after_edits_equal_a_fresh_compile() {
     assert_eq!(db.diagnostics(), fresh.diagnostics());
     assert_eq!(db.intent_graph(), fresh.intent_graph());
 }
-

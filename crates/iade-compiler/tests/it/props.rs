@@ -43,8 +43,12 @@ fn mode_bit_policies_deny_exactly_the_files_whose_bits_are_set() {
                 d.message.split('`').nth(3).expect("subject in message").to_string()
             })
             .collect();
-        let mut expected: Vec<String> =
-            modes.iter().enumerate().filter(|(_, m)| *m & mask != 0).map(|(i, _)| format!("file.f{i}")).collect();
+        let mut expected: Vec<String> = modes
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| *m & mask != 0)
+            .map(|(i, _)| format!("file.f{i}"))
+            .collect();
         let mut denied = denied;
         denied.sort();
         expected.sort();
@@ -54,7 +58,8 @@ fn mode_bit_policies_deny_exactly_the_files_whose_bits_are_set() {
 
 #[test]
 fn arithmetic_requirements_pass_or_fail_as_rust_computes_them() {
-    let ops: [(&str, fn(i64, i64) -> Option<i64>); 8] = [
+    type Op = fn(i64, i64) -> Option<i64>;
+    let ops: [(&str, Op); 8] = [
         ("+", i64::checked_add),
         ("-", i64::checked_sub),
         ("*", i64::checked_mul),
@@ -114,10 +119,10 @@ fn compiling_any_corpus_file_or_mutation_never_panics_and_spans_stay_inside() {
             let p = entry.expect("entry").path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if p.extension().is_some_and(|e| e == "iade") {
-                if let Ok(text) = std::fs::read_to_string(&p) {
-                    corpus.push(text);
-                }
+            } else if p.extension().is_some_and(|e| e == "iade")
+                && let Ok(text) = std::fs::read_to_string(&p)
+            {
+                corpus.push(text);
             }
         }
     }
@@ -168,7 +173,10 @@ fn compiling_any_corpus_file_or_mutation_never_panics_and_spans_stay_inside() {
         for d in &diags {
             for l in &d.labels {
                 let file = sources.get(l.file).expect("label file exists");
-                assert!(l.span.end as usize <= file.text.len() && l.span.start <= l.span.end, "input {n}: {d:?}\n{text}");
+                assert!(
+                    l.span.end as usize <= file.text.len() && l.span.start <= l.span.end,
+                    "input {n}: {d:?}\n{text}"
+                );
             }
         }
     }

@@ -53,10 +53,7 @@ pub fn load_stack(db: &mut Database, input: &Path) {
     } else {
         files.push(input.to_path_buf());
     }
-    let texts = files
-        .iter()
-        .map(|f| (rel(f), std::fs::read_to_string(f).expect("readable input")))
-        .collect();
+    let texts = files.iter().map(|f| (rel(f), std::fs::read_to_string(f).expect("readable input"))).collect();
     db.set_stack_files(texts);
 }
 
@@ -68,9 +65,4 @@ pub fn render(db: &Database, diags: &[Diagnostic]) -> String {
         out.push_str("\n\n");
     }
     out
-}
-
-/// The codes of a stack's diagnostics, in order.
-pub fn codes(db: &Database) -> Vec<&'static str> {
-    db.diagnostics().iter().map(|d| d.code.as_str()).collect()
 }

@@ -62,8 +62,13 @@ fn unknown_propagates_but_a_deciding_side_wins() {
 
 #[test]
 fn division_by_zero_is_an_error_not_a_panic() {
-    let e = Evaluator::new(&NoEnv, origin(), 0).eval(&bin(BinOp::Div, lit(Value::Int(1)), lit(Value::Int(0))));
+    let e =
+        Evaluator::new(&NoEnv, origin(), 0).eval(&bin(BinOp::Div, lit(Value::Int(1)), lit(Value::Int(0))));
     assert!(e.is_err());
-    let e = Evaluator::new(&NoEnv, origin(), 0).eval(&bin(BinOp::Add, lit(Value::Int(i64::MAX)), lit(Value::Int(1))));
+    let e = Evaluator::new(&NoEnv, origin(), 0).eval(&bin(
+        BinOp::Add,
+        lit(Value::Int(i64::MAX)),
+        lit(Value::Int(1)),
+    ));
     assert!(e.is_err());
 }
