@@ -7,6 +7,10 @@ mod stack;
 
 use std::process::ExitCode;
 
+/// See the workspace manifest for why the binary chooses its allocator.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     output::install_panic_hook();
     cli::run()

@@ -11,6 +11,10 @@ use std::time::Instant;
 
 use iade_compiler::{Database, Options};
 
+/// The allocator the `iade` binary uses, so the figures are the binary's.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn resources(start: usize, n: usize) -> String {
     let mut s = String::with_capacity(n * 120);
     for i in start..start + n {
