@@ -94,8 +94,8 @@ pub fn check(path: &Path, options: &LoadOptions, format: Format, color: bool) ->
     let loaded = match crate::stack::load(path, options) {
         Ok(l) => l,
         Err(e) => {
-            output::error(&e);
-            eprintln!("  help: a stack is a directory of .iade files; try `iade check examples/quickstart`");
+            output::error(&e.message);
+            eprintln!("  help: {}", e.help);
             return Exit::Errors;
         }
     };
@@ -119,7 +119,8 @@ pub fn graph(path: &Path, options: &LoadOptions, format: crate::cli::GraphFormat
     let loaded = match crate::stack::load(path, options) {
         Ok(l) => l,
         Err(e) => {
-            output::error(&e);
+            output::error(&e.message);
+            eprintln!("  help: {}", e.help);
             return Exit::Errors;
         }
     };

@@ -97,14 +97,42 @@ fn read_stdlib(dir: &Path) -> Result<Vec<(String, String, String)>, String> {
     Ok(out)
 }
 
+/// Why a stack could not be loaded, and what to do.
+#[derive(Debug)]
+pub struct LoadError {
+    pub message: String,
+    pub help: String,
+}
+
 /// Reads a stack and sets up the compiler database for it.
-pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, String> {
-    let files = stack_files(path).map_err(|e| format!("cannot read `{}`: {e}", display_path(path)))?;
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
+    let files = stack_files(path).map_err(|e| LoadError {
+        message: format!("cannot read `{}`: {e}", display_path(path)),
+        help: "give a stack directory or a .iade file; try `iade check examples/quickstart`".to_string(),
+    })?;
     if files.is_empty() {
-        return Err(format!("no .iade files in `{}`", display_path(path)));
+        let mut stacks: Vec<String> = std::fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter(|e| stack_files(&e.path()).is_ok_and(|f| !f.is_empty()) && e.path().is_dir())
+                    .map(|e| display_path(&e.path()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        stacks.sort();
+        let help = if stacks.is_empty() {
+            "a stack is a directory of .iade files; try `iade check examples/quickstart`".to_string()
+        } else {
+            format!("it holds stacks of its own: {}", stacks.join(", "))
+        };
+        return Err(LoadError { message: format!("no .iade files in `{}`", display_path(path)), help });
     }
     let stdlib = match &options.stdlib {
-        Some(dir) => Some(read_stdlib(dir)?),
+        Some(dir) => Some(read_stdlib(dir).map_err(|message| LoadError {
+            message,
+            help: "--stdlib takes a directory that holds std/fs.iade, std/exec.iade, …".to_string(),
+        })?),
         None => None,
     };
     let loader = Box::new(|p: &str| match std::fs::read(p) {
@@ -118,7 +146,10 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, String> {
     let first_id = db.sources().iter().count() as u32;
     for (i, f) in files.iter().enumerate() {
         let shown = display_path(f);
-        let bytes = std::fs::read(f).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+        let bytes = std::fs::read(f).map_err(|e| LoadError {
+            message: format!("cannot read `{shown}`: {e}"),
+            help: "check the file's permissions".to_string(),
+        })?;
         match String::from_utf8(bytes) {
             Ok(text) => texts.push((shown, text)),
             Err(e) => {

@@ -79,7 +79,8 @@ impl Env for CompilerEnv<'_> {
     fn include(&self, origin: &Origin, path: &str) -> Result<Value, String> {
         let file = self.db.file_by_id(origin.file).ok_or("the including file is gone")?;
         let full = crate::scope::join_relative(file.path(self.db), path);
-        let f = self.db.load_file(&full)?;
+        let f =
+            self.db.load_file(&full).map_err(|e| format!("cannot include `{full}`: {}", e.to_lowercase()))?;
         Ok(Value::str(f.text(self.db).as_str()))
     }
 }

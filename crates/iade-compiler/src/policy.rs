@@ -131,7 +131,15 @@ fn tally(db: &dyn Db, policy: &str, deny: bool, verdicts: Vec<Verdict>, out: &mu
 fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict) -> Diag {
     let subject = v.subject.as_deref().map(|s| format!(" `{s}`")).unwrap_or_default();
     let verb = if deny { "denies" } else { "warns about" };
-    let message = v.message.clone().unwrap_or_else(|| "the requirement does not hold".into());
+    let message = v.message.clone().unwrap_or_else(|| match &v.rule {
+        Some((name, _, _)) => {
+            let shown = item_from_key(db, name)
+                .map(|i| i.name(db).trim_start_matches("rule:").to_string())
+                .unwrap_or_default();
+            format!("rule `{shown}` does not hold")
+        }
+        None => "the requirement does not hold".into(),
+    });
     let code = if deny { codes::E0401 } else { codes::W0401 };
     let mut d = Diag::new(code, format!("policy `{policy}` {verb}{subject}: {message}"));
     // Point at the attribute whose intended value failed, where it was declared.

@@ -568,7 +568,12 @@ impl<'e> Evaluator<'e> {
             },
             _ => crate::eval_builtins::call(b, &values),
         };
-        result.map_err(|m| self.error(span, m))
+        result.map_err(|m| match b {
+            Builtin::Include => {
+                self.error_help(span, m, "a path in include() is relative to the file that includes it")
+            }
+            _ => self.error(span, m),
+        })
     }
 
     /// Runs the statements of a policy or control; returns one verdict per `require` run.
@@ -755,23 +760,22 @@ impl<'e> Evaluator<'e> {
                         let saved_origin = std::mem::replace(&mut self.origin, run.rule.origin.clone());
                         verdict.message = match (message, &run.rule.message) {
                             (Some(_), _) => None,
-                            (None, Some(m)) => Some(self.message_text(m)),
-                            (None, None) => Some(format!("rule `{}` does not hold", run.rule.name)),
+                            (None, Some(m)) => self.message_text(m),
+                            (None, None) => None,
                         };
                         self.explain(&run.rule.body, &mut verdict.evidence, true);
                         self.locals = saved_locals;
                         self.origin = saved_origin;
                         if let Some(m) = message {
-                            verdict.message = Some(self.message_text(m));
+                            verdict.message = self.message_text(m);
                         }
                     }
                     None => {
-                        verdict.message = Some(match message {
-                            Some(m) => self.message_text(m),
-                            None => match &cond.text {
+                        verdict.message = message.and_then(|m| self.message_text(m)).or_else(|| {
+                            Some(match &cond.text {
                                 Some(t) => format!("`{t}` does not hold"),
                                 None => "the requirement does not hold".to_string(),
-                            },
+                            })
                         });
                         self.explain(cond, &mut verdict.evidence, true);
                     }
@@ -788,11 +792,13 @@ impl<'e> Evaluator<'e> {
         }
     }
 
-    fn message_text(&mut self, m: &Ir) -> String {
+    /// The text of a failure message; `None` when it cannot be shown (a value in it is
+    /// unknown), so the caller says something generic instead of printing a hole.
+    fn message_text(&mut self, m: &Ir) -> Option<String> {
         match self.eval(m) {
-            Ok(Value::Secret(_)) => "<redacted>".to_string(),
-            Ok(v) => v.as_text().unwrap_or_else(|| v.to_string()),
-            Err(e) => format!("(the message could not be evaluated: {})", e.message),
+            Ok(Value::Secret(_)) => Some("<redacted>".to_string()),
+            Ok(Value::Unknown(_)) | Err(_) => None,
+            Ok(v) => Some(v.as_text().unwrap_or_else(|| v.to_string())),
         }
     }
 

@@ -217,3 +217,12 @@ fn a_stack_with_errors_prints_no_graph() {
     assert!(o.stdout.is_empty());
     assert!(stderr(&o).contains("E0303"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_stdlib_can_be_replaced_and_a_bad_one_is_a_clear_error() {
+    let o = iade(&["check", "--stdlib", "stdlib", "examples/webapp"], &root());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = iade(&["check", "--stdlib", "examples", "examples/webapp"], &root());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--stdlib takes a directory"), "{}", stderr(&o));
+}
