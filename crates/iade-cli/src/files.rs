@@ -90,22 +90,28 @@ fn summary(files: usize, diags: &[Diagnostic], s: &iade_compiler::Summary) -> St
     }
 }
 
-pub fn check(path: &Path, options: &LoadOptions, format: Format, color: bool) -> Exit {
-    let loaded = match crate::stack::load(path, options) {
-        Ok(l) => l,
-        Err(e) => {
-            output::error(&e.message);
-            eprintln!("  help: {}", e.help);
-            return Exit::Errors;
-        }
-    };
+/// Loads a stack, or reports why not (and exits 1, or 64 for a `--param` the stack lacks).
+fn load(path: &Path, options: &LoadOptions) -> Result<crate::stack::Loaded, Exit> {
+    let loaded = crate::stack::load(path, options).map_err(|e| {
+        output::error(&e.message);
+        eprintln!("  help: {}", e.help);
+        Exit::Errors
+    })?;
     let unknown = crate::stack::unknown_params(&loaded, &options.params);
     if !unknown.is_empty() {
         for u in &unknown {
             output::error(u);
         }
-        return Exit::Usage;
+        return Err(Exit::Usage);
     }
+    Ok(loaded)
+}
+
+pub fn check(path: &Path, options: &LoadOptions, format: Format, color: bool) -> Exit {
+    let loaded = match load(path, options) {
+        Ok(l) => l,
+        Err(exit) => return exit,
+    };
     let diags = loaded.diagnostics();
     print_diagnostics(&loaded.sources(), &diags, format, color);
     if format == Format::Human {
@@ -116,21 +122,10 @@ pub fn check(path: &Path, options: &LoadOptions, format: Format, color: bool) ->
 }
 
 pub fn graph(path: &Path, options: &LoadOptions, format: crate::cli::GraphFormat, color: bool) -> Exit {
-    let loaded = match crate::stack::load(path, options) {
+    let loaded = match load(path, options) {
         Ok(l) => l,
-        Err(e) => {
-            output::error(&e.message);
-            eprintln!("  help: {}", e.help);
-            return Exit::Errors;
-        }
+        Err(exit) => return exit,
     };
-    let unknown = crate::stack::unknown_params(&loaded, &options.params);
-    if !unknown.is_empty() {
-        for u in &unknown {
-            output::error(u);
-        }
-        return Exit::Usage;
-    }
     let diags = loaded.diagnostics();
     if diags.iter().any(Diagnostic::is_error) {
         print_diagnostics(&loaded.sources(), &diags, Format::Human, color);

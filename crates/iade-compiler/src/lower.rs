@@ -210,23 +210,7 @@ pub fn declared_type(db: &dyn Db, item: Item) -> Option<Ty> {
 /// Runs `f` with a lowering context whose diagnostics are dropped (the item's own lowering
 /// reports them).
 fn types_only<T>(db: &dyn Db, item: Item, f: impl FnOnce(&mut Cx<'_>) -> T) -> T {
-    let module = module_of(db, item.file(db));
-    let scope = module_scope(db, module);
-    let mut cx = Cx {
-        db,
-        scope,
-        module,
-        origin: origin(db, item),
-        diags: Vec::new(),
-        locals: Vec::new(),
-        next_slot: 0,
-        max_slot: 0,
-        source: "",
-        offset: 0,
-        keep_text: false,
-        mode: Mode::Config,
-    };
-    f(&mut cx)
+    f(&mut Cx::new(db, item, "", 0))
 }
 
 #[salsa::tracked(returns(ref))]
@@ -234,24 +218,9 @@ pub fn lower_item(db: &dyn Db, item: Item) -> Lowered {
     let Some(stmt) = item_syntax(db, item).clone() else {
         return Lowered { kind: LoweredKind::Nothing, diags: Vec::new() };
     };
-    let module = module_of(db, item.file(db));
-    let scope = module_scope(db, module);
     let text = item.file(db).text(db);
     let offset = crate::items::item_offset(db, item.file(db), item.name(db)).unwrap_or(0);
-    let mut cx = Cx {
-        db,
-        scope,
-        module,
-        origin: origin(db, item),
-        diags: Vec::new(),
-        locals: Vec::new(),
-        next_slot: 0,
-        max_slot: 0,
-        source: text,
-        offset,
-        keep_text: false,
-        mode: Mode::Config,
-    };
+    let mut cx = Cx::new(db, item, text, offset);
     let kind = cx.item(item, &stmt);
     Lowered { kind, diags: cx.diags }
 }
@@ -292,7 +261,27 @@ enum Path {
     Kind(Item),
 }
 
-impl Cx<'_> {
+impl<'a> Cx<'a> {
+    /// A context for lowering `item`; `source` and `offset` give the text that evidence in
+    /// rules and checks quotes.
+    fn new(db: &'a dyn Db, item: Item, source: &'a str, offset: u32) -> Cx<'a> {
+        let module = module_of(db, item.file(db));
+        Cx {
+            db,
+            scope: module_scope(db, module),
+            module,
+            origin: origin(db, item),
+            diags: Vec::new(),
+            locals: Vec::new(),
+            next_slot: 0,
+            max_slot: 0,
+            source,
+            offset,
+            keep_text: false,
+            mode: Mode::Config,
+        }
+    }
+
     fn error(&mut self, d: Diag) {
         self.diags.push(d);
     }
