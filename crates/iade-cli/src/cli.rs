@@ -23,8 +23,8 @@ Exit codes: 0 success, 1 errors, 2 changes pending, 3 lease held by another engi
 /// iade: one language for configuration, policy and compliance.
 ///
 /// iade keeps real environments equal to the intent declared in `.iade` files. This version
-/// checks stacks (syntax, names, types, evaluation, dependencies and policies), shows their
-/// intent graph, and formats sources.
+/// checks stacks (syntax, names, types, evaluation, dependencies and policies), plans and
+/// converges them durably, keeps them converged (--watch), and keeps their history.
 #[derive(Debug, Parser)]
 #[command(name = "iade", version, about, long_about = None, after_help = AFTER_HELP)]
 #[command(disable_help_subcommand = true, propagate_version = true)]
@@ -64,6 +64,30 @@ enum Command {
     /// formatting twice changes nothing. Files with syntax errors are reported and left alone.
     #[command(after_help = "Examples:\n  iade fmt\n  iade fmt --check .\n  cat main.iade | iade fmt -")]
     Fmt(FmtArgs),
+    /// Observe the environment and show what converge would change.
+    ///
+    /// Compiles the stack (a denied policy stops here), observes every resource afresh and
+    /// diffs its managed attributes. Changes nothing and takes no lease: safe to run any time.
+    /// Exit code 2 when something differs, 0 when nothing does, 1 on errors.
+    #[command(
+        after_help = "Examples:\n  iade plan examples/quickstart\n  iade plan --format json | jq '.plan.resources[] | select(.action != \"none\")'"
+    )]
+    Plan(PlanArgs),
+    /// Make the environment equal to the intent, as a durable, journaled run.
+    ///
+    /// Observes, plans, and corrects in dependency order; each step's intent is journaled
+    /// (in .iade/journal.db) before its effect and its outcome after, so a crash at any instant
+    /// is resumed by the next run. Then evaluates the compliance controls on what it observed.
+    /// One engine per stack at a time (a lease); `--watch` keeps reconciling.
+    #[command(
+        after_help = "Examples:\n  iade converge examples/quickstart\n  iade converge --detect-only        report drift and findings, change nothing (exit 2 on drift)\n  iade converge --watch --interval 30s\n  iade converge --format sarif > findings.sarif\n\nSecrets: secret(\"NAME\") reads the environment variable IADE_SECRET_NAME, only inside the provider call.\nExit codes: 0 done, 1 errors or failed steps, 2 drift found (--detect-only), 3 another engine holds the lease, 4 controls fail."
+    )]
+    Converge(ConvergeArgs),
+    /// Show past runs: drift corrected, steps, failures and findings.
+    #[command(
+        after_help = "Examples:\n  iade history examples/quickstart\n  iade history --resource file.readme\n  iade history --run 3 --format json"
+    )]
+    History(HistoryArgs),
     /// Explain a diagnostic code.
     #[command(after_help = "Examples:\n  iade explain E0004\n  iade explain --list")]
     Explain(ExplainArgs),
@@ -114,6 +138,83 @@ struct GraphArgs {
     format: GraphFormat,
 }
 
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// The journal; `.iade/journal.db` in the stack directory by default.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<std::path::PathBuf>,
+    /// At most this many provider calls at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    parallelism: u16,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
+struct ConvergeArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Report drift and findings; change nothing, take no lease (exit 2 on drift).
+    #[arg(long, conflicts_with = "watch")]
+    detect_only: bool,
+    /// Keep reconciling: a full pass every --interval, at once on a change to a managed path
+    /// or a source file. Stops cleanly on SIGINT or SIGTERM.
+    #[arg(long)]
+    watch: bool,
+    /// Time between full passes with --watch: `30s`, `5m`, `1h`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    interval: std::time::Duration,
+    /// Wait for another engine's lease instead of exiting 3.
+    #[arg(long)]
+    wait: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = crate::run::RunFormat::Human)]
+    format: crate::run::RunFormat,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("expected a duration such as 30s or 5m, got `{s}`"))?;
+    let secs = match unit {
+        "ms" => return Ok(std::time::Duration::from_millis(n.max(1))),
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}`: use ms, s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs(secs.max(1)))
+}
+
+#[derive(Debug, Args)]
+struct HistoryArgs {
+    /// A stack directory or a `.iade` file.
+    #[arg(default_value = ".")]
+    path: std::path::PathBuf,
+    /// The journal; `.iade/journal.db` in the stack directory by default.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<std::path::PathBuf>,
+    /// Only this run.
+    #[arg(long)]
+    run: Option<i64>,
+    /// Only what concerns this resource, such as `file.readme`.
+    #[arg(long)]
+    resource: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum GraphFormat {
     Dot,
@@ -162,6 +263,41 @@ pub fn run() -> ExitCode {
     let exit = match cli.command {
         Command::Check(a) => files::check(&a.stack.path, &a.stack.load_options(), a.format, color),
         Command::Graph(a) => files::graph(&a.stack.path, &a.stack.load_options(), a.format, color),
+        Command::Plan(a) => {
+            let options = crate::run::RunOptions {
+                load: a.stack.load_options(),
+                format: if a.format == Format::Json {
+                    crate::run::RunFormat::Json
+                } else {
+                    crate::run::RunFormat::Human
+                },
+                color,
+                journal: a.engine.journal,
+                parallelism: usize::from(a.engine.parallelism),
+                detect_only: true,
+                wait: false,
+            };
+            crate::run::plan(&a.stack.path, &options)
+        }
+        Command::Converge(a) => {
+            let options = crate::run::RunOptions {
+                load: a.stack.load_options(),
+                format: a.format,
+                color,
+                journal: a.engine.journal,
+                parallelism: usize::from(a.engine.parallelism),
+                detect_only: a.detect_only,
+                wait: a.wait,
+            };
+            if a.watch {
+                crate::watch::watch(&a.stack.path, &options, a.interval)
+            } else {
+                crate::run::converge(&a.stack.path, &options)
+            }
+        }
+        Command::History(a) => {
+            crate::run::history(&a.path, &a.journal, a.run, a.resource.as_deref(), a.format == Format::Json)
+        }
         Command::Fmt(a) => files::fmt(&a.paths, a.check, color),
         Command::Explain(a) => explain(a),
     };

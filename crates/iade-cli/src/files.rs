@@ -91,7 +91,7 @@ fn summary(files: usize, diags: &[Diagnostic], s: &iade_compiler::Summary) -> St
 }
 
 /// Loads a stack, or reports why not (and exits 1, or 64 for a `--param` the stack lacks).
-fn load(path: &Path, options: &LoadOptions) -> Result<crate::stack::Loaded, Exit> {
+pub fn load(path: &Path, options: &LoadOptions) -> Result<crate::stack::Loaded, Exit> {
     let loaded = crate::stack::load(path, options).map_err(|e| {
         output::error(&e.message);
         eprintln!("  help: {}", e.help);

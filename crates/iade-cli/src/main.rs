@@ -3,7 +3,10 @@
 mod cli;
 mod files;
 mod output;
+mod run;
+mod sarif;
 mod stack;
+mod watch;
 
 use std::process::ExitCode;
 

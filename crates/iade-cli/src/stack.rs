@@ -186,3 +186,8 @@ pub fn unknown_params(loaded: &Loaded, flags: &[(String, String)]) -> Vec<String
     }
     out
 }
+
+/// `IADE_FAILPOINT`: a protocol point where a converge stops abruptly, for crash tests.
+pub fn failpoint_from_env() -> Option<String> {
+    std::env::vars_os().find(|(k, _)| k == "IADE_FAILPOINT").and_then(|(_, v)| v.into_string().ok())
+}

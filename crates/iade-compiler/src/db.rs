@@ -197,6 +197,11 @@ impl Database {
         crate::graph::intent_graph(self)
     }
 
+    /// The controls, rules and globals the engine evaluates on observed state.
+    pub fn program(&self) -> iade_intent::Program {
+        crate::graph::program(self)
+    }
+
     /// Counts for a one-line summary.
     pub fn summary(&self) -> crate::graph::Summary {
         crate::graph::summary(self)

@@ -580,3 +580,39 @@ pub fn stack_params(db: &dyn Db) -> Vec<(String, String, bool)> {
     }
     out
 }
+
+/// The controls of the stack with the rules and globals they may use, for the engine.
+pub fn program(db: &Database) -> iade_intent::Program {
+    use std::sync::Arc;
+    let mut p = iade_intent::Program::default();
+    for &m in stack_modules(db) {
+        for &item in &own_scope(db, m).items {
+            let o = origin(db, item);
+            let file = item.file(db);
+            if let Some(offset) = crate::items::item_offset(db, file, item.name(db)) {
+                p.items.insert(o.clone(), (Arc::from(file.path(db).as_str()), offset));
+                p.lines.entry(o.file).or_insert_with(|| Arc::new(LineIndex::new(file.text(db))));
+            }
+            match &lower_item(db, item).kind {
+                LoweredKind::Rule(r) => {
+                    p.rules.insert(r.name.to_string(), r.clone());
+                }
+                LoweredKind::Param { .. } | LoweredKind::Let { .. } => {
+                    p.globals.insert(
+                        crate::lower::item_key(db, item).to_string(),
+                        eval_global(db, item).value.clone(),
+                    );
+                }
+                LoweredKind::Check(c) if c.kind == CheckKind::Control => p.controls.push(c.clone()),
+                LoweredKind::Kind(k) => {
+                    p.kinds.insert(k.name.clone(), crate::eval::kind_fields(db, item).clone());
+                    if let Some(provider) = &k.provider {
+                        p.providers.insert(k.name.clone(), provider.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    p
+}

@@ -255,3 +255,29 @@ pub enum CheckStmt {
         value: Ir,
     },
 }
+
+/// Everything the engine needs to evaluate a stack's controls without the compiler: the
+/// controls, the rules and globals they use, and where each item is for locations.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    pub rules: std::collections::BTreeMap<String, Arc<RuleIr>>,
+    pub globals: std::collections::BTreeMap<String, crate::Value>,
+    pub controls: Vec<Arc<CheckIr>>,
+    /// Each item's file path and offset.
+    pub items: std::collections::BTreeMap<Origin, (Arc<str>, u32)>,
+    pub lines: std::collections::BTreeMap<FileId, Arc<iade_span::LineIndex>>,
+    /// Each kind's fields and their roles, for the values of observed objects.
+    pub kinds: std::collections::BTreeMap<String, Arc<Vec<(String, crate::FieldRole)>>>,
+    /// The provider type that serves each kind.
+    pub providers: std::collections::BTreeMap<String, String>,
+}
+
+impl Program {
+    /// `path:line:column` of an item-relative span.
+    pub fn location(&self, origin: &Origin, span: Span) -> Option<String> {
+        let (path, offset) = self.items.get(origin)?;
+        let lines = self.lines.get(&origin.file)?;
+        let lc = lines.line_col(span.start + offset);
+        Some(format!("{path}:{}:{}", lc.line + 1, lc.col + 1))
+    }
+}

@@ -1,0 +1,257 @@
+//! `converge --watch`: keep reconciling. A full pass every interval; a pass over just the
+//! affected resources as soon as a managed path changes; a recompile and a full pass when a
+//! source file changes; an immediate pass when a one-shot `converge` asks for one (through the
+//! journal). A provider error never stops the loop; SIGINT or SIGTERM ends it after the pass
+//! in flight, releasing the lease.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use iade_engine::{ConvergeOptions, Stack};
+use iade_intent::Value;
+use notify::{RecursiveMode, Watcher};
+
+use crate::output::{self, Exit};
+use crate::run::{
+    Compiled, EnvSecrets, RunOptions, SessionError, compile, journal_path, open_session, providers,
+};
+
+/// What woke the loop.
+enum Wake {
+    Tick,
+    Paths(BTreeSet<PathBuf>),
+    Signal,
+}
+
+fn managed_paths(c: &Compiled, stack_dir: &Path) -> BTreeMap<PathBuf, Vec<String>> {
+    let mut out: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
+    for n in &c.graph.nodes {
+        if let Some(Value::Str(p)) = n.identity.get("path") {
+            let p = Path::new(p.as_ref());
+            let abs = if p.is_absolute() { p.to_path_buf() } else { stack_dir.join(p) };
+            out.entry(normalize(&abs)).or_default().push(n.id.clone());
+        }
+    }
+    out
+}
+
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Watches the stack directory (sources) and the directories that hold managed paths.
+fn rewatch(
+    watcher: &mut notify::RecommendedWatcher,
+    watched: &mut BTreeSet<PathBuf>,
+    stack_dir: &Path,
+    paths: &BTreeMap<PathBuf, Vec<String>>,
+) {
+    let mut want: BTreeSet<PathBuf> = BTreeSet::new();
+    want.insert(stack_dir.to_path_buf());
+    for p in paths.keys() {
+        if let Some(parent) = p.parent() {
+            want.insert(parent.to_path_buf());
+        }
+        // A managed directory is watched itself too, for changes to its own metadata.
+        if p.is_dir() {
+            want.insert(p.clone());
+        }
+    }
+    for gone in watched.difference(&want).cloned().collect::<Vec<_>>() {
+        let _ = watcher.unwatch(&gone);
+        watched.remove(&gone);
+    }
+    for dir in want {
+        if !watched.contains(&dir) && dir.is_dir() && watcher.watch(&dir, RecursiveMode::NonRecursive).is_ok()
+        {
+            watched.insert(dir);
+        }
+    }
+}
+
+pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
+    let mut compiled = match compile(path, &options.load, options.color, false) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let stack_dir = std::fs::canonicalize(&compiled.stack_dir).unwrap_or_else(|_| compiled.stack_dir.clone());
+    let journal = journal_path(&stack_dir, &options.journal);
+    let mut session = match open_session(&stack_dir, &journal, true, options.wait) {
+        Ok(s) => s,
+        Err(SessionError::Held(h)) => {
+            output::error(&format!("another engine holds this stack's lease: pid {} on {}", h.pid, h.host));
+            return Exit::LeaseHeld;
+        }
+        Err(SessionError::Failed(e)) => {
+            output::error(&e);
+            return Exit::Errors;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            output::error(&format!("cannot start the watch loop: {e}"));
+            return Exit::Errors;
+        }
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res {
+            for p in event.paths {
+                let _ = tx.send(p);
+            }
+        }
+    }) {
+        Ok(w) => w,
+        Err(e) => {
+            output::error(&format!("cannot watch the filesystem: {e}"));
+            return Exit::Errors;
+        }
+    };
+    let mut paths = managed_paths(&compiled, &stack_dir);
+    let mut watched = BTreeSet::new();
+    rewatch(&mut watcher, &mut watched, &stack_dir, &paths);
+    let providers = providers();
+    let secrets = EnvSecrets::from_env();
+    let cancelled = AtomicBool::new(false);
+    eprintln!(
+        "watching {} ({} resources): a full pass every {} s; Ctrl-C stops after the pass in flight",
+        crate::files::display_path(path),
+        compiled.graph.nodes.len(),
+        interval.as_secs()
+    );
+    let mut full_pass_due = Instant::now();
+    let mut failures = 0u32;
+    loop {
+        let wake = runtime.block_on(async {
+            let until = tokio::time::Instant::from_std(full_pass_due.max(Instant::now()));
+            let poll = tokio::time::sleep(Duration::from_millis(200));
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => Wake::Signal,
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => Wake::Signal,
+                _ = tokio::time::sleep_until(until) => Wake::Tick,
+                _ = poll => Wake::Paths(BTreeSet::new()),
+                Some(p) = rx.recv() => {
+                    // Events come in bursts (a write is several); collect what arrives at once.
+                    let mut set = BTreeSet::from([p]);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    while let Ok(p) = rx.try_recv() {
+                        set.insert(p);
+                    }
+                    Wake::Paths(set)
+                }
+            }
+        });
+        let mut only: Option<BTreeSet<String>> = None;
+        let mut requests = session.journal.pending_requests().unwrap_or_default();
+        match wake {
+            Wake::Signal => break,
+            Wake::Tick => full_pass_due = Instant::now() + interval,
+            Wake::Paths(set) if set.is_empty() && requests.is_empty() => continue,
+            Wake::Paths(set) => {
+                let sources_changed = set.iter().any(|p| {
+                    p.extension().is_some_and(|e| e == "iade")
+                        && !p.components().any(|c| c.as_os_str() == ".iade")
+                });
+                if sources_changed {
+                    match compile(path, &options.load, options.color, true) {
+                        Ok(c) => {
+                            eprintln!("sources changed: recompiled ({} resources)", c.graph.nodes.len());
+                            compiled = c;
+                            paths = managed_paths(&compiled, &stack_dir);
+                            rewatch(&mut watcher, &mut watched, &stack_dir, &paths);
+                        }
+                        Err(_) => {
+                            eprintln!(
+                                "sources changed but do not compile: still enforcing the last good version"
+                            );
+                            continue;
+                        }
+                    }
+                } else if requests.is_empty() {
+                    let ids: BTreeSet<String> = set
+                        .iter()
+                        .filter(|p| !p.to_string_lossy().contains(iade_provider_local::TEMP_MARKER))
+                        .filter_map(|p| paths.get(&normalize(p)))
+                        .flatten()
+                        .cloned()
+                        .collect();
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    only = Some(ids);
+                }
+            }
+        }
+        if !requests.is_empty() {
+            only = None;
+        }
+        let env = iade_engine::Env {
+            providers: &providers,
+            secrets: &secrets,
+            stack_dir: stack_dir.clone(),
+            parallelism: options.parallelism,
+            cancelled: &cancelled,
+        };
+        let stack = Stack { graph: &compiled.graph, program: &compiled.program };
+        if let Err(e) = session.journal.renew_lease(session.epoch, crate::run::LEASE_TTL) {
+            output::error(&format!("stopping: {e}"));
+            return Exit::LeaseHeld;
+        }
+        let started = Instant::now();
+        let opts = ConvergeOptions { failpoint: None, retries: 3, only: only.as_ref() };
+        match iade_engine::converge(&stack, &env, &mut session.journal, session.epoch, &opts) {
+            Ok(report) => {
+                failures = 0;
+                let done: Vec<&str> =
+                    report.steps.iter().filter(|s| s.status == "done").map(|s| s.resource.as_str()).collect();
+                let failed = report.failed();
+                if !done.is_empty() || failed > 0 || only.is_none() {
+                    eprintln!(
+                        "pass {} ({} ms, {}): {} corrected{}{}; controls {} failed",
+                        report.run,
+                        started.elapsed().as_millis(),
+                        if only.is_some() { "event" } else { "full" },
+                        done.len(),
+                        if done.is_empty() { String::new() } else { format!(" ({})", done.join(", ")) },
+                        if failed > 0 { format!(", {failed} failed") } else { String::new() },
+                        report.compliance.failed
+                    );
+                }
+                if !requests.is_empty() {
+                    let _ = session.journal.serve_requests(&requests, report.run);
+                    requests.clear();
+                }
+            }
+            Err(iade_journal::JournalError::LeaseLost(_)) => {
+                output::error("stopping: another engine took the lease");
+                return Exit::LeaseHeld;
+            }
+            Err(e) => {
+                // Never stop the loop on a failing pass: back off and try again.
+                failures += 1;
+                let wait = Duration::from_millis(200u64 << failures.min(8));
+                eprintln!("pass failed: {e}; retrying in {} ms", wait.as_millis());
+                std::thread::sleep(wait);
+            }
+        }
+        // Our own corrections show up as events; they are not drift.
+        while rx.try_recv().is_ok() {}
+    }
+    let _ = session.journal.release_lease(session.epoch);
+    eprintln!("stopped: the lease is released");
+    Exit::Success
+}

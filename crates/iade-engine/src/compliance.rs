@@ -1,0 +1,304 @@
+//! Compliance: the stack's controls evaluated on what was observed — managed resources and
+//! objects discovered under a path — by the same evaluator policies use on intent.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use iade_intent::eval::Evaluator;
+use iade_intent::ir::ObjectSource;
+use iade_intent::{Outcome, Program, ResourceValue, RuleIr, Value, Verdict};
+use iade_journal::Finding;
+use iade_provider::{Fields, Observed};
+use serde::Serialize;
+
+use crate::plan::Plan;
+use crate::{Env, Stack};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ComplianceReport {
+    pub passed: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    /// Failures and unknowns (passes are counted, not listed).
+    pub findings: Vec<Finding>,
+}
+
+impl ComplianceReport {
+    /// What the journal keeps: failures and unknowns; passes only as counts in the summary.
+    pub fn recorded(&self) -> Vec<Finding> {
+        self.findings.clone()
+    }
+}
+
+fn absolute(stack_dir: &Path, p: &str) -> PathBuf {
+    let path = Path::new(p);
+    let joined = if path.is_absolute() { path.to_path_buf() } else { stack_dir.join(path) };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn resource_value(program: &Program, id: &str, kind: &str, fields: Fields) -> Value {
+    let schema = program.kinds.get(kind).cloned().unwrap_or_default();
+    Value::Resource(Arc::new(ResourceValue { id: id.to_string(), kind: kind.to_string(), fields, schema }))
+}
+
+/// Discovered objects by kind and path, so one pass sweeps each path once.
+type Sweeps = BTreeMap<(String, String), Result<Vec<Value>, String>>;
+
+/// Answers a control's questions from observation (or, for the intent check, from intent).
+struct ControlEnv<'a> {
+    stack: &'a Stack<'a>,
+    env: &'a Env<'a>,
+    /// Managed resources as observed (or intended), by id.
+    values: HashMap<String, Value>,
+    /// Managed resource ids by kind and absolute path, so a discovered object that is managed
+    /// carries its resource id.
+    managed_paths: HashMap<(String, PathBuf), String>,
+    on_intent: bool,
+    cache: RefCell<Sweeps>,
+}
+
+impl iade_intent::Env for ControlEnv<'_> {
+    fn global(&self, name: &str) -> Value {
+        self.stack
+            .program
+            .globals
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| Value::unknown(format!("`{name}` has no value")))
+    }
+
+    fn resource(&self, id: &str) -> Option<Value> {
+        Some(
+            self.values
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| Value::unknown(format!("`{id}` was not observed"))),
+        )
+    }
+
+    fn resource_by_name(&self, kind: &str, name: &str) -> Option<Value> {
+        self.resource(&format!("{kind}.{name}"))
+    }
+
+    fn rule(&self, name: &str) -> Option<Arc<RuleIr>> {
+        self.stack.program.rules.get(name).cloned()
+    }
+
+    fn objects(&self, source: ObjectSource, kind: &str, under: Option<&str>) -> Result<Vec<Value>, String> {
+        let under_abs = under.map(|u| absolute(&self.env.stack_dir, u));
+        if source == ObjectSource::Intent || self.on_intent {
+            // Managed resources of the kind (under the path, when one is given).
+            let mut out = Vec::new();
+            for n in self.stack.graph.nodes.iter().filter(|n| n.kind == kind) {
+                let inside = match (&under_abs, n.identity.get("path")) {
+                    (None, _) => true,
+                    (Some(root), Some(Value::Str(p))) => absolute(&self.env.stack_dir, p).starts_with(root),
+                    _ => false,
+                };
+                if inside && let Some(v) = self.values.get(&n.id) {
+                    out.push(v.clone());
+                }
+            }
+            return Ok(out);
+        }
+        let key = (kind.to_string(), under.unwrap_or("/").to_string());
+        if let Some(hit) = self.cache.borrow().get(&key) {
+            return hit.clone();
+        }
+        let result = self.discover(kind, under.unwrap_or("/"));
+        self.cache.borrow_mut().insert(key, result.clone());
+        result
+    }
+
+    fn include(&self, _: &iade_intent::Origin, _: &str) -> Result<Value, String> {
+        Err("include() is evaluated by the compiler, not in controls".into())
+    }
+}
+
+impl ControlEnv<'_> {
+    fn discover(&self, kind: &str, under: &str) -> Result<Vec<Value>, String> {
+        let provider_name = self
+            .stack
+            .program
+            .providers
+            .get(kind)
+            .cloned()
+            .ok_or_else(|| format!("no provider serves kind `{kind}`"))?;
+        let provider = self
+            .env
+            .providers
+            .get(&provider_name)
+            .ok_or_else(|| format!("no provider `{provider_name}` in this build"))?;
+        let found = provider
+            .discover(kind, under, &self.env.context())
+            .map_err(|e| format!("cannot observe {kind} under {under}: {e}"))?;
+        Ok(found
+            .into_iter()
+            .map(|fields| {
+                let path = match fields.get("path") {
+                    Some(Value::Str(p)) => PathBuf::from(p.as_ref()),
+                    _ => PathBuf::new(),
+                };
+                match self.managed_paths.get(&(kind.to_string(), path.clone())) {
+                    Some(id) => self
+                        .values
+                        .get(id)
+                        .cloned()
+                        .unwrap_or_else(|| resource_value(self.stack.program, id, kind, fields)),
+                    None => resource_value(
+                        self.stack.program,
+                        &format!("{kind}[{}]", path.display()),
+                        kind,
+                        fields,
+                    ),
+                }
+            })
+            .collect())
+    }
+}
+
+fn managed_paths(stack: &Stack<'_>, env: &Env<'_>) -> HashMap<(String, PathBuf), String> {
+    stack
+        .graph
+        .nodes
+        .iter()
+        .filter_map(|n| match n.identity.get("path") {
+            Some(Value::Str(p)) => Some(((n.kind.clone(), absolute(&env.stack_dir, p)), n.id.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn observed_values(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> HashMap<String, Value> {
+    let mut out = HashMap::new();
+    for r in &plan.resources {
+        if let Some(Observed::Present(fields)) = r.observed() {
+            let mut fields = fields.clone();
+            for (k, v) in &r.target.identity {
+                let v = match (k.as_str(), v) {
+                    ("path", Value::Str(p)) => {
+                        Value::str(absolute(&env.stack_dir, p).to_string_lossy().as_ref())
+                    }
+                    _ => v.clone(),
+                };
+                fields.insert(k.clone(), v);
+            }
+            out.insert(r.id.clone(), resource_value(stack.program, &r.id, &r.kind, fields));
+        }
+    }
+    out
+}
+
+fn intended_values(stack: &Stack<'_>, env: &Env<'_>) -> HashMap<String, Value> {
+    stack
+        .graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut fields: Fields = n.attrs.iter().map(|(k, a)| (k.clone(), a.value.clone())).collect();
+            if let Some(Value::Str(p)) = n.identity.get("path") {
+                fields.insert(
+                    "path".into(),
+                    Value::str(absolute(&env.stack_dir, p).to_string_lossy().as_ref()),
+                );
+            }
+            (n.id.clone(), resource_value(stack.program, &n.id, &n.kind, fields))
+        })
+        .collect()
+}
+
+/// Evaluates every control on the observed state of `plan` (after corrections, when the
+/// caller re-observed what it changed).
+pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> ComplianceReport {
+    let mut report = ComplianceReport::default();
+    if stack.program.controls.is_empty() {
+        return report;
+    }
+    let paths = managed_paths(stack, env);
+    let observed = ControlEnv {
+        stack,
+        env,
+        values: observed_values(stack, env, plan),
+        managed_paths: paths.clone(),
+        on_intent: false,
+        cache: RefCell::new(BTreeMap::new()),
+    };
+    let intended = ControlEnv {
+        stack,
+        env,
+        values: intended_values(stack, env),
+        managed_paths: paths,
+        on_intent: true,
+        cache: RefCell::new(BTreeMap::new()),
+    };
+    for control in &stack.program.controls {
+        let verdicts = Evaluator::new(&observed, control.origin.clone(), control.slots).run_check(control);
+        let mut on_intent: Option<HashMap<String, Outcome>> = None;
+        for v in verdicts {
+            match v.outcome {
+                Outcome::Pass => report.passed += 1,
+                Outcome::Fail => {
+                    report.failed += 1;
+                    // For a managed subject: does its intent pass the same check?
+                    let compliant = match &v.subject {
+                        Some(s) if stack.graph.node(s).is_some() => {
+                            let map = on_intent.get_or_insert_with(|| {
+                                Evaluator::new(&intended, control.origin.clone(), control.slots)
+                                    .run_check(control)
+                                    .into_iter()
+                                    .filter_map(|v| v.subject.clone().map(|s| (s, v.outcome)))
+                                    .collect()
+                            });
+                            map.get(s).map(|o| *o == Outcome::Pass)
+                        }
+                        _ => None,
+                    };
+                    report.findings.push(finding(stack.program, control, &v, "fail", compliant));
+                }
+                Outcome::Unknown(_) => {
+                    report.unknown += 1;
+                    report.findings.push(finding(stack.program, control, &v, "unknown", None));
+                }
+            }
+        }
+    }
+    report
+}
+
+fn finding(
+    program: &Program,
+    control: &iade_intent::CheckIr,
+    v: &Verdict,
+    outcome: &str,
+    intent_compliant: Option<bool>,
+) -> Finding {
+    let message = match (&v.outcome, &v.message) {
+        (Outcome::Unknown(reason), _) => Some(format!("unknown: {reason}")),
+        (_, Some(m)) => Some(m.clone()),
+        (_, None) => v.rule.as_ref().map(|(name, _, _)| {
+            format!("rule `{}` does not hold", name.rsplit("rule:").next().unwrap_or(name))
+        }),
+    };
+    Finding {
+        control: control.name.clone(),
+        severity: control.severity.clone(),
+        subject: v.subject.clone(),
+        outcome: outcome.to_string(),
+        message,
+        evidence: v.evidence.iter().map(|e| format!("`{}` is {}", e.text, e.value)).collect(),
+        intent_compliant,
+        location: program.location(&v.origin, v.span),
+    }
+}

@@ -1,0 +1,395 @@
+//! A durable run: resume what a crash interrupted, observe, plan, and correct in dependency
+//! order, journaling each step's intent before its effect and its outcome after.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use iade_journal::{Drift, Journal, JournalError, StepIntent, StepStatus};
+use iade_provider::{ErrorClass, Observed, ProviderError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::compliance::{ComplianceReport, evaluate_controls};
+use crate::plan::{Action, Plan, PlannedResource, plan};
+use crate::{Env, Stack};
+
+/// A deterministic crash at a protocol point, for tests: `IADE_FAILPOINT=after-intent` (or
+/// `after-intent:3` for the third time the point is reached). The process aborts there, as a
+/// `kill -9` would stop it.
+#[derive(Debug)]
+pub struct Failpoint {
+    point: String,
+    nth: u32,
+    seen: AtomicU32,
+}
+
+/// The protocol points, in the order a step passes them.
+pub const FAILPOINTS: &[&str] = &["before-intent", "after-intent", "after-effect", "after-outcome"];
+
+impl Failpoint {
+    pub fn parse(spec: &str) -> Option<Failpoint> {
+        let (point, nth) = match spec.split_once(':') {
+            Some((p, n)) => (p, n.parse().ok()?),
+            None => (spec, 1),
+        };
+        FAILPOINTS.contains(&point).then(|| Failpoint {
+            point: point.to_string(),
+            nth,
+            seen: AtomicU32::new(0),
+        })
+    }
+
+    fn hit(this: Option<&Failpoint>, point: &str) {
+        if let Some(f) = this
+            && f.point == point
+            && f.seen.fetch_add(1, Ordering::SeqCst) + 1 == f.nth
+        {
+            eprintln!("iade: failpoint `{point}` reached; stopping abruptly");
+            std::process::abort();
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StepReport {
+    pub resource: String,
+    pub action: String,
+    /// `done`, `failed` or `skipped`.
+    pub status: String,
+    pub error: Option<String>,
+    pub attempts: u32,
+}
+
+/// What resuming an interrupted run found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ResumeReport {
+    pub interrupted_runs: Vec<i64>,
+    /// Steps a crash left unfinished whose effect was visible: recorded done, not repeated.
+    pub done_by_observation: Vec<String>,
+    /// Steps a crash left unfinished whose effect was not visible: planned again.
+    pub abandoned: Vec<String>,
+    pub temp_files_removed: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub run: i64,
+    pub resume: ResumeReport,
+    pub plan: Plan,
+    pub steps: Vec<StepReport>,
+    pub compliance: ComplianceReport,
+}
+
+impl RunReport {
+    pub fn failed(&self) -> usize {
+        self.steps.iter().filter(|s| s.status == "failed").count()
+    }
+}
+
+pub struct Options<'a> {
+    pub failpoint: Option<&'a Failpoint>,
+    /// How often a transient error is retried.
+    pub retries: u32,
+    /// Reconcile only these resources (a filesystem event on one of them).
+    pub only: Option<&'a BTreeSet<String>>,
+}
+
+impl std::fmt::Debug for Options<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options").field("retries", &self.retries).finish_non_exhaustive()
+    }
+}
+
+fn digest(r: &PlannedResource) -> String {
+    let mut h = Sha256::new();
+    h.update(r.id.as_bytes());
+    for (k, v) in &r.target.intended {
+        // Display redacts secrets: the digest never depends on a secret's value.
+        h.update(format!("\u{0}{k}={v}").as_bytes());
+    }
+    let mut out = String::with_capacity(16);
+    for b in h.finalize().iter().take(8) {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn changes_json(r: &PlannedResource) -> String {
+    serde_json::to_string(&r.changes).unwrap_or_else(|_| "[]".into())
+}
+
+/// Settles what a crashed run left: re-observes each unfinished step's resource; if its
+/// effect is visible, records it done by observation, otherwise abandoned (this run plans it
+/// again). Removes temporary files the crash may have left.
+fn resume(
+    stack: &Stack<'_>,
+    env: &Env<'_>,
+    journal: &mut Journal,
+    epoch: i64,
+) -> Result<ResumeReport, JournalError> {
+    let (runs, steps) = journal.interrupted(None)?;
+    let mut report = ResumeReport { interrupted_runs: runs.clone(), ..ResumeReport::default() };
+    if runs.is_empty() && steps.is_empty() {
+        return Ok(report);
+    }
+    let ids: BTreeSet<String> = steps.iter().map(|s| s.resource.clone()).collect();
+    let fresh = plan(stack, env, Some(&ids));
+    let settled_now: HashMap<&str, bool> = fresh
+        .resources
+        .iter()
+        .map(|r| (r.id.as_str(), r.error.is_none() && r.action == Action::None))
+        .collect();
+    let mut statuses = Vec::new();
+    for s in &steps {
+        if settled_now.get(s.resource.as_str()).copied().unwrap_or(false) {
+            statuses.push((s.id, StepStatus::DoneByObservation));
+            report.done_by_observation.push(s.resource.clone());
+        } else {
+            statuses.push((s.id, StepStatus::Abandoned));
+            report.abandoned.push(s.resource.clone());
+        }
+    }
+    let cx = env.context();
+    for node in &stack.graph.nodes {
+        let Some(p) = node.provider_type.as_deref().and_then(|p| env.providers.get(p)) else { continue };
+        if let Ok(n) = p.cleanup(&node.kind, &crate::target(node), &cx) {
+            report.temp_files_removed += n;
+        }
+    }
+    journal.settle_interrupted(epoch, &runs, &statuses)?;
+    Ok(report)
+}
+
+/// Converges the stack: the whole durable run, journaled under `epoch`.
+pub fn converge(
+    stack: &Stack<'_>,
+    env: &Env<'_>,
+    journal: &mut Journal,
+    epoch: i64,
+    options: &Options<'_>,
+) -> Result<RunReport, JournalError> {
+    let resume = resume(stack, env, journal, epoch)?;
+    let run = journal.begin_run(epoch, if options.only.is_some() { "event" } else { "converge" })?;
+    let mut current = plan(stack, env, options.only);
+    let drift: Vec<Drift> = current
+        .pending()
+        .flat_map(|r| {
+            r.changes.iter().map(|c| Drift {
+                resource: r.id.clone(),
+                field: c.field.clone(),
+                observed: c.observed.clone().unwrap_or_else(|| "(absent)".into()),
+                intended: c.intended.clone(),
+            })
+        })
+        .collect();
+    if !drift.is_empty() {
+        journal.record_drift(epoch, run, &drift)?;
+    }
+    let steps = execute(stack, env, journal, epoch, run, &current, options)?;
+
+    // What changed is observed again, so controls judge the environment as it now is.
+    let changed: BTreeSet<String> =
+        steps.iter().filter(|s| s.status == "done").map(|s| s.resource.clone()).collect();
+    if !changed.is_empty() {
+        let again = plan(stack, env, Some(&changed));
+        for r in again.resources {
+            if let Some(slot) = current.resources.iter_mut().find(|x| x.id == r.id) {
+                slot.observed = r.observed.clone();
+            }
+        }
+    }
+    let compliance = evaluate_controls(stack, env, &current);
+    journal.record_findings(epoch, run, &compliance.recorded())?;
+    let failed = steps.iter().filter(|s| s.status == "failed").count();
+    let summary = serde_json::json!({
+        "resources": current.resources.len(),
+        "drifted": current.pending().count(),
+        "done": changed.len(),
+        "failed": failed,
+        "skipped": steps.iter().filter(|s| s.status == "skipped").count(),
+        "observe_errors": current.errors().count(),
+        "controls": { "passed": compliance.passed, "failed": compliance.failed, "unknown": compliance.unknown },
+        "resumed": { "done_by_observation": resume.done_by_observation.len(), "abandoned": resume.abandoned.len() },
+    });
+    let status = if failed > 0 || current.errors().next().is_some() { "failed" } else { "done" };
+    journal.finish_run(epoch, run, status, &summary)?;
+    Ok(RunReport { run, resume, plan: current, steps, compliance })
+}
+
+/// The depth of each resource in the dependency graph: 0 for no dependencies.
+fn levels(stack: &Stack<'_>) -> (HashMap<String, usize>, HashMap<String, Vec<String>>) {
+    let mut deps: HashMap<String, Vec<String>> = HashMap::new();
+    for e in &stack.graph.edges {
+        deps.entry(e.to.clone()).or_default().push(e.from.clone());
+    }
+    let mut level: HashMap<String, usize> = HashMap::new();
+    fn depth(
+        id: &str,
+        deps: &HashMap<String, Vec<String>>,
+        level: &mut HashMap<String, usize>,
+        guard: usize,
+    ) -> usize {
+        if let Some(l) = level.get(id) {
+            return *l;
+        }
+        // The compiler rejects cycles; the guard only keeps a malformed graph from looping.
+        let l = if guard > 10_000 {
+            0
+        } else {
+            deps.get(id)
+                .map_or(0, |ds| ds.iter().map(|d| depth(d, deps, level, guard + 1) + 1).max().unwrap_or(0))
+        };
+        level.insert(id.to_string(), l);
+        l
+    }
+    for n in &stack.graph.nodes {
+        depth(&n.id, &deps, &mut level, 0);
+    }
+    (level, deps)
+}
+
+fn depends_on_failed(
+    id: &str,
+    deps: &HashMap<String, Vec<String>>,
+    failed: &BTreeSet<String>,
+    seen: &mut BTreeSet<String>,
+) -> Option<String> {
+    for d in deps.get(id).into_iter().flatten() {
+        if failed.contains(d) {
+            return Some(d.clone());
+        }
+        if seen.insert(d.clone())
+            && let Some(f) = depends_on_failed(d, deps, failed, seen)
+        {
+            return Some(f);
+        }
+    }
+    None
+}
+
+/// Runs the steps in waves of equal dependency depth. Per wave: the intents are committed in
+/// one transaction, the effects run (at most `parallelism` at once, transient errors retried
+/// with backoff), then the outcomes are committed in one transaction.
+fn execute(
+    stack: &Stack<'_>,
+    env: &Env<'_>,
+    journal: &mut Journal,
+    epoch: i64,
+    run: i64,
+    plan: &Plan,
+    options: &Options<'_>,
+) -> Result<Vec<StepReport>, JournalError> {
+    let (level, deps) = levels(stack);
+    let mut waves: BTreeMap<usize, Vec<&PlannedResource>> = BTreeMap::new();
+    for r in plan.pending().filter(|r| {
+        r.error.is_none()
+            && matches!(r.action, Action::Create | Action::Update | Action::Delete | Action::Run)
+    }) {
+        waves.entry(level.get(&r.id).copied().unwrap_or(0)).or_default().push(r);
+    }
+    // Resources that could not be observed count as failed for their dependents.
+    let mut failed: BTreeSet<String> = plan.errors().map(|r| r.id.clone()).collect();
+    let mut reports = Vec::new();
+    let cx = env.context();
+    for (_, wave) in waves {
+        let mut runnable = Vec::new();
+        let mut skipped = Vec::new();
+        for r in wave {
+            match depends_on_failed(&r.id, &deps, &failed, &mut BTreeSet::new()) {
+                Some(dep) => skipped.push((r, dep)),
+                None => runnable.push(r),
+            }
+        }
+        let intents: Vec<StepIntent> = runnable
+            .iter()
+            .chain(skipped.iter().map(|(r, _)| r))
+            .map(|r| {
+                let d = digest(r);
+                StepIntent {
+                    resource: r.id.clone(),
+                    action: r.action.as_str().to_string(),
+                    idempotency_key: format!("{}:{}:{d}", r.id, r.action.as_str()),
+                    digest: d,
+                    changes: changes_json(r),
+                }
+            })
+            .collect();
+        Failpoint::hit(options.failpoint, "before-intent");
+        let ids = journal.record_intents(epoch, run, &intents)?;
+        Failpoint::hit(options.failpoint, "after-intent");
+        let results =
+            crate::parallel_map(&runnable, env.parallelism, |r| apply_once(env, &cx, r, options.retries));
+        Failpoint::hit(options.failpoint, "after-effect");
+        let mut outcomes = Vec::new();
+        for ((r, (result, attempts)), id) in runnable.iter().zip(results).zip(&ids) {
+            let (status, error) = match result {
+                Ok(()) => (StepStatus::Done, None),
+                Err(e) => {
+                    failed.insert(r.id.clone());
+                    (StepStatus::Failed, Some(e.message))
+                }
+            };
+            reports.push(StepReport {
+                resource: r.id.clone(),
+                action: r.action.as_str().into(),
+                status: status.as_str().into(),
+                error: error.clone(),
+                attempts,
+            });
+            outcomes.push((*id, status, error));
+        }
+        for ((r, dep), id) in skipped.iter().zip(&ids[runnable.len()..]) {
+            failed.insert(r.id.clone());
+            let why = format!("skipped: it depends on {dep}, which failed");
+            reports.push(StepReport {
+                resource: r.id.clone(),
+                action: r.action.as_str().into(),
+                status: "skipped".into(),
+                error: Some(why.clone()),
+                attempts: 0,
+            });
+            outcomes.push((*id, StepStatus::Skipped, Some(why)));
+        }
+        journal.record_outcomes(epoch, &outcomes)?;
+        Failpoint::hit(options.failpoint, "after-outcome");
+        let done: Vec<String> =
+            reports.iter().filter(|s| s.status == "done").map(|s| s.resource.clone()).collect();
+        journal.mark_corrected(epoch, run, &done)?;
+    }
+    Ok(reports)
+}
+
+fn apply_once(
+    env: &Env<'_>,
+    cx: &iade_provider::Context<'_>,
+    r: &PlannedResource,
+    retries: u32,
+) -> (Result<(), ProviderError>, u32) {
+    let Some(provider) = env.providers.get(&r.provider) else {
+        return (
+            Err(ProviderError::permanent(format!("no provider `{}` in this build of iade", r.provider))),
+            0,
+        );
+    };
+    let observed = r.observed.clone().unwrap_or(Observed::Absent);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = match r.action {
+            Action::Delete => provider.delete(&r.kind, &r.target, cx),
+            _ => provider.apply(&r.kind, &r.target, &observed, cx),
+        };
+        match result {
+            Err(e) if e.class == ErrorClass::Transient && attempt <= retries => {
+                // Exponential backoff with jitter, so retries from parallel steps spread out.
+                let base = 50u64 << attempt.min(6);
+                let jitter =
+                    (u64::from(std::process::id()) ^ (attempt as u64 * 7919) ^ (r.id.len() as u64 * 104_729))
+                        % base;
+                std::thread::sleep(Duration::from_millis(base + jitter));
+            }
+            other => return (other, attempt),
+        }
+    }
+}

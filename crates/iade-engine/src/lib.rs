@@ -1,0 +1,134 @@
+//! The engine: observe → diff → plan → correct, durably.
+//!
+//! It reconciles an [`IntentGraph`] against the environment through providers, journaling
+//! every correction. **Invariant:** the engine never depends on the compiler or the syntax;
+//! it works on an intent graph and a [`Program`] of controls, so it can be tested with an
+//! in-memory provider. **Invariant:** no plan is computed without observing the environment
+//! in the same run: [`plan`] always starts with a fresh observation, and nothing read from the
+//! journal stands in for one.
+
+mod compliance;
+mod converge;
+mod plan;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use iade_intent::{IntentGraph, Node, Program};
+use iade_provider::{Context, Provider, Secrets, Target};
+
+pub use compliance::{ComplianceReport, evaluate_controls};
+pub use converge::{
+    FAILPOINTS, Failpoint, Options as ConvergeOptions, ResumeReport, RunReport, StepReport, converge,
+};
+pub use plan::{Action, Plan, PlannedChange, PlannedResource, plan};
+
+/// The providers available to a run, by the provider type kinds bind to.
+#[derive(Clone, Default)]
+pub struct Providers {
+    by_name: BTreeMap<String, Arc<dyn Provider>>,
+}
+
+impl std::fmt::Debug for Providers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.by_name.keys()).finish()
+    }
+}
+
+impl Providers {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with(mut self, provider: Arc<dyn Provider>) -> Self {
+        self.by_name.insert(provider.name().to_string(), provider);
+        self
+    }
+
+    /// Serves `name` with `provider` (an in-memory provider standing in for `local`).
+    pub fn with_as(mut self, name: &str, provider: Arc<dyn Provider>) -> Self {
+        self.by_name.insert(name.to_string(), provider);
+        self
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.by_name.get(name)
+    }
+}
+
+/// What every run needs: providers, secrets, where the stack is, how wide to go.
+pub struct Env<'a> {
+    pub providers: &'a Providers,
+    pub secrets: &'a dyn Secrets,
+    pub stack_dir: PathBuf,
+    /// At most this many provider calls at once.
+    pub parallelism: usize,
+    pub cancelled: &'a AtomicBool,
+}
+
+impl std::fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Env")
+            .field("stack_dir", &self.stack_dir)
+            .field("parallelism", &self.parallelism)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Env<'_> {
+    pub(crate) fn context(&self) -> Context<'_> {
+        Context { secrets: self.secrets, stack_dir: &self.stack_dir, cancelled: self.cancelled }
+    }
+}
+
+/// The provider target of a graph node: identity and managed attributes.
+pub fn target(node: &Node) -> Target {
+    Target {
+        id: node.id.clone(),
+        kind: node.kind.clone(),
+        identity: node.identity.clone(),
+        intended: node.attrs.iter().map(|(k, a)| (k.clone(), a.value.clone())).collect(),
+    }
+}
+
+/// The program's kinds and the graph's node of a resource, as the run sees them.
+pub struct Stack<'a> {
+    pub graph: &'a IntentGraph,
+    pub program: &'a Program,
+}
+
+impl std::fmt::Debug for Stack<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack").field("resources", &self.graph.nodes.len()).finish_non_exhaustive()
+    }
+}
+
+/// Runs `f` over `items` on at most `width` threads, keeping the order of results.
+pub(crate) fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    width: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if items.is_empty() {
+        return Vec::new();
+    }
+    let width = width.clamp(1, items.len());
+    if width == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(width);
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            items.chunks(chunk).map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>())).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            match h.join() {
+                Ok(part) => out.extend(part),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}

@@ -1,0 +1,210 @@
+//! `exec`: a `check` command that says whether the system is right (exit 0) and an `apply`
+//! command that makes it right. Each runs through `sh -c` in a process group of its own, which
+//! is killed on timeout or when the run is cancelled.
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use iade_intent::Value;
+use iade_provider::{Change, Context, Fields, Observed, Provider, ProviderError, Target, reveal};
+
+/// How much of a command's output is kept (the end of it).
+const OUTPUT_TAIL: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct ExecProvider;
+
+impl ExecProvider {
+    pub fn new() -> Self {
+        ExecProvider
+    }
+}
+
+/// What one command run produced.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+fn tail(bytes: &[u8]) -> String {
+    let start = bytes.len().saturating_sub(OUTPUT_TAIL);
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
+/// Runs `sh -c command` in its own process group with `target`'s env, cwd and timeout.
+pub fn run(command: &str, target: &Target, cx: &Context<'_>) -> Result<Outcome, ProviderError> {
+    let timeout = match target.intended.get("timeout") {
+        Some(Value::Int(s)) if *s > 0 => Duration::from_secs(*s as u64),
+        _ => Duration::from_secs(300),
+    };
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let cwd = match target.intended.get("cwd") {
+        Some(v) => crate::resolve(cx.stack_dir, &reveal(v, cx.secrets)?),
+        None => cx.stack_dir.to_path_buf(),
+    };
+    if !cwd.is_dir() {
+        return Err(ProviderError::permanent(format!(
+            "working directory `{}` does not exist",
+            cwd.display()
+        )));
+    }
+    cmd.current_dir(&cwd);
+    if let Some(Value::Record(env)) = target.intended.get("env") {
+        for (k, v) in env.iter() {
+            cmd.env(k, reveal(v, cx.secrets)?);
+        }
+    }
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| ProviderError::io("cannot start /bin/sh", &e))?;
+    let pgid = rustix::process::Pid::from_child(&child);
+    let mut out_pipe = child.stdout.take();
+    let mut err_pipe = child.stderr.take();
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(p) = out_pipe.as_mut() {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(p) = err_pipe.as_mut() {
+            let _ = p.read_to_end(&mut buf);
+        }
+        buf
+    });
+    let kill_group = || {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => {
+                kill_group();
+                return Err(ProviderError::io("cannot wait for the command", &e));
+            }
+        }
+        if started.elapsed() > timeout {
+            kill_group();
+            let _ = child.wait();
+            return Err(ProviderError::transient(format!(
+                "`{}` timed out after {} s and was killed with its process group",
+                first_line(command),
+                timeout.as_secs()
+            )));
+        }
+        if cx.cancelled.load(Ordering::Relaxed) {
+            kill_group();
+            let _ = child.wait();
+            return Err(ProviderError::transient("cancelled: the command was killed with its process group"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // The command is done; anything it left running in its group goes with it.
+    kill_group();
+    let stdout = out_reader.join().map(|b| tail(&b)).unwrap_or_default();
+    let stderr = err_reader.join().map(|b| tail(&b)).unwrap_or_default();
+    Ok(Outcome { code: status.code().unwrap_or(-1), stdout, stderr, duration: started.elapsed() })
+}
+
+fn first_line(command: &str) -> &str {
+    command.lines().next().unwrap_or(command)
+}
+
+fn command(target: &Target, name: &str, cx: &Context<'_>) -> Result<String, ProviderError> {
+    match target.intended.get(name) {
+        Some(v) => reveal(v, cx.secrets),
+        None => Err(ProviderError::permanent(format!("`{}` has no `{name}` command", target.id))),
+    }
+}
+
+impl Provider for ExecProvider {
+    fn name(&self) -> &str {
+        "exec"
+    }
+
+    /// Runs each `check` (read-only by contract).
+    fn observe(
+        &self,
+        _kind: &str,
+        targets: &[&Target],
+        cx: &Context<'_>,
+    ) -> Vec<Result<Observed, ProviderError>> {
+        targets
+            .iter()
+            .map(|t| {
+                let check = command(t, "check", cx)?;
+                let o = run(&check, t, cx)?;
+                let mut f = Fields::new();
+                f.insert("exit_code".into(), Value::Int(i64::from(o.code)));
+                f.insert("stdout".into(), Value::str(o.stdout));
+                f.insert("stderr".into(), Value::str(o.stderr));
+                f.insert("duration_ms".into(), Value::Int(o.duration.as_millis() as i64));
+                Ok(Observed::Present(f))
+            })
+            .collect()
+    }
+
+    fn diff(&self, _kind: &str, _target: &Target, observed: &Observed, _cx: &Context<'_>) -> Vec<Change> {
+        match observed.field("exit_code") {
+            Some(Value::Int(0)) => Vec::new(),
+            code => vec![Change {
+                field: "check".into(),
+                observed: code.cloned(),
+                intended: Value::Int(0),
+                shown: Some((
+                    code.map(|c| format!("check exits {c}")),
+                    "check exits 0 (apply runs)".to_string(),
+                )),
+            }],
+        }
+    }
+
+    fn apply(
+        &self,
+        _kind: &str,
+        target: &Target,
+        _observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError> {
+        let apply = command(target, "apply", cx)?;
+        let o = run(&apply, target, cx)?;
+        if o.code != 0 {
+            return Err(ProviderError::permanent(format!(
+                "apply exited {}{}",
+                o.code,
+                if o.stderr.trim().is_empty() { String::new() } else { format!(": {}", o.stderr.trim()) }
+            )));
+        }
+        let check = command(target, "check", cx)?;
+        let c = run(&check, target, cx)?;
+        if c.code != 0 {
+            return Err(ProviderError::permanent(format!(
+                "check still exits {} after apply succeeded",
+                c.code
+            )));
+        }
+        Ok(())
+    }
+
+    fn delete(&self, _kind: &str, target: &Target, _cx: &Context<'_>) -> Result<(), ProviderError> {
+        Err(ProviderError::permanent(format!("`{}`: an exec cannot be deleted", target.id)))
+    }
+
+    fn discover(&self, _kind: &str, _under: &str, _cx: &Context<'_>) -> Result<Vec<Fields>, ProviderError> {
+        Ok(Vec::new())
+    }
+}

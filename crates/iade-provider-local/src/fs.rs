@@ -1,0 +1,464 @@
+//! `file`, `directory` and `symlink` on the local filesystem.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use iade_intent::Value;
+use iade_provider::{
+    Change, Context, Fields, Observed, Provider, ProviderError, Target, default_diff, reveal,
+};
+use sha2::{Digest, Sha256};
+
+use crate::target_path;
+use crate::users::Names;
+
+/// Files larger than this are not hashed during a compliance sweep.
+const SWEEP_HASH_LIMIT: u64 = 4 << 20;
+
+/// The marker in the names of temporary files, so leftovers can be found and removed.
+pub const TEMP_MARKER: &str = ".iade-tmp.";
+
+#[derive(Debug, Default)]
+pub struct LocalProvider {
+    names: OnceLock<Names>,
+    /// Serializes directory syncs per call site; cheap and keeps ordering obvious.
+    sync_lock: Mutex<()>,
+}
+
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl LocalProvider {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn names(&self) -> &Names {
+        self.names.get_or_init(Names::load)
+    }
+
+    fn metadata_fields(&self, meta: &fs::Metadata) -> Fields {
+        let mut f = Fields::new();
+        f.insert("ensure".into(), Value::Enum("present".into()));
+        f.insert("mode".into(), Value::Mode(i64::from(meta.permissions().mode() & 0o7777)));
+        f.insert("owner".into(), Value::str(self.names().user(meta.uid())));
+        f.insert("group".into(), Value::str(self.names().group(meta.gid())));
+        f
+    }
+
+    fn observe_one(&self, kind: &str, path: &Path, hash: bool) -> Result<Observed, ProviderError> {
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Observed::Absent),
+            Err(e) => return Err(ProviderError::io(format!("cannot observe `{}`", path.display()), &e)),
+        };
+        let ft = meta.file_type();
+        let found = if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_dir() {
+            "directory"
+        } else if ft.is_file() {
+            "file"
+        } else {
+            "special file"
+        };
+        if found != kind {
+            return Err(ProviderError::permanent(format!(
+                "`{}` is a {found}, not a {kind}; iade will not replace it",
+                path.display()
+            )));
+        }
+        match kind {
+            "symlink" => {
+                let target = fs::read_link(path)
+                    .map_err(|e| ProviderError::io(format!("cannot read link `{}`", path.display()), &e))?;
+                let mut f = Fields::new();
+                f.insert("ensure".into(), Value::Enum("present".into()));
+                f.insert("target".into(), Value::str(target.to_string_lossy().as_ref()));
+                Ok(Observed::Present(f))
+            }
+            "directory" => Ok(Observed::Present(self.metadata_fields(&meta))),
+            _ => {
+                let mut f = self.metadata_fields(&meta);
+                f.insert("size".into(), Value::Int(meta.size() as i64));
+                f.insert("mtime".into(), Value::Int(meta.mtime()));
+                if hash {
+                    f.insert("sha256".into(), Value::str(hash_file(path)?));
+                }
+                Ok(Observed::Present(f))
+            }
+        }
+    }
+
+    fn chown(&self, path: &Path, target: &Target) -> Result<(), ProviderError> {
+        let uid = match target.intended.get("owner") {
+            Some(Value::Str(name)) => Some(
+                self.names()
+                    .uid(name)
+                    .ok_or_else(|| ProviderError::permanent(format!("no user `{name}` on this host")))?,
+            ),
+            _ => None,
+        };
+        let gid = match target.intended.get("group") {
+            Some(Value::Str(name)) => Some(
+                self.names()
+                    .gid(name)
+                    .ok_or_else(|| ProviderError::permanent(format!("no group `{name}` on this host")))?,
+            ),
+            _ => None,
+        };
+        if uid.is_some() || gid.is_some() {
+            std::os::unix::fs::lchown(path, uid, gid).map_err(|e| {
+                ProviderError::io(format!("cannot change the owner of `{}`", path.display()), &e)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self, path: &Path) -> Result<(), ProviderError> {
+        let _guard = self.sync_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| ProviderError::io(format!("cannot sync directory `{}`", dir.display()), &e))
+    }
+
+    fn apply_file(
+        &self,
+        path: &Path,
+        target: &Target,
+        observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError> {
+        let mode = intended_mode(target);
+        let content = match target.intended.get("content") {
+            Some(v) => Some(reveal(v, cx.secrets)?),
+            None => None,
+        };
+        let rewrite = match (&content, observed) {
+            (Some(c), Observed::Present(f)) => {
+                f.get("sha256").and_then(|v| v.as_text()) != Some(sha256_hex(c.as_bytes()))
+            }
+            (_, Observed::Absent) => true,
+            (None, Observed::Present(_)) => false,
+        };
+        if rewrite {
+            // A new file without a managed mode gets the usual 0o644; an existing one keeps its.
+            let mode = mode.or_else(|| observed.field("mode").and_then(as_mode)).unwrap_or(0o644);
+            write_atomic(path, content.as_deref().unwrap_or("").as_bytes(), mode, |tmp| {
+                self.chown(tmp, target)
+            })?;
+            return self.sync_dir(path);
+        }
+        if let Some(mode) = mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
+                ProviderError::io(format!("cannot change the mode of `{}`", path.display()), &e)
+            })?;
+        }
+        self.chown(path, target)?;
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| ProviderError::io(format!("cannot sync `{}`", path.display()), &e))
+    }
+}
+
+fn as_mode(v: &Value) -> Option<u32> {
+    match v {
+        Value::Mode(m) | Value::Int(m) => u32::try_from(*m).ok(),
+        _ => None,
+    }
+}
+
+fn intended_mode(target: &Target) -> Option<u32> {
+    target.intended.get("mode").and_then(as_mode)
+}
+
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn hash_file(path: &Path) -> Result<String, ProviderError> {
+    let mut f =
+        File::open(path).map_err(|e| ProviderError::io(format!("cannot read `{}`", path.display()), &e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| ProviderError::io(format!("cannot read `{}`", path.display()), &e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let mut out = String::with_capacity(64);
+    for b in h.finalize() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, created with `mode` before
+/// the first byte (then set exactly, whatever the umask), prepared by `prepare` (ownership),
+/// synced, and renamed over `path`. On failure the temporary file is removed.
+pub fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    prepare: impl FnOnce(&Path) -> Result<(), ProviderError>,
+) -> Result<(), ProviderError> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !dir.is_dir() {
+        return Err(ProviderError::permanent(format!("directory `{}` does not exist", dir.display())));
+    }
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}{TEMP_MARKER}{}.{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(|e| ProviderError::io(format!("cannot create `{}`", tmp.display()), &e))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| ProviderError::io(format!("cannot set the mode of `{}`", tmp.display()), &e))?;
+        prepare(&tmp)?;
+        f.write_all(bytes).map_err(|e| ProviderError::io(format!("cannot write `{}`", tmp.display()), &e))?;
+        f.sync_all().map_err(|e| ProviderError::io(format!("cannot sync `{}`", tmp.display()), &e))?;
+        fs::rename(&tmp, path)
+            .map_err(|e| ProviderError::io(format!("cannot replace `{}`", path.display()), &e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Temporary files an interrupted write left beside `path`.
+pub fn leftovers(path: &Path) -> Vec<PathBuf> {
+    let Some(dir) = path.parent() else { return Vec::new() };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let prefix = format!(".{name}{TEMP_MARKER}");
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+impl Provider for LocalProvider {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    fn observe(
+        &self,
+        kind: &str,
+        targets: &[&Target],
+        cx: &Context<'_>,
+    ) -> Vec<Result<Observed, ProviderError>> {
+        targets
+            .iter()
+            .map(|t| {
+                let path = target_path(t, cx.stack_dir)
+                    .ok_or_else(|| ProviderError::permanent(format!("`{}` has no path", t.id)))?;
+                self.observe_one(kind, &path, t.intended.contains_key("content"))
+            })
+            .collect()
+    }
+
+    fn diff(&self, kind: &str, target: &Target, observed: &Observed, cx: &Context<'_>) -> Vec<Change> {
+        let present = |o: &Observed| matches!(o, Observed::Present(_));
+        if !target.wants_present() {
+            return if present(observed) {
+                vec![Change {
+                    field: "ensure".into(),
+                    observed: Some(Value::Enum("present".into())),
+                    intended: Value::Enum("absent".into()),
+                    shown: None,
+                }]
+            } else {
+                Vec::new()
+            };
+        }
+        let mut changes = Vec::new();
+        if kind == "file"
+            && let Some(intended) = target.intended.get("content")
+        {
+            let observed_hash = observed.field("sha256").and_then(Value::as_text);
+            match reveal(intended, cx.secrets) {
+                Ok(text) => {
+                    let hash = sha256_hex(text.as_bytes());
+                    if observed_hash.as_deref() != Some(hash.as_str()) {
+                        let before = match (&observed_hash, observed.field("size")) {
+                            (Some(old), Some(size)) => {
+                                Some(format!("{size} bytes, sha256 {}…", &old[..old.len().min(12)]))
+                            }
+                            _ => None,
+                        };
+                        changes.push(Change {
+                            field: "content".into(),
+                            observed: None,
+                            intended: intended.clone(),
+                            shown: Some((before, format!("{} bytes, sha256 {}…", text.len(), &hash[..12]))),
+                        });
+                    }
+                }
+                Err(e) => changes.push(Change {
+                    field: "content".into(),
+                    observed: None,
+                    intended: intended.clone(),
+                    shown: Some((None, format!("(cannot be compared: {e})"))),
+                }),
+            }
+        }
+        let mut rest = target.clone();
+        rest.intended.remove("content");
+        changes.extend(default_diff(&rest, observed));
+        changes
+    }
+
+    fn apply(
+        &self,
+        kind: &str,
+        target: &Target,
+        observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError> {
+        let path = target_path(target, cx.stack_dir)
+            .ok_or_else(|| ProviderError::permanent(format!("`{}` has no path", target.id)))?;
+        if !target.wants_present() {
+            return self.delete(kind, target, cx);
+        }
+        match kind {
+            "file" => self.apply_file(&path, target, observed, cx),
+            "directory" => {
+                if matches!(observed, Observed::Absent) {
+                    let mode = intended_mode(target).unwrap_or(0o755);
+                    fs::DirBuilder::new()
+                        .mode(mode)
+                        .create(&path)
+                        .map_err(|e| ProviderError::io(format!("cannot create `{}`", path.display()), &e))?;
+                    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| {
+                        ProviderError::io(format!("cannot set the mode of `{}`", path.display()), &e)
+                    })?;
+                } else if let Some(mode) = intended_mode(target) {
+                    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| {
+                        ProviderError::io(format!("cannot set the mode of `{}`", path.display()), &e)
+                    })?;
+                }
+                self.chown(&path, target)?;
+                self.sync_dir(&path)
+            }
+            "symlink" => {
+                let to = match target.intended.get("target") {
+                    Some(v) => reveal(v, cx.secrets)?,
+                    None => return Err(ProviderError::permanent(format!("`{}` has no target", target.id))),
+                };
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let tmp = dir.join(format!(
+                    ".{name}{TEMP_MARKER}{}.{}",
+                    std::process::id(),
+                    TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::os::unix::fs::symlink(&to, &tmp)
+                    .map_err(|e| ProviderError::io(format!("cannot create link `{}`", tmp.display()), &e))?;
+                if let Err(e) = fs::rename(&tmp, &path) {
+                    let _ = fs::remove_file(&tmp);
+                    return Err(ProviderError::io(format!("cannot replace `{}`", path.display()), &e));
+                }
+                self.sync_dir(&path)
+            }
+            other => Err(ProviderError::permanent(format!("the local provider has no kind `{other}`"))),
+        }
+    }
+
+    fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
+        let path = target_path(target, cx.stack_dir)
+            .ok_or_else(|| ProviderError::permanent(format!("`{}` has no path", target.id)))?;
+        let result = match kind {
+            "directory" => fs::remove_dir(&path),
+            _ => fs::remove_file(&path),
+        };
+        match result {
+            Ok(()) => self.sync_dir(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(ProviderError::permanent(
+                format!("directory `{}` is not empty; iade removes only empty directories", path.display()),
+            )),
+            Err(e) => Err(ProviderError::io(format!("cannot remove `{}`", path.display()), &e)),
+        }
+    }
+
+    fn discover(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Fields>, ProviderError> {
+        let root = crate::resolve(cx.stack_dir, under);
+        let mut out = Vec::new();
+        let mut stack = vec![root.clone()];
+        let mut seen = 0usize;
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == root => return Ok(Vec::new()),
+                Err(e) => return Err(ProviderError::io(format!("cannot list `{}`", dir.display()), &e)),
+            };
+            let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                seen += 1;
+                if seen > 1_000_000 || cx.cancelled.load(Ordering::Relaxed) {
+                    return Err(ProviderError::transient(format!(
+                        "sweep of `{}` stopped early",
+                        root.display()
+                    )));
+                }
+                let path = entry.path();
+                let Ok(ft) = entry.file_type() else { continue };
+                if ft.is_dir() {
+                    stack.push(path.clone());
+                }
+                let matches = match kind {
+                    "file" => ft.is_file(),
+                    "directory" => ft.is_dir(),
+                    "symlink" => ft.is_symlink(),
+                    _ => false,
+                };
+                if !matches || entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
+                    continue;
+                }
+                let small = entry.metadata().map(|m| m.len() <= SWEEP_HASH_LIMIT).unwrap_or(false);
+                if let Ok(Observed::Present(mut fields)) =
+                    self.observe_one(kind, &path, kind == "file" && small)
+                {
+                    fields.insert("path".into(), Value::str(path.to_string_lossy().as_ref()));
+                    out.push(fields);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn cleanup(&self, _kind: &str, target: &Target, cx: &Context<'_>) -> Result<usize, ProviderError> {
+        let Some(path) = target_path(target, cx.stack_dir) else { return Ok(0) };
+        let mut removed = 0;
+        for tmp in leftovers(&path) {
+            fs::remove_file(&tmp)
+                .map_err(|e| ProviderError::io(format!("cannot remove `{}`", tmp.display()), &e))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,40 @@
+//! The built-in local providers: `local` (file, directory, symlink) and `exec` (a check/apply
+//! command pair).
+//!
+//! **Invariant:** file content is written atomically — a temporary file in the same directory,
+//! created with the intended mode before any byte is written, synced, then renamed over the
+//! target, and the directory synced — so a crash at any instant leaves either the old file or
+//! the new one, and at worst a temporary file that [`Provider::cleanup`] removes.
+
+mod exec;
+mod fs;
+mod users;
+
+pub use exec::ExecProvider;
+pub use fs::{LocalProvider, TEMP_MARKER};
+
+use std::path::{Path, PathBuf};
+
+use iade_provider::Target;
+
+/// A target's path, made absolute against the stack directory.
+pub(crate) fn resolve(stack_dir: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    let joined = if p.is_absolute() { p.to_path_buf() } else { stack_dir.join(p) };
+    // Lexically, so `./out/../x` and `out/x` name one path in messages and comparisons.
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+pub(crate) fn target_path(target: &Target, stack_dir: &Path) -> Option<PathBuf> {
+    target.identity_str("path").map(|p| resolve(stack_dir, p))
+}

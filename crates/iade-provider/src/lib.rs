@@ -1,0 +1,212 @@
+//! The provider contract: how the engine observes, changes and discovers objects in the
+//! environment, one kind family per provider. Also an in-memory provider for engine tests.
+//!
+//! A provider never decides *whether* to change something: the engine diffs intent against a
+//! fresh observation and asks for exactly the changes it journaled. Errors say whether trying
+//! again may help ([`ErrorClass::Transient`]) or not.
+
+mod memory;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use iade_intent::Value;
+use iade_intent::eval::values_equal;
+
+pub use memory::MemoryProvider;
+
+/// A field name to value map, in a defined order.
+pub type Fields = BTreeMap<String, Value>;
+
+/// What an observation found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    Absent,
+    Present(Fields),
+}
+
+impl Observed {
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        match self {
+            Observed::Present(f) => f.get(name),
+            Observed::Absent => None,
+        }
+    }
+}
+
+/// One managed object: its resource id, kind, identity and intended (managed) attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub id: String,
+    pub kind: String,
+    pub identity: Fields,
+    /// Managed attributes, identity included.
+    pub intended: Fields,
+}
+
+impl Target {
+    /// Whether the intent is that the object exists (`ensure` other than `absent`).
+    pub fn wants_present(&self) -> bool {
+        !matches!(self.intended.get("ensure"), Some(Value::Enum(e)) if e.as_ref() == "absent")
+    }
+
+    /// An identity field as text (a file's path), if it is a plain string.
+    pub fn identity_str(&self, name: &str) -> Option<&str> {
+        match self.identity.get(name) {
+            Some(Value::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Trying again may succeed (a busy resource, a timeout, a lost connection).
+    Transient,
+    /// Trying again will fail the same way until something changes.
+    Permanent,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+impl ProviderError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        ProviderError { class: ErrorClass::Transient, message: message.into() }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ProviderError { class: ErrorClass::Permanent, message: message.into() }
+    }
+
+    /// Classifies an I/O error: interruptions and timeouts are transient, the rest permanent.
+    pub fn io(what: impl std::fmt::Display, e: &std::io::Error) -> Self {
+        use std::io::ErrorKind::*;
+        let class = match e.kind() {
+            Interrupted | TimedOut | WouldBlock | ResourceBusy | StorageFull => ErrorClass::Transient,
+            _ => ErrorClass::Permanent,
+        };
+        ProviderError { class, message: format!("{what}: {e}") }
+    }
+}
+
+/// One attribute that differs: what was observed and what is intended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub field: String,
+    /// `None` when the object is absent or the field could not be observed.
+    pub observed: Option<Value>,
+    pub intended: Value,
+    /// How to show the two sides when the values themselves are not shown (file contents:
+    /// size and digest; an exec: its exit code): `(observed, intended)`.
+    pub shown: Option<(Option<String>, String)>,
+}
+
+/// Resolves secrets, only ever inside a provider call.
+pub trait Secrets: Send + Sync {
+    fn resolve(&self, name: &str) -> Result<String, ProviderError>;
+}
+
+/// The text a value stands for, with secrets resolved: for a provider that writes it out.
+pub fn reveal(value: &Value, secrets: &dyn Secrets) -> Result<String, ProviderError> {
+    match value {
+        Value::Secret(s) => {
+            let mut out = String::new();
+            for part in &s.parts {
+                match part {
+                    iade_intent::SecretPart::Text(t) => out.push_str(t),
+                    iade_intent::SecretPart::Named(n) => out.push_str(&secrets.resolve(n)?),
+                }
+            }
+            Ok(out)
+        }
+        Value::Unknown(u) => Err(ProviderError::permanent(format!("a value is not known: {}", u.reason))),
+        other => other
+            .as_text()
+            .ok_or_else(|| ProviderError::permanent(format!("{} has no text form", other.type_name()))),
+    }
+}
+
+/// What a provider call may use besides its arguments.
+pub struct Context<'a> {
+    pub secrets: &'a dyn Secrets,
+    /// Relative paths in intent are relative to the stack directory.
+    pub stack_dir: &'a Path,
+    /// Set when the run is being cancelled: long operations should stop.
+    pub cancelled: &'a std::sync::atomic::AtomicBool,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context").field("stack_dir", &self.stack_dir).finish_non_exhaustive()
+    }
+}
+
+/// A family of kinds the engine can observe and change.
+pub trait Provider: Send + Sync {
+    /// The provider type kinds bind to (`local`, `exec`).
+    fn name(&self) -> &str;
+
+    /// Observes many objects of one kind in one call, one result per target, in order.
+    fn observe(
+        &self,
+        kind: &str,
+        targets: &[&Target],
+        cx: &Context<'_>,
+    ) -> Vec<Result<Observed, ProviderError>>;
+
+    /// The managed attributes that differ. The default compares every intended field but
+    /// the identity and `ensure`.
+    fn diff(&self, _kind: &str, target: &Target, observed: &Observed, _cx: &Context<'_>) -> Vec<Change> {
+        default_diff(target, observed)
+    }
+
+    /// Makes the object match the intent (creating it if absent). Must be safe to repeat.
+    fn apply(
+        &self,
+        kind: &str,
+        target: &Target,
+        observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError>;
+
+    /// Removes the object. Must be safe to repeat.
+    fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError>;
+
+    /// Objects of a kind under a path, managed or not, with their observed fields (identity
+    /// fields included), for compliance sweeps.
+    fn discover(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Fields>, ProviderError>;
+
+    /// Removes what an interrupted `apply` may have left behind (temporary files).
+    fn cleanup(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Result<usize, ProviderError> {
+        Ok(0)
+    }
+}
+
+/// Compares each intended field (but identity and `ensure`) with its observed value.
+pub fn default_diff(target: &Target, observed: &Observed) -> Vec<Change> {
+    let mut out = Vec::new();
+    for (field, intended) in &target.intended {
+        if field == "ensure" || target.identity.contains_key(field) {
+            continue;
+        }
+        let seen = observed.field(field);
+        let same = match (seen, intended) {
+            (Some(o), i) => values_equal(o, i),
+            (None, _) => false,
+        };
+        if !same {
+            out.push(Change {
+                field: field.clone(),
+                observed: seen.cloned(),
+                intended: intended.clone(),
+                shown: None,
+            });
+        }
+    }
+    out
+}
