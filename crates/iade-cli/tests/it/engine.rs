@@ -1,0 +1,413 @@
+//! The engine end to end, through the binary, on real files in temporary directories: cold
+//! converge, no-op, drift repair, detect-only, crashes at every protocol point and `kill -9`
+//! at random instants, concurrent engines, watch mode and secrets.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn iade_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_iade")
+}
+
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(iade_bin());
+    cmd.args(args).current_dir(dir).env_remove("IADE_FAILPOINT");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("iade runs")
+}
+
+fn code(o: &Output) -> Option<i32> {
+    o.status.code()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn stack(name: &str, source: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("iade-engine-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    std::fs::write(d.join("main.iade"), source).expect("write source");
+    d
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("exists").permissions().mode() & 0o7777
+}
+
+/// Every temporary file a write may leave behind.
+fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if e.file_name().to_string_lossy().contains(".iade-tmp.") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The journal is consistent: SQLite's integrity check passes, no step is left started, and
+/// no run is left running.
+fn assert_journal_consistent(dir: &Path) {
+    let j = iade_journal::Journal::open(&dir.join(".iade/journal.db")).expect("journal opens");
+    assert!(j.integrity_check().expect("integrity check runs"), "integrity check failed");
+    let steps = j.all_steps().expect("steps");
+    let started: Vec<_> = steps.iter().filter(|s| s.status == iade_journal::StepStatus::Started).collect();
+    assert!(started.is_empty(), "steps left started: {started:?}");
+    let running: Vec<_> = j.runs(1000).expect("runs").into_iter().filter(|r| r.status == "running").collect();
+    assert!(running.is_empty(), "runs left running: {running:?}");
+}
+
+const FILES: &str = r#"use std.fs.{file, directory}
+use std.exec.{exec}
+
+param gen: int = 0
+
+directory root {
+  path = "./tree"
+  mode = 0o755
+}
+
+directory sub {
+  path = "${root.path}/sub"
+  mode = 0o750
+}
+
+file a {
+  path = "${root.path}/a.txt"
+  content = "a ${gen}\n"
+  mode = 0o644
+}
+
+file b {
+  path = "${sub.path}/b.txt"
+  content = "b ${gen}\n"
+  mode = 0o600
+}
+
+exec marker {
+  name = "marker"
+  check = "test -f tree/marker-${gen}"
+  apply = "echo ran >> tree/apply-count-${gen}; touch tree/marker-${gen}"
+  after = [directory.root]
+}
+
+rule not_world_writable(f: file) =
+  f.mode & 0o002 == 0 else "${f.path} is world-writable (mode ${f.mode})"
+
+control tree_files {
+  title = "No world-writable files in the tree"
+  severity = high
+  for f in observe(file, under = "./tree") {
+    require not_world_writable(f)
+  }
+}
+"#;
+
+#[test]
+fn converge_creates_then_changes_nothing_then_repairs_drift() {
+    let dir = stack("basic", FILES);
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(!dir.join("tree").exists(), "plan changed something");
+
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("tree/a.txt")).expect("a"), "a 0\n");
+    assert_eq!(mode(&dir.join("tree/sub/b.txt")), 0o600);
+    assert_eq!(mode(&dir.join("tree/sub")), 0o750);
+    assert_eq!(std::fs::read_to_string(dir.join("tree/apply-count-0")).expect("count"), "ran\n");
+
+    // A second converge observes everything and changes nothing: one run, no steps.
+    let o = run(&dir, &["converge", "--format", "json"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["run"]["steps"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(std::fs::read_to_string(dir.join("tree/apply-count-0")).expect("count"), "ran\n");
+
+    // Drift: content edited, mode changed, file deleted.
+    std::fs::write(dir.join("tree/a.txt"), "edited\n").expect("edit");
+    std::fs::set_permissions(dir.join("tree/sub/b.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod");
+    let o = run(&dir, &["converge", "--detect-only"], &[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("the intent is compliant: reality drifted from it"), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("tree/a.txt")).expect("a"),
+        "edited\n",
+        "detect-only changed a file"
+    );
+    std::fs::remove_file(dir.join("tree/sub/b.txt")).expect("rm");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("tree/a.txt")).expect("a"), "a 0\n");
+    assert_eq!(std::fs::read_to_string(dir.join("tree/sub/b.txt")).expect("b"), "b 0\n");
+    assert_eq!(mode(&dir.join("tree/sub/b.txt")), 0o600);
+
+    // The history has the drift, when it was found and when it was corrected.
+    let o = run(&dir, &["history", "--format", "json", "--resource", "file.a"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let h: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let drift: Vec<serde_json::Value> = h["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .flat_map(|r| r["drift"].as_array().cloned().unwrap_or_default())
+        .collect();
+    assert!(drift.iter().any(|d| d["field"] == "content" && d["corrected_ms"].is_i64()), "{h}");
+
+    // An unmanaged world-writable file fails the control: exit 4.
+    std::fs::write(dir.join("tree/stray.txt"), "x").expect("stray");
+    std::fs::set_permissions(dir.join("tree/stray.txt"), std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(4), "{}", text(&o));
+    let o = run(&dir, &["converge", "--format", "sarif"], &[]);
+    let sarif: serde_json::Value = serde_json::from_slice(&o.stdout).expect("sarif json");
+    assert_eq!(sarif["version"], "2.1.0");
+    assert_eq!(sarif["runs"][0]["results"][0]["ruleId"], "tree_files");
+    assert_eq!(
+        sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "main.iade"
+    );
+    assert_journal_consistent(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// After a converge with `gen`, the tree equals intent: plan finds nothing, no temp file
+/// remains, the journal is consistent, and the guarded exec applied exactly once.
+fn assert_converged(dir: &Path, generation: u32) {
+    let g = format!("gen={generation}");
+    let o = run(dir, &["plan", "--param", &g], &[]);
+    assert_eq!(
+        code(&o),
+        Some(0),
+        "after generation {generation}, the tree differs from intent:\n{}",
+        text(&o)
+    );
+    assert!(temp_files(dir).is_empty(), "temp files left: {:?}", temp_files(dir));
+    assert_journal_consistent(dir);
+    let count = std::fs::read_to_string(dir.join(format!("tree/apply-count-{generation}")))
+        .expect("the exec applied");
+    assert_eq!(count, "ran\n", "the guarded exec applied more than once for generation {generation}");
+}
+
+#[test]
+fn a_crash_at_every_protocol_point_is_resumed_to_the_intent() {
+    let dir = stack("failpoints", FILES);
+    let mut generation = 0;
+    for point in ["before-intent", "after-intent", "after-effect", "after-outcome"] {
+        for nth in ["1", "2"] {
+            generation += 1;
+            let g = format!("gen={generation}");
+            let fp = format!("{point}:{nth}");
+            let o = run(&dir, &["converge", "--param", &g], &[("IADE_FAILPOINT", &fp)]);
+            assert_eq!(code(&o), None, "{fp}: expected an abrupt stop:\n{}", text(&o));
+            assert!(text(&o).contains("failpoint"), "{fp}: {}", text(&o));
+            let o = run(&dir, &["converge", "--param", &g], &[]);
+            assert_eq!(code(&o), Some(0), "{fp}: resume failed:\n{}", text(&o));
+            if point != "before-intent" && nth == "1" {
+                assert!(text(&o).contains("resumed after an interrupted run"), "{fp}: {}", text(&o));
+            }
+            assert_converged(&dir, generation);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn many_files(n: usize) -> String {
+    let mut s = String::from("use std.fs.{file, directory}\nuse std.exec.{exec}\n\nparam gen: int = 0\n\n");
+    for d in 0..10 {
+        s.push_str(&format!(
+            "directory d{d} {{\n  path = \"./tree/d{d}\"\n  mode = 0o755\n  after = [directory.root]\n}}\n\n"
+        ));
+    }
+    s.push_str("directory root {\n  path = \"./tree\"\n  mode = 0o755\n}\n\n");
+    for i in 0..n {
+        let d = i % 10;
+        s.push_str(&format!(
+            "file f{i} {{\n  path = \"${{d{d}.path}}/f{i}.txt\"\n  content = \"file {i} of generation ${{gen}}: {}\\n\"\n  mode = 0o644\n}}\n\n",
+            "x".repeat(40)
+        ));
+    }
+    s.push_str("exec marker {\n  name = \"marker\"\n  check = \"test -f tree/marker-${gen}\"\n  apply = \"echo ran >> tree/apply-count-${gen}; touch tree/marker-${gen}\"\n  after = [directory.root]\n}\n");
+    s
+}
+
+#[test]
+fn kill_9_at_random_instants_during_a_500_file_converge_never_loses_the_way() {
+    let dir = stack("kill9", &many_files(500));
+    // A first full converge gives the time one run takes, to aim the kills inside it.
+    let t = Instant::now();
+    let o = run(&dir, &["converge", "--param", "gen=0"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let span = t.elapsed().as_millis().max(20) as u64;
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    let mut killed_mid_run = 0;
+    for generation in 1..=20u32 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(seed % span);
+        let g = format!("gen={generation}");
+        let mut child = Command::new(iade_bin())
+            .args(["converge", "--param", &g])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawns");
+        std::thread::sleep(delay);
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::KILL,
+        );
+        let status = child.wait().expect("waits");
+        if status.code().is_none() {
+            killed_mid_run += 1;
+        }
+        let o = run(&dir, &["converge", "--param", &g], &[]);
+        assert_eq!(
+            code(&o),
+            Some(0),
+            "generation {generation} (killed after {delay:?}): resume failed:\n{}",
+            text(&o)
+        );
+        assert_converged(&dir, generation);
+    }
+    assert!(killed_mid_run >= 10, "only {killed_mid_run} of 20 kills landed inside a run");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_second_engine_exits_3_naming_the_holder_or_waits() {
+    let src = "use std.exec.{exec}\n\nexec slow {\n  name = \"slow\"\n  check = \"test -f done\"\n  apply = \"sleep 1; touch done\"\n}\n";
+    let dir = stack("lease", src);
+    let first = Command::new(iade_bin())
+        .args(["converge"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    // Wait until the first engine holds the lease (its journal exists and the exec started).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join(".iade/journal.db").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("another engine holds this stack's lease: pid"), "{}", text(&o));
+    // `plan` needs no lease.
+    let o = run(&dir, &["plan"], &[]);
+    assert!(matches!(code(&o), Some(0) | Some(2)), "{}", text(&o));
+    let o = run(&dir, &["converge", "--wait"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let out = first.wait_with_output().expect("first finishes");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_journal_consistent(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn watch_corrects_an_outside_edit_promptly_and_a_one_shot_converge_asks_it_for_a_pass() {
+    let src = "use std.fs.{file}\n\nfile watched {\n  path = \"./watched.txt\"\n  content = \"managed\\n\"\n  mode = 0o644\n}\n";
+    let dir = stack("watch", src);
+    let mut child = Command::new(iade_bin())
+        .args(["converge", "--watch", "--interval", "60s"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let target = dir.join("watched.txt");
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for("the first pass", &|| std::fs::read_to_string(&target).is_ok_and(|t| t == "managed\n"));
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&target, "edited from outside\n").expect("edit");
+    let edited = Instant::now();
+    wait_for("the correction", &|| std::fs::read_to_string(&target).is_ok_and(|t| t == "managed\n"));
+    let latency = edited.elapsed();
+    assert!(latency < Duration::from_secs(5), "correction took {latency:?}");
+
+    // A one-shot converge does not fail: the watching engine runs a pass for it.
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("asking it for a pass"), "{}", text(&o));
+
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
+    let status = child.wait().expect("stops");
+    assert_eq!(status.code(), Some(0));
+    let j = iade_journal::Journal::open(&dir.join(".iade/journal.db")).expect("journal");
+    let drift = j.drift(None, Some("file.watched")).expect("drift");
+    assert!(drift.iter().any(|d| d.field == "content" && d.corrected_ms.is_some()), "{drift:?}");
+    assert!(j.holder().expect("holder").is_none(), "the lease was not released");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_secret_reaches_the_file_and_nothing_else() {
+    let src = r#"use std.fs.{file}
+
+let token = secret("API_TOKEN")
+
+file creds {
+  path = "./creds.env"
+  content = "TOKEN=${token}\n"
+  mode = 0o600
+}
+"#;
+    let dir = stack("secret", src);
+    let secret = "hunter2-s3cr3t-value";
+    let env = [("IADE_SECRET_API_TOKEN", secret)];
+    let mut outputs = String::new();
+    for args in [
+        &["plan"][..],
+        &["converge"],
+        &["converge", "--format", "json"],
+        &["history", "--format", "json"],
+        &["graph", "--format", "json"],
+    ] {
+        let o = run(&dir, args, &env);
+        outputs.push_str(&text(&o));
+    }
+    std::fs::write(dir.join("creds.env"), "TOKEN=old\n").expect("drift");
+    for args in [&["plan", "--format", "json"][..], &["converge"], &["history"]] {
+        outputs.push_str(&text(&run(&dir, args, &env)));
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("creds.env")).expect("written"), format!("TOKEN={secret}\n"));
+    assert!(!outputs.contains(secret), "a secret was printed:\n{outputs}");
+    for name in ["journal.db", "journal.db-wal", "journal.db-shm"] {
+        if let Ok(bytes) = std::fs::read(dir.join(".iade").join(name)) {
+            let hay = String::from_utf8_lossy(&bytes);
+            assert!(!hay.contains(secret), "{name} holds the secret");
+        }
+    }
+    // Without the secret, the step fails clearly instead of writing something else.
+    std::fs::remove_file(dir.join("creds.env")).expect("rm");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("IADE_SECRET_API_TOKEN"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
