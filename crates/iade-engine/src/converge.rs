@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use iade_journal::{Drift, Journal, JournalError, StepIntent, StepStatus};
 use iade_provider::{ErrorClass, Observed, ProviderError};
@@ -72,9 +72,20 @@ pub struct ResumeReport {
     pub temp_files_removed: usize,
 }
 
+/// Where a run's time went, in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub observe_ms: f64,
+    pub apply_ms: f64,
+    /// Time spent committing to the journal (intents, outcomes, drift, findings, the run).
+    pub journal_ms: f64,
+    pub controls_ms: f64,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
     pub run: i64,
+    pub timings: Timings,
     pub resume: ResumeReport,
     pub plan: Plan,
     pub steps: Vec<StepReport>,
@@ -169,9 +180,15 @@ pub fn converge(
     epoch: i64,
     options: &Options<'_>,
 ) -> Result<RunReport, JournalError> {
+    let mut timings = Timings::default();
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     let resume = resume(stack, env, journal, epoch)?;
+    let t = Instant::now();
     let run = journal.begin_run(epoch, if options.only.is_some() { "event" } else { "converge" })?;
+    timings.journal_ms += ms(t);
+    let t = Instant::now();
     let mut current = plan(stack, env, options.only);
+    timings.observe_ms += ms(t);
     let drift: Vec<Drift> = current
         .pending()
         .flat_map(|r| {
@@ -184,23 +201,32 @@ pub fn converge(
         })
         .collect();
     if !drift.is_empty() {
+        let t = Instant::now();
         journal.record_drift(epoch, run, &drift)?;
+        timings.journal_ms += ms(t);
     }
-    let steps = execute(stack, env, journal, epoch, run, &current, options)?;
+    let steps = execute(stack, env, journal, epoch, run, &current, options, &mut timings)?;
 
     // What changed is observed again, so controls judge the environment as it now is.
     let changed: BTreeSet<String> =
         steps.iter().filter(|s| s.status == "done").map(|s| s.resource.clone()).collect();
     if !changed.is_empty() {
+        let t = Instant::now();
         let again = plan(stack, env, Some(&changed));
+        timings.observe_ms += ms(t);
         for r in again.resources {
             if let Some(slot) = current.resources.iter_mut().find(|x| x.id == r.id) {
                 slot.observed = r.observed.clone();
             }
         }
     }
+    let t = Instant::now();
     let compliance = evaluate_controls(stack, env, &current);
-    journal.record_findings(epoch, run, &compliance.recorded())?;
+    timings.controls_ms += ms(t);
+    let t = Instant::now();
+    if !compliance.findings.is_empty() {
+        journal.record_findings(epoch, run, &compliance.recorded())?;
+    }
     let failed = steps.iter().filter(|s| s.status == "failed").count();
     let summary = serde_json::json!({
         "resources": current.resources.len(),
@@ -214,7 +240,8 @@ pub fn converge(
     });
     let status = if failed > 0 || current.errors().next().is_some() { "failed" } else { "done" };
     journal.finish_run(epoch, run, status, &summary)?;
-    Ok(RunReport { run, resume, plan: current, steps, compliance })
+    timings.journal_ms += ms(t);
+    Ok(RunReport { run, timings, resume, plan: current, steps, compliance })
 }
 
 /// The depth of each resource in the dependency graph: 0 for no dependencies.
@@ -279,7 +306,9 @@ fn execute(
     run: i64,
     plan: &Plan,
     options: &Options<'_>,
+    timings: &mut Timings,
 ) -> Result<Vec<StepReport>, JournalError> {
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     let (level, deps) = levels(stack);
     let mut waves: BTreeMap<usize, Vec<&PlannedResource>> = BTreeMap::new();
     for r in plan.pending().filter(|r| {
@@ -316,10 +345,14 @@ fn execute(
             })
             .collect();
         Failpoint::hit(options.failpoint, "before-intent");
+        let t = Instant::now();
         let ids = journal.record_intents(epoch, run, &intents)?;
+        timings.journal_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-intent");
+        let t = Instant::now();
         let results =
             crate::parallel_map(&runnable, env.parallelism, |r| apply_once(env, &cx, r, options.retries));
+        timings.apply_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-effect");
         let mut outcomes = Vec::new();
         for ((r, (result, attempts)), id) in runnable.iter().zip(results).zip(&ids) {
@@ -351,11 +384,15 @@ fn execute(
             });
             outcomes.push((*id, StepStatus::Skipped, Some(why)));
         }
+        let t = Instant::now();
         journal.record_outcomes(epoch, &outcomes)?;
+        timings.journal_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-outcome");
         let done: Vec<String> =
             reports.iter().filter(|s| s.status == "done").map(|s| s.resource.clone()).collect();
+        let t = Instant::now();
         journal.mark_corrected(epoch, run, &done)?;
+        timings.journal_ms += ms(t);
     }
     Ok(reports)
 }
