@@ -350,8 +350,31 @@ fn execute(
         timings.journal_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-intent");
         let t = Instant::now();
-        let results =
+        let mut results =
             crate::parallel_map(&runnable, env.parallelism, |r| apply_once(env, &cx, r, options.retries));
+        // The effects become durable together; only then are the steps recorded done.
+        let used: BTreeSet<&str> = runnable.iter().map(|r| r.provider.as_str()).collect();
+        for name in used {
+            let Some(p) = env.providers.get(name) else { continue };
+            match p.flush(&cx) {
+                Ok(failures) => {
+                    for (id, e) in failures {
+                        for ((result, _), r) in results.iter_mut().zip(&runnable) {
+                            if r.id == id && result.is_ok() {
+                                *result = Err(e.clone());
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    for ((result, _), r) in results.iter_mut().zip(&runnable) {
+                        if r.provider == name && result.is_ok() {
+                            *result = Err(e.clone());
+                        }
+                    }
+                }
+            }
+        }
         timings.apply_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-effect");
         let mut outcomes = Vec::new();

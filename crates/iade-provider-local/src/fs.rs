@@ -25,11 +25,20 @@ pub const TEMP_MARKER: &str = ".iade-tmp.";
 #[derive(Debug, Default)]
 pub struct LocalProvider {
     names: OnceLock<Names>,
-    /// Serializes directory syncs per call site; cheap and keeps ordering obvious.
-    sync_lock: Mutex<()>,
+    /// Changes not yet durable: see [`Provider::flush`].
+    pending: Mutex<Pending>,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The changes of one wave, published and made durable together by `flush`: the renames of
+/// the (already synced) temporary files, then one sync per changed directory.
+#[derive(Debug, Default)]
+struct Pending {
+    /// `(resource id, temporary file, final path)`
+    renames: Vec<(String, PathBuf, PathBuf)>,
+    dirs: std::collections::BTreeSet<PathBuf>,
+}
 
 impl LocalProvider {
     pub fn new() -> Self {
@@ -118,12 +127,15 @@ impl LocalProvider {
         Ok(())
     }
 
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes that `path`'s directory entry changed; [`Provider::flush`] syncs the directory.
     fn sync_dir(&self, path: &Path) -> Result<(), ProviderError> {
-        let _guard = self.sync_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| ProviderError::io(format!("cannot sync directory `{}`", dir.display()), &e))
+        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        self.pending().dirs.insert(dir);
+        Ok(())
     }
 
     fn apply_file(
@@ -148,9 +160,10 @@ impl LocalProvider {
         if rewrite {
             // A new file without a managed mode gets the usual 0o644; an existing one keeps its.
             let mode = mode.or_else(|| observed.field("mode").and_then(as_mode)).unwrap_or(0o644);
-            write_atomic(path, content.as_deref().unwrap_or("").as_bytes(), mode, |tmp| {
+            let tmp = write_temp(path, content.as_deref().unwrap_or("").as_bytes(), mode, |tmp| {
                 self.chown(tmp, target)
             })?;
+            self.pending().renames.push((target.id.clone(), tmp, path.to_path_buf()));
             return self.sync_dir(path);
         }
         if let Some(mode) = mode {
@@ -206,15 +219,15 @@ fn hash_file(path: &Path) -> Result<String, ProviderError> {
     Ok(out)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, created with `mode` before
-/// the first byte (then set exactly, whatever the umask), prepared by `prepare` (ownership),
-/// synced, and renamed over `path`. On failure the temporary file is removed.
-pub fn write_atomic(
+/// Writes `bytes` to a temporary file beside `path`, created with `mode` before the first byte
+/// (then set exactly, whatever the umask), prepared by `prepare` (ownership) and synced. The
+/// caller renames it into place. On failure the temporary file is removed.
+fn write_temp(
     path: &Path,
     bytes: &[u8],
     mode: u32,
     prepare: impl FnOnce(&Path) -> Result<(), ProviderError>,
-) -> Result<(), ProviderError> {
+) -> Result<PathBuf, ProviderError> {
     let dir = path.parent().unwrap_or(Path::new("/"));
     if !dir.is_dir() {
         return Err(ProviderError::permanent(format!("directory `{}` does not exist", dir.display())));
@@ -236,14 +249,16 @@ pub fn write_atomic(
             .map_err(|e| ProviderError::io(format!("cannot set the mode of `{}`", tmp.display()), &e))?;
         prepare(&tmp)?;
         f.write_all(bytes).map_err(|e| ProviderError::io(format!("cannot write `{}`", tmp.display()), &e))?;
-        f.sync_all().map_err(|e| ProviderError::io(format!("cannot sync `{}`", tmp.display()), &e))?;
-        fs::rename(&tmp, path)
-            .map_err(|e| ProviderError::io(format!("cannot replace `{}`", path.display()), &e))
+        // The data is on disk before a rename can make it visible.
+        f.sync_data().map_err(|e| ProviderError::io(format!("cannot sync `{}`", tmp.display()), &e))
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
 }
 
 /// Temporary files an interrupted write left beside `path`.
@@ -377,10 +392,7 @@ impl Provider for LocalProvider {
                 ));
                 std::os::unix::fs::symlink(&to, &tmp)
                     .map_err(|e| ProviderError::io(format!("cannot create link `{}`", tmp.display()), &e))?;
-                if let Err(e) = fs::rename(&tmp, &path) {
-                    let _ = fs::remove_file(&tmp);
-                    return Err(ProviderError::io(format!("cannot replace `{}`", path.display()), &e));
-                }
+                self.pending().renames.push((target.id.clone(), tmp, path.clone()));
                 self.sync_dir(&path)
             }
             other => Err(ProviderError::permanent(format!("the local provider has no kind `{other}`"))),
@@ -449,6 +461,28 @@ impl Provider for LocalProvider {
             }
         }
         Ok(out)
+    }
+
+    /// Publishes the wave's changes durably: renames each synced temporary file into place,
+    /// then syncs every changed directory once (not once per file).
+    fn flush(&self, _cx: &Context<'_>) -> Result<Vec<(String, ProviderError)>, ProviderError> {
+        let pending = std::mem::take(&mut *self.pending());
+        let mut failures = Vec::new();
+        for (id, tmp, path) in pending.renames {
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                failures.push((id, ProviderError::io(format!("cannot replace `{}`", path.display()), &e)));
+            }
+        }
+        for dir in pending.dirs {
+            match File::open(&dir).and_then(|d| d.sync_all()) {
+                Ok(()) => {}
+                // A directory removed since (a delete in the same wave) has nothing to sync.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ProviderError::io(format!("cannot sync directory `{}`", dir.display()), &e)),
+            }
+        }
+        Ok(failures)
     }
 
     fn cleanup(&self, _kind: &str, target: &Target, cx: &Context<'_>) -> Result<usize, ProviderError> {

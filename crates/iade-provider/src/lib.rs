@@ -181,6 +181,16 @@ pub trait Provider: Send + Sync {
     /// fields included), for compliance sweeps.
     fn discover(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Fields>, ProviderError>;
 
+    /// Makes the effects of every `apply` and `delete` since the last flush durable. The
+    /// engine calls it once per wave, before it records those steps done, so a provider can
+    /// share one sync among many changes (directory entries, for the local provider).
+    ///
+    /// Returns the targets whose change could not be completed, by resource id; an `Err`
+    /// means none of the changes since the last flush can be trusted.
+    fn flush(&self, _cx: &Context<'_>) -> Result<Vec<(String, ProviderError)>, ProviderError> {
+        Ok(Vec::new())
+    }
+
     /// Removes what an interrupted `apply` may have left behind (temporary files).
     fn cleanup(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Result<usize, ProviderError> {
         Ok(0)
