@@ -13,7 +13,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn stack(dir: &Path) {
-    let mut s = String::from("use std.fs.{file, directory}\n\ndirectory root {\n  path = \"./tree\"\n  mode = 0o755\n}\n\n");
+    let mut s = String::from(
+        "use std.fs.{file, directory}\n\ndirectory root {\n  path = \"./tree\"\n  mode = 0o755\n}\n\n",
+    );
     for d in 0..10 {
         s.push_str(&format!("directory d{d} {{\n  path = \"${{root.path}}/d{d}\"\n  mode = 0o755\n}}\n\n"));
     }
@@ -92,13 +94,21 @@ fn main() {
     for round in 0..7 {
         for k in 0..5 {
             std::fs::write(file(&dir, round * 100 + k), "changed behind iade's back\n").expect("edit");
-            std::fs::set_permissions(file(&dir, round * 100 + 50 + k), std::fs::Permissions::from_mode(0o666)).expect("chmod");
+            std::fs::set_permissions(
+                file(&dir, round * 100 + 50 + k),
+                std::fs::Permissions::from_mode(0o666),
+            )
+            .expect("chmod");
         }
         for k in 0..2 {
             std::fs::remove_file(file(&dir, round * 100 + 90 + k)).expect("rm");
         }
         let r = converge(&dir);
-        assert_eq!(r.json["run"]["steps"].as_array().map_or(0, Vec::len), 12, "drift repair ran other than 12 steps");
+        assert_eq!(
+            r.json["run"]["steps"].as_array().map_or(0, Vec::len),
+            12,
+            "drift repair ran other than 12 steps"
+        );
         repairs.push(r.ms);
     }
     println!("drift repair (5 contents, 5 modes, 2 deleted): median {:.1} ms", median(repairs));

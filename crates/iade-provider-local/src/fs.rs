@@ -479,7 +479,9 @@ impl Provider for LocalProvider {
                 Ok(()) => {}
                 // A directory removed since (a delete in the same wave) has nothing to sync.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ProviderError::io(format!("cannot sync directory `{}`", dir.display()), &e)),
+                Err(e) => {
+                    return Err(ProviderError::io(format!("cannot sync directory `{}`", dir.display()), &e));
+                }
             }
         }
         Ok(failures)
