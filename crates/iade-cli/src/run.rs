@@ -356,7 +356,12 @@ pub fn converge(path: &Path, options: &RunOptions) -> Exit {
         }
     };
     let failpoint = crate::stack::failpoint_from_env().and_then(|s| iade_engine::Failpoint::parse(&s));
-    let opts = iade_engine::ConvergeOptions { failpoint: failpoint.as_ref(), retries: 3, only: None };
+    let opts = iade_engine::ConvergeOptions {
+        failpoint: failpoint.as_ref(),
+        retries: 3,
+        only: None,
+        lease_ttl: LEASE_TTL,
+    };
     let report = match iade_engine::converge(&stack, &env, &mut session.journal, session.epoch, &opts) {
         Ok(r) => r,
         Err(e) => {
@@ -519,7 +524,8 @@ fn ask_watcher(journal: &Path, holder: &iade_journal::Holder, options: &RunOptio
                     &serde_json::json!({ "version": 1, "served_by_watcher": { "run": run, "summary": summary } }),
                 ),
             }
-            let failed = summary["failed"].as_u64().unwrap_or(0) > 0;
+            let failed = summary["failed"].as_u64().unwrap_or(0) > 0
+                || summary["observe_errors"].as_u64().unwrap_or(0) > 0;
             let controls = summary["controls"]["failed"].as_u64().unwrap_or(0) > 0;
             return exit_for(failed, false, controls);
         }
@@ -555,8 +561,10 @@ pub fn history(
         }
     };
     let result = (|| -> Result<serde_json::Value, iade_journal::JournalError> {
-        let runs = j.runs(50)?;
-        let runs: Vec<_> = runs.into_iter().filter(|r| run.is_none_or(|id| r.id == id)).collect();
+        let runs = match run {
+            Some(id) => j.run(id)?.into_iter().collect::<Vec<_>>(),
+            None => j.runs(50)?,
+        };
         let mut out = Vec::new();
         for r in &runs {
             let steps: Vec<_> = j

@@ -212,7 +212,12 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
             return Exit::LeaseHeld;
         }
         let started = Instant::now();
-        let opts = ConvergeOptions { failpoint: None, retries: 3, only: only.as_ref() };
+        let opts = ConvergeOptions {
+            failpoint: None,
+            retries: 3,
+            only: only.as_ref(),
+            lease_ttl: crate::run::LEASE_TTL,
+        };
         match iade_engine::converge(&stack, &env, &mut session.journal, session.epoch, &opts) {
             Ok(report) => {
                 failures = 0;
@@ -248,6 +253,8 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
                 std::thread::sleep(wait);
             }
         }
+        // Directories the pass created can be watched now.
+        rewatch(&mut watcher, &mut watched, &stack_dir, &paths);
         // Our own corrections show up as events; they are not drift.
         while rx.try_recv().is_ok() {}
     }

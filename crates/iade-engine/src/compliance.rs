@@ -62,6 +62,8 @@ struct ControlEnv<'a> {
     env: &'a Env<'a>,
     /// Managed resources as observed (or intended), by id.
     values: HashMap<String, Value>,
+    /// Managed resources as intended: what `intent(kind)` lists.
+    intended: HashMap<String, Value>,
     /// Managed resource ids by kind and absolute path, so a discovered object that is managed
     /// carries its resource id.
     managed_paths: HashMap<(String, PathBuf), String>,
@@ -107,7 +109,8 @@ impl iade_intent::Env for ControlEnv<'_> {
                     (Some(root), Some(Value::Str(p))) => absolute(&self.env.stack_dir, p).starts_with(root),
                     _ => false,
                 };
-                if inside && let Some(v) = self.values.get(&n.id) {
+                let pool = if source == ObjectSource::Intent { &self.intended } else { &self.values };
+                if inside && let Some(v) = pool.get(&n.id) {
                     out.push(v.clone());
                 }
             }
@@ -227,10 +230,12 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
         return report;
     }
     let paths = managed_paths(stack, env);
+    let intended_map = intended_values(stack, env);
     let observed = ControlEnv {
         stack,
         env,
         values: observed_values(stack, env, plan),
+        intended: intended_map.clone(),
         managed_paths: paths.clone(),
         on_intent: false,
         cache: RefCell::new(BTreeMap::new()),
@@ -238,7 +243,8 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
     let intended = ControlEnv {
         stack,
         env,
-        values: intended_values(stack, env),
+        values: intended_map.clone(),
+        intended: intended_map,
         managed_paths: paths,
         on_intent: true,
         cache: RefCell::new(BTreeMap::new()),
@@ -261,7 +267,11 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
                                     .filter_map(|v| v.subject.clone().map(|s| (s, v.outcome)))
                                     .collect()
                             });
-                            map.get(s).map(|o| *o == Outcome::Pass)
+                            match map.get(s) {
+                                Some(Outcome::Pass) => Some(true),
+                                Some(Outcome::Fail) => Some(false),
+                                _ => None,
+                            }
                         }
                         _ => None,
                     };

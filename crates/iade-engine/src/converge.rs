@@ -104,6 +104,8 @@ pub struct Options<'a> {
     pub retries: u32,
     /// Reconcile only these resources (a filesystem event on one of them).
     pub only: Option<&'a BTreeSet<String>>,
+    /// The lease is renewed for this long before each wave, so a long run keeps it.
+    pub lease_ttl: Duration,
 }
 
 impl std::fmt::Debug for Options<'_> {
@@ -205,7 +207,7 @@ pub fn converge(
         journal.record_drift(epoch, run, &drift)?;
         timings.journal_ms += ms(t);
     }
-    let steps = execute(stack, env, journal, epoch, run, &current, options, &mut timings)?;
+    let steps = execute(stack, env, (journal, epoch, run), &current, options, &mut timings)?;
 
     // What changed is observed again, so controls judge the environment as it now is.
     let changed: BTreeSet<String> =
@@ -301,9 +303,7 @@ fn depends_on_failed(
 fn execute(
     stack: &Stack<'_>,
     env: &Env<'_>,
-    journal: &mut Journal,
-    epoch: i64,
-    run: i64,
+    (journal, epoch, run): (&mut Journal, i64, i64),
     plan: &Plan,
     options: &Options<'_>,
     timings: &mut Timings,
@@ -346,6 +346,7 @@ fn execute(
             .collect();
         Failpoint::hit(options.failpoint, "before-intent");
         let t = Instant::now();
+        journal.renew_lease(epoch, options.lease_ttl)?;
         let ids = journal.record_intents(epoch, run, &intents)?;
         timings.journal_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-intent");

@@ -21,7 +21,7 @@ use iade_provider::{Context, Provider, Secrets, Target};
 
 pub use compliance::{ComplianceReport, evaluate_controls};
 pub use converge::{
-    FAILPOINTS, Failpoint, Options as ConvergeOptions, ResumeReport, RunReport, StepReport, converge,
+    FAILPOINTS, Failpoint, Options as ConvergeOptions, ResumeReport, RunReport, StepReport, Timings, converge,
 };
 pub use plan::{Action, Plan, PlannedChange, PlannedResource, plan};
 

@@ -365,8 +365,8 @@ impl Journal {
         Ok(())
     }
 
-    /// Records the drift an observation pass found; with `corrected`, marks earlier open
-    /// drift of those attributes corrected now.
+    /// Records the drift an observation pass found (corrections are marked by
+    /// [`Journal::mark_corrected`]).
     pub fn record_drift(&mut self, epoch: i64, run: i64, drift: &[Drift]) -> Result<()> {
         let path = self.path.display().to_string();
         let e = |source| JournalError::Sqlite { path: path.clone(), source };
@@ -660,7 +660,25 @@ impl Journal {
     }
 
     pub fn run(&self, id: i64) -> Result<Option<RunRow>> {
-        Ok(self.runs(usize::MAX >> 1)?.into_iter().find(|r| r.id == id))
+        self.conn
+            .query_row(
+                "SELECT id, mode, status, started_ms, finished_ms, pid, summary FROM runs WHERE id = ?1",
+                params![id],
+                |r| {
+                    let summary: String = r.get(6)?;
+                    Ok(RunRow {
+                        id: r.get(0)?,
+                        mode: r.get(1)?,
+                        status: r.get(2)?,
+                        started_ms: r.get(3)?,
+                        finished_ms: r.get(4)?,
+                        pid: r.get(5)?,
+                        summary: serde_json::from_str(&summary).unwrap_or(serde_json::Value::Null),
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
     }
 
     /// SQLite's own integrity check.

@@ -38,7 +38,8 @@ fn tail(bytes: &[u8]) -> String {
 }
 
 /// Runs `sh -c command` in its own process group with `target`'s env, cwd and timeout.
-pub fn run(command: &str, target: &Target, cx: &Context<'_>) -> Result<Outcome, ProviderError> {
+/// `shown` is how the command appears in messages (secrets redacted).
+pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Result<Outcome, ProviderError> {
     let timeout = match target.intended.get("timeout") {
         Some(Value::Int(s)) if *s > 0 => Duration::from_secs(*s as u64),
         _ => Duration::from_secs(300),
@@ -61,6 +62,12 @@ pub fn run(command: &str, target: &Target, cx: &Context<'_>) -> Result<Outcome, 
         )));
     }
     cmd.current_dir(&cwd);
+    // The engine's own secrets stay with the engine: a command gets only what `env` gives it.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("IADE_SECRET_") {
+            cmd.env_remove(&k);
+        }
+    }
     if let Some(Value::Record(env)) = target.intended.get("env") {
         for (k, v) in env.iter() {
             cmd.env(k, reveal(v, cx.secrets)?);
@@ -69,6 +76,18 @@ pub fn run(command: &str, target: &Target, cx: &Context<'_>) -> Result<Outcome, 
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| ProviderError::io("cannot start /bin/sh", &e))?;
     let pgid = rustix::process::Pid::from_child(&child);
+    // Recorded while it runs, so a run that resumes after the engine was killed can kill a
+    // group left behind.
+    let marker = running_dir(cx).map(|d| d.join(pgid.as_raw_nonzero().to_string()));
+    if let Some(m) = &marker {
+        let _ = std::fs::create_dir_all(m.parent().unwrap_or(m));
+        let _ = std::fs::write(m, start_time(pgid.as_raw_nonzero().get()).unwrap_or_default());
+    }
+    let forget = || {
+        if let Some(m) = &marker {
+            let _ = std::fs::remove_file(m);
+        }
+    };
     let mut out_pipe = child.stdout.take();
     let mut err_pipe = child.stderr.take();
     let out_reader = std::thread::spawn(move || {
@@ -94,39 +113,77 @@ pub fn run(command: &str, target: &Target, cx: &Context<'_>) -> Result<Outcome, 
             Ok(None) => {}
             Err(e) => {
                 kill_group();
+                forget();
                 return Err(ProviderError::io("cannot wait for the command", &e));
             }
         }
         if started.elapsed() > timeout {
             kill_group();
             let _ = child.wait();
+            forget();
             return Err(ProviderError::transient(format!(
                 "`{}` timed out after {} s and was killed with its process group",
-                first_line(command),
+                first_line(shown),
                 timeout.as_secs()
             )));
         }
         if cx.cancelled.load(Ordering::Relaxed) {
             kill_group();
             let _ = child.wait();
+            forget();
             return Err(ProviderError::transient("cancelled: the command was killed with its process group"));
         }
         std::thread::sleep(Duration::from_millis(5));
     };
     // The command is done; anything it left running in its group goes with it.
     kill_group();
+    forget();
     let stdout = out_reader.join().map(|b| tail(&b)).unwrap_or_default();
     let stderr = err_reader.join().map(|b| tail(&b)).unwrap_or_default();
     Ok(Outcome { code: status.code().unwrap_or(-1), stdout, stderr, duration: started.elapsed() })
+}
+
+/// Where running commands' process groups are recorded: `.iade/running/` in the stack.
+fn running_dir(cx: &Context<'_>) -> Option<std::path::PathBuf> {
+    let dir = cx.stack_dir.join(".iade");
+    dir.is_dir().then(|| dir.join("running"))
+}
+
+/// A process's start time (field 22 of `/proc/PID/stat`): with the pid, it names the process
+/// even after the pid is reused.
+fn start_time(pid: i32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    after.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Kills process groups that commands of a killed engine left running.
+fn reap(cx: &Context<'_>) -> usize {
+    let Some(dir) = running_dir(cx) else { return 0 };
+    let mut killed = 0;
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Ok(pgid) = entry.file_name().to_string_lossy().parse::<i32>()
+            && start_time(pgid).is_some_and(|t| t == recorded)
+            && let Some(pid) = rustix::process::Pid::from_raw(pgid)
+            && rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok()
+        {
+            killed += 1;
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    killed
 }
 
 fn first_line(command: &str) -> &str {
     command.lines().next().unwrap_or(command)
 }
 
-fn command(target: &Target, name: &str, cx: &Context<'_>) -> Result<String, ProviderError> {
+/// A command, revealed for running and as shown in messages (secrets redacted).
+fn command(target: &Target, name: &str, cx: &Context<'_>) -> Result<(String, String), ProviderError> {
     match target.intended.get(name) {
-        Some(v) => reveal(v, cx.secrets),
+        Some(v) => Ok((reveal(v, cx.secrets)?, v.as_text().unwrap_or_else(|| v.to_string()))),
         None => Err(ProviderError::permanent(format!("`{}` has no `{name}` command", target.id))),
     }
 }
@@ -146,8 +203,8 @@ impl Provider for ExecProvider {
         targets
             .iter()
             .map(|t| {
-                let check = command(t, "check", cx)?;
-                let o = run(&check, t, cx)?;
+                let (check, shown) = command(t, "check", cx)?;
+                let o = run(&check, &shown, t, cx)?;
                 let mut f = Fields::new();
                 f.insert("exit_code".into(), Value::Int(i64::from(o.code)));
                 f.insert("stdout".into(), Value::str(o.stdout));
@@ -180,8 +237,8 @@ impl Provider for ExecProvider {
         _observed: &Observed,
         cx: &Context<'_>,
     ) -> Result<(), ProviderError> {
-        let apply = command(target, "apply", cx)?;
-        let o = run(&apply, target, cx)?;
+        let (apply, shown) = command(target, "apply", cx)?;
+        let o = run(&apply, &shown, target, cx)?;
         if o.code != 0 {
             return Err(ProviderError::permanent(format!(
                 "apply exited {}{}",
@@ -189,8 +246,8 @@ impl Provider for ExecProvider {
                 if o.stderr.trim().is_empty() { String::new() } else { format!(": {}", o.stderr.trim()) }
             )));
         }
-        let check = command(target, "check", cx)?;
-        let c = run(&check, target, cx)?;
+        let (check, shown) = command(target, "check", cx)?;
+        let c = run(&check, &shown, target, cx)?;
         if c.code != 0 {
             return Err(ProviderError::permanent(format!(
                 "check still exits {} after apply succeeded",
@@ -206,5 +263,9 @@ impl Provider for ExecProvider {
 
     fn discover(&self, _kind: &str, _under: &str, _cx: &Context<'_>) -> Result<Vec<Fields>, ProviderError> {
         Ok(Vec::new())
+    }
+
+    fn cleanup(&self, _kind: &str, _target: &Target, cx: &Context<'_>) -> Result<usize, ProviderError> {
+        Ok(reap(cx))
     }
 }

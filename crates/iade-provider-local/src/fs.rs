@@ -132,6 +132,20 @@ impl LocalProvider {
     }
 
     /// Notes that `path`'s directory entry changed; [`Provider::flush`] syncs the directory.
+    /// Sets the managed owner and group of a replacement file; an unmanaged one keeps what
+    /// the file it replaces had, since iade never changes an unmanaged field.
+    fn chown_keeping(&self, path: &Path, target: &Target, observed: &Observed) -> Result<(), ProviderError> {
+        let mut t = target.clone();
+        for field in ["owner", "group"] {
+            if !t.intended.contains_key(field)
+                && let Some(v) = observed.field(field)
+            {
+                t.intended.insert(field.to_string(), v.clone());
+            }
+        }
+        self.chown(path, &t)
+    }
+
     fn sync_dir(&self, path: &Path) -> Result<(), ProviderError> {
         let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         self.pending().dirs.insert(dir);
@@ -161,17 +175,17 @@ impl LocalProvider {
             // A new file without a managed mode gets the usual 0o644; an existing one keeps its.
             let mode = mode.or_else(|| observed.field("mode").and_then(as_mode)).unwrap_or(0o644);
             let tmp = write_temp(path, content.as_deref().unwrap_or("").as_bytes(), mode, |tmp| {
-                self.chown(tmp, target)
+                self.chown_keeping(tmp, target, observed)
             })?;
             self.pending().renames.push((target.id.clone(), tmp, path.to_path_buf()));
             return self.sync_dir(path);
         }
+        self.chown(path, target)?;
         if let Some(mode) = mode {
             fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
                 ProviderError::io(format!("cannot change the mode of `{}`", path.display()), &e)
             })?;
         }
-        self.chown(path, target)?;
         File::open(path)
             .and_then(|f| f.sync_all())
             .map_err(|e| ProviderError::io(format!("cannot sync `{}`", path.display()), &e))
@@ -245,9 +259,11 @@ fn write_temp(
             .mode(mode)
             .open(&tmp)
             .map_err(|e| ProviderError::io(format!("cannot create `{}`", tmp.display()), &e))?;
+        // Ownership first: changing the owner clears setuid and setgid bits, the mode puts
+        // them back.
+        prepare(&tmp)?;
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| ProviderError::io(format!("cannot set the mode of `{}`", tmp.display()), &e))?;
-        prepare(&tmp)?;
         f.write_all(bytes).map_err(|e| ProviderError::io(format!("cannot write `{}`", tmp.display()), &e))?;
         // The data is on disk before a rename can make it visible.
         f.sync_data().map_err(|e| ProviderError::io(format!("cannot sync `{}`", tmp.display()), &e))
@@ -317,7 +333,19 @@ impl Provider for LocalProvider {
             match reveal(intended, cx.secrets) {
                 Ok(text) => {
                     let hash = sha256_hex(text.as_bytes());
-                    if observed_hash.as_deref() != Some(hash.as_str()) {
+                    if observed_hash.as_deref() != Some(hash.as_str()) && matches!(intended, Value::Secret(_))
+                    {
+                        // Neither the size nor the digest of a secret is shown.
+                        changes.push(Change {
+                            field: "content".into(),
+                            observed: None,
+                            intended: intended.clone(),
+                            shown: Some((
+                                observed_hash.as_ref().map(|_| "<redacted>".to_string()),
+                                "<redacted>".into(),
+                            )),
+                        });
+                    } else if observed_hash.as_deref() != Some(hash.as_str()) {
                         let before = match (&observed_hash, observed.field("size")) {
                             (Some(old), Some(size)) => {
                                 Some(format!("{size} bytes, sha256 {}…", &old[..old.len().min(12)]))
@@ -367,15 +395,15 @@ impl Provider for LocalProvider {
                         .mode(mode)
                         .create(&path)
                         .map_err(|e| ProviderError::io(format!("cannot create `{}`", path.display()), &e))?;
-                    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| {
-                        ProviderError::io(format!("cannot set the mode of `{}`", path.display()), &e)
-                    })?;
-                } else if let Some(mode) = intended_mode(target) {
+                }
+                // Ownership first: changing the owner clears setgid, the mode puts it back.
+                self.chown(&path, target)?;
+                let mode = intended_mode(target).or(matches!(observed, Observed::Absent).then_some(0o755));
+                if let Some(mode) = mode {
                     fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| {
                         ProviderError::io(format!("cannot set the mode of `{}`", path.display()), &e)
                     })?;
                 }
-                self.chown(&path, target)?;
                 self.sync_dir(&path)
             }
             "symlink" => {
