@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use iade_journal::{Drift, Journal, JournalError, StepIntent, StepStatus};
+use iade_journal::{Drift, JournalError, StepIntent, StepStatus, Store};
 use iade_provider::{ErrorClass, Observed, ProviderError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -138,7 +138,7 @@ fn changes_json(r: &PlannedResource) -> String {
 fn resume(
     stack: &Stack<'_>,
     env: &Env<'_>,
-    journal: &mut Journal,
+    journal: &mut dyn Store,
     epoch: i64,
 ) -> Result<ResumeReport, JournalError> {
     let (runs, steps) = journal.interrupted(None)?;
@@ -178,7 +178,7 @@ fn resume(
 pub fn converge(
     stack: &Stack<'_>,
     env: &Env<'_>,
-    journal: &mut Journal,
+    journal: &mut dyn Store,
     epoch: i64,
     options: &Options<'_>,
 ) -> Result<RunReport, JournalError> {
@@ -303,7 +303,7 @@ fn depends_on_failed(
 fn execute(
     stack: &Stack<'_>,
     env: &Env<'_>,
-    (journal, epoch, run): (&mut Journal, i64, i64),
+    (journal, epoch, run): (&mut dyn Store, i64, i64),
     plan: &Plan,
     options: &Options<'_>,
     timings: &mut Timings,

@@ -688,3 +688,52 @@ impl Journal {
         Ok(result == "ok")
     }
 }
+
+/// What the engine needs from a journal. The engine depends on this, not on SQLite, so that a
+/// shared journal (PostgreSQL, for many engines) can take the embedded one's place.
+pub trait Store {
+    /// Runs left `running` (but `current_run`) and their unfinished steps.
+    fn interrupted(&self, current_run: Option<i64>) -> Result<(Vec<i64>, Vec<StepRow>)>;
+    fn settle_interrupted(&mut self, epoch: i64, runs: &[i64], steps: &[(i64, StepStatus)]) -> Result<()>;
+    fn renew_lease(&mut self, epoch: i64, ttl: Duration) -> Result<()>;
+    fn begin_run(&mut self, epoch: i64, mode: &str) -> Result<i64>;
+    fn record_intents(&mut self, epoch: i64, run: i64, steps: &[StepIntent]) -> Result<Vec<i64>>;
+    fn record_outcomes(&mut self, epoch: i64, outcomes: &[(i64, StepStatus, Option<String>)]) -> Result<()>;
+    fn record_drift(&mut self, epoch: i64, run: i64, drift: &[Drift]) -> Result<()>;
+    fn mark_corrected(&mut self, epoch: i64, run: i64, resources: &[String]) -> Result<()>;
+    fn record_findings(&mut self, epoch: i64, run: i64, findings: &[Finding]) -> Result<()>;
+    fn finish_run(&mut self, epoch: i64, run: i64, status: &str, summary: &serde_json::Value) -> Result<()>;
+}
+
+impl Store for Journal {
+    fn interrupted(&self, current_run: Option<i64>) -> Result<(Vec<i64>, Vec<StepRow>)> {
+        Journal::interrupted(self, current_run)
+    }
+    fn settle_interrupted(&mut self, epoch: i64, runs: &[i64], steps: &[(i64, StepStatus)]) -> Result<()> {
+        Journal::settle_interrupted(self, epoch, runs, steps)
+    }
+    fn renew_lease(&mut self, epoch: i64, ttl: Duration) -> Result<()> {
+        Journal::renew_lease(self, epoch, ttl)
+    }
+    fn begin_run(&mut self, epoch: i64, mode: &str) -> Result<i64> {
+        Journal::begin_run(self, epoch, mode)
+    }
+    fn record_intents(&mut self, epoch: i64, run: i64, steps: &[StepIntent]) -> Result<Vec<i64>> {
+        Journal::record_intents(self, epoch, run, steps)
+    }
+    fn record_outcomes(&mut self, epoch: i64, outcomes: &[(i64, StepStatus, Option<String>)]) -> Result<()> {
+        Journal::record_outcomes(self, epoch, outcomes)
+    }
+    fn record_drift(&mut self, epoch: i64, run: i64, drift: &[Drift]) -> Result<()> {
+        Journal::record_drift(self, epoch, run, drift)
+    }
+    fn mark_corrected(&mut self, epoch: i64, run: i64, resources: &[String]) -> Result<()> {
+        Journal::mark_corrected(self, epoch, run, resources)
+    }
+    fn record_findings(&mut self, epoch: i64, run: i64, findings: &[Finding]) -> Result<()> {
+        Journal::record_findings(self, epoch, run, findings)
+    }
+    fn finish_run(&mut self, epoch: i64, run: i64, status: &str, summary: &serde_json::Value) -> Result<()> {
+        Journal::finish_run(self, epoch, run, status, summary)
+    }
+}

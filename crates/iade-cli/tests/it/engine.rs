@@ -411,3 +411,17 @@ file creds {
     assert!(text(&o).contains("IADE_SECRET_API_TOKEN"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_observe_only_resource_is_reported_never_changed() {
+    let src = "use std.fs.{file}\n\nfile site {\n  path = \"./site.conf\"\n  content = \"listen 80\\n\"\n  mode = 0o644\n  manage = observe\n}\n";
+    let dir = stack("observe", src);
+    std::fs::write(dir.join("site.conf"), "listen 8080\n").expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("drifted (observe only, not changed)"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("site.conf")).expect("read"), "listen 8080\n");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
