@@ -50,6 +50,12 @@ pub fn error(msg: &str) {
 
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
+        // A reader that went away (`iade history | head`) is not a bug: stop quietly, as a
+        // process killed by SIGPIPE would (128 + 13).
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
         let version = env!("CARGO_PKG_VERSION");
         eprintln!(
             "error: this is a bug in iade {version} ({}/{}); please report it with the input that triggered it",

@@ -424,7 +424,7 @@ fn print_report(report: &RunReport, stack_dir: &Path, color: bool, took: Duratio
                 s.error.clone().unwrap_or_default()
             ),
             _ => println!(
-                "{} {}  {}",
+                "{} {}  skipped: {}",
                 paint(color, "33", "·"),
                 s.resource,
                 s.error.clone().unwrap_or_default()

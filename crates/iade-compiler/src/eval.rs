@@ -305,7 +305,8 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
         return EvalResources::default();
     };
     let env = CompilerEnv::new(db);
-    let mut run = Run { db, env: &env, origin: origin(db, item), out: EvalResources::default() };
+    let poisoned = !lower_item(db, item).diags.is_empty();
+    let mut run = Run { db, env: &env, origin: origin(db, item), out: EvalResources::default(), poisoned };
     let mut ev = Evaluator::new(&env, run.origin.clone(), *slots);
     run.gens(body, &mut ev);
     run.out
@@ -316,6 +317,9 @@ struct Run<'a> {
     env: &'a CompilerEnv<'a>,
     origin: Origin,
     out: EvalResources,
+    /// The item has compile errors: a field it leaves unset may be one it meant to set (a
+    /// misspelt `mod`), so it is not "unmanaged" but poisoned, and checks on it stay quiet.
+    poisoned: bool,
 }
 
 impl Run<'_> {
@@ -393,6 +397,7 @@ impl Run<'_> {
 
     fn resource(&mut self, r: &ResourceIr, ev: &mut Evaluator<'_>) {
         let Some(schema) = kind_schema(self.db, r.kind) else { return };
+        let errors_before = self.out.diags.len();
         let name = match &r.name {
             ResName::Static(n) => n.clone(),
             ResName::Dynamic(ir) => match ev.eval(ir) {
@@ -464,6 +469,9 @@ impl Run<'_> {
                 (None, Some(d)) => {
                     res.defaults.insert(f.name.clone(), d.clone());
                     fields.insert(f.name.clone(), d.clone());
+                }
+                (None, None) if self.poisoned || errors_before < self.out.diags.len() => {
+                    fields.insert(f.name.clone(), Value::unknown(iade_intent::eval::POISONED));
                 }
                 (None, None) => {}
             }

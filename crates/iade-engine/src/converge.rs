@@ -398,7 +398,7 @@ fn execute(
         }
         for ((r, dep), id) in skipped.iter().zip(&ids[runnable.len()..]) {
             failed.insert(r.id.clone());
-            let why = format!("skipped: it depends on {dep}, which failed");
+            let why = format!("it depends on {dep}, which failed");
             reports.push(StepReport {
                 resource: r.id.clone(),
                 action: r.action.as_str().into(),
