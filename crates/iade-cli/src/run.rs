@@ -98,6 +98,16 @@ pub fn compile(
     quiet_warnings: bool,
 ) -> Result<Compiled, Exit> {
     let loaded = crate::files::load(path, options)?;
+    compile_loaded(&loaded, path, color, quiet_warnings)
+}
+
+/// The engine's inputs from an already loaded (or reloaded) stack.
+pub fn compile_loaded(
+    loaded: &crate::stack::Loaded,
+    path: &Path,
+    color: bool,
+    quiet_warnings: bool,
+) -> Result<Compiled, Exit> {
     let diags = loaded.diagnostics();
     let errors = diags.iter().any(Diagnostic::is_error);
     if errors || (!diags.is_empty() && !quiet_warnings) {

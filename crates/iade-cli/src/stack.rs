@@ -167,6 +167,43 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
     Ok(Loaded { db, read_diags, shown_text, files: files.len() })
 }
 
+/// Reads the stack's files again into the same database, so only what changed is recompiled.
+pub fn reload(loaded: &mut Loaded, path: &Path) -> Result<(), LoadError> {
+    let files = stack_files(path).map_err(|e| LoadError {
+        message: format!("cannot read `{}`: {e}", display_path(path)),
+        help: "the stack directory must stay readable while it is watched".to_string(),
+    })?;
+    let mut texts = Vec::with_capacity(files.len());
+    let mut invalid = Vec::new();
+    for f in &files {
+        let shown = display_path(f);
+        let bytes = std::fs::read(f).map_err(|e| LoadError {
+            message: format!("cannot read `{shown}`: {e}"),
+            help: "check the file's permissions".to_string(),
+        })?;
+        match String::from_utf8(bytes) {
+            Ok(text) => texts.push((shown, text)),
+            Err(e) => {
+                invalid.push((shown.clone(), e.into_bytes()));
+                texts.push((shown, String::new()));
+            }
+        }
+    }
+    loaded.db.set_stack_files(texts);
+    loaded.read_diags.clear();
+    loaded.shown_text.clear();
+    let sources = loaded.db.sources();
+    for (shown, bytes) in invalid {
+        let id = sources.iter().find(|(_, f)| f.path == shown).map_or(iade_span::FileId(0), |(id, _)| id);
+        let (lossy, parse) = iade_syntax::parse_bytes(id, &bytes);
+        loaded.read_diags.extend(parse.diagnostics);
+        loaded.shown_text.insert(shown, lossy);
+    }
+    loaded.db.reload_loaded_files();
+    loaded.files = files.len();
+    Ok(())
+}
+
 /// Names given with `--param` that the stack does not declare: a usage error worth stopping
 /// for, since a typo would otherwise silently leave the default in place.
 pub fn unknown_params(loaded: &Loaded, flags: &[(String, String)]) -> Vec<String> {

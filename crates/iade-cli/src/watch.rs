@@ -15,7 +15,7 @@ use notify::{RecursiveMode, Watcher};
 
 use crate::output::{self, Exit};
 use crate::run::{
-    Compiled, EnvSecrets, RunOptions, SessionError, compile, journal_path, open_session, providers,
+    Compiled, EnvSecrets, RunOptions, SessionError, compile_loaded, journal_path, open_session, providers,
 };
 
 /// What woke the loop.
@@ -51,15 +51,23 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// Watches the stack directory (sources) and the directories that hold managed paths.
+/// Every file the compiler read from disk (stack files, modules, included files), absolute.
+fn source_paths(loaded: &crate::stack::Loaded) -> BTreeSet<PathBuf> {
+    loaded.db.disk_paths().into_iter().filter_map(|p| std::fs::canonicalize(p).ok()).collect()
+}
+
+/// Watches the stack directory, the directories of every source file, and the directories
+/// that hold managed paths.
 fn rewatch(
     watcher: &mut notify::RecommendedWatcher,
     watched: &mut BTreeSet<PathBuf>,
     stack_dir: &Path,
+    sources: &BTreeSet<PathBuf>,
     paths: &BTreeMap<PathBuf, Vec<String>>,
 ) {
     let mut want: BTreeSet<PathBuf> = BTreeSet::new();
     want.insert(stack_dir.to_path_buf());
+    want.extend(sources.iter().filter_map(|s| s.parent().map(Path::to_path_buf)));
     for p in paths.keys() {
         if let Some(parent) = p.parent() {
             want.insert(parent.to_path_buf());
@@ -82,7 +90,12 @@ fn rewatch(
 }
 
 pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
-    let mut compiled = match compile(path, &options.load, options.color, false) {
+    // One database for the whole watch: a source change is recompiled incrementally.
+    let mut loaded = match crate::files::load(path, &options.load) {
+        Ok(l) => l,
+        Err(exit) => return exit,
+    };
+    let mut compiled = match compile_loaded(&loaded, path, options.color, false) {
         Ok(c) => c,
         Err(exit) => return exit,
     };
@@ -108,7 +121,10 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
     };
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(event) = res {
+        // Reads (iade's own observations and recompiles among them) change nothing.
+        if let Ok(event) = res
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
             for p in event.paths {
                 let _ = tx.send(p);
             }
@@ -122,7 +138,7 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
     };
     let mut paths = managed_paths(&compiled, &stack_dir);
     let mut watched = BTreeSet::new();
-    rewatch(&mut watcher, &mut watched, &stack_dir, &paths);
+    rewatch(&mut watcher, &mut watched, &stack_dir, &source_paths(&loaded), &paths);
     let providers = providers();
     let secrets = EnvSecrets::from_env();
     let cancelled = AtomicBool::new(false);
@@ -134,8 +150,13 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
     );
     let mut full_pass_due = Instant::now();
     let mut failures = 0u32;
+    // Source events that arrived during a pass: handled right after it.
+    let mut carried: BTreeSet<PathBuf> = BTreeSet::new();
     loop {
-        let wake = runtime.block_on(async {
+        let wake = if !carried.is_empty() {
+            Wake::Paths(std::mem::take(&mut carried))
+        } else {
+            runtime.block_on(async {
             let until = tokio::time::Instant::from_std(full_pass_due.max(Instant::now()));
             let poll = tokio::time::sleep(Duration::from_millis(200));
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -154,7 +175,8 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
                     Wake::Paths(set)
                 }
             }
-        });
+        })
+        };
         let mut only: Option<BTreeSet<String>> = None;
         let mut requests = session.journal.pending_requests().unwrap_or_default();
         match wake {
@@ -162,17 +184,29 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
             Wake::Tick => full_pass_due = Instant::now() + interval,
             Wake::Paths(set) if set.is_empty() && requests.is_empty() => continue,
             Wake::Paths(set) => {
+                let sources = source_paths(&loaded);
                 let sources_changed = set.iter().any(|p| {
-                    p.extension().is_some_and(|e| e == "iade")
-                        && !p.components().any(|c| c.as_os_str() == ".iade")
+                    (p.extension().is_some_and(|e| e == "iade")
+                        && !p.components().any(|c| c.as_os_str() == ".iade"))
+                        || sources.contains(&normalize(p))
                 });
                 if sources_changed {
-                    match compile(path, &options.load, options.color, true) {
+                    // Let the writer finish (an editor may truncate, then write).
+                    std::thread::sleep(Duration::from_millis(30));
+                    while rx.try_recv().is_ok() {}
+                    let reloaded = crate::stack::reload(&mut loaded, path);
+                    if let Err(e) = &reloaded {
+                        output::error(&e.message);
+                    }
+                    match reloaded
+                        .map_err(|_| Exit::Errors)
+                        .and_then(|()| compile_loaded(&loaded, path, options.color, true))
+                    {
                         Ok(c) => {
                             eprintln!("sources changed: recompiled ({} resources)", c.graph.nodes.len());
                             compiled = c;
                             paths = managed_paths(&compiled, &stack_dir);
-                            rewatch(&mut watcher, &mut watched, &stack_dir, &paths);
+                            rewatch(&mut watcher, &mut watched, &stack_dir, &source_paths(&loaded), &paths);
                         }
                         Err(_) => {
                             eprintln!(
@@ -254,9 +288,18 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
             }
         }
         // Directories the pass created can be watched now.
-        rewatch(&mut watcher, &mut watched, &stack_dir, &paths);
-        // Our own corrections show up as events; they are not drift.
-        while rx.try_recv().is_ok() {}
+        rewatch(&mut watcher, &mut watched, &stack_dir, &source_paths(&loaded), &paths);
+        // Our own corrections show up as events; they are not drift. A source file that
+        // changed meanwhile is kept for the next turn.
+        let sources = source_paths(&loaded);
+        while let Ok(p) = rx.try_recv() {
+            if (p.extension().is_some_and(|e| e == "iade")
+                && !p.components().any(|c| c.as_os_str() == ".iade"))
+                || sources.contains(&normalize(&p))
+            {
+                carried.insert(p);
+            }
+        }
     }
     let _ = session.journal.release_lease(session.epoch);
     eprintln!("stopped: the lease is released");

@@ -157,6 +157,36 @@ impl Database {
         }
     }
 
+    /// Paths of every file read from disk: the stack's and those loaded through `use` or
+    /// `include` (the standard library's excluded), for a watcher.
+    pub fn disk_paths(&self) -> Vec<String> {
+        let stdlib: Vec<SourceFile> = lock(&self.shared.stdlib).values().copied().collect();
+        lock(&self.shared.files)
+            .iter()
+            .filter(|f| !stdlib.contains(f))
+            .map(|f| f.path(self).clone())
+            .collect()
+    }
+
+    /// Reads again every file loaded through `use` or `include` and updates those that
+    /// changed; a file that can no longer be read keeps its last text. Paths that failed to
+    /// load are tried again.
+    pub fn reload_loaded_files(&mut self) {
+        lock(&self.shared.failed).clear();
+        let stack: Vec<SourceFile> = self.stack().files(self).clone();
+        let stdlib: Vec<SourceFile> = lock(&self.shared.stdlib).values().copied().collect();
+        let files: Vec<SourceFile> = lock(&self.shared.files).clone();
+        for f in files {
+            if stack.contains(&f) || stdlib.contains(&f) {
+                continue;
+            }
+            let path = f.path(self).clone();
+            if let Ok(text) = (self.shared.loader)(&path) {
+                self.set_file(path, text);
+            }
+        }
+    }
+
     pub fn set_params(&mut self, params: BTreeMap<String, String>) {
         let stack = self.stack();
         if stack.params(self) != &params {

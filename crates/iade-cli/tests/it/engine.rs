@@ -348,6 +348,14 @@ fn watch_corrects_an_outside_edit_promptly_and_a_one_shot_converge_asks_it_for_a
     let latency = edited.elapsed();
     assert!(latency < Duration::from_secs(5), "correction took {latency:?}");
 
+    // A source change is recompiled and applied at once.
+    let source = std::fs::read_to_string(dir.join("main.iade")).expect("source");
+    std::fs::write(dir.join("main.iade"), source.replace("managed\\n", "managed, version 2\\n"))
+        .expect("edit source");
+    wait_for("the new intent", &|| {
+        std::fs::read_to_string(&target).is_ok_and(|t| t == "managed, version 2\n")
+    });
+
     // A one-shot converge does not fail: the watching engine runs a pass for it.
     let o = run(&dir, &["converge"], &[]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
