@@ -185,9 +185,7 @@ pub fn converge(
     let mut timings = Timings::default();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     let resume = resume(stack, env, journal, epoch)?;
-    let t = Instant::now();
-    let run = journal.begin_run(epoch, if options.only.is_some() { "event" } else { "converge" })?;
-    timings.journal_ms += ms(t);
+    // Observation first: the run is recorded together with the drift it found.
     let t = Instant::now();
     let mut current = plan(stack, env, options.only);
     timings.observe_ms += ms(t);
@@ -202,11 +200,9 @@ pub fn converge(
             })
         })
         .collect();
-    if !drift.is_empty() {
-        let t = Instant::now();
-        journal.record_drift(epoch, run, &drift)?;
-        timings.journal_ms += ms(t);
-    }
+    let t = Instant::now();
+    let run = journal.begin_run(epoch, if options.only.is_some() { "event" } else { "converge" }, &drift)?;
+    timings.journal_ms += ms(t);
     let steps = execute(stack, env, (journal, epoch, run), &current, options, &mut timings)?;
 
     // What changed is observed again, so controls judge the environment as it now is.
@@ -226,9 +222,6 @@ pub fn converge(
     let compliance = evaluate_controls(stack, env, &current);
     timings.controls_ms += ms(t);
     let t = Instant::now();
-    if !compliance.findings.is_empty() {
-        journal.record_findings(epoch, run, &compliance.recorded())?;
-    }
     let failed = steps.iter().filter(|s| s.status == "failed").count();
     let summary = serde_json::json!({
         "resources": current.resources.len(),
@@ -241,7 +234,7 @@ pub fn converge(
         "resumed": { "done_by_observation": resume.done_by_observation.len(), "abandoned": resume.abandoned.len() },
     });
     let status = if failed > 0 || current.errors().next().is_some() { "failed" } else { "done" };
-    journal.finish_run(epoch, run, status, &summary)?;
+    journal.finish_run(epoch, run, status, &summary, &compliance.recorded())?;
     timings.journal_ms += ms(t);
     Ok(RunReport { run, timings, resume, plan: current, steps, compliance })
 }
@@ -408,15 +401,15 @@ fn execute(
             });
             outcomes.push((*id, StepStatus::Skipped, Some(why)));
         }
+        let corrected: Vec<String> = runnable
+            .iter()
+            .filter(|r| reports.iter().any(|s| s.resource == r.id && s.status == "done"))
+            .map(|r| r.id.clone())
+            .collect();
         let t = Instant::now();
-        journal.record_outcomes(epoch, &outcomes)?;
+        journal.record_outcomes(epoch, run, &outcomes, &corrected)?;
         timings.journal_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-outcome");
-        let done: Vec<String> =
-            reports.iter().filter(|s| s.status == "done").map(|s| s.resource.clone()).collect();
-        let t = Instant::now();
-        journal.mark_corrected(epoch, run, &done)?;
-        timings.journal_ms += ms(t);
     }
     Ok(reports)
 }

@@ -296,19 +296,29 @@ impl Journal {
         Ok(current == Some(epoch))
     }
 
-    pub fn begin_run(&mut self, epoch: i64, mode: &str) -> Result<i64> {
+    /// Begins a run, with the drift its observation pass found, in one transaction.
+    pub fn begin_run(&mut self, epoch: i64, mode: &str, drift: &[Drift]) -> Result<i64> {
         let path = self.path.display().to_string();
         let e = |source| JournalError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
         if !Self::check_epoch(&tx, epoch).map_err(e)? {
             return Err(JournalError::LeaseLost(epoch));
         }
+        let now = now_ms();
         tx.execute(
             "INSERT INTO runs (mode, status, started_ms, pid, epoch, summary) VALUES (?1, 'running', ?2, ?3, ?4, '{}')",
-            params![mode, now_ms(), i64::from(std::process::id()), epoch],
+            params![mode, now, i64::from(std::process::id()), epoch],
         )
         .map_err(e)?;
         let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO drift (run, resource, field, observed, intended, detected_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
+                .map_err(e)?;
+            for d in drift {
+                stmt.execute(params![id, d.resource, d.field, d.observed, d.intended, now]).map_err(e)?;
+            }
+        }
         tx.commit().map_err(e)?;
         Ok(id)
     }
@@ -340,11 +350,14 @@ impl Journal {
         Ok(ids)
     }
 
-    /// Records how steps ended, after their effects are durable.
+    /// Records how steps ended, after their effects are durable, and marks the drift of the
+    /// resources they corrected (found by `run`) corrected, in one transaction.
     pub fn record_outcomes(
         &mut self,
         epoch: i64,
+        run: i64,
         outcomes: &[(i64, StepStatus, Option<String>)],
+        corrected: &[String],
     ) -> Result<()> {
         let path = self.path.display().to_string();
         let e = |source| JournalError::Sqlite { path: path.clone(), source };
@@ -360,47 +373,10 @@ impl Journal {
             for (id, status, error) in outcomes {
                 stmt.execute(params![status.as_str(), now, error, id]).map_err(e)?;
             }
-        }
-        tx.commit().map_err(e)?;
-        Ok(())
-    }
-
-    /// Records the drift an observation pass found (corrections are marked by
-    /// [`Journal::mark_corrected`]).
-    pub fn record_drift(&mut self, epoch: i64, run: i64, drift: &[Drift]) -> Result<()> {
-        let path = self.path.display().to_string();
-        let e = |source| JournalError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        if !Self::check_epoch(&tx, epoch).map_err(e)? {
-            return Err(JournalError::LeaseLost(epoch));
-        }
-        let now = now_ms();
-        {
-            let mut stmt = tx
-                .prepare_cached("INSERT INTO drift (run, resource, field, observed, intended, detected_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .map_err(e)?;
-            for d in drift {
-                stmt.execute(params![run, d.resource, d.field, d.observed, d.intended, now]).map_err(e)?;
-            }
-        }
-        tx.commit().map_err(e)?;
-        Ok(())
-    }
-
-    /// Marks the open drift of `resource` (found by `run`) corrected.
-    pub fn mark_corrected(&mut self, epoch: i64, run: i64, resources: &[String]) -> Result<()> {
-        let path = self.path.display().to_string();
-        let e = |source| JournalError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        if !Self::check_epoch(&tx, epoch).map_err(e)? {
-            return Err(JournalError::LeaseLost(epoch));
-        }
-        let now = now_ms();
-        {
             let mut stmt = tx
                 .prepare_cached("UPDATE drift SET corrected_ms = ?1 WHERE run = ?2 AND resource = ?3 AND corrected_ms IS NULL")
                 .map_err(e)?;
-            for r in resources {
+            for r in corrected {
                 stmt.execute(params![now, run, r]).map_err(e)?;
             }
         }
@@ -408,7 +384,15 @@ impl Journal {
         Ok(())
     }
 
-    pub fn record_findings(&mut self, epoch: i64, run: i64, findings: &[Finding]) -> Result<()> {
+    /// Finishes a run with its summary and the findings of its controls, in one transaction.
+    pub fn finish_run(
+        &mut self,
+        epoch: i64,
+        run: i64,
+        status: &str,
+        summary: &serde_json::Value,
+        findings: &[Finding],
+    ) -> Result<()> {
         let path = self.path.display().to_string();
         let e = |source| JournalError::Sqlite { path: path.clone(), source };
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
@@ -437,23 +421,6 @@ impl Journal {
                 ])
                 .map_err(e)?;
             }
-        }
-        tx.commit().map_err(e)?;
-        Ok(())
-    }
-
-    pub fn finish_run(
-        &mut self,
-        epoch: i64,
-        run: i64,
-        status: &str,
-        summary: &serde_json::Value,
-    ) -> Result<()> {
-        let path = self.path.display().to_string();
-        let e = |source| JournalError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        if !Self::check_epoch(&tx, epoch).map_err(e)? {
-            return Err(JournalError::LeaseLost(epoch));
         }
         tx.execute(
             "UPDATE runs SET status = ?1, finished_ms = ?2, summary = ?3 WHERE id = ?4",
@@ -696,13 +663,23 @@ pub trait Store {
     fn interrupted(&self, current_run: Option<i64>) -> Result<(Vec<i64>, Vec<StepRow>)>;
     fn settle_interrupted(&mut self, epoch: i64, runs: &[i64], steps: &[(i64, StepStatus)]) -> Result<()>;
     fn renew_lease(&mut self, epoch: i64, ttl: Duration) -> Result<()>;
-    fn begin_run(&mut self, epoch: i64, mode: &str) -> Result<i64>;
+    fn begin_run(&mut self, epoch: i64, mode: &str, drift: &[Drift]) -> Result<i64>;
     fn record_intents(&mut self, epoch: i64, run: i64, steps: &[StepIntent]) -> Result<Vec<i64>>;
-    fn record_outcomes(&mut self, epoch: i64, outcomes: &[(i64, StepStatus, Option<String>)]) -> Result<()>;
-    fn record_drift(&mut self, epoch: i64, run: i64, drift: &[Drift]) -> Result<()>;
-    fn mark_corrected(&mut self, epoch: i64, run: i64, resources: &[String]) -> Result<()>;
-    fn record_findings(&mut self, epoch: i64, run: i64, findings: &[Finding]) -> Result<()>;
-    fn finish_run(&mut self, epoch: i64, run: i64, status: &str, summary: &serde_json::Value) -> Result<()>;
+    fn record_outcomes(
+        &mut self,
+        epoch: i64,
+        run: i64,
+        outcomes: &[(i64, StepStatus, Option<String>)],
+        corrected: &[String],
+    ) -> Result<()>;
+    fn finish_run(
+        &mut self,
+        epoch: i64,
+        run: i64,
+        status: &str,
+        summary: &serde_json::Value,
+        findings: &[Finding],
+    ) -> Result<()>;
 }
 
 impl Store for Journal {
@@ -715,25 +692,29 @@ impl Store for Journal {
     fn renew_lease(&mut self, epoch: i64, ttl: Duration) -> Result<()> {
         Journal::renew_lease(self, epoch, ttl)
     }
-    fn begin_run(&mut self, epoch: i64, mode: &str) -> Result<i64> {
-        Journal::begin_run(self, epoch, mode)
+    fn begin_run(&mut self, epoch: i64, mode: &str, drift: &[Drift]) -> Result<i64> {
+        Journal::begin_run(self, epoch, mode, drift)
     }
     fn record_intents(&mut self, epoch: i64, run: i64, steps: &[StepIntent]) -> Result<Vec<i64>> {
         Journal::record_intents(self, epoch, run, steps)
     }
-    fn record_outcomes(&mut self, epoch: i64, outcomes: &[(i64, StepStatus, Option<String>)]) -> Result<()> {
-        Journal::record_outcomes(self, epoch, outcomes)
+    fn record_outcomes(
+        &mut self,
+        epoch: i64,
+        run: i64,
+        outcomes: &[(i64, StepStatus, Option<String>)],
+        corrected: &[String],
+    ) -> Result<()> {
+        Journal::record_outcomes(self, epoch, run, outcomes, corrected)
     }
-    fn record_drift(&mut self, epoch: i64, run: i64, drift: &[Drift]) -> Result<()> {
-        Journal::record_drift(self, epoch, run, drift)
-    }
-    fn mark_corrected(&mut self, epoch: i64, run: i64, resources: &[String]) -> Result<()> {
-        Journal::mark_corrected(self, epoch, run, resources)
-    }
-    fn record_findings(&mut self, epoch: i64, run: i64, findings: &[Finding]) -> Result<()> {
-        Journal::record_findings(self, epoch, run, findings)
-    }
-    fn finish_run(&mut self, epoch: i64, run: i64, status: &str, summary: &serde_json::Value) -> Result<()> {
-        Journal::finish_run(self, epoch, run, status, summary)
+    fn finish_run(
+        &mut self,
+        epoch: i64,
+        run: i64,
+        status: &str,
+        summary: &serde_json::Value,
+        findings: &[Finding],
+    ) -> Result<()> {
+        Journal::finish_run(self, epoch, run, status, summary, findings)
     }
 }
