@@ -8,14 +8,15 @@ use crate::{files, output};
 
 const AFTER_HELP: &str = "\
 Examples:
-  iade check examples/quickstart        check every .iade file of a stack
-  iade check main.iade --format json    machine-readable diagnostics
-  iade check --param tier=prod          check with a param set
+  iade check examples/quickstart        names, types, evaluation, graph and policies
+  iade plan examples/quickstart         observe and show what would change (changes nothing)
+  iade converge examples/quickstart     make it so, durably; then check the controls
+  iade converge --watch                 keep it so: correct drift as it happens
+  iade history --resource file.readme   what drifted, when, and what was done about it
   iade graph examples/webapp | dot -Tsvg > graph.svg
                                         draw the dependency graph
-  iade fmt                              format the stack in the current directory
   iade fmt --check .                    fail if any file is not formatted (for CI)
-  iade explain E0009                    what a diagnostic code means
+  iade explain E0401                    what a diagnostic code means
 
 Exit codes: 0 success, 1 errors, 2 changes pending, 3 lease held by another engine,
 4 compliance controls fail, 64 usage error.";
@@ -49,21 +50,6 @@ enum Command {
         after_help = "Examples:\n  iade check\n  iade check examples/webapp --format json\n  iade check examples/webapp --param tier=prod\n  IADE_PARAM_TIER=prod iade check examples/webapp"
     )]
     Check(CheckArgs),
-    /// Print the intent graph: resources, their evaluated attributes and dependencies.
-    ///
-    /// `--format dot` (the default) prints Graphviz; `--format json` prints every resource with
-    /// its attributes and where each was declared (the shape is in docs/intent-graph.md).
-    /// The graph is printed only when the stack checks without errors.
-    #[command(
-        after_help = "Examples:\n  iade graph examples/quickstart | dot -Tsvg > graph.svg\n  iade graph examples/webapp --format json | jq '.nodes[].id'"
-    )]
-    Graph(GraphArgs),
-    /// Format sources in the canonical layout.
-    ///
-    /// Rewrites files in place (atomically) unless --check is given. Comments are kept;
-    /// formatting twice changes nothing. Files with syntax errors are reported and left alone.
-    #[command(after_help = "Examples:\n  iade fmt\n  iade fmt --check .\n  cat main.iade | iade fmt -")]
-    Fmt(FmtArgs),
     /// Observe the environment and show what converge would change.
     ///
     /// Compiles the stack (a denied policy stops here), observes every resource afresh and
@@ -88,6 +74,21 @@ enum Command {
         after_help = "Examples:\n  iade history examples/quickstart\n  iade history --resource file.readme\n  iade history --run 3 --format json"
     )]
     History(HistoryArgs),
+    /// Print the intent graph: resources, their evaluated attributes and dependencies.
+    ///
+    /// `--format dot` (the default) prints Graphviz; `--format json` prints every resource with
+    /// its attributes and where each was declared (the shape is in docs/intent-graph.md).
+    /// The graph is printed only when the stack checks without errors.
+    #[command(
+        after_help = "Examples:\n  iade graph examples/quickstart | dot -Tsvg > graph.svg\n  iade graph examples/webapp --format json | jq '.nodes[].id'"
+    )]
+    Graph(GraphArgs),
+    /// Format sources in the canonical layout.
+    ///
+    /// Rewrites files in place (atomically) unless --check is given. Comments are kept;
+    /// formatting twice changes nothing. Files with syntax errors are reported and left alone.
+    #[command(after_help = "Examples:\n  iade fmt\n  iade fmt --check .\n  cat main.iade | iade fmt -")]
+    Fmt(FmtArgs),
     /// Explain a diagnostic code.
     #[command(after_help = "Examples:\n  iade explain E0004\n  iade explain --list")]
     Explain(ExplainArgs),

@@ -118,6 +118,8 @@ pub fn check(path: &Path, options: &LoadOptions, format: Format, color: bool) ->
         let s = loaded.db.summary();
         eprintln!("{}", summary(loaded.files, &diags, &s));
     }
+    // The process ends here; see `run::compile` for why the database is not freed.
+    std::mem::forget(loaded);
     if diags.iter().any(Diagnostic::is_error) { Exit::Errors } else { Exit::Success }
 }
 
