@@ -188,13 +188,21 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().map_err(|_| format!("expected a duration such as 30s or 5m, got `{s}`"))?;
     let secs = match unit {
-        "ms" => return Ok(std::time::Duration::from_millis(n.max(1))),
+        "ms" => n / 1000,
         "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
         _ => return Err(format!("unknown unit `{unit}` in `{s}`: use ms, s, m or h")),
     };
-    Ok(std::time::Duration::from_secs(secs.max(1)))
+    const YEAR: u64 = 365 * 24 * 3600;
+    if secs > YEAR {
+        return Err(format!("`{s}` is longer than a year"));
+    }
+    Ok(if unit == "ms" {
+        std::time::Duration::from_millis(n.max(1))
+    } else {
+        std::time::Duration::from_secs(secs.max(1))
+    })
 }
 
 #[derive(Debug, Args)]

@@ -236,6 +236,57 @@ pub fn print_plan(plan: &Plan, stack_dir: &Path, color: bool, took: Duration) {
     );
 }
 
+/// Renews a run's lease every third of its lifetime, from a connection of its own, however
+/// long a step takes.
+pub struct Heartbeat {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    pub fn start(journal: &Path, epoch: i64) -> Heartbeat {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let path = journal.to_path_buf();
+        let thread = std::thread::spawn(move || {
+            let Ok(mut j) = Journal::open(&path) else { return };
+            let mut last = Instant::now();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() >= LEASE_TTL / 3 {
+                    let _ = j.renew_lease(epoch, LEASE_TTL);
+                    last = Instant::now();
+                }
+            }
+        });
+        Heartbeat { stop, thread: Some(thread) }
+    }
+
+    pub fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// On SIGINT or SIGTERM, sets `cancelled`: running commands are killed with their process
+/// groups, nothing is retried, and the run is recorded before the process exits.
+pub fn cancel_on_signal(cancelled: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+        });
+        eprintln!("stopping: the steps in flight are being cancelled and recorded");
+        cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
 /// The lock and lease that make one engine the only one correcting a stack.
 pub struct Session {
     _lock: File,
@@ -253,8 +304,12 @@ fn host() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// Whether a process lives (a zombie, exited but not yet reaped, does not).
 fn alive(pid: i64) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 pub enum SessionError {
@@ -279,12 +334,16 @@ pub fn open_session(
         .write(true)
         .open(&lock_path)
         .map_err(|e| SessionError::Failed(format!("cannot open `{}`: {e}", lock_path.display())))?;
-    let mut j = Journal::open(journal).map_err(|e| SessionError::Failed(e.to_string()))?;
+    // The lock first: the journal is opened (and migrated) only by its holder, or read to
+    // name the holder.
+    let open = || Journal::open(journal).map_err(|e| SessionError::Failed(e.to_string()));
     match lock.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = j.holder().ok().flatten();
-            if wait {
+            let holder = open()?.holder().ok().flatten();
+            // A watching holder is asked for a pass rather than waited for.
+            let watcher = holder.as_ref().is_some_and(|h| h.watch);
+            if wait && !watcher {
                 if let Some(h) = &holder {
                     eprintln!("waiting for the lease held by pid {} on {}", h.pid, h.host);
                 }
@@ -305,6 +364,7 @@ pub fn open_session(
             return Err(SessionError::Failed(format!("cannot lock `{}`: {e}", lock_path.display())));
         }
     }
+    let mut j = open()?;
     match j.acquire_lease(i64::from(std::process::id()), &host(), LEASE_TTL, watch, &alive) {
         Ok(LeaseOutcome::Acquired { epoch }) => Ok(Session { _lock: lock, journal: j, epoch }),
         Ok(LeaseOutcome::Held(h)) => Err(SessionError::Held(h)),
@@ -328,7 +388,8 @@ pub fn converge(path: &Path, options: &RunOptions) -> Exit {
     };
     let providers = providers();
     let secrets = EnvSecrets::from_env();
-    let cancelled = AtomicBool::new(false);
+    let cancelled = Arc::new(AtomicBool::new(false));
+    cancel_on_signal(cancelled.clone());
     let env = engine_env(&compiled, &providers, &secrets, options.parallelism, &cancelled);
     let stack = Stack { graph: &compiled.graph, program: &compiled.program };
     let started = Instant::now();
@@ -376,14 +437,17 @@ pub fn converge(path: &Path, options: &RunOptions) -> Exit {
         only: None,
         lease_ttl: LEASE_TTL,
     };
-    let report = match iade_engine::converge(&stack, &env, &mut session.journal, session.epoch, &opts) {
+    let heartbeat = Heartbeat::start(&journal, session.epoch);
+    let result = iade_engine::converge(&stack, &env, &mut session.journal, session.epoch, &opts);
+    heartbeat.stop();
+    let _ = session.journal.release_lease(session.epoch);
+    let report = match result {
         Ok(r) => r,
         Err(e) => {
             output::error(&format!("the run stopped: {e}"));
             return Exit::Errors;
         }
     };
-    let _ = session.journal.release_lease(session.epoch);
     report_run(&report, &compiled, options, started.elapsed())
 }
 

@@ -54,7 +54,7 @@ pub fn sarif(report: &ComplianceReport, program: &Program) -> Value {
             }
             json!({
                 "ruleId": f.control,
-                "level": if f.outcome == "fail" { level(&f.severity) } else { "note" },
+                "level": if f.outcome == "fail" { level(&f.severity) } else { "none" },
                 "kind": if f.outcome == "fail" { "fail" } else { "review" },
                 "message": { "text": text },
                 "locations": f.location.as_deref().and_then(location).into_iter().collect::<Vec<_>>(),

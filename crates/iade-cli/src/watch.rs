@@ -141,7 +141,9 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
     rewatch(&mut watcher, &mut watched, &stack_dir, &source_paths(&loaded), &paths);
     let providers = providers();
     let secrets = EnvSecrets::from_env();
-    let cancelled = AtomicBool::new(false);
+    let cancelled = std::sync::Arc::new(AtomicBool::new(false));
+    crate::run::cancel_on_signal(cancelled.clone());
+    let mut last_renewal = Instant::now();
     eprintln!(
         "watching {} ({} resources): a full pass every {} s; Ctrl-C stops after the pass in flight",
         crate::files::display_path(path),
@@ -157,26 +159,33 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
             Wake::Paths(std::mem::take(&mut carried))
         } else {
             runtime.block_on(async {
-            let until = tokio::time::Instant::from_std(full_pass_due.max(Instant::now()));
-            let poll = tokio::time::sleep(Duration::from_millis(200));
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => Wake::Signal,
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => Wake::Signal,
-                _ = tokio::time::sleep_until(until) => Wake::Tick,
-                _ = poll => Wake::Paths(BTreeSet::new()),
-                Some(p) = rx.recv() => {
-                    // Events come in bursts (a write is several); collect what arrives at once.
-                    let mut set = BTreeSet::from([p]);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    while let Ok(p) = rx.try_recv() {
-                        set.insert(p);
+                let until = tokio::time::Instant::from_std(full_pass_due.max(Instant::now()));
+                let poll = tokio::time::sleep(Duration::from_millis(200));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => Wake::Tick,
+                    _ = poll => Wake::Paths(BTreeSet::new()),
+                    Some(p) = rx.recv() => {
+                        // Events come in bursts (a write is several); collect what arrives at once.
+                        let mut set = BTreeSet::from([p]);
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        while let Ok(p) = rx.try_recv() {
+                            set.insert(p);
+                        }
+                        Wake::Paths(set)
                     }
-                    Wake::Paths(set)
                 }
-            }
-        })
+            })
         };
+        // Signals are caught by a thread of their own (see `cancel_on_signal`), so none is lost
+        // between two turns; the poll wakes the loop to notice.
+        let wake = if cancelled.load(std::sync::atomic::Ordering::Relaxed) { Wake::Signal } else { wake };
+        if last_renewal.elapsed() >= crate::run::LEASE_TTL / 3 {
+            if let Err(e) = session.journal.renew_lease(session.epoch, crate::run::LEASE_TTL) {
+                output::error(&format!("stopping: {e}"));
+                return Exit::LeaseHeld;
+            }
+            last_renewal = Instant::now();
+        }
         let mut only: Option<BTreeSet<String>> = None;
         let mut requests = session.journal.pending_requests().unwrap_or_default();
         match wake {
@@ -193,7 +202,11 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
                 if sources_changed {
                     // Let the writer finish (an editor may truncate, then write).
                     std::thread::sleep(Duration::from_millis(30));
-                    while rx.try_recv().is_ok() {}
+                    while let Ok(p) = rx.try_recv() {
+                        if paths.contains_key(&normalize(&p)) {
+                            carried.insert(p);
+                        }
+                    }
                     let reloaded = crate::stack::reload(&mut loaded, path);
                     if let Err(e) = &reloaded {
                         output::error(&e.message);
@@ -289,14 +302,11 @@ pub fn watch(path: &Path, options: &RunOptions, interval: Duration) -> Exit {
         }
         // Directories the pass created can be watched now.
         rewatch(&mut watcher, &mut watched, &stack_dir, &source_paths(&loaded), &paths);
-        // Our own corrections show up as events; they are not drift. A source file that
-        // changed meanwhile is kept for the next turn.
-        let sources = source_paths(&loaded);
+        // Every event that arrived during the pass is looked at again: most are the echo of
+        // the pass's own corrections (an event pass that finds nothing leaves no trace), but an
+        // outside edit made while the pass ran must not be lost.
         while let Ok(p) = rx.try_recv() {
-            if (p.extension().is_some_and(|e| e == "iade")
-                && !p.components().any(|c| c.as_os_str() == ".iade"))
-                || sources.contains(&normalize(&p))
-            {
+            if !p.to_string_lossy().contains(iade_provider_local::TEMP_MARKER) {
                 carried.insert(p);
             }
         }

@@ -116,11 +116,12 @@ impl iade_intent::Env for ControlEnv<'_> {
             }
             return Ok(out);
         }
-        let key = (kind.to_string(), under.unwrap_or("/").to_string());
+        // Without `under`, a sweep covers the stack directory, never the whole machine.
+        let key = (kind.to_string(), under.unwrap_or(".").to_string());
         if let Some(hit) = self.cache.borrow().get(&key) {
             return hit.clone();
         }
-        let result = self.discover(kind, under.unwrap_or("/"));
+        let result = self.discover(kind, under.unwrap_or("."));
         self.cache.borrow_mut().insert(key, result.clone());
         result
     }

@@ -146,6 +146,15 @@ fn resume(
     if runs.is_empty() && steps.is_empty() {
         return Ok(report);
     }
+    // What a crash left behind goes first (temporary files, commands still running), so the
+    // observation below sees the environment as it is.
+    let cx = env.context();
+    for node in &stack.graph.nodes {
+        let Some(p) = node.provider_type.as_deref().and_then(|p| env.providers.get(p)) else { continue };
+        if let Ok(n) = p.cleanup(&node.kind, &crate::target(node), &cx) {
+            report.temp_files_removed += n;
+        }
+    }
     let ids: BTreeSet<String> = steps.iter().map(|s| s.resource.clone()).collect();
     let fresh = plan(stack, env, Some(&ids));
     let settled_now: HashMap<&str, bool> = fresh
@@ -155,19 +164,21 @@ fn resume(
         .collect();
     let mut statuses = Vec::new();
     for s in &steps {
-        if settled_now.get(s.resource.as_str()).copied().unwrap_or(false) {
+        let visible = settled_now.get(s.resource.as_str()).copied().unwrap_or(false);
+        // Visible in the page cache is not yet durable: the crash may have come between a
+        // rename and the sync of its directory. Sync it before recording it done.
+        let durable = visible
+            && fresh.resources.iter().find(|r| r.id == s.resource).is_some_and(|r| {
+                env.providers
+                    .get(&r.provider)
+                    .is_some_and(|p| p.make_durable(&r.kind, &r.target, &cx).is_ok())
+            });
+        if durable {
             statuses.push((s.id, StepStatus::DoneByObservation));
             report.done_by_observation.push(s.resource.clone());
         } else {
             statuses.push((s.id, StepStatus::Abandoned));
             report.abandoned.push(s.resource.clone());
-        }
-    }
-    let cx = env.context();
-    for node in &stack.graph.nodes {
-        let Some(p) = node.provider_type.as_deref().and_then(|p| env.providers.get(p)) else { continue };
-        if let Ok(n) = p.cleanup(&node.kind, &crate::target(node), &cx) {
-            report.temp_files_removed += n;
         }
     }
     journal.settle_interrupted(epoch, &runs, &statuses)?;
@@ -200,6 +211,22 @@ pub fn converge(
             })
         })
         .collect();
+    // A filesystem event that turns out to be no drift (often the echo of a correction)
+    // leaves no trace in the journal.
+    if options.only.is_some()
+        && drift.is_empty()
+        && current.errors().next().is_none()
+        && resume.interrupted_runs.is_empty()
+    {
+        return Ok(RunReport {
+            run: 0,
+            timings,
+            resume,
+            plan: current,
+            steps: Vec::new(),
+            compliance: ComplianceReport::default(),
+        });
+    }
     let t = Instant::now();
     let run = journal.begin_run(epoch, if options.only.is_some() { "event" } else { "converge" }, &drift)?;
     timings.journal_ms += ms(t);
@@ -303,12 +330,17 @@ fn execute(
 ) -> Result<Vec<StepReport>, JournalError> {
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     let (level, deps) = levels(stack);
+    // Creates and updates go from dependencies to dependents; deletes the other way round and
+    // after them (a directory is removed once what was in it is gone).
+    let deepest = level.values().copied().max().unwrap_or(0);
     let mut waves: BTreeMap<usize, Vec<&PlannedResource>> = BTreeMap::new();
     for r in plan.pending().filter(|r| {
         r.error.is_none()
             && matches!(r.action, Action::Create | Action::Update | Action::Delete | Action::Run)
     }) {
-        waves.entry(level.get(&r.id).copied().unwrap_or(0)).or_default().push(r);
+        let l = level.get(&r.id).copied().unwrap_or(0);
+        let wave = if r.action == Action::Delete { deepest + 1 + (deepest - l) } else { l };
+        waves.entry(wave).or_default().push(r);
     }
     // Resources that could not be observed count as failed for their dependents.
     let mut failed: BTreeSet<String> = plan.errors().map(|r| r.id.clone()).collect();
@@ -435,7 +467,11 @@ fn apply_once(
             _ => provider.apply(&r.kind, &r.target, &observed, cx),
         };
         match result {
-            Err(e) if e.class == ErrorClass::Transient && attempt <= retries => {
+            Err(e)
+                if e.class == ErrorClass::Transient
+                    && attempt <= retries
+                    && !env.cancelled.load(std::sync::atomic::Ordering::Relaxed) =>
+            {
                 // Exponential backoff with jitter, so retries from parallel steps spread out.
                 let base = 50u64 << attempt.min(6);
                 let jitter =

@@ -82,16 +82,18 @@ impl From<rusqlite::Error> for MigrateError {
     }
 }
 
+/// Brings the schema to [`VERSION`]. The version is read inside each migration's immediate
+/// transaction, so two engines opening a new journal at once migrate it once.
 pub fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version > VERSION {
-        return Err(MigrateError::TooNew(version));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+    loop {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > VERSION {
+            return Err(MigrateError::TooNew(version));
+        }
+        let Some(sql) = MIGRATIONS.get(version as usize) else { return Ok(()) };
         tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
         tx.commit()?;
     }
-    Ok(())
 }

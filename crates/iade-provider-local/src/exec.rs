@@ -23,6 +23,39 @@ impl ExecProvider {
     }
 }
 
+/// Every secret value a target's attributes reveal, longest first, to scrub from output.
+fn secret_values(target: &Target, cx: &Context<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut visit = |v: &Value| {
+        if let Value::Secret(s) = v {
+            for p in &s.parts {
+                if let iade_intent::SecretPart::Named(n) = p
+                    && let Ok(text) = cx.secrets.resolve(n)
+                    && text.len() >= 3
+                {
+                    out.push(text);
+                }
+            }
+        }
+    };
+    for v in target.intended.values() {
+        match v {
+            Value::Record(r) => r.values().for_each(&mut visit),
+            other => visit(other),
+        }
+    }
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        out = out.replace(s.as_str(), "<redacted>");
+    }
+    out
+}
+
 /// What one command run produced.
 #[derive(Debug)]
 pub struct Outcome {
@@ -56,10 +89,11 @@ pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Res
         None => cx.stack_dir.to_path_buf(),
     };
     if !cwd.is_dir() {
-        return Err(ProviderError::permanent(format!(
-            "working directory `{}` does not exist",
-            cwd.display()
-        )));
+        let shown = match target.intended.get("cwd") {
+            Some(v) if v.contains_secret() => "<redacted>".to_string(),
+            _ => cwd.display().to_string(),
+        };
+        return Err(ProviderError::permanent(format!("working directory `{shown}` does not exist")));
     }
     cmd.current_dir(&cwd);
     // The engine's own secrets stay with the engine: a command gets only what `env` gives it.
@@ -81,7 +115,12 @@ pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Res
     let marker = running_dir(cx).map(|d| d.join(pgid.as_raw_nonzero().to_string()));
     if let Some(m) = &marker {
         let _ = std::fs::create_dir_all(m.parent().unwrap_or(m));
-        let _ = std::fs::write(m, start_time(pgid.as_raw_nonzero().get()).unwrap_or_default());
+        // The group's start time (so a reused pid is never hit) and the engine's pid (so only
+        // the group of an engine that is gone is reaped).
+        let _ = std::fs::write(
+            m,
+            format!("{} {}", start_time(pgid.as_raw_nonzero().get()).unwrap_or_default(), std::process::id()),
+        );
     }
     let forget = || {
         if let Some(m) = &marker {
@@ -138,8 +177,10 @@ pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Res
     // The command is done; anything it left running in its group goes with it.
     kill_group();
     forget();
-    let stdout = out_reader.join().map(|b| tail(&b)).unwrap_or_default();
-    let stderr = err_reader.join().map(|b| tail(&b)).unwrap_or_default();
+    // A command may echo what it was given: secrets never leave as output.
+    let secrets = secret_values(target, cx);
+    let stdout = scrub(&out_reader.join().map(|b| tail(&b)).unwrap_or_default(), &secrets);
+    let stderr = scrub(&err_reader.join().map(|b| tail(&b)).unwrap_or_default(), &secrets);
     Ok(Outcome { code: status.code().unwrap_or(-1), stdout, stderr, duration: started.elapsed() })
 }
 
@@ -164,8 +205,13 @@ fn reap(cx: &Context<'_>) -> usize {
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let path = entry.path();
         let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        let (started, engine) = recorded.split_once(' ').unwrap_or((recorded.as_str(), ""));
+        // The engine that started it still runs (a concurrent `plan`'s check): not ours to reap.
+        if engine.parse::<i32>().is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            continue;
+        }
         if let Ok(pgid) = entry.file_name().to_string_lossy().parse::<i32>()
-            && start_time(pgid).is_some_and(|t| t == recorded)
+            && start_time(pgid).is_some_and(|t| t == started)
             && let Some(pid) = rustix::process::Pid::from_raw(pgid)
             && rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok()
         {

@@ -326,6 +326,15 @@ impl Provider for LocalProvider {
             };
         }
         let mut changes = Vec::new();
+        // An absent object that should exist differs even when nothing else is managed.
+        if matches!(observed, Observed::Absent) {
+            changes.push(Change {
+                field: "ensure".into(),
+                observed: Some(Value::Enum("absent".into())),
+                intended: Value::Enum("present".into()),
+                shown: None,
+            });
+        }
         if kind == "file"
             && let Some(intended) = target.intended.get("content")
         {
@@ -370,6 +379,25 @@ impl Provider for LocalProvider {
         }
         let mut rest = target.clone();
         rest.intended.remove("content");
+        // Fields built from secrets are compared on their revealed value and never shown.
+        let secret_fields: Vec<String> =
+            rest.intended.iter().filter(|(_, v)| v.contains_secret()).map(|(k, _)| k.clone()).collect();
+        for field in secret_fields {
+            let Some(intended) = rest.intended.remove(&field) else { continue };
+            let seen = observed.field(&field).and_then(Value::as_text);
+            let same = match (reveal(&intended, cx.secrets), &seen) {
+                (Ok(text), Some(s)) => &text == s,
+                _ => false,
+            };
+            if !same {
+                changes.push(Change {
+                    field,
+                    observed: None,
+                    intended,
+                    shown: Some((seen.map(|_| "<redacted>".to_string()), "<redacted>".to_string())),
+                });
+            }
+        }
         changes.extend(default_diff(&rest, observed));
         changes
     }
@@ -458,6 +486,10 @@ impl Provider for LocalProvider {
             let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
             entries.sort_by_key(|e| e.file_name());
             for entry in entries {
+                // Kernel and device trees are not files to sweep (some block on read).
+                if ["/proc", "/sys", "/dev"].iter().any(|p| entry.path().starts_with(p)) {
+                    continue;
+                }
                 seen += 1;
                 if seen > 1_000_000 || cx.cancelled.load(Ordering::Relaxed) {
                     return Err(ProviderError::transient(format!(
@@ -513,6 +545,17 @@ impl Provider for LocalProvider {
             }
         }
         Ok(failures)
+    }
+
+    fn make_durable(&self, _kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
+        let Some(path) = target_path(target, cx.stack_dir) else { return Ok(()) };
+        if let Ok(f) = File::open(&path) {
+            f.sync_all().map_err(|e| ProviderError::io(format!("cannot sync `{}`", path.display()), &e))?;
+        }
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| ProviderError::io(format!("cannot sync directory `{}`", dir.display()), &e))
     }
 
     fn cleanup(&self, _kind: &str, target: &Target, cx: &Context<'_>) -> Result<usize, ProviderError> {

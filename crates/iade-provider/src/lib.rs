@@ -191,6 +191,12 @@ pub trait Provider: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Makes an object's current state durable (syncs it and its directory): for a step a
+    /// crash interrupted whose effect is visible, before it is recorded done.
+    fn make_durable(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
     /// Removes what an interrupted `apply` may have left behind (temporary files).
     fn cleanup(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Result<usize, ProviderError> {
         Ok(0)
