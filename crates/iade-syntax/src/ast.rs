@@ -48,17 +48,19 @@ pub struct Stmt {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum StmtKind {
     Use(UseDecl),
-    Param(ParamDecl),
-    Let(LetDecl),
+    // The larger declarations are boxed so a statement stays small: the parser moves
+    // statements by value through its combinators, and their size is its cost.
+    Param(Box<ParamDecl>),
+    Let(Box<LetDecl>),
     Resource(ResourceDecl),
     Provider(ProviderDecl),
     Kind(KindDecl),
-    Field(FieldDecl),
-    Rule(RuleDecl),
+    Field(Box<FieldDecl>),
+    Rule(Box<RuleDecl>),
     Policy(PolicyDecl),
     Control(ControlDecl),
-    For(ForStmt),
-    If(IfStmt),
+    For(Box<ForStmt>),
+    If(Box<IfStmt>),
     Attr(Attr),
     Require(Require),
     /// A region that did not parse; its diagnostic was already reported.

@@ -318,7 +318,7 @@ where
         .then_ignore(just(Token::Colon))
         .then(ty.clone())
         .then(just(Token::Eq).ignore_then(expr.clone()).or_not())
-        .map(|((name, ty), default)| StmtKind::Param(ParamDecl { name, ty, default }))
+        .map(|((name, ty), default)| StmtKind::Param(Box::new(ParamDecl { name, ty, default })))
         .labelled("`param`")
         .as_context();
 
@@ -327,7 +327,7 @@ where
         .then(just(Token::Colon).ignore_then(ty.clone()).or_not())
         .then_ignore(just(Token::Eq))
         .then(expr.clone())
-        .map(|((name, ty), value)| StmtKind::Let(LetDecl { name, ty, value }))
+        .map(|((name, ty), value)| StmtKind::Let(Box::new(LetDecl { name, ty, value })))
         .labelled("`let`")
         .as_context();
 
@@ -355,7 +355,9 @@ where
         .then_ignore(just(Token::Eq))
         .then(expr.clone())
         .then(just(Token::Else).ignore_then(expr.clone()).or_not())
-        .map(|(((name, params), body), message)| StmtKind::Rule(RuleDecl { name, params, body, message }))
+        .map(|(((name, params), body), message)| {
+            StmtKind::Rule(Box::new(RuleDecl { name, params, body, message }))
+        })
         .labelled("`rule`")
         .as_context();
 
@@ -382,7 +384,7 @@ where
         .map(|(((first, second), iter), body)| {
             let mut bindings = vec![first];
             bindings.extend(second);
-            StmtKind::For(ForStmt { bindings, iter, body })
+            StmtKind::For(Box::new(ForStmt { bindings, iter, body }))
         })
         .labelled("`for`")
         .as_context();
@@ -402,7 +404,7 @@ where
                     )
                     .or_not(),
             )
-            .map(|((cond, then), otherwise)| StmtKind::If(IfStmt { cond, then, otherwise }))
+            .map(|((cond, then), otherwise)| StmtKind::If(Box::new(IfStmt { cond, then, otherwise })))
     })
     .labelled("`if`")
     .as_context();
@@ -430,7 +432,7 @@ where
         .then(just(Token::Eq).ignore_then(expr.clone()).or_not())
         .then(just(Token::Where).ignore_then(expr.clone()).or_not())
         .map(|((((role, name), ty), default), constraint)| {
-            StmtKind::Field(FieldDecl { role, name, ty, default, constraint })
+            StmtKind::Field(Box::new(FieldDecl { role, name, ty, default, constraint }))
         })
         .labelled("a field declaration")
         .as_context();
