@@ -239,23 +239,19 @@ pub fn print_plan(plan: &Plan, stack_dir: &Path, color: bool, took: Duration) {
 /// Renews a run's lease every third of its lifetime, from a connection of its own, however
 /// long a step takes.
 pub struct Heartbeat {
-    stop: Arc<AtomicBool>,
+    stop: std::sync::mpsc::Sender<()>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Heartbeat {
     pub fn start(journal: &Path, epoch: i64) -> Heartbeat {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let path = journal.to_path_buf();
         let thread = std::thread::spawn(move || {
-            let Ok(mut j) = Journal::open(&path) else { return };
-            let mut last = Instant::now();
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                if last.elapsed() >= LEASE_TTL / 3 {
+            // Waits a third of the lease's life, or until told to stop (or its sender is gone).
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(LEASE_TTL / 3) {
+                if let Ok(mut j) = Journal::open(&path) {
                     let _ = j.renew_lease(epoch, LEASE_TTL);
-                    last = Instant::now();
                 }
             }
         });
@@ -263,7 +259,7 @@ impl Heartbeat {
     }
 
     pub fn stop(mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.stop.send(());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
