@@ -154,7 +154,9 @@ pub fn plan(path: &Path, options: &RunOptions) -> Exit {
     let started = Instant::now();
     let plan = iade_engine::plan(&stack, &env, None);
     match options.format {
-        RunFormat::Json => print_json(&serde_json::json!({ "version": 1, "plan": plan })),
+        RunFormat::Json => {
+            print_json(&Versioned { version: 1, plan: Some(&plan), compliance: None, run: None })
+        }
         _ => print_plan(&plan, &compiled.stack_dir, options.color, started.elapsed()),
     }
     if plan.errors().next().is_some() {
@@ -166,10 +168,29 @@ pub fn plan(path: &Path, options: &RunOptions) -> Exit {
     }
 }
 
-fn print_json(v: &serde_json::Value) {
-    match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
-        Err(e) => output::error(&format!("cannot serialize: {e}")),
+/// The JSON documents of `plan` and `converge`: a version and what the command produced.
+#[derive(serde::Serialize)]
+struct Versioned<'a> {
+    version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'a Plan>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compliance: Option<&'a iade_engine::ComplianceReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<&'a RunReport>,
+}
+
+/// Writes a value as pretty JSON straight to standard output (no copy of it in memory).
+fn print_json<T: serde::Serialize>(v: &T) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, v)
+        .and_then(|()| writeln!(out).and_then(|()| out.flush()).map_err(serde_json::Error::io));
+    // A closed pipe is not an error worth a message; a value that cannot be written is.
+    if let Err(e) = written
+        && !e.is_io()
+    {
+        output::error(&format!("cannot serialize: {e}"));
     }
 }
 
@@ -394,9 +415,12 @@ pub fn converge(path: &Path, options: &RunOptions) -> Exit {
         let plan = iade_engine::plan(&stack, &env, None);
         let compliance = iade_engine::evaluate_controls(&stack, &env, &plan);
         match options.format {
-            RunFormat::Json => {
-                print_json(&serde_json::json!({ "version": 1, "plan": plan, "compliance": compliance }))
-            }
+            RunFormat::Json => print_json(&Versioned {
+                version: 1,
+                plan: Some(&plan),
+                compliance: Some(&compliance),
+                run: None,
+            }),
             RunFormat::Sarif => print_json(&crate::sarif::sarif(&compliance, &compiled.program)),
             RunFormat::Human => {
                 print_plan(&plan, &compiled.stack_dir, options.color, started.elapsed());
@@ -449,7 +473,9 @@ pub fn converge(path: &Path, options: &RunOptions) -> Exit {
 
 pub fn report_run(report: &RunReport, compiled: &Compiled, options: &RunOptions, took: Duration) -> Exit {
     match options.format {
-        RunFormat::Json => print_json(&serde_json::json!({ "version": 1, "run": report })),
+        RunFormat::Json => {
+            print_json(&Versioned { version: 1, plan: None, compliance: None, run: Some(report) })
+        }
         RunFormat::Sarif => print_json(&crate::sarif::sarif(&report.compliance, &compiled.program)),
         RunFormat::Human => print_report(report, &compiled.stack_dir, options.color, took),
     }
