@@ -153,8 +153,9 @@ struct EngineArgs {
 struct PlanArgs {
     #[command(flatten)]
     stack: StackArgs,
-    #[command(flatten)]
-    engine: EngineArgs,
+    /// At most this many provider calls at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    parallelism: u16,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -281,8 +282,8 @@ pub fn run() -> ExitCode {
                     crate::run::RunFormat::Human
                 },
                 color,
-                journal: a.engine.journal,
-                parallelism: usize::from(a.engine.parallelism),
+                journal: None,
+                parallelism: usize::from(a.parallelism),
                 detect_only: true,
                 wait: false,
             };
