@@ -77,9 +77,21 @@ pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Res
         Some(Value::Int(s)) if *s > 0 => Duration::from_secs(*s as u64),
         _ => Duration::from_secs(300),
     };
+    // The command records its own process group before it runs, so there is no instant at
+    // which a killed engine leaves a group that the next run cannot find; the marker's path
+    // in the group's environment identifies it (a reused pid never matches).
+    let marker = match running_dir(cx) {
+        Some(dir) => {
+            let _ = std::fs::create_dir_all(&dir);
+            dir.join(format!("{}-{}", std::process::id(), MARKER_COUNTER.fetch_add(1, Ordering::Relaxed)))
+        }
+        None => std::path::PathBuf::from("/dev/null"),
+    };
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
-        .arg(command)
+        .arg(r#"echo "$$" > "$IADE_MARKER"; c="$IADE_COMMAND"; unset IADE_COMMAND; exec /bin/sh -c "$c""#)
+        .env("IADE_MARKER", &marker)
+        .env("IADE_COMMAND", command)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -110,21 +122,9 @@ pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Res
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| ProviderError::io("cannot start /bin/sh", &e))?;
     let pgid = rustix::process::Pid::from_child(&child);
-    // Recorded while it runs, so a run that resumes after the engine was killed can kill a
-    // group left behind.
-    let marker = running_dir(cx).map(|d| d.join(pgid.as_raw_nonzero().to_string()));
-    if let Some(m) = &marker {
-        let _ = std::fs::create_dir_all(m.parent().unwrap_or(m));
-        // The group's start time (so a reused pid is never hit) and the engine's pid (so only
-        // the group of an engine that is gone is reaped).
-        let _ = std::fs::write(
-            m,
-            format!("{} {}", start_time(pgid.as_raw_nonzero().get()).unwrap_or_default(), std::process::id()),
-        );
-    }
     let forget = || {
-        if let Some(m) = &marker {
-            let _ = std::fs::remove_file(m);
+        if marker != std::path::Path::new("/dev/null") {
+            let _ = std::fs::remove_file(&marker);
         }
     };
     let mut out_pipe = child.stdout.take();
@@ -190,32 +190,33 @@ fn running_dir(cx: &Context<'_>) -> Option<std::path::PathBuf> {
     dir.is_dir().then(|| dir.join("running"))
 }
 
-/// A process's start time (field 22 of `/proc/PID/stat`): with the pid, it names the process
-/// even after the pid is reused.
-fn start_time(pid: i32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    after.split_whitespace().nth(19).map(str::to_string)
-}
+static MARKER_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Kills process groups that commands of a killed engine left running.
+/// Kills process groups that commands of a killed engine left running. A marker is named
+/// `ENGINEPID-N` and holds the group's id; the group is killed only if that engine is gone and
+/// the group's leader still carries the marker's path in its environment.
 fn reap(cx: &Context<'_>) -> usize {
     let Some(dir) = running_dir(cx) else { return 0 };
     let mut killed = 0;
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let path = entry.path();
-        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
-        let (started, engine) = recorded.split_once(' ').unwrap_or((recorded.as_str(), ""));
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let engine = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
         // The engine that started it still runs (a concurrent `plan`'s check): not ours to reap.
-        if engine.parse::<i32>().is_ok_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+        if engine.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists()) {
             continue;
         }
-        if let Ok(pgid) = entry.file_name().to_string_lossy().parse::<i32>()
-            && start_time(pgid).is_some_and(|t| t == started)
-            && let Some(pid) = rustix::process::Pid::from_raw(pgid)
-            && rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok()
-        {
-            killed += 1;
+        let pgid = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<i32>().ok());
+        if let Some(pgid) = pgid {
+            let tag = format!("IADE_MARKER={}", path.display());
+            let ours = std::fs::read(format!("/proc/{pgid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == tag.as_bytes()));
+            if ours
+                && let Some(pid) = rustix::process::Pid::from_raw(pgid)
+                && rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok()
+            {
+                killed += 1;
+            }
         }
         let _ = std::fs::remove_file(&path);
     }

@@ -499,3 +499,46 @@ fn a_secret_symlink_target_is_compared_without_being_shown() {
     assert!(!text(&o).contains("tops3cret"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_command_left_running_by_a_killed_engine_is_killed_by_the_next_run() {
+    let src = "use std.exec.{exec}\n\nexec long {\n  name = \"long\"\n  check = \"test -f started\"\n  apply = \"touch started; sleep 60\"\n  timeout = 120\n}\n";
+    let dir = stack("reap", src);
+    let mut child = Command::new(iade_bin())
+        .args(["converge"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    // Wait for the command to record its process group.
+    let running = dir.join(".iade/running");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pgid = loop {
+        let found = std::fs::read_dir(&running)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .find_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse::<i32>().ok());
+        if let (Some(p), true) = (found, dir.join("started").exists()) {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::KILL,
+    );
+    let _ = child.wait();
+    assert!(Path::new(&format!("/proc/{pgid}")).exists(), "the command died with the engine already");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    // The group leader is gone (or a zombie of the reaper's, which is the same to us).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(format!("/proc/{pgid}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+        assert!(Instant::now() < deadline, "the orphaned command still runs");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
