@@ -240,20 +240,27 @@ pub fn print_plan(plan: &Plan, stack_dir: &Path, color: bool, took: Duration) {
     }
     let count = |a: Action| pending.iter().filter(|r| r.action == a).count();
     let shown = crate::files::display_path(stack_dir);
+    let mut parts: Vec<String> = [
+        (Action::Create, "to create"),
+        (Action::Update, "to update"),
+        (Action::Delete, "to delete"),
+        (Action::Run, "to run"),
+        (Action::Drift, "drifted (observe only)"),
+    ]
+    .iter()
+    .filter(|(a, _)| count(*a) > 0)
+    .map(|(a, what)| format!("{} {what}", count(*a)))
+    .collect();
+    let unobservable = plan.errors().count();
+    if unobservable > 0 {
+        parts.push(format!("{unobservable} not observable"));
+    }
     eprintln!(
-        "{}: {} resources observed in {} ms: {} to create, {} to update, {} to delete, {} to run, {} drifted (observe only){}",
+        "{}: {} resources observed in {}: {}",
         if shown.is_empty() { "." } else { shown.as_str() },
         plan.resources.len(),
-        took.as_millis(),
-        count(Action::Create),
-        count(Action::Update),
-        count(Action::Delete),
-        count(Action::Run),
-        count(Action::Drift),
-        match plan.errors().count() {
-            0 => String::new(),
-            n => format!(", {n} not observable"),
-        }
+        fmt_ms(took),
+        if parts.is_empty() { "nothing differs".to_string() } else { parts.join(", ") }
     );
 }
 
@@ -302,6 +309,18 @@ pub fn cancel_on_signal(cancelled: Arc<AtomicBool>) {
         eprintln!("stopping: the steps in flight are being cancelled and recorded");
         cancelled.store(true, std::sync::atomic::Ordering::Relaxed);
     });
+}
+
+/// `0.4 ms`, `38 ms`, `1.2 s`.
+fn fmt_ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 10_000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
 }
 
 /// The lock and lease that make one engine the only one correcting a stack.
@@ -546,10 +565,10 @@ fn print_report(report: &RunReport, stack_dir: &Path, color: bool, took: Duratio
     let done = report.steps.iter().filter(|s| s.status == "done").count();
     let shown = crate::files::display_path(stack_dir);
     eprintln!(
-        "{}: run {} in {} ms: {} resources, {} changed, {} failed, {} skipped{}",
+        "{}: run {} in {}: {} resources, {} changed, {} failed, {} skipped{}",
         if shown.is_empty() { "." } else { shown.as_str() },
         report.run,
-        took.as_millis(),
+        fmt_ms(took),
         report.plan.resources.len(),
         done,
         report.failed(),
