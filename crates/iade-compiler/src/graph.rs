@@ -181,7 +181,9 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     let mut out = StackResources::default();
     let cycles = static_cycles(db);
     out.diags.extend(cycles.iter().cloned());
-    let mut by_id: BTreeMap<&str, (&Fact, Item)> = BTreeMap::new();
+    // Lookups by id hash; the order that diagnostics and the result follow is the ids' order.
+    let mut by_id: HashMap<&str, usize> = HashMap::new();
+    let mut order: Vec<(&Fact, Item)> = Vec::new();
     for &item in resource_items(db) {
         let facts = graph_facts(db, item);
         if facts.cyclic && cycles.is_empty() {
@@ -193,7 +195,8 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
             );
         }
         for f in &facts.facts {
-            if let Some((first, _)) = by_id.get(f.id.as_str()) {
+            if let Some(&i) = by_id.get(f.id.as_str()) {
+                let first = order[i].0;
                 out.diags.push(
                     Diag::new(codes::E0301, format!("resource `{}` is declared twice", f.id))
                         .primary(&f.origin, f.name_span, "declared again here")
@@ -202,12 +205,14 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                 );
                 continue;
             }
-            by_id.insert(&f.id, (f, item));
+            by_id.insert(&f.id, order.len());
+            order.push((f, item));
         }
     }
+    order.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
     // Two resources that name the same object in the environment.
     let mut identities: HashMap<(&str, &str), &Fact> = HashMap::new();
-    for (f, _) in by_id.values() {
+    for (f, _) in &order {
         let Some((key, shown, span)) = &f.identity else { continue };
         match identities.get(&(f.kind.as_str(), key.as_str())) {
             Some(first) => {
@@ -227,22 +232,24 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
             }
         }
     }
-    let mut edges = BTreeSet::new();
-    for (f, _) in by_id.values() {
+    let mut edges = Vec::new();
+    for (f, _) in &order {
         for dep in &f.refs {
             if by_id.contains_key(dep.as_str()) {
-                edges.insert(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::Reference });
+                edges.push(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::Reference });
             }
         }
         for dep in &f.after {
             if by_id.contains_key(dep.as_str()) && !f.refs.contains(dep) {
-                edges.insert(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::After });
+                edges.push(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::After });
             }
         }
     }
-    out.edges = edges.into_iter().collect();
+    edges.sort_unstable();
+    edges.dedup();
+    out.edges = edges;
     out.resources =
-        by_id.into_values().map(|(f, item)| ResourceRef { id: f.id.clone(), item, index: f.index }).collect();
+        order.into_iter().map(|(f, item)| ResourceRef { id: f.id.clone(), item, index: f.index }).collect();
     out
 }
 
@@ -260,23 +267,27 @@ fn identity_text(v: &Value) -> String {
 #[salsa::tracked(returns(ref))]
 pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
     let index = static_index(db);
-    let mut graph: BTreeMap<String, Vec<(String, Span)>> = BTreeMap::new();
-    let mut origins: BTreeMap<String, Origin> = BTreeMap::new();
+    // Borrowed from the queries' results: building the graph copies no id.
+    let mut graph: BTreeMap<&str, Vec<&(String, Span)>> = BTreeMap::new();
     for (id, item) in index {
-        let mut refs = item_refs(db, *item).clone();
-        refs.retain(|(to, _)| to != id && index.contains_key(to));
-        graph.insert(id.clone(), refs);
-        origins.insert(id.clone(), origin(db, *item));
+        let refs: Vec<&(String, Span)> =
+            item_refs(db, *item).iter().filter(|(to, _)| to != id && index.contains_key(to)).collect();
+        graph.insert(id.as_str(), refs);
     }
+    // Only resources that refer to something can be on a cycle; most stacks have none.
+    if graph.values().all(Vec::is_empty) {
+        return Vec::new();
+    }
+    let origin_of = |id: &str| index.get(id).map(|item| origin(db, *item));
     // Depth-first search; a back edge closes a cycle.
     let mut state: BTreeMap<&str, u8> = BTreeMap::new();
     let mut out = Vec::new();
     let mut reported: BTreeSet<Vec<String>> = BTreeSet::new();
-    for start in graph.keys() {
-        if state.get(start.as_str()).copied().unwrap_or(0) != 0 {
+    for &start in graph.keys() {
+        if state.get(start).copied().unwrap_or(0) != 0 {
             continue;
         }
-        let mut path: Vec<(&str, usize)> = vec![(start.as_str(), 0)];
+        let mut path: Vec<(&str, usize)> = vec![(start, 0)];
         state.insert(start, 1);
         while let Some((node, next)) = path.last().copied() {
             let edges = &graph[node];
@@ -308,13 +319,10 @@ pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
                         format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
                     );
                     for (i, (n, taken)) in cycle.iter().enumerate() {
-                        let (target, span) = &graph[*n][taken - 1];
+                        let (target, span) = graph[*n][taken - 1];
                         let label = format!("{n} refers to {target}");
-                        d = if i == 0 {
-                            d.primary(&origins[*n], *span, label)
-                        } else {
-                            d.secondary(&origins[*n], *span, label)
-                        };
+                        let Some(o) = origin_of(n) else { continue };
+                        d = if i == 0 { d.primary(&o, *span, label) } else { d.secondary(&o, *span, label) };
                     }
                     out.push(
                         d.help("remove one of these references, or the `after` entry that closes the cycle"),
