@@ -139,35 +139,15 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, LoadError> {
         Ok(bytes) => String::from_utf8(bytes).map_err(|_| "the file is not valid UTF-8".to_string()),
         Err(e) => Err(e.to_string()),
     });
-    let mut db = Database::new(Options { stdlib, loader, log_queries: false });
-    let mut texts = Vec::new();
-    let mut read_diags = Vec::new();
-    let mut shown_text = HashMap::new();
-    let first_id = db.sources().iter().count() as u32;
-    for (i, f) in files.iter().enumerate() {
-        let shown = display_path(f);
-        let bytes = std::fs::read(f).map_err(|e| LoadError {
-            message: format!("cannot read `{shown}`: {e}"),
-            help: "check the file's permissions".to_string(),
-        })?;
-        match String::from_utf8(bytes) {
-            Ok(text) => texts.push((shown, text)),
-            Err(e) => {
-                let id = iade_span::FileId(first_id + i as u32);
-                let (lossy, parse) = iade_syntax::parse_bytes(id, e.as_bytes());
-                read_diags.extend(parse.diagnostics);
-                shown_text.insert(shown.clone(), lossy);
-                texts.push((shown, String::new()));
-            }
-        }
-    }
-    db.set_stack_files(texts);
-    let params = params_from_env(&options.params);
-    db.set_params(params);
-    Ok(Loaded { db, read_diags, shown_text, files: files.len() })
+    let db = Database::new(Options { stdlib, loader, log_queries: false });
+    let mut loaded = Loaded { db, read_diags: Vec::new(), shown_text: HashMap::new(), files: 0 };
+    reload(&mut loaded, path)?;
+    loaded.db.set_params(params_from_env(&options.params));
+    Ok(loaded)
 }
 
-/// Reads the stack's files again into the same database, so only what changed is recompiled.
+/// Reads the stack's files into its database; again after a change, so only what changed is
+/// recompiled.
 pub fn reload(loaded: &mut Loaded, path: &Path) -> Result<(), LoadError> {
     let files = stack_files(path).map_err(|e| LoadError {
         message: format!("cannot read `{}`: {e}", display_path(path)),

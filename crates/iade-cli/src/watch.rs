@@ -29,26 +29,17 @@ fn managed_paths(c: &Compiled, stack_dir: &Path) -> BTreeMap<PathBuf, Vec<String
     let mut out: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for n in &c.graph.nodes {
         if let Some(Value::Str(p)) = n.identity.get("path") {
-            let p = Path::new(p.as_ref());
-            let abs = if p.is_absolute() { p.to_path_buf() } else { stack_dir.join(p) };
-            out.entry(normalize(&abs)).or_default().push(n.id.clone());
+            out.entry(iade_provider::resolve_path(stack_dir, Path::new(p.as_ref())))
+                .or_default()
+                .push(n.id.clone());
         }
     }
     out
 }
 
+/// An event's path as the managed paths are keyed (event paths are absolute already).
 fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
+    iade_provider::resolve_path(Path::new("/"), p)
 }
 
 /// Every file the compiler read from disk (stack files, modules, included files), absolute.

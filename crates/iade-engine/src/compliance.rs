@@ -21,31 +21,12 @@ pub struct ComplianceReport {
     pub passed: usize,
     pub failed: usize,
     pub unknown: usize,
-    /// Failures and unknowns (passes are counted, not listed).
+    /// Failures and unknowns, as the journal keeps them (passes are counted, not listed).
     pub findings: Vec<Finding>,
 }
 
-impl ComplianceReport {
-    /// What the journal keeps: failures and unknowns; passes only as counts in the summary.
-    pub fn recorded(&self) -> Vec<Finding> {
-        self.findings.clone()
-    }
-}
-
 fn absolute(stack_dir: &Path, p: &str) -> PathBuf {
-    let path = Path::new(p);
-    let joined = if path.is_absolute() { path.to_path_buf() } else { stack_dir.join(path) };
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
+    iade_provider::resolve_path(stack_dir, Path::new(p))
 }
 
 fn resource_value(program: &Program, id: &str, kind: &str, fields: Fields) -> Value {

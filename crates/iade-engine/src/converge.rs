@@ -261,7 +261,7 @@ pub fn converge(
         "resumed": { "done_by_observation": resume.done_by_observation.len(), "abandoned": resume.abandoned.len() },
     });
     let status = if failed > 0 || current.errors().next().is_some() { "failed" } else { "done" };
-    journal.finish_run(epoch, run, status, &summary, &compliance.recorded())?;
+    journal.finish_run(epoch, run, status, &summary, &compliance.findings)?;
     timings.journal_ms += ms(t);
     Ok(RunReport { run, timings, resume, plan: current, steps, compliance })
 }

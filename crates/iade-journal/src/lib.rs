@@ -168,6 +168,20 @@ pub struct Finding {
     pub location: Option<String>,
 }
 
+/// A `runs` row selected as `id, mode, status, started_ms, finished_ms, pid, summary`.
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let summary: String = r.get(6)?;
+    Ok(RunRow {
+        id: r.get(0)?,
+        mode: r.get(1)?,
+        status: r.get(2)?,
+        started_ms: r.get(3)?,
+        finished_ms: r.get(4)?,
+        pid: r.get(5)?,
+        summary: serde_json::from_str(&summary).unwrap_or(serde_json::Value::Null),
+    })
+}
+
 /// The lease row: holder pid, host, since, expires, epoch, watch.
 type LeaseRow = (Option<i64>, Option<String>, Option<i64>, Option<i64>, i64, i64);
 
@@ -290,6 +304,24 @@ impl Journal {
             .map_err(|e| self.err(e))
     }
 
+    /// Runs `f` in one immediate transaction that commits only while `epoch` holds the lease:
+    /// every write of a run goes through here.
+    fn write<T>(
+        &mut self,
+        epoch: i64,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let path = self.path.display().to_string();
+        let e = |source| JournalError::Sqlite { path: path.clone(), source };
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
+        if !Self::check_epoch(&tx, epoch).map_err(e)? {
+            return Err(JournalError::LeaseLost(epoch));
+        }
+        let out = f(&tx).map_err(e)?;
+        tx.commit().map_err(e)?;
+        Ok(out)
+    }
+
     fn check_epoch(tx: &rusqlite::Transaction<'_>, epoch: i64) -> std::result::Result<bool, rusqlite::Error> {
         let current: Option<i64> =
             tx.query_row("SELECT epoch FROM lease WHERE id = 1", [], |r| r.get(0)).optional()?;
@@ -298,56 +330,42 @@ impl Journal {
 
     /// Begins a run, with the drift its observation pass found, in one transaction.
     pub fn begin_run(&mut self, epoch: i64, mode: &str, drift: &[Drift]) -> Result<i64> {
-        let path = self.path.display().to_string();
-        let e = |source| JournalError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        if !Self::check_epoch(&tx, epoch).map_err(e)? {
-            return Err(JournalError::LeaseLost(epoch));
-        }
-        let now = now_ms();
-        tx.execute(
-            "INSERT INTO runs (mode, status, started_ms, pid, epoch, summary) VALUES (?1, 'running', ?2, ?3, ?4, '{}')",
-            params![mode, now, i64::from(std::process::id()), epoch],
-        )
-        .map_err(e)?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut stmt = tx
-                .prepare_cached("INSERT INTO drift (run, resource, field, observed, intended, detected_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
-                .map_err(e)?;
-            for d in drift {
-                stmt.execute(params![id, d.resource, d.field, d.observed, d.intended, now]).map_err(e)?;
+        self.write(epoch, |tx| {
+            let now = now_ms();
+            tx.execute(
+                "INSERT INTO runs (mode, status, started_ms, pid, epoch, summary) VALUES (?1, 'running', ?2, ?3, ?4, '{}')",
+                params![mode, now, i64::from(std::process::id()), epoch],
+            )?;
+            let id = tx.last_insert_rowid();
+            {
+                let mut stmt = tx
+                    .prepare_cached("INSERT INTO drift (run, resource, field, observed, intended, detected_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+                for d in drift {
+                    stmt.execute(params![id, d.resource, d.field, d.observed, d.intended, now])?;
+                }
             }
-        }
-        tx.commit().map_err(e)?;
-        Ok(id)
+            Ok(id)
+        })
     }
 
     /// Commits the intents of a batch of steps, before any of their effects starts.
     pub fn record_intents(&mut self, epoch: i64, run: i64, steps: &[StepIntent]) -> Result<Vec<i64>> {
-        let path = self.path.display().to_string();
-        let e = |source| JournalError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        if !Self::check_epoch(&tx, epoch).map_err(e)? {
-            return Err(JournalError::LeaseLost(epoch));
-        }
-        let now = now_ms();
-        let mut ids = Vec::with_capacity(steps.len());
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO steps (run, resource, action, digest, idempotency_key, status, started_ms, changes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'started', ?6, ?7)",
-                )
-                .map_err(e)?;
-            for s in steps {
-                stmt.execute(params![run, s.resource, s.action, s.digest, s.idempotency_key, now, s.changes])
-                    .map_err(e)?;
-                ids.push(tx.last_insert_rowid());
+        self.write(epoch, |tx| {
+            let now = now_ms();
+            let mut ids = Vec::with_capacity(steps.len());
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO steps (run, resource, action, digest, idempotency_key, status, started_ms, changes)
+                         VALUES (?1, ?2, ?3, ?4, ?5, 'started', ?6, ?7)",
+                    )?;
+                for s in steps {
+                    stmt.execute(params![run, s.resource, s.action, s.digest, s.idempotency_key, now, s.changes])?;
+                    ids.push(tx.last_insert_rowid());
+                }
             }
-        }
-        tx.commit().map_err(e)?;
-        Ok(ids)
+            Ok(ids)
+        })
     }
 
     /// Records how steps ended, after their effects are durable, and marks the drift of the
@@ -359,29 +377,22 @@ impl Journal {
         outcomes: &[(i64, StepStatus, Option<String>)],
         corrected: &[String],
     ) -> Result<()> {
-        let path = self.path.display().to_string();
-        let e = |source| JournalError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        if !Self::check_epoch(&tx, epoch).map_err(e)? {
-            return Err(JournalError::LeaseLost(epoch));
-        }
-        let now = now_ms();
-        {
-            let mut stmt = tx
-                .prepare_cached("UPDATE steps SET status = ?1, finished_ms = ?2, error = ?3 WHERE id = ?4")
-                .map_err(e)?;
-            for (id, status, error) in outcomes {
-                stmt.execute(params![status.as_str(), now, error, id]).map_err(e)?;
+        self.write(epoch, |tx| {
+            let now = now_ms();
+            {
+                let mut stmt = tx
+                    .prepare_cached("UPDATE steps SET status = ?1, finished_ms = ?2, error = ?3 WHERE id = ?4")?;
+                for (id, status, error) in outcomes {
+                    stmt.execute(params![status.as_str(), now, error, id])?;
+                }
+                let mut stmt = tx
+                    .prepare_cached("UPDATE drift SET corrected_ms = ?1 WHERE run = ?2 AND resource = ?3 AND corrected_ms IS NULL")?;
+                for r in corrected {
+                    stmt.execute(params![now, run, r])?;
+                }
             }
-            let mut stmt = tx
-                .prepare_cached("UPDATE drift SET corrected_ms = ?1 WHERE run = ?2 AND resource = ?3 AND corrected_ms IS NULL")
-                .map_err(e)?;
-            for r in corrected {
-                stmt.execute(params![now, run, r]).map_err(e)?;
-            }
-        }
-        tx.commit().map_err(e)?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Finishes a run with its summary and the findings of its controls, in one transaction.
@@ -393,42 +404,34 @@ impl Journal {
         summary: &serde_json::Value,
         findings: &[Finding],
     ) -> Result<()> {
-        let path = self.path.display().to_string();
-        let e = |source| JournalError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        if !Self::check_epoch(&tx, epoch).map_err(e)? {
-            return Err(JournalError::LeaseLost(epoch));
-        }
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT INTO findings (run, control, severity, subject, outcome, message, evidence, intent_compliant, location)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(e)?;
-            for f in findings {
-                let evidence = serde_json::to_string(&f.evidence).unwrap_or_else(|_| "[]".into());
-                stmt.execute(params![
-                    run,
-                    f.control,
-                    f.severity,
-                    f.subject,
-                    f.outcome,
-                    f.message,
-                    evidence,
-                    f.intent_compliant,
-                    f.location
-                ])
-                .map_err(e)?;
+        self.write(epoch, |tx| {
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO findings (run, control, severity, subject, outcome, message, evidence, intent_compliant, location)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?;
+                for f in findings {
+                    let evidence = serde_json::to_string(&f.evidence).unwrap_or_else(|_| "[]".into());
+                    stmt.execute(params![
+                        run,
+                        f.control,
+                        f.severity,
+                        f.subject,
+                        f.outcome,
+                        f.message,
+                        evidence,
+                        f.intent_compliant,
+                        f.location
+                    ])?;
+                }
             }
-        }
-        tx.execute(
-            "UPDATE runs SET status = ?1, finished_ms = ?2, summary = ?3 WHERE id = ?4",
-            params![status, now_ms(), summary.to_string(), run],
-        )
-        .map_err(e)?;
-        tx.commit().map_err(e)?;
-        Ok(())
+            tx.execute(
+                "UPDATE runs SET status = ?1, finished_ms = ?2, summary = ?3 WHERE id = ?4",
+                params![status, now_ms(), summary.to_string(), run],
+            )?;
+            Ok(())
+        })
     }
 
     /// Runs left `running` by an engine that is gone, and their unfinished steps.
@@ -457,29 +460,22 @@ impl Journal {
         runs: &[i64],
         steps: &[(i64, StepStatus)],
     ) -> Result<()> {
-        let path = self.path.display().to_string();
-        let e = |source| JournalError::Sqlite { path: path.clone(), source };
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
-        if !Self::check_epoch(&tx, epoch).map_err(e)? {
-            return Err(JournalError::LeaseLost(epoch));
-        }
-        let now = now_ms();
-        for (id, status) in steps {
-            tx.execute(
-                "UPDATE steps SET status = ?1, finished_ms = ?2 WHERE id = ?3",
-                params![status.as_str(), now, id],
-            )
-            .map_err(e)?;
-        }
-        for r in runs {
-            tx.execute(
-                "UPDATE runs SET status = 'interrupted', finished_ms = ?1 WHERE id = ?2",
-                params![now, r],
-            )
-            .map_err(e)?;
-        }
-        tx.commit().map_err(e)?;
-        Ok(())
+        self.write(epoch, |tx| {
+            let now = now_ms();
+            for (id, status) in steps {
+                tx.execute(
+                    "UPDATE steps SET status = ?1, finished_ms = ?2 WHERE id = ?3",
+                    params![status.as_str(), now, id],
+                )?;
+            }
+            for r in runs {
+                tx.execute(
+                    "UPDATE runs SET status = 'interrupted', finished_ms = ?1 WHERE id = ?2",
+                    params![now, r],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     fn steps_where(&self, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<StepRow>> {
@@ -525,20 +521,7 @@ impl Journal {
             .conn
             .prepare("SELECT id, mode, status, started_ms, finished_ms, pid, summary FROM runs ORDER BY id DESC LIMIT ?1")
             .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![limit as i64], |r| {
-                let summary: String = r.get(6)?;
-                Ok(RunRow {
-                    id: r.get(0)?,
-                    mode: r.get(1)?,
-                    status: r.get(2)?,
-                    started_ms: r.get(3)?,
-                    finished_ms: r.get(4)?,
-                    pid: r.get(5)?,
-                    summary: serde_json::from_str(&summary).unwrap_or(serde_json::Value::Null),
-                })
-            })
-            .map_err(|e| self.err(e))?;
+        let rows = stmt.query_map(params![limit as i64], run_row).map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| self.err(e))
     }
 
@@ -631,18 +614,7 @@ impl Journal {
             .query_row(
                 "SELECT id, mode, status, started_ms, finished_ms, pid, summary FROM runs WHERE id = ?1",
                 params![id],
-                |r| {
-                    let summary: String = r.get(6)?;
-                    Ok(RunRow {
-                        id: r.get(0)?,
-                        mode: r.get(1)?,
-                        status: r.get(2)?,
-                        started_ms: r.get(3)?,
-                        finished_ms: r.get(4)?,
-                        pid: r.get(5)?,
-                        summary: serde_json::from_str(&summary).unwrap_or(serde_json::Value::Null),
-                    })
-                },
+                run_row,
             )
             .optional()
             .map_err(|e| self.err(e))

@@ -192,6 +192,12 @@ impl LocalProvider {
     }
 }
 
+/// A target's absolute path; every local kind is identified by one.
+fn path_of(target: &Target, cx: &Context<'_>) -> Result<PathBuf, ProviderError> {
+    target_path(target, cx.stack_dir)
+        .ok_or_else(|| ProviderError::permanent(format!("`{}` has no path", target.id)))
+}
+
 fn as_mode(v: &Value) -> Option<u32> {
     match v {
         Value::Mode(m) | Value::Int(m) => u32::try_from(*m).ok(),
@@ -304,8 +310,7 @@ impl Provider for LocalProvider {
         targets
             .iter()
             .map(|t| {
-                let path = target_path(t, cx.stack_dir)
-                    .ok_or_else(|| ProviderError::permanent(format!("`{}` has no path", t.id)))?;
+                let path = path_of(t, cx)?;
                 self.observe_one(kind, &path, t.intended.contains_key("content"))
             })
             .collect()
@@ -409,8 +414,7 @@ impl Provider for LocalProvider {
         observed: &Observed,
         cx: &Context<'_>,
     ) -> Result<(), ProviderError> {
-        let path = target_path(target, cx.stack_dir)
-            .ok_or_else(|| ProviderError::permanent(format!("`{}` has no path", target.id)))?;
+        let path = path_of(target, cx)?;
         if !target.wants_present() {
             return self.delete(kind, target, cx);
         }
@@ -456,8 +460,7 @@ impl Provider for LocalProvider {
     }
 
     fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
-        let path = target_path(target, cx.stack_dir)
-            .ok_or_else(|| ProviderError::permanent(format!("`{}` has no path", target.id)))?;
+        let path = path_of(target, cx)?;
         let result = match kind {
             "directory" => fs::remove_dir(&path),
             _ => fs::remove_file(&path),

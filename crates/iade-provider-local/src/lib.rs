@@ -19,20 +19,7 @@ use iade_provider::Target;
 
 /// A target's path, made absolute against the stack directory.
 pub(crate) fn resolve(stack_dir: &Path, path: &str) -> PathBuf {
-    let p = Path::new(path);
-    let joined = if p.is_absolute() { p.to_path_buf() } else { stack_dir.join(p) };
-    // Lexically, so `./out/../x` and `out/x` name one path in messages and comparisons.
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
+    iade_provider::resolve_path(stack_dir, Path::new(path))
 }
 
 pub(crate) fn target_path(target: &Target, stack_dir: &Path) -> Option<PathBuf> {

@@ -203,6 +203,24 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// `path` made absolute against `base` (when relative) and normalized lexically, so
+/// `./out/../x` and `x` name one path in comparisons and messages. Symlinks are not resolved:
+/// the path is the one the intent names.
+pub fn resolve_path(base: &Path, path: &Path) -> std::path::PathBuf {
+    let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+    let mut out = std::path::PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 /// Compares each intended field (but identity and `ensure`) with its observed value.
 pub fn default_diff(target: &Target, observed: &Observed) -> Vec<Change> {
     let mut out = Vec::new();
