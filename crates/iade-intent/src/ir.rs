@@ -44,6 +44,9 @@ pub enum UnOp {
     Not,
 }
 
+/// The operators of the language, as the IR carries them. They mirror the syntax tree's own
+/// on purpose: this crate does not depend on the syntax layer (the engine evaluates IR with
+/// no parser in sight), and the compiler maps one to the other in one function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinOp {
     Or,
