@@ -1,10 +1,14 @@
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use iade_driver::{HistoryQuery, JournalLocation, LoadOptions, RunOptions, Wait};
+use iade_journal::RunId;
 
+use crate::commands::{self, Engine};
 use crate::output::{ColorChoice, Exit};
-use crate::stack::LoadOptions;
-use crate::{files, output};
+use crate::render::Style;
 
 const AFTER_HELP: &str = "\
 Examples:
@@ -53,10 +57,11 @@ enum Command {
     /// Observe the environment and show what converge would change.
     ///
     /// Compiles the stack (a denied policy stops here), observes every resource afresh and
-    /// diffs its managed attributes. Changes nothing and takes no lease: safe to run any time.
-    /// Exit code 2 when something differs, 0 when nothing does, 1 on errors.
+    /// diffs its managed attributes: each change with the object's identity, the line that
+    /// declared it and, for text content, a diff. Changes nothing and takes no lease: safe to
+    /// run any time. Exit code 2 when something differs, 0 when nothing does, 1 on errors.
     #[command(
-        after_help = "Examples:\n  iade plan examples/quickstart\n  iade plan --format json | jq '.plan.resources[] | select(.action != \"none\")'"
+        after_help = "Examples:\n  iade plan examples/quickstart\n  iade plan --target file.readme      that resource and what it depends on\n  iade plan --format json | jq '.plan.resources[] | select(.action != \"none\")'"
     )]
     Plan(PlanArgs),
     /// Make the environment equal to the intent, as a durable, journaled run.
@@ -66,10 +71,10 @@ enum Command {
     /// is resumed by the next run. Then evaluates the compliance controls on what it observed.
     /// One engine per stack at a time (a lease); `--watch` keeps reconciling.
     #[command(
-        after_help = "Examples:\n  iade converge examples/quickstart\n  iade converge --detect-only        report drift and findings, change nothing (exit 2 on drift)\n  iade converge --watch --interval 30s\n  iade converge --format sarif > findings.sarif\n\nSecrets: secret(\"NAME\") reads the environment variable IADE_SECRET_NAME, only inside the provider call.\nExit codes: 0 done, 1 errors or failed steps, 2 drift found (--detect-only), 3 another engine holds the lease, 4 controls fail."
+        after_help = "Examples:\n  iade converge examples/quickstart\n  iade converge --detect-only        report drift and findings, change nothing (exit 2 on drift)\n  iade converge --target exec.migrate  fix one thing now (and what it depends on)\n  iade converge --watch --interval 30s\n  iade converge --format sarif > findings.sarif\n\nSecrets: secret(\"NAME\") reads the environment variable IADE_SECRET_NAME, only inside the provider call.\nExit codes: 0 done, 1 errors or failed steps, 2 drift found (--detect-only), 3 another engine holds the lease, 4 controls fail."
     )]
     Converge(ConvergeArgs),
-    /// Show past runs: drift corrected, steps, failures and findings.
+    /// Show past runs: drift corrected, steps (with command output), errors and findings.
     #[command(
         after_help = "Examples:\n  iade history examples/quickstart\n  iade history --resource file.readme\n  iade history --run 3 --format json"
     )]
@@ -98,19 +103,23 @@ enum Command {
 struct StackArgs {
     /// A stack directory or a `.iade` file.
     #[arg(default_value = ".")]
-    path: std::path::PathBuf,
+    path: PathBuf,
     /// Set a param: `--param tier=prod` (repeatable). Overrides `IADE_PARAM_TIER=prod` from
     /// the environment, which overrides the param's default.
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
     /// Use the standard library in DIR (DIR/std/*.iade) instead of the embedded one.
     #[arg(long, value_name = "DIR")]
-    stdlib: Option<std::path::PathBuf>,
+    stdlib: Option<PathBuf>,
 }
 
 impl StackArgs {
     fn load_options(&self) -> LoadOptions {
-        LoadOptions { params: self.params.clone(), stdlib: self.stdlib.clone() }
+        LoadOptions {
+            params: self.params.clone(),
+            env_params: iade_driver::params_from_env(),
+            stdlib: self.stdlib.clone(),
+        }
     }
 }
 
@@ -140,22 +149,25 @@ struct GraphArgs {
 }
 
 #[derive(Debug, Args)]
-struct EngineArgs {
-    /// The journal; `.iade/journal.db` in the stack directory by default.
-    #[arg(long, value_name = "FILE")]
-    journal: Option<std::path::PathBuf>,
+struct RunArgs {
     /// At most this many provider calls at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     parallelism: u16,
+    /// Only this resource (`file.config`) or component instance, and what it depends on
+    /// (repeatable).
+    #[arg(long = "target", value_name = "ID")]
+    targets: Vec<String>,
+    /// Do not show diffs of text content.
+    #[arg(long)]
+    no_diff: bool,
 }
 
 #[derive(Debug, Args)]
 struct PlanArgs {
     #[command(flatten)]
     stack: StackArgs,
-    /// At most this many provider calls at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    parallelism: u16,
+    #[command(flatten)]
+    run: RunArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -166,7 +178,10 @@ struct ConvergeArgs {
     #[command(flatten)]
     stack: StackArgs,
     #[command(flatten)]
-    engine: EngineArgs,
+    run: RunArgs,
+    /// The journal; `.iade/journal.db` in the stack directory by default.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<String>,
     /// Report drift and findings; change nothing, take no lease (exit 2 on drift).
     #[arg(long, conflicts_with = "watch")]
     detect_only: bool,
@@ -176,50 +191,49 @@ struct ConvergeArgs {
     watch: bool,
     /// Time between full passes with --watch: `30s`, `5m`, `1h`.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    interval: std::time::Duration,
-    /// Wait for another engine's lease instead of exiting 3.
-    #[arg(long)]
-    wait: bool,
+    interval: Duration,
+    /// Wait for another engine's lease instead of exiting 3: at most DURATION (`30s`, `5m`),
+    /// ten minutes when none is given.
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "10m", value_parser = parse_duration)]
+    wait: Option<Duration>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = crate::run::RunFormat::Human)]
-    format: crate::run::RunFormat,
+    #[arg(long, value_enum, default_value_t = RunFormat::Human)]
+    format: RunFormat,
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = num.parse().map_err(|_| format!("expected a duration such as 30s or 5m, got `{s}`"))?;
-    let secs = match unit {
-        "ms" => n / 1000,
-        "" | "s" => n,
-        "m" => n.saturating_mul(60),
-        "h" => n.saturating_mul(3600),
+    let ms = match unit {
+        "ms" => n,
+        "" | "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
         _ => return Err(format!("unknown unit `{unit}` in `{s}`: use ms, s, m or h")),
     };
-    const YEAR: u64 = 365 * 24 * 3600;
-    if secs > YEAR {
+    if ms > 365 * 24 * 3_600_000 {
         return Err(format!("`{s}` is longer than a year"));
     }
-    Ok(if unit == "ms" {
-        std::time::Duration::from_millis(n.max(1))
-    } else {
-        std::time::Duration::from_secs(secs.max(1))
-    })
+    Ok(Duration::from_millis(ms.max(1)))
 }
 
 #[derive(Debug, Args)]
 struct HistoryArgs {
     /// A stack directory or a `.iade` file.
     #[arg(default_value = ".")]
-    path: std::path::PathBuf,
+    path: PathBuf,
     /// The journal; `.iade/journal.db` in the stack directory by default.
     #[arg(long, value_name = "FILE")]
-    journal: Option<std::path::PathBuf>,
+    journal: Option<String>,
     /// Only this run.
     #[arg(long)]
     run: Option<i64>,
     /// Only what concerns this resource, such as `file.readme`.
     #[arg(long)]
     resource: Option<String>,
+    /// At most this many runs, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -231,11 +245,19 @@ pub enum GraphFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RunFormat {
+    Human,
+    Json,
+    /// SARIF 2.1.0: the compliance findings, for code-scanning tools.
+    Sarif,
+}
+
 #[derive(Debug, Args)]
 struct FmtArgs {
     /// Files or directories to format; `-` formats standard input to standard output.
     #[arg(default_value = ".")]
-    paths: Vec<std::path::PathBuf>,
+    paths: Vec<PathBuf>,
     /// Do not write; exit 1 if any file would change, listing them.
     #[arg(long)]
     check: bool,
@@ -257,6 +279,20 @@ pub enum Format {
     Json,
 }
 
+fn run_options(a: &RunArgs, journal: Option<&str>, wait: Option<Duration>) -> RunOptions {
+    RunOptions {
+        parallelism: usize::from(a.parallelism),
+        diffs: !a.no_diff,
+        targets: a.targets.clone(),
+        journal: journal.map(JournalLocation::parse),
+        wait: wait.map_or(Wait::No, Wait::For),
+        failpoint: std::env::vars_os()
+            .find(|(k, _)| k == "IADE_FAILPOINT")
+            .and_then(|(_, v)| v.into_string().ok()),
+        retries: 3,
+    }
+}
+
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -269,68 +305,41 @@ pub fn run() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let color = cli.color.enabled();
+    let style = Style { color: cli.color.enabled() };
     let exit = match cli.command {
-        Command::Check(a) => files::check(&a.stack.path, &a.stack.load_options(), a.format, color),
-        Command::Graph(a) => files::graph(&a.stack.path, &a.stack.load_options(), a.format, color),
-        Command::Plan(a) => {
-            let options = crate::run::RunOptions {
-                load: a.stack.load_options(),
-                format: if a.format == Format::Json {
-                    crate::run::RunFormat::Json
-                } else {
-                    crate::run::RunFormat::Human
-                },
-                color,
-                journal: None,
-                parallelism: usize::from(a.parallelism),
-                detect_only: true,
-                wait: false,
-            };
-            crate::run::plan(&a.stack.path, &options)
+        Command::Check(a) => commands::check(&a.stack.path, &a.stack.load_options(), a.format, style),
+        Command::Graph(a) => {
+            commands::graph(&a.stack.path, &a.stack.load_options(), a.format == GraphFormat::Json, style)
         }
+        Command::Plan(a) => Engine {
+            path: &a.stack.path,
+            load: a.stack.load_options(),
+            run: run_options(&a.run, None, None),
+            format: if a.format == Format::Json { RunFormat::Json } else { RunFormat::Human },
+            style,
+        }
+        .plan(),
         Command::Converge(a) => {
-            let options = crate::run::RunOptions {
+            let engine = Engine {
+                path: &a.stack.path,
                 load: a.stack.load_options(),
+                run: run_options(&a.run, a.journal.as_deref(), a.wait),
                 format: a.format,
-                color,
-                journal: a.engine.journal,
-                parallelism: usize::from(a.engine.parallelism),
-                detect_only: a.detect_only,
-                wait: a.wait,
+                style,
             };
-            if a.watch {
-                crate::watch::watch(&a.stack.path, &options, a.interval)
-            } else {
-                crate::run::converge(&a.stack.path, &options)
+            match (a.detect_only, a.watch) {
+                (true, _) => engine.detect(),
+                (_, true) => engine.watch(a.interval),
+                _ => engine.converge(),
             }
         }
         Command::History(a) => {
-            crate::run::history(&a.path, &a.journal, a.run, a.resource.as_deref(), a.format == Format::Json)
+            let query = HistoryQuery { run: a.run.map(RunId), resource: a.resource, limit: a.limit };
+            let journal = a.journal.as_deref().map(JournalLocation::parse);
+            commands::history(&a.path, journal, &query, a.format == Format::Json, style)
         }
-        Command::Fmt(a) => files::fmt(&a.paths, a.check, color),
-        Command::Explain(a) => explain(a),
+        Command::Fmt(a) => commands::fmt(&a.paths, a.check, style),
+        Command::Explain(a) => commands::explain(a.code, a.list),
     };
-    exit.into()
-}
-
-fn explain(a: ExplainArgs) -> Exit {
-    if a.list {
-        for info in iade_diagnostics::registry() {
-            println!("{}  {}", info.code, info.title);
-        }
-        return Exit::Success;
-    }
-    let code = a.code.unwrap_or_default();
-    match iade_diagnostics::lookup(&code) {
-        Some(info) => {
-            println!("{}: {}\n\n{}", info.code, info.title, info.explanation);
-            Exit::Success
-        }
-        None => {
-            output::error(&format!("unknown diagnostic code `{code}`"));
-            eprintln!("  help: `iade explain --list` lists every code");
-            Exit::Usage
-        }
-    }
+    Exit::into(exit)
 }

@@ -1,12 +1,11 @@
-//! The `iade` command: a thin shell over the library crates. The only crate that knows clap.
+//! The `iade` command: a thin shell over `iade-driver`. It parses arguments (the only crate
+//! that knows clap), renders what the driver returns, and chooses the exit code.
 
 mod cli;
-mod files;
+mod commands;
 mod output;
-mod run;
+mod render;
 mod sarif;
-mod stack;
-mod watch;
 
 use std::process::ExitCode;
 

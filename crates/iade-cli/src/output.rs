@@ -1,3 +1,5 @@
+//! Exit codes, colour, JSON on standard output, error lines and the panic hook.
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -12,6 +14,22 @@ pub enum Exit {
     LeaseHeld,
     ControlsFail,
     Usage,
+}
+
+impl Exit {
+    /// The code of a run in DESIGN.md's order of precedence: 1, then 2, then 4 (3 is decided
+    /// before a run starts).
+    pub fn of(errors: bool, pending: bool, controls_fail: bool) -> Exit {
+        if errors {
+            Exit::Errors
+        } else if pending {
+            Exit::Pending
+        } else if controls_fail {
+            Exit::ControlsFail
+        } else {
+            Exit::Success
+        }
+    }
 }
 
 impl From<Exit> for ExitCode {
@@ -46,6 +64,25 @@ impl ColorChoice {
 
 pub fn error(msg: &str) {
     eprintln!("error: {msg}");
+}
+
+/// An error and what to do about it.
+pub fn error_help(msg: &str, help: &str) {
+    eprintln!("error: {msg}\n  help: {help}");
+}
+
+/// Writes a value as pretty JSON straight to standard output (no copy of it in memory).
+pub fn print_json<T: serde::Serialize>(v: &T) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer_pretty(&mut out, v)
+        .and_then(|()| writeln!(out).and_then(|()| out.flush()).map_err(serde_json::Error::io));
+    // A closed pipe is not an error worth a message; a value that cannot be written is.
+    if let Err(e) = written
+        && !e.is_io()
+    {
+        error(&format!("cannot serialize: {e}"));
+    }
 }
 
 pub fn install_panic_hook() {

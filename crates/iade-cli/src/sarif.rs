@@ -1,34 +1,21 @@
 //! SARIF 2.1.0 for compliance findings, so code-scanning tools can show them beside the
 //! source line of the failing `require`.
 
-use iade_engine::ComplianceReport;
-use iade_intent::Program;
+use iade_intent::{Program, Severity};
+use iade_journal::{Finding, FindingOutcome};
 use serde_json::{Value, json};
 
 /// SARIF levels for control severities: low → note, medium → warning, high and critical →
 /// error.
-fn level(severity: &str) -> &'static str {
+fn level(severity: Severity) -> &'static str {
     match severity {
-        "low" => "note",
-        "medium" => "warning",
-        _ => "error",
+        Severity::Low => "note",
+        Severity::Medium | Severity::Warn => "warning",
+        Severity::High | Severity::Critical | Severity::Deny => "error",
     }
 }
 
-fn location(loc: &str) -> Option<Value> {
-    let mut parts = loc.rsplitn(3, ':');
-    let col: u64 = parts.next()?.parse().ok()?;
-    let line: u64 = parts.next()?.parse().ok()?;
-    let file = parts.next()?;
-    Some(json!({
-        "physicalLocation": {
-            "artifactLocation": { "uri": file },
-            "region": { "startLine": line, "startColumn": col }
-        }
-    }))
-}
-
-pub fn sarif(report: &ComplianceReport, program: &Program) -> Value {
+pub fn sarif(findings: &[Finding], program: &Program) -> Value {
     let rules: Vec<Value> = program
         .controls
         .iter()
@@ -36,13 +23,12 @@ pub fn sarif(report: &ComplianceReport, program: &Program) -> Value {
             json!({
                 "id": c.name,
                 "shortDescription": { "text": c.title.clone().unwrap_or_else(|| c.name.clone()) },
-                "defaultConfiguration": { "level": level(&c.severity) },
+                "defaultConfiguration": { "level": level(c.severity) },
                 "properties": { "severity": c.severity },
             })
         })
         .collect();
-    let results: Vec<Value> = report
-        .findings
+    let results: Vec<Value> = findings
         .iter()
         .map(|f| {
             let mut text = f.message.clone().unwrap_or_else(|| "the control does not hold".into());
@@ -52,12 +38,23 @@ pub fn sarif(report: &ComplianceReport, program: &Program) -> Value {
             if !f.evidence.is_empty() {
                 text.push_str(&format!(" ({})", f.evidence.join("; ")));
             }
+            let locations: Vec<Value> = f
+                .location
+                .iter()
+                .map(|l| {
+                    json!({ "physicalLocation": {
+                        "artifactLocation": { "uri": l.file },
+                        "region": { "startLine": l.line, "startColumn": l.column }
+                    }})
+                })
+                .collect();
+            let failed = f.outcome == FindingOutcome::Fail;
             json!({
                 "ruleId": f.control,
-                "level": if f.outcome == "fail" { level(&f.severity) } else { "none" },
-                "kind": if f.outcome == "fail" { "fail" } else { "review" },
+                "level": if failed { level(f.severity) } else { "none" },
+                "kind": if failed { "fail" } else { "review" },
                 "message": { "text": text },
-                "locations": f.location.as_deref().and_then(location).into_iter().collect::<Vec<_>>(),
+                "locations": locations,
                 "properties": { "subject": f.subject, "outcome": f.outcome, "intent_compliant": f.intent_compliant },
             })
         })

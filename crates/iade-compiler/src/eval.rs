@@ -279,7 +279,7 @@ pub struct EvaluatedResource {
     /// Resources this one refers to, and where.
     pub refs: Vec<(String, Span)>,
     pub after: Vec<(String, Span)>,
-    pub manage: String,
+    pub manage: iade_intent::Manage,
     pub provider: Option<String>,
     pub provider_type: Option<String>,
     pub origin: Origin,
@@ -445,7 +445,7 @@ impl Run<'_> {
             value: Value::Null,
             refs: Vec::new(),
             after: Vec::new(),
-            manage: "enforce".to_string(),
+            manage: iade_intent::Manage::Enforce,
             provider: None,
             provider_type: schema.provider.clone(),
             origin: self.origin.clone(),
@@ -565,7 +565,7 @@ impl Run<'_> {
                     ),
                     Err(e) => self.error(e),
                 },
-                BodyStmt::Manage(m) => res.manage = m.clone(),
+                BodyStmt::Manage(m) => res.manage = *m,
                 BodyStmt::Provider(p) => res.provider = Some(p.clone()),
                 BodyStmt::Let { slot, value } => match ev.eval(value) {
                     Ok(v) => ev.set_local(*slot, v),

@@ -538,7 +538,7 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
             name: r.name.clone(),
             provider_type: r.provider_type.clone(),
             provider: r.provider.clone(),
-            manage: r.manage.clone(),
+            manage: r.manage,
             identity,
             attrs,
             declared,
@@ -550,8 +550,12 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
 /// Counts for the one-line summary of `iade check`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Summary {
+    /// The stack's own top-level files.
     pub files: usize,
+    /// Module files loaded through `use` (the standard library's not counted).
+    pub modules: usize,
     pub resources: usize,
+    /// Policies and controls of the stack and of its modules.
     pub policies: usize,
     pub controls: usize,
     pub checks_passed: usize,
@@ -560,19 +564,26 @@ pub struct Summary {
 }
 
 pub fn summary(db: &dyn Db) -> Summary {
+    let stdlib: Vec<SourceFile> = db.stdlib_names().iter().filter_map(|n| db.stdlib_module(n)).collect();
     let mut s = Summary { files: db.stack().files(db).len(), ..Summary::default() };
+    s.modules = module_files(db).iter().filter(|f| !stdlib.contains(f)).count();
     s.resources = stack_resources(db).resources.len();
-    for &item in &own_scope(db, stack_module(db)).items {
-        match split_name(item.name(db)) {
-            ItemName::Policy => {
-                s.policies += 1;
-                let r = crate::policy::check_policy(db, item);
-                s.checks_passed += r.passed;
-                s.checks_failed += r.failed;
-                s.checks_unknown += r.unknown;
+    for m in stack_modules(db) {
+        if m.files(db).iter().any(|f| stdlib.contains(f)) {
+            continue;
+        }
+        for &item in &own_scope(db, *m).items {
+            match split_name(item.name(db)) {
+                ItemName::Policy => {
+                    s.policies += 1;
+                    let r = crate::policy::check_policy(db, item);
+                    s.checks_passed += r.passed;
+                    s.checks_failed += r.failed;
+                    s.checks_unknown += r.unknown;
+                }
+                ItemName::Control => s.controls += 1,
+                _ => {}
             }
-            ItemName::Control => s.controls += 1,
-            _ => {}
         }
     }
     s

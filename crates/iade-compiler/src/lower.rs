@@ -11,7 +11,7 @@ use iade_diagnostics::codes;
 use iade_intent::ir::{
     BinOp, Builtin, CheckIr, CheckKind, CheckStmt, Ir, IrKind, ObjectSource, RuleIr, UnOp,
 };
-use iade_intent::{FieldRole, FieldSchema, KindSchema, Origin, Ty, Value};
+use iade_intent::{FieldRole, FieldSchema, KindSchema, Origin, Severity, Ty, Value};
 use iade_span::Span;
 use iade_syntax::ast::{self, Block, Expr, ExprKind, Key, StmtKind, StrLit, StrPart, Type, TypeKind};
 
@@ -89,7 +89,7 @@ pub enum BodyStmt {
     /// `after = [...]`: resources to apply first.
     After(Ir),
     /// `manage = enforce | observe`
-    Manage(String),
+    Manage(iade_intent::Manage),
     /// `provider = NAME`
     Provider(String),
     If {
@@ -512,7 +512,9 @@ impl<'a> Cx<'a> {
                         "manage" => {
                             let hint = Ty::Enum(vec!["enforce".into(), "observe".into()]);
                             match self.expr(&a.value, Some(&hint)).0.kind {
-                                IrKind::Lit(Value::Enum(e)) => out.push(BodyStmt::Manage(e.to_string())),
+                                IrKind::Lit(Value::Enum(e)) => out.push(BodyStmt::Manage(
+                                    iade_intent::Manage::parse(&e).unwrap_or_default(),
+                                )),
                                 IrKind::Error => {}
                                 _ => {
                                     let d = self
@@ -656,9 +658,9 @@ impl<'a> Cx<'a> {
     fn check(&mut self, kind: CheckKind, name: String, name_span: Span, body: &Block) -> LoweredKind {
         self.mode = if kind == CheckKind::Policy { Mode::Policy } else { Mode::Control };
         self.keep_text = true;
-        let (severities, default): (&[&str], Option<&str>) = match kind {
-            CheckKind::Policy => (&["deny", "warn"], Some("deny")),
-            CheckKind::Control => (&["low", "medium", "high", "critical"], None),
+        let (severities, default) = match kind {
+            CheckKind::Policy => (Severity::POLICY, Some(Severity::Deny)),
+            CheckKind::Control => (Severity::CONTROL, None),
         };
         let mut severity = None;
         let mut title = None;
@@ -667,16 +669,25 @@ impl<'a> Cx<'a> {
             if let StmtKind::Attr(a) = &stmt.kind {
                 match key_text(&a.key).as_str() {
                     "severity" => {
-                        let hint = Ty::Enum(severities.iter().map(|s| s.to_string()).collect());
+                        let hint = Ty::Enum(severities.iter().map(|s| s.as_str().to_string()).collect());
                         match self.expr(&a.value, Some(&hint)).0.kind {
-                            IrKind::Lit(Value::Enum(e)) => severity = Some(e.to_string()),
+                            IrKind::Lit(Value::Enum(e)) if Severity::parse(&e).is_some() => {
+                                severity = Severity::parse(&e)
+                            }
                             IrKind::Error => {}
                             _ => {
                                 let d = self
                                     .at(
                                         codes::E0209,
                                         a.value.span,
-                                        format!("`severity` is one of {}", severities.join(", ")),
+                                        format!(
+                                            "`severity` is one of {}",
+                                            severities
+                                                .iter()
+                                                .map(|s| s.as_str())
+                                                .collect::<Vec<_>>()
+                                                .join(", ")
+                                        ),
                                         "not a severity",
                                     )
                                     .help(format!(
@@ -725,13 +736,13 @@ impl<'a> Cx<'a> {
         let body = self.check_stmts(&stmts);
         let severity = match (severity, default) {
             (Some(s), _) => s,
-            (None, Some(d)) => d.to_string(),
+            (None, Some(d)) => d,
             (None, None) => {
                 let d = self
                     .at(codes::E0209, name_span, "control has no `severity`", "add a severity")
                     .help("write `severity = low`, `medium`, `high` or `critical`");
                 self.error(d);
-                "medium".to_string()
+                Severity::Medium
             }
         };
         LoweredKind::Check(Arc::new(CheckIr {

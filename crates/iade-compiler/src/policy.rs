@@ -54,7 +54,7 @@ pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
     }
     let rest_check = iade_intent::CheckIr { body: rest, ..(**check).clone() };
     let verdicts = Evaluator::new(&env, check.origin.clone(), check.slots).run_check(&rest_check);
-    tally(db, &check.name, check.severity == "deny", verdicts, &mut out);
+    tally(db, &check.name, check.severity == iade_intent::Severity::Deny, verdicts, &mut out);
     out
 }
 
@@ -91,7 +91,7 @@ pub fn policy_slice(db: &dyn Db, key: SliceKey) -> PolicyResult {
             body,
             &objects,
         );
-        tally(db, &check.name, check.severity == "deny", verdicts, &mut out);
+        tally(db, &check.name, check.severity == iade_intent::Severity::Deny, verdicts, &mut out);
     }
     out
 }

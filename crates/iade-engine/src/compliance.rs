@@ -3,13 +3,12 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use iade_intent::eval::Evaluator;
 use iade_intent::ir::ObjectSource;
-use iade_intent::{Outcome, Program, ResourceValue, RuleIr, Value, Verdict};
-use iade_journal::Finding;
+use iade_intent::{Node, Outcome, Program, ResourceValue, RuleIr, Value, Verdict};
+use iade_journal::{Finding, FindingOutcome};
 use iade_provider::{Fields, Observed};
 use serde::Serialize;
 
@@ -23,10 +22,6 @@ pub struct ComplianceReport {
     pub unknown: usize,
     /// Failures and unknowns, as the journal keeps them (passes are counted, not listed).
     pub findings: Vec<Finding>,
-}
-
-fn absolute(stack_dir: &Path, p: &str) -> PathBuf {
-    iade_provider::resolve_path(stack_dir, Path::new(p))
 }
 
 fn resource_value(program: &Program, id: &str, kind: &str, fields: Fields) -> Value {
@@ -45,9 +40,9 @@ struct ControlEnv<'a> {
     values: HashMap<String, Value>,
     /// Managed resources as intended: what `intent(kind)` lists.
     intended: HashMap<String, Value>,
-    /// Managed resource ids by kind and absolute path, so a discovered object that is managed
-    /// carries its resource id.
-    managed_paths: HashMap<(String, PathBuf), String>,
+    /// Managed resource ids by kind and canonical identity, so a discovered object that is
+    /// managed carries its resource id.
+    managed: HashMap<(String, Fields), String>,
     on_intent: bool,
     cache: RefCell<Sweeps>,
 }
@@ -80,15 +75,15 @@ impl iade_intent::Env for ControlEnv<'_> {
     }
 
     fn objects(&self, source: ObjectSource, kind: &str, under: Option<&str>) -> Result<Vec<Value>, String> {
-        let under_abs = under.map(|u| absolute(&self.env.stack_dir, u));
         if source == ObjectSource::Intent || self.on_intent {
-            // Managed resources of the kind (under the path, when one is given).
+            // Managed resources of the kind (under the location, when one is given).
+            let cx = self.env.context();
             let mut out = Vec::new();
             for n in self.stack.graph.nodes.iter().filter(|n| n.kind == kind) {
-                let inside = match (&under_abs, n.identity.get("path")) {
+                let inside = match (under, self.env.provider(n)) {
                     (None, _) => true,
-                    (Some(root), Some(Value::Str(p))) => absolute(&self.env.stack_dir, p).starts_with(root),
-                    _ => false,
+                    (Some(u), Some(p)) => p.contains(kind, &n.identity, u, &cx),
+                    (Some(_), None) => false,
                 };
                 let pool = if source == ObjectSource::Intent { &self.intended } else { &self.values };
                 if inside && let Some(v) = pool.get(&n.id) {
@@ -126,60 +121,47 @@ impl ControlEnv<'_> {
             .providers
             .get(&provider_name)
             .ok_or_else(|| format!("no provider `{provider_name}` in this build"))?;
+        let cx = self.env.context();
         let found = provider
-            .discover(kind, under, &self.env.context())
+            .discover(kind, under, &cx)
             .map_err(|e| format!("cannot observe {kind} under {under}: {e}"))?;
         Ok(found
             .into_iter()
-            .map(|fields| {
-                let path = match fields.get("path") {
-                    Some(Value::Str(p)) => PathBuf::from(p.as_ref()),
-                    _ => PathBuf::new(),
-                };
-                match self.managed_paths.get(&(kind.to_string(), path.clone())) {
+            .map(|d| {
+                let identity = provider.canonical_identity(kind, &d.identity, &cx);
+                match self.managed.get(&(kind.to_string(), identity)) {
                     Some(id) => self
                         .values
                         .get(id)
                         .cloned()
-                        .unwrap_or_else(|| resource_value(self.stack.program, id, kind, fields)),
-                    None => resource_value(
-                        self.stack.program,
-                        &format!("{kind}[{}]", path.display()),
-                        kind,
-                        fields,
-                    ),
+                        .unwrap_or_else(|| resource_value(self.stack.program, id, kind, d.fields)),
+                    None => {
+                        resource_value(self.stack.program, &format!("{kind}[{}]", d.name), kind, d.fields)
+                    }
                 }
             })
             .collect())
     }
 }
 
-fn managed_paths(stack: &Stack<'_>, env: &Env<'_>) -> HashMap<(String, PathBuf), String> {
-    stack
-        .graph
-        .nodes
-        .iter()
-        .filter_map(|n| match n.identity.get("path") {
-            Some(Value::Str(p)) => Some(((n.kind.clone(), absolute(&env.stack_dir, p)), n.id.clone())),
-            _ => None,
-        })
-        .collect()
+/// A node's identity as its provider knows it in the environment.
+fn canonical(env: &Env<'_>, n: &Node) -> Fields {
+    match env.provider(n) {
+        Some(p) => p.canonical_identity(&n.kind, &n.identity, &env.context()),
+        None => n.identity.clone(),
+    }
+}
+
+fn managed(stack: &Stack<'_>, env: &Env<'_>) -> HashMap<(String, Fields), String> {
+    stack.graph.nodes.iter().map(|n| ((n.kind.clone(), canonical(env, n)), n.id.clone())).collect()
 }
 
 fn observed_values(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> HashMap<String, Value> {
     let mut out = HashMap::new();
     for r in &plan.resources {
-        if let Some(Observed::Present(fields)) = r.observed() {
+        if let (Some(Observed::Present(fields)), Some(n)) = (r.observed(), stack.graph.node(&r.id)) {
             let mut fields = fields.clone();
-            for (k, v) in &r.target.identity {
-                let v = match (k.as_str(), v) {
-                    ("path", Value::Str(p)) => {
-                        Value::str(absolute(&env.stack_dir, p).to_string_lossy().as_ref())
-                    }
-                    _ => v.clone(),
-                };
-                fields.insert(k.clone(), v);
-            }
+            fields.extend(canonical(env, n));
             out.insert(r.id.clone(), resource_value(stack.program, &r.id, &r.kind, fields));
         }
     }
@@ -193,12 +175,7 @@ fn intended_values(stack: &Stack<'_>, env: &Env<'_>) -> HashMap<String, Value> {
         .iter()
         .map(|n| {
             let mut fields: Fields = n.attrs.iter().map(|(k, a)| (k.clone(), a.value.clone())).collect();
-            if let Some(Value::Str(p)) = n.identity.get("path") {
-                fields.insert(
-                    "path".into(),
-                    Value::str(absolute(&env.stack_dir, p).to_string_lossy().as_ref()),
-                );
-            }
+            fields.extend(canonical(env, n));
             (n.id.clone(), resource_value(stack.program, &n.id, &n.kind, fields))
         })
         .collect()
@@ -211,14 +188,14 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
     if stack.program.controls.is_empty() {
         return report;
     }
-    let paths = managed_paths(stack, env);
+    let managed = managed(stack, env);
     let intended_map = intended_values(stack, env);
     let observed = ControlEnv {
         stack,
         env,
         values: observed_values(stack, env, plan),
         intended: intended_map.clone(),
-        managed_paths: paths.clone(),
+        managed: managed.clone(),
         on_intent: false,
         cache: RefCell::new(BTreeMap::new()),
     };
@@ -227,7 +204,7 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
         env,
         values: intended_map.clone(),
         intended: intended_map,
-        managed_paths: paths,
+        managed,
         on_intent: true,
         cache: RefCell::new(BTreeMap::new()),
     };
@@ -257,11 +234,17 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
                         }
                         _ => None,
                     };
-                    report.findings.push(finding(stack.program, control, &v, "fail", compliant));
+                    report.findings.push(finding(
+                        stack.program,
+                        control,
+                        &v,
+                        FindingOutcome::Fail,
+                        compliant,
+                    ));
                 }
                 Outcome::Unknown(_) => {
                     report.unknown += 1;
-                    report.findings.push(finding(stack.program, control, &v, "unknown", None));
+                    report.findings.push(finding(stack.program, control, &v, FindingOutcome::Unknown, None));
                 }
             }
         }
@@ -273,7 +256,7 @@ fn finding(
     program: &Program,
     control: &iade_intent::CheckIr,
     v: &Verdict,
-    outcome: &str,
+    outcome: FindingOutcome,
     intent_compliant: Option<bool>,
 ) -> Finding {
     let message = match (&v.outcome, &v.message) {
@@ -285,9 +268,9 @@ fn finding(
     };
     Finding {
         control: control.name.clone(),
-        severity: control.severity.clone(),
+        severity: control.severity,
         subject: v.subject.clone(),
-        outcome: outcome.to_string(),
+        outcome,
         message,
         evidence: v.evidence.iter().map(|e| format!("`{}` is {}", e.text, e.value)).collect(),
         intent_compliant,

@@ -1,17 +1,23 @@
-//! A durable run: resume what a crash interrupted, observe, plan, and correct in dependency
-//! order, journaling each step's intent before its effect and its outcome after.
+//! A durable run: resume what a crash interrupted, observe in dependency order, and correct in
+//! waves, journaling each step's intent before its effect and its outcome after.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use iade_journal::{Drift, JournalError, StepIntent, StepStatus, Store};
-use iade_provider::{ErrorClass, Observed, ProviderError};
+use iade_intent::Node;
+use iade_journal::{
+    AppliedIdentity, Drift, Epoch, JournalError, Output, ResourceError, RunId, RunMode, RunStart, RunStatus,
+    RunSummary, StepAction, StepChange, StepIntent, StepOutcome, StepStatus, Store, WaveOutcome,
+};
+use iade_provider::{Applied, ErrorClass, Observed, ProviderError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::compliance::{ComplianceReport, evaluate_controls};
-use crate::plan::{Action, Plan, PlannedResource, plan};
+use crate::events::Event;
+use crate::graph::Deps;
+use crate::plan::{Action, Plan, PlannedResource, deferred, observe, plan, planned};
 use crate::{Env, Stack};
 
 /// A deterministic crash at a protocol point, for tests: `IADE_FAILPOINT=after-intent` (or
@@ -54,17 +60,20 @@ impl Failpoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct StepReport {
     pub resource: String,
-    pub action: String,
-    /// `done`, `failed` or `skipped`.
-    pub status: String,
+    /// What the step does; `null` for a resource never observed because a dependency failed.
+    pub action: Option<StepAction>,
+    pub status: StepStatus,
     pub error: Option<String>,
+    /// What the command that made (or failed to make) the change printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
     pub attempts: u32,
 }
 
 /// What resuming an interrupted run found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ResumeReport {
-    pub interrupted_runs: Vec<i64>,
+    pub interrupted_runs: Vec<RunId>,
     /// Steps a crash left unfinished whose effect was visible: recorded done, not repeated.
     pub done_by_observation: Vec<String>,
     /// Steps a crash left unfinished whose effect was not visible: planned again.
@@ -84,33 +93,38 @@ pub struct Timings {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
-    pub run: i64,
+    /// The journal's run; `null` for an event pass that found nothing (it leaves no trace).
+    pub run: Option<RunId>,
+    pub status: RunStatus,
+    pub summary: RunSummary,
     pub timings: Timings,
     pub resume: ResumeReport,
     pub plan: Plan,
     pub steps: Vec<StepReport>,
+    /// What could not be observed or compared, as the journal records it.
+    pub errors: Vec<ResourceError>,
     pub compliance: ComplianceReport,
-}
-
-impl RunReport {
-    pub fn failed(&self) -> usize {
-        self.steps.iter().filter(|s| s.status == "failed").count()
-    }
 }
 
 pub struct Options<'a> {
     pub failpoint: Option<&'a Failpoint>,
     /// How often a transient error is retried.
     pub retries: u32,
-    /// Reconcile only these resources (a filesystem event on one of them).
+    /// Reconcile only these resources (a filesystem event on them, or `--target`).
     pub only: Option<&'a BTreeSet<String>>,
-    /// The lease is renewed for this long before each wave, so a long run keeps it.
+    pub mode: RunMode,
+    /// How long the lease lasts; it is renewed before every wave.
     pub lease_ttl: Duration,
+    /// The host the run is recorded on.
+    pub host: &'a str,
 }
 
 impl std::fmt::Debug for Options<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Options").field("retries", &self.retries).finish_non_exhaustive()
+        f.debug_struct("Options")
+            .field("retries", &self.retries)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
     }
 }
 
@@ -128,47 +142,64 @@ fn digest(r: &PlannedResource) -> String {
     out
 }
 
-fn changes_json(r: &PlannedResource) -> String {
-    serde_json::to_string(&r.changes).unwrap_or_else(|_| "[]".into())
+fn drift_of(r: &PlannedResource) -> Vec<Drift> {
+    if !(r.is_pending() || r.action == Action::Drift) {
+        return Vec::new();
+    }
+    r.changes
+        .iter()
+        .filter(|c| c.unknown.is_none())
+        .map(|c| Drift {
+            resource: r.id.clone(),
+            field: c.field.clone(),
+            observed: c.observed.clone(),
+            intended: c.intended.clone(),
+        })
+        .collect()
+}
+
+fn errors_of(r: &PlannedResource) -> Vec<ResourceError> {
+    let whole =
+        r.error.iter().map(|e| ResourceError { resource: r.id.clone(), field: None, message: e.clone() });
+    let fields = r.unknown().map(|c| ResourceError {
+        resource: r.id.clone(),
+        field: Some(c.field.clone()),
+        message: c.unknown.clone().unwrap_or_default(),
+    });
+    whole.chain(fields).collect()
 }
 
 /// Settles what a crashed run left: re-observes each unfinished step's resource; if its
 /// effect is visible, records it done by observation, otherwise abandoned (this run plans it
-/// again). Removes temporary files the crash may have left.
+/// again). Removes what the crash may have left behind (temporary files, commands).
 fn resume(
     stack: &Stack<'_>,
     env: &Env<'_>,
     journal: &mut dyn Store,
-    epoch: i64,
+    epoch: Epoch,
 ) -> Result<ResumeReport, JournalError> {
-    let (runs, steps) = journal.interrupted(None)?;
-    let mut report = ResumeReport { interrupted_runs: runs.clone(), ..ResumeReport::default() };
-    if runs.is_empty() && steps.is_empty() {
+    let left = journal.interrupted()?;
+    let mut report = ResumeReport { interrupted_runs: left.runs.clone(), ..ResumeReport::default() };
+    if left.is_empty() {
         return Ok(report);
     }
-    // What a crash left behind goes first (temporary files, commands still running), so the
-    // observation below sees the environment as it is.
     let cx = env.context();
     for node in &stack.graph.nodes {
-        let Some(p) = node.provider_type.as_deref().and_then(|p| env.providers.get(p)) else { continue };
+        let Some(p) = env.provider(node) else { continue };
         if let Ok(n) = p.cleanup(&node.kind, &crate::target(node), &cx) {
             report.temp_files_removed += n;
         }
     }
-    let ids: BTreeSet<String> = steps.iter().map(|s| s.resource.clone()).collect();
+    let ids: BTreeSet<String> = left.steps.iter().map(|s| s.resource.clone()).collect();
     let fresh = plan(stack, env, Some(&ids));
-    let settled_now: HashMap<&str, bool> = fresh
-        .resources
-        .iter()
-        .map(|r| (r.id.as_str(), r.error.is_none() && r.action == Action::None))
-        .collect();
     let mut statuses = Vec::new();
-    for s in &steps {
-        let visible = settled_now.get(s.resource.as_str()).copied().unwrap_or(false);
+    for s in &left.steps {
+        let r = fresh.resources.iter().find(|r| r.id == s.resource);
+        let visible = r.is_some_and(|r| r.error.is_none() && r.action == Action::None);
         // Visible in the page cache is not yet durable: the crash may have come between a
         // rename and the sync of its directory. Sync it before recording it done.
         let durable = visible
-            && fresh.resources.iter().find(|r| r.id == s.resource).is_some_and(|r| {
+            && r.is_some_and(|r| {
                 env.providers
                     .get(&r.provider)
                     .is_some_and(|p| p.make_durable(&r.kind, &r.target, &cx).is_ok())
@@ -181,8 +212,46 @@ fn resume(
             report.abandoned.push(s.resource.clone());
         }
     }
-    journal.settle_interrupted(epoch, &runs, &statuses)?;
+    journal.settle_interrupted(epoch, &left.runs, &statuses)?;
     Ok(report)
+}
+
+/// The first observation of a converge, one dependency depth at a time: a resource whose
+/// dependency has pending changes is not observed yet (it is [`Action::Deferred`]) but at its
+/// own wave, after them, so it sees the environment they make.
+fn observe_in_order(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<String>>, deps: &Deps) -> Plan {
+    let mut levels: BTreeMap<usize, Vec<&Node>> = BTreeMap::new();
+    for n in stack.graph.nodes.iter().filter(|n| only.is_none_or(|o| o.contains(&n.id))) {
+        levels.entry(deps.level(&n.id)).or_default().push(n);
+    }
+    let mut out: BTreeMap<String, PlannedResource> = BTreeMap::new();
+    let mut waiting: BTreeSet<String> = BTreeSet::new();
+    for nodes in levels.into_values() {
+        let mut now = Vec::new();
+        for n in nodes {
+            let after: Vec<String> =
+                deps.direct(&n.id).iter().filter(|d| waiting.contains(*d)).cloned().collect();
+            if after.is_empty() {
+                now.push(n);
+            } else {
+                waiting.insert(n.id.clone());
+                out.insert(n.id.clone(), deferred(n, after));
+            }
+        }
+        let mut differ = 0;
+        for (n, result) in now.iter().zip(observe(&now, env)) {
+            let r = planned(n, result, env);
+            if r.is_pending() {
+                waiting.insert(r.id.clone());
+            }
+            differ += usize::from(r.action != Action::None);
+            out.insert(r.id.clone(), r);
+        }
+        if !now.is_empty() {
+            env.events.emit(&Event::Observed { resources: now.len(), differ });
+        }
+    }
+    Plan { resources: out.into_values().collect() }
 }
 
 /// Converges the stack: the whole durable run, journaled under `epoch`.
@@ -190,51 +259,55 @@ pub fn converge(
     stack: &Stack<'_>,
     env: &Env<'_>,
     journal: &mut dyn Store,
-    epoch: i64,
+    epoch: Epoch,
     options: &Options<'_>,
 ) -> Result<RunReport, JournalError> {
     let mut timings = Timings::default();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     let resume = resume(stack, env, journal, epoch)?;
-    // Observation first: the run is recorded together with the drift it found.
+    let deps = Deps::new(stack.graph);
     let t = Instant::now();
-    let mut current = plan(stack, env, options.only);
+    let mut current = observe_in_order(stack, env, options.only, &deps);
     timings.observe_ms += ms(t);
-    let drift: Vec<Drift> = current
-        .pending()
-        .flat_map(|r| {
-            r.changes.iter().map(|c| Drift {
-                resource: r.id.clone(),
-                field: c.field.clone(),
-                observed: c.observed.clone().unwrap_or_else(|| "(absent)".into()),
-                intended: c.intended.clone(),
-            })
-        })
-        .collect();
+    let drift: Vec<Drift> = current.resources.iter().flat_map(drift_of).collect();
+    let errors: Vec<ResourceError> = current.resources.iter().flat_map(errors_of).collect();
     // A filesystem event that turns out to be no drift (often the echo of a correction)
     // leaves no trace in the journal.
-    if options.only.is_some()
-        && drift.is_empty()
-        && current.errors().next().is_none()
+    if options.mode == RunMode::Event
+        && !current.has_drift()
+        && errors.is_empty()
         && resume.interrupted_runs.is_empty()
     {
+        let summary = RunSummary { resources: current.resources.len(), ..RunSummary::default() };
         return Ok(RunReport {
-            run: 0,
+            run: None,
+            status: RunStatus::Done,
+            summary,
             timings,
             resume,
             plan: current,
             steps: Vec::new(),
+            errors: Vec::new(),
             compliance: ComplianceReport::default(),
         });
     }
     let t = Instant::now();
-    let run = journal.begin_run(epoch, if options.only.is_some() { "event" } else { "converge" }, &drift)?;
+    let mut start = RunStart {
+        mode: options.mode,
+        pid: std::process::id(),
+        host: options.host.to_string(),
+        drift,
+        errors,
+    };
+    let run = journal.begin_run(epoch, &start)?;
     timings.journal_ms += ms(t);
-    let steps = execute(stack, env, (journal, epoch, run), &current, options, &mut timings)?;
+    let mut errors = std::mem::take(&mut start.errors);
+    let steps =
+        execute(stack, env, (journal, epoch, run), &mut current, &deps, options, &mut timings, &mut errors)?;
 
     // What changed is observed again, so controls judge the environment as it now is.
     let changed: BTreeSet<String> =
-        steps.iter().filter(|s| s.status == "done").map(|s| s.resource.clone()).collect();
+        steps.iter().filter(|s| s.status == StepStatus::Done).map(|s| s.resource.clone()).collect();
     if !changed.is_empty() {
         let t = Instant::now();
         let again = plan(stack, env, Some(&changed));
@@ -248,144 +321,211 @@ pub fn converge(
     let t = Instant::now();
     let compliance = evaluate_controls(stack, env, &current);
     timings.controls_ms += ms(t);
+    let summary = summarize(&current, &steps, &compliance, &resume);
+    let status = if summary.has_errors() { RunStatus::Failed } else { RunStatus::Done };
     let t = Instant::now();
-    let failed = steps.iter().filter(|s| s.status == "failed").count();
-    let summary = serde_json::json!({
-        "resources": current.resources.len(),
-        "drifted": current.pending().count(),
-        "done": changed.len(),
-        "failed": failed,
-        "skipped": steps.iter().filter(|s| s.status == "skipped").count(),
-        "observe_errors": current.errors().count(),
-        "controls": { "passed": compliance.passed, "failed": compliance.failed, "unknown": compliance.unknown },
-        "resumed": { "done_by_observation": resume.done_by_observation.len(), "abandoned": resume.abandoned.len() },
-    });
-    let status = if failed > 0 || current.errors().next().is_some() { "failed" } else { "done" };
     journal.finish_run(epoch, run, status, &summary, &compliance.findings)?;
     timings.journal_ms += ms(t);
-    Ok(RunReport { run, timings, resume, plan: current, steps, compliance })
+    Ok(RunReport {
+        run: Some(run),
+        status,
+        summary,
+        timings,
+        resume,
+        plan: current,
+        steps,
+        errors,
+        compliance,
+    })
 }
 
-/// The depth of each resource in the dependency graph: 0 for no dependencies.
-fn levels(stack: &Stack<'_>) -> (HashMap<String, usize>, HashMap<String, Vec<String>>) {
-    let mut deps: HashMap<String, Vec<String>> = HashMap::new();
-    for e in &stack.graph.edges {
-        deps.entry(e.to.clone()).or_default().push(e.from.clone());
+fn summarize(
+    plan: &Plan,
+    steps: &[StepReport],
+    compliance: &ComplianceReport,
+    resume: &ResumeReport,
+) -> RunSummary {
+    let count = |s: StepStatus| steps.iter().filter(|r| r.status == s).count();
+    RunSummary {
+        resources: plan.resources.len(),
+        drifted: plan.resources.iter().filter(|r| r.is_pending() || r.action == Action::Drift).count(),
+        changed: count(StepStatus::Done),
+        failed: count(StepStatus::Failed),
+        skipped: count(StepStatus::Skipped),
+        unobservable: plan
+            .resources
+            .iter()
+            .map(|r| usize::from(r.error.is_some()) + r.unknown().count())
+            .sum(),
+        refreshed: 0,
+        controls: iade_journal::ControlCounts {
+            passed: compliance.passed,
+            failed: compliance.failed,
+            unknown: compliance.unknown,
+            waived: 0,
+        },
+        resumed: iade_journal::ResumeCounts {
+            done_by_observation: resume.done_by_observation.len(),
+            abandoned: resume.abandoned.len(),
+        },
     }
-    let mut level: HashMap<String, usize> = HashMap::new();
-    fn depth(
-        id: &str,
-        deps: &HashMap<String, Vec<String>>,
-        level: &mut HashMap<String, usize>,
-        guard: usize,
-    ) -> usize {
-        if let Some(l) = level.get(id) {
-            return *l;
-        }
-        // The compiler rejects cycles; the guard only keeps a malformed graph from looping.
-        let l = if guard > 10_000 {
-            0
-        } else {
-            deps.get(id)
-                .map_or(0, |ds| ds.iter().map(|d| depth(d, deps, level, guard + 1) + 1).max().unwrap_or(0))
-        };
-        level.insert(id.to_string(), l);
-        l
-    }
-    for n in &stack.graph.nodes {
-        depth(&n.id, &deps, &mut level, 0);
-    }
-    (level, deps)
 }
 
-fn depends_on_failed(
-    id: &str,
-    deps: &HashMap<String, Vec<String>>,
-    failed: &BTreeSet<String>,
-    seen: &mut BTreeSet<String>,
-) -> Option<String> {
-    for d in deps.get(id).into_iter().flatten() {
-        if failed.contains(d) {
-            return Some(d.clone());
-        }
-        if seen.insert(d.clone())
-            && let Some(f) = depends_on_failed(d, deps, failed, seen)
-        {
-            return Some(f);
-        }
-    }
-    None
-}
-
-/// Runs the steps in waves of equal dependency depth. Per wave: the intents are committed in
-/// one transaction, the effects run (at most `parallelism` at once, transient errors retried
-/// with backoff), then the outcomes are committed in one transaction.
+/// Runs the steps in waves of equal dependency depth. Per wave: deferred resources are
+/// observed (their dependencies are done now), the intents are committed in one transaction,
+/// the effects run (at most `parallelism` at once, transient errors retried with backoff),
+/// the providers flush, then the outcomes are committed in one transaction.
+#[expect(clippy::too_many_arguments, reason = "the run's parts, each borrowed differently")]
 fn execute(
     stack: &Stack<'_>,
     env: &Env<'_>,
-    (journal, epoch, run): (&mut dyn Store, i64, i64),
-    plan: &Plan,
+    (journal, epoch, run): (&mut dyn Store, Epoch, RunId),
+    current: &mut Plan,
+    deps: &Deps,
     options: &Options<'_>,
     timings: &mut Timings,
+    errors: &mut Vec<ResourceError>,
 ) -> Result<Vec<StepReport>, JournalError> {
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
-    let (level, deps) = levels(stack);
     // Creates and updates go from dependencies to dependents; deletes the other way round and
     // after them (a directory is removed once what was in it is gone).
-    let deepest = level.values().copied().max().unwrap_or(0);
-    let mut waves: BTreeMap<usize, Vec<&PlannedResource>> = BTreeMap::new();
-    for r in plan.pending().filter(|r| {
-        r.error.is_none()
-            && matches!(r.action, Action::Create | Action::Update | Action::Delete | Action::Run)
-    }) {
-        let l = level.get(&r.id).copied().unwrap_or(0);
-        let wave = if r.action == Action::Delete { deepest + 1 + (deepest - l) } else { l };
-        waves.entry(wave).or_default().push(r);
+    let deepest = deps.deepest();
+    let mut waves: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, r) in current.resources.iter().enumerate() {
+        let level = deps.level(&r.id);
+        let wave = match r.action {
+            _ if r.error.is_some() => continue,
+            Action::Delete => deepest + 1 + (deepest - level),
+            Action::Create | Action::Update | Action::Run | Action::Deferred => level,
+            Action::None | Action::Drift => continue,
+        };
+        waves.entry(wave).or_default().push(i);
     }
     // Resources that could not be observed count as failed for their dependents.
-    let mut failed: BTreeSet<String> = plan.errors().map(|r| r.id.clone()).collect();
+    let mut failed: BTreeSet<String> = current.errors().map(|r| r.id.clone()).collect();
     let mut reports = Vec::new();
     let cx = env.context();
-    for (_, wave) in waves {
+    let count = waves.len();
+    for (index, members) in waves.into_values().enumerate() {
+        let mut found_drift = Vec::new();
+        let mut found_errors = Vec::new();
+        // Deferred resources: observed now that their dependencies are done, or never, when
+        // one of those failed.
+        let mut observe_now = Vec::new();
+        for &i in &members {
+            let r = &current.resources[i];
+            if r.action != Action::Deferred {
+                continue;
+            }
+            match deps.failed_dependency(&r.id, &failed) {
+                Some(dep) => {
+                    let why = format!("not observed: it depends on {dep}, which failed");
+                    failed.insert(r.id.clone());
+                    found_errors.push(ResourceError {
+                        resource: r.id.clone(),
+                        field: None,
+                        message: why.clone(),
+                    });
+                    let report = StepReport {
+                        resource: r.id.clone(),
+                        action: None,
+                        status: StepStatus::Skipped,
+                        error: Some(why),
+                        output: None,
+                        attempts: 0,
+                    };
+                    env.events.emit(&Event::Step(report.clone()));
+                    reports.push(report);
+                }
+                None => observe_now.push(i),
+            }
+        }
+        if !observe_now.is_empty() {
+            let t = Instant::now();
+            let pairs: Vec<(usize, &Node)> = observe_now
+                .iter()
+                .filter_map(|&i| stack.graph.node(&current.resources[i].id).map(|n| (i, n)))
+                .collect();
+            let nodes: Vec<&Node> = pairs.iter().map(|(_, n)| *n).collect();
+            let results = observe(&nodes, env);
+            let mut differ = 0;
+            for ((i, node), result) in pairs.into_iter().zip(results) {
+                let mut fresh = planned(node, result, env);
+                fresh.after = std::mem::take(&mut current.resources[i].after);
+                if fresh.error.is_some() {
+                    failed.insert(fresh.id.clone());
+                }
+                differ += usize::from(fresh.action != Action::None);
+                found_drift.extend(drift_of(&fresh));
+                found_errors.extend(errors_of(&fresh));
+                current.resources[i] = fresh;
+            }
+            timings.observe_ms += ms(t);
+            env.events.emit(&Event::Observed { resources: nodes.len(), differ });
+        }
         let mut runnable = Vec::new();
         let mut skipped = Vec::new();
-        for r in wave {
-            match depends_on_failed(&r.id, &deps, &failed, &mut BTreeSet::new()) {
-                Some(dep) => skipped.push((r, dep)),
-                None => runnable.push(r),
+        for &i in &members {
+            let r = &current.resources[i];
+            if !r.is_pending() || r.error.is_some() {
+                continue;
             }
+            match deps.failed_dependency(&r.id, &failed) {
+                Some(dep) => skipped.push((i, dep)),
+                None => runnable.push(i),
+            }
+        }
+        errors.extend(found_errors.iter().cloned());
+        if runnable.is_empty() && skipped.is_empty() {
+            if !found_drift.is_empty() || !found_errors.is_empty() {
+                journal.record_intents(epoch, run, &[], &found_drift, &found_errors)?;
+            }
+            continue;
         }
         let intents: Vec<StepIntent> = runnable
             .iter()
-            .chain(skipped.iter().map(|(r, _)| r))
-            .map(|r| {
+            .chain(skipped.iter().map(|(i, _)| i))
+            .map(|&i| {
+                let r = &current.resources[i];
                 let d = digest(r);
+                let action = r.action.step().unwrap_or(StepAction::Update);
                 StepIntent {
                     resource: r.id.clone(),
-                    action: r.action.as_str().to_string(),
-                    idempotency_key: format!("{}:{}:{d}", r.id, r.action.as_str()),
+                    action,
+                    idempotency_key: format!("{}:{}:{d}", r.id, action.as_str()),
                     digest: d,
-                    changes: changes_json(r),
+                    changes: r
+                        .changes
+                        .iter()
+                        .filter(|c| c.unknown.is_none())
+                        .map(|c| StepChange {
+                            field: c.field.clone(),
+                            observed: c.observed.clone(),
+                            intended: c.intended.clone(),
+                        })
+                        .collect(),
                 }
             })
             .collect();
         Failpoint::hit(options.failpoint, "before-intent");
         let t = Instant::now();
         journal.renew_lease(epoch, options.lease_ttl)?;
-        let ids = journal.record_intents(epoch, run, &intents)?;
+        let ids = journal.record_intents(epoch, run, &intents, &found_drift, &found_errors)?;
         timings.journal_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-intent");
+        env.events.emit(&Event::Wave { index, waves: count, steps: runnable.len() });
         let t = Instant::now();
+        let batch: Vec<&PlannedResource> = runnable.iter().map(|&i| &current.resources[i]).collect();
         let mut results =
-            crate::parallel_map(&runnable, env.parallelism, |r| apply_once(env, &cx, r, options.retries));
+            crate::parallel_map(&batch, env.parallelism, |r| apply_once(env, &cx, r, options.retries));
         // The effects become durable together; only then are the steps recorded done.
-        let used: BTreeSet<&str> = runnable.iter().map(|r| r.provider.as_str()).collect();
+        let used: BTreeSet<&str> = batch.iter().map(|r| r.provider.as_str()).collect();
         for name in used {
             let Some(p) = env.providers.get(name) else { continue };
             match p.flush(&cx) {
                 Ok(failures) => {
                     for (id, e) in failures {
-                        for ((result, _), r) in results.iter_mut().zip(&runnable) {
+                        for ((result, _), r) in results.iter_mut().zip(&batch) {
                             if r.id == id && result.is_ok() {
                                 *result = Err(e.clone());
                             }
@@ -393,7 +533,7 @@ fn execute(
                     }
                 }
                 Err(e) => {
-                    for ((result, _), r) in results.iter_mut().zip(&runnable) {
+                    for ((result, _), r) in results.iter_mut().zip(&batch) {
                         if r.provider == name && result.is_ok() {
                             *result = Err(e.clone());
                         }
@@ -403,47 +543,76 @@ fn execute(
         }
         timings.apply_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-effect");
-        let mut outcomes = Vec::new();
-        for ((r, (result, attempts)), id) in runnable.iter().zip(results).zip(&ids) {
-            let (status, error) = match result {
-                Ok(()) => (StepStatus::Done, None),
+        let mut wave = WaveOutcome::default();
+        for ((r, (result, attempts)), id) in batch.iter().zip(results).zip(&ids) {
+            let action = r.action.step();
+            let (status, error, output) = match result {
+                Ok(applied) => (StepStatus::Done, None, applied.output.map(output)),
                 Err(e) => {
                     failed.insert(r.id.clone());
-                    (StepStatus::Failed, Some(e.message))
+                    (StepStatus::Failed, Some(e.message), e.output.map(output))
                 }
             };
-            reports.push(StepReport {
-                resource: r.id.clone(),
-                action: r.action.as_str().into(),
-                status: status.as_str().into(),
-                error: error.clone(),
-                attempts,
-            });
-            outcomes.push((*id, status, error));
+            if status == StepStatus::Done {
+                wave.corrected.push(r.id.clone());
+                match r.action {
+                    Action::Create | Action::Update => wave.applied.push(applied_identity(env, r)),
+                    Action::Delete => wave.deleted.push(r.id.clone()),
+                    _ => {}
+                }
+            }
+            wave.steps.push(StepOutcome { step: *id, status, error: error.clone(), output: output.clone() });
+            let report = StepReport { resource: r.id.clone(), action, status, error, output, attempts };
+            env.events.emit(&Event::Step(report.clone()));
+            reports.push(report);
         }
-        for ((r, dep), id) in skipped.iter().zip(&ids[runnable.len()..]) {
+        for ((i, dep), id) in skipped.iter().zip(&ids[runnable.len()..]) {
+            let r = &current.resources[*i];
             failed.insert(r.id.clone());
             let why = format!("it depends on {dep}, which failed");
-            reports.push(StepReport {
-                resource: r.id.clone(),
-                action: r.action.as_str().into(),
-                status: "skipped".into(),
+            wave.steps.push(StepOutcome {
+                step: *id,
+                status: StepStatus::Skipped,
                 error: Some(why.clone()),
-                attempts: 0,
+                output: None,
             });
-            outcomes.push((*id, StepStatus::Skipped, Some(why)));
+            let report = StepReport {
+                resource: r.id.clone(),
+                action: r.action.step(),
+                status: StepStatus::Skipped,
+                error: Some(why),
+                output: None,
+                attempts: 0,
+            };
+            env.events.emit(&Event::Step(report.clone()));
+            reports.push(report);
         }
-        let corrected: Vec<String> = runnable
-            .iter()
-            .filter(|r| reports.iter().any(|s| s.resource == r.id && s.status == "done"))
-            .map(|r| r.id.clone())
-            .collect();
         let t = Instant::now();
-        journal.record_outcomes(epoch, run, &outcomes, &corrected)?;
+        journal.record_outcomes(epoch, run, &wave)?;
         timings.journal_ms += ms(t);
         Failpoint::hit(options.failpoint, "after-outcome");
     }
     Ok(reports)
+}
+
+fn output(o: iade_provider::Output) -> Output {
+    Output { stdout: o.stdout, stderr: o.stderr }
+}
+
+/// The record that proves this stack applied the object, where no mark on it can.
+fn applied_identity(env: &Env<'_>, r: &PlannedResource) -> AppliedIdentity {
+    let cx = env.context();
+    let identity = match env.providers.get(&r.provider) {
+        Some(p) => p.canonical_identity(&r.kind, &r.target.identity, &cx),
+        None => r.target.identity.clone(),
+    };
+    AppliedIdentity {
+        resource: r.id.clone(),
+        kind: r.kind.clone(),
+        provider: r.provider.clone(),
+        instance: None,
+        identity: serde_json::to_value(&identity).unwrap_or(serde_json::Value::Null),
+    }
 }
 
 fn apply_once(
@@ -451,7 +620,7 @@ fn apply_once(
     cx: &iade_provider::Context<'_>,
     r: &PlannedResource,
     retries: u32,
-) -> (Result<(), ProviderError>, u32) {
+) -> (Result<Applied, ProviderError>, u32) {
     let Some(provider) = env.providers.get(&r.provider) else {
         return (
             Err(ProviderError::permanent(format!("no provider `{}` in this build of iade", r.provider))),
@@ -459,12 +628,25 @@ fn apply_once(
         );
     };
     let observed = r.observed.clone().unwrap_or(Observed::Absent);
+    // Fields that could not be compared are left alone while the rest is corrected; an object
+    // that does not exist yet cannot be created without them.
+    let mut target = r.target.clone();
+    for c in r.unknown() {
+        if observed == Observed::Absent {
+            let why = c.unknown.clone().unwrap_or_default();
+            return (
+                Err(ProviderError::permanent(format!("cannot create it without `{}`: {why}", c.field))),
+                0,
+            );
+        }
+        target.intended.remove(&c.field);
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
         let result = match r.action {
-            Action::Delete => provider.delete(&r.kind, &r.target, cx),
-            _ => provider.apply(&r.kind, &r.target, &observed, cx),
+            Action::Delete => provider.delete(&r.kind, &target, cx),
+            _ => provider.apply(&r.kind, &target, &observed, cx),
         };
         match result {
             Err(e)
@@ -474,9 +656,10 @@ fn apply_once(
             {
                 // Exponential backoff with jitter, so retries from parallel steps spread out.
                 let base = 50u64 << attempt.min(6);
-                let jitter =
-                    (u64::from(std::process::id()) ^ (attempt as u64 * 7919) ^ (r.id.len() as u64 * 104_729))
-                        % base;
+                let jitter = (u64::from(std::process::id())
+                    ^ (u64::from(attempt) * 7919)
+                    ^ (r.id.len() as u64 * 104_729))
+                    % base;
                 std::thread::sleep(Duration::from_millis(base + jitter));
             }
             other => return (other, attempt),

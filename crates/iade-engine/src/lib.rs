@@ -1,14 +1,18 @@
 //! The engine: observe → diff → plan → correct, durably.
 //!
 //! It reconciles an [`IntentGraph`] against the environment through providers, journaling
-//! every correction. **Invariant:** the engine never depends on the compiler or the syntax;
-//! it works on an intent graph and a [`Program`] of controls, so it can be tested with an
-//! in-memory provider. **Invariant:** no plan is computed without observing the environment
-//! in the same run: [`plan`] always starts with a fresh observation, and nothing read from the
-//! journal stands in for one.
+//! every correction through the [`Store`](iade_journal::Store) contract. **Invariant:** the
+//! engine never depends on the compiler, the syntax or a journal implementation, and names no
+//! provider, kind or identity field: what a change does, how an identity compares and where an
+//! object lies all come from the provider. So crash-resume and "no plan without observation"
+//! are testable with an in-memory provider. **Invariant:** no plan is computed without
+//! observing the environment in the same run: [`plan`] always starts with a fresh observation,
+//! and nothing read from the journal stands in for one.
 
 mod compliance;
 mod converge;
+mod events;
+mod graph;
 mod plan;
 
 use std::collections::BTreeMap;
@@ -23,7 +27,9 @@ pub use compliance::{ComplianceReport, evaluate_controls};
 pub use converge::{
     FAILPOINTS, Failpoint, Options as ConvergeOptions, ResumeReport, RunReport, StepReport, Timings, converge,
 };
-pub use plan::{Action, Plan, PlannedChange, PlannedResource, plan};
+pub use events::{Event, Events, NoEvents};
+pub use graph::dependency_closure;
+pub use plan::{Action, Plan, PlanSummary, PlannedChange, PlannedResource, plan};
 
 /// The providers available to a run, by the provider type kinds bind to.
 #[derive(Clone, Default)]
@@ -56,9 +62,14 @@ impl Providers {
     pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.by_name.get(name)
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<dyn Provider>)> {
+        self.by_name.iter().map(|(k, v)| (k.as_str(), v))
+    }
 }
 
-/// What every run needs: providers, secrets, where the stack is, how wide to go.
+/// What every run needs: providers, secrets, where the stack is, how wide to go, and where its
+/// events go.
 pub struct Env<'a> {
     pub providers: &'a Providers,
     pub secrets: &'a dyn Secrets,
@@ -66,6 +77,9 @@ pub struct Env<'a> {
     /// At most this many provider calls at once.
     pub parallelism: usize,
     pub cancelled: &'a AtomicBool,
+    pub events: &'a dyn Events,
+    /// Whether plans carry unified diffs of text content.
+    pub diffs: bool,
 }
 
 impl std::fmt::Debug for Env<'_> {
@@ -79,7 +93,16 @@ impl std::fmt::Debug for Env<'_> {
 
 impl Env<'_> {
     pub(crate) fn context(&self) -> Context<'_> {
-        Context { secrets: self.secrets, stack_dir: &self.stack_dir, cancelled: self.cancelled }
+        Context {
+            secrets: self.secrets,
+            stack_dir: &self.stack_dir,
+            cancelled: self.cancelled,
+            diffs: self.diffs,
+        }
+    }
+
+    pub(crate) fn provider(&self, node: &Node) -> Option<&Arc<dyn Provider>> {
+        node.provider_type.as_deref().and_then(|p| self.providers.get(p))
     }
 }
 

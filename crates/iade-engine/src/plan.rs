@@ -2,10 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use iade_intent::{Node, SourceLoc};
-use iade_provider::{Change, Observed, ProviderError, Target};
+use iade_intent::{Manage, Node, SourceLoc, Value};
+use iade_journal::StepAction;
+use iade_provider::{Change, Observed, ProviderError, Target, Verb};
 use serde::Serialize;
 
+use crate::graph::Deps;
 use crate::{Env, Stack, parallel_map, target};
 
 /// How many objects one provider call observes.
@@ -19,10 +21,13 @@ pub enum Action {
     Create,
     Update,
     Delete,
-    /// An exec whose check fails: its apply will run.
+    /// A command runs to make it right (an exec whose check fails).
     Run,
     /// An observe-only resource differs from its intent: reported, never changed.
     Drift,
+    /// Observed only after its dependencies are applied: it depends on pending changes, and
+    /// observing it now would see the environment before them.
+    Deferred,
 }
 
 impl Action {
@@ -33,6 +38,7 @@ impl Action {
             Action::Update | Action::Run => "~",
             Action::Delete => "-",
             Action::Drift => "!",
+            Action::Deferred => "…",
         }
     }
 
@@ -44,6 +50,18 @@ impl Action {
             Action::Delete => "delete",
             Action::Run => "run",
             Action::Drift => "drift",
+            Action::Deferred => "deferred",
+        }
+    }
+
+    /// The step a correction of this kind journals.
+    pub fn step(self) -> Option<StepAction> {
+        match self {
+            Action::Create => Some(StepAction::Create),
+            Action::Update => Some(StepAction::Update),
+            Action::Delete => Some(StepAction::Delete),
+            Action::Run => Some(StepAction::Run),
+            Action::None | Action::Drift | Action::Deferred => None,
         }
     }
 }
@@ -52,11 +70,18 @@ impl Action {
 pub struct PlannedChange {
     pub field: String,
     /// As written in iade (`0o644`, `"text"`), or a description when the value is not shown
-    /// (`7 bytes, sha256 68f01b…` for file contents); `null` when absent.
+    /// (`7 bytes, sha256 68f01b…` for file contents); `null` when absent or unknown.
     pub observed: Option<String>,
     pub intended: String,
     /// Where the intended value was declared; `null` for a kind default.
     pub source: Option<SourceLoc>,
+    /// Why the field could not be compared, when it could not (a secret that is not set):
+    /// such a field is reported and left alone while the rest is corrected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unknown: Option<String>,
+    /// A unified diff of text content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -64,11 +89,16 @@ pub struct PlannedResource {
     pub id: String,
     pub kind: String,
     pub action: Action,
-    pub manage: String,
+    pub manage: Manage,
     pub declared: SourceLoc,
+    /// The identity fields as shown (`path`, `name`): which object this is.
+    pub identity: BTreeMap<String, String>,
     pub changes: Vec<PlannedChange>,
     /// Why the resource could not be observed, when it could not.
     pub error: Option<String>,
+    /// Dependencies with pending changes: this resource is observed (again) after them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
     #[serde(skip)]
     pub(crate) observed: Option<Observed>,
     #[serde(skip)]
@@ -81,16 +111,53 @@ impl PlannedResource {
     pub fn observed(&self) -> Option<&Observed> {
         self.observed.as_ref()
     }
+
+    /// Whether correcting it changes the environment.
+    pub fn is_pending(&self) -> bool {
+        self.action.step().is_some()
+    }
+
+    /// Fields that could not be compared.
+    pub fn unknown(&self) -> impl Iterator<Item = &PlannedChange> {
+        self.changes.iter().filter(|c| c.unknown.is_some())
+    }
 }
 
 /// The result of one observation pass.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// Every resource observed, sorted by id.
+    /// Every resource looked at, sorted by id.
     pub resources: Vec<PlannedResource>,
 }
 
+/// A plan's counts, for its one-line summary and its exit code.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PlanSummary {
+    pub resources: usize,
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub run: usize,
+    /// Observe-only resources that differ.
+    pub drift: usize,
+    pub deferred: usize,
+    /// Resources that could not be observed, and attributes that could not be compared.
+    pub unobservable: usize,
+}
+
+impl PlanSummary {
+    pub fn has_errors(&self) -> bool {
+        self.unobservable > 0
+    }
+
+    pub fn has_changes(&self) -> bool {
+        self.create + self.update + self.delete + self.run + self.drift + self.deferred > 0
+    }
+}
+
 impl Plan {
+    /// Resources that differ: to correct, observe-only drift, or to observe after their
+    /// dependencies.
     pub fn pending(&self) -> impl Iterator<Item = &PlannedResource> {
         self.resources.iter().filter(|r| r.action != Action::None)
     }
@@ -103,69 +170,133 @@ impl Plan {
     pub fn has_drift(&self) -> bool {
         self.pending().next().is_some()
     }
+
+    pub fn summary(&self) -> PlanSummary {
+        let mut s = PlanSummary { resources: self.resources.len(), ..PlanSummary::default() };
+        for r in &self.resources {
+            match r.action {
+                Action::Create => s.create += 1,
+                Action::Update => s.update += 1,
+                Action::Delete => s.delete += 1,
+                Action::Run => s.run += 1,
+                Action::Drift => s.drift += 1,
+                Action::Deferred => s.deferred += 1,
+                Action::None => {}
+            }
+            s.unobservable += usize::from(r.error.is_some()) + r.unknown().count();
+        }
+        s
+    }
 }
 
-/// Observes every resource of the stack (or only those in `only`) and diffs it.
+/// Observes every resource of the stack (or only those in `only`) at once and diffs it; a
+/// resource with a dependency that has pending changes is marked as observed after it, and
+/// if it cannot be observed now it is [`Action::Deferred`] rather than an error. This is
+/// `plan`'s view: it changes nothing, so it cannot wait for the dependencies.
 pub fn plan(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<String>>) -> Plan {
     let nodes: Vec<&Node> =
         stack.graph.nodes.iter().filter(|n| only.is_none_or(|o| o.contains(&n.id))).collect();
     let observed = observe(&nodes, env);
-    let cx = env.context();
-    let mut resources = Vec::with_capacity(nodes.len());
-    for (node, result) in nodes.iter().zip(observed) {
-        let t = target(node);
-        let provider = node.provider_type.as_deref().and_then(|p| env.providers.get(p));
-        let mut r = PlannedResource {
-            id: node.id.clone(),
-            kind: node.kind.clone(),
-            action: Action::None,
-            manage: node.manage.clone(),
-            declared: node.declared.clone(),
-            changes: Vec::new(),
-            error: None,
-            observed: None,
-            target: t.clone(),
-            provider: node.provider_type.clone().unwrap_or_default(),
-        };
-        match (result, provider) {
-            (Err(e), _) => r.error = Some(e.message),
-            (Ok(_), None) => r.error = Some("no provider".into()),
-            (Ok(obs), Some(p)) => {
-                let changes = p.diff(&node.kind, &t, &obs, &cx);
-                r.action = action(node, &t, &obs, &changes);
-                r.changes = changes.into_iter().map(|c| planned(node, c)).collect();
-                r.observed = Some(obs);
-            }
+    let mut resources: Vec<PlannedResource> =
+        nodes.iter().zip(observed).map(|(node, result)| planned(node, result, env)).collect();
+    let deps = Deps::new(stack.graph);
+    // In id order is not dependency order: settle every resource's dependencies first.
+    let order = deps.order(&resources.iter().map(|r| r.id.as_str()).collect::<Vec<_>>());
+    let index: BTreeMap<String, usize> =
+        resources.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
+    let mut waiting: BTreeSet<String> = BTreeSet::new();
+    for id in order {
+        let Some(&i) = index.get(&id) else { continue };
+        let after: Vec<String> = deps
+            .direct(&id)
+            .iter()
+            .filter(|d| {
+                waiting.contains(d.as_str())
+                    || index.get(d.as_str()).is_some_and(|&j| resources[j].is_pending())
+            })
+            .cloned()
+            .collect();
+        if after.is_empty() {
+            continue;
         }
-        resources.push(r);
+        waiting.insert(id.clone());
+        let r = &mut resources[i];
+        if r.error.is_some() {
+            r.error = None;
+            r.action = Action::Deferred;
+            r.changes.clear();
+        }
+        r.after = after;
     }
     Plan { resources }
 }
 
-fn action(node: &Node, target: &Target, observed: &Observed, changes: &[Change]) -> Action {
-    if changes.is_empty() {
-        return Action::None;
-    }
-    if node.manage == "observe" {
-        return Action::Drift;
-    }
-    if node.kind == "exec" {
-        return Action::Run;
-    }
-    match (target.wants_present(), observed) {
-        (false, _) => Action::Delete,
-        (true, Observed::Absent) => Action::Create,
-        (true, Observed::Present(_)) => Action::Update,
+/// A resource not observed yet: it waits for `after`, dependencies with pending changes.
+pub(crate) fn deferred(node: &Node, after: Vec<String>) -> PlannedResource {
+    PlannedResource {
+        id: node.id.clone(),
+        kind: node.kind.clone(),
+        action: Action::Deferred,
+        manage: node.manage,
+        declared: node.declared.clone(),
+        identity: node.identity.iter().map(|(k, v)| (k.clone(), shown(v))).collect(),
+        changes: Vec::new(),
+        error: None,
+        after,
+        observed: None,
+        target: target(node),
+        provider: node.provider_type.clone().unwrap_or_default(),
     }
 }
 
-fn planned(node: &Node, c: Change) -> PlannedChange {
+/// A resource as planned from one observation: its changes and what correcting it does.
+pub(crate) fn planned(
+    node: &Node,
+    result: Result<Observed, ProviderError>,
+    env: &Env<'_>,
+) -> PlannedResource {
+    let provider = env.provider(node);
+    let mut r = deferred(node, Vec::new());
+    r.action = Action::None;
+    match (result, provider) {
+        (Err(e), _) => r.error = Some(e.message),
+        (Ok(_), None) => r.error = Some(format!("no provider `{}` in this build of iade", r.provider)),
+        (Ok(obs), Some(p)) => {
+            let cx = env.context();
+            let changes = p.diff(&node.kind, &r.target, &obs, &cx);
+            let known = changes.iter().any(|c| c.unknown.is_none());
+            r.action = match (known, node.manage) {
+                (false, _) => Action::None,
+                (true, Manage::Observe) => Action::Drift,
+                (true, Manage::Enforce) => match p.verb(&node.kind, &r.target, &obs) {
+                    Verb::Create => Action::Create,
+                    Verb::Update => Action::Update,
+                    Verb::Delete => Action::Delete,
+                    Verb::Run => Action::Run,
+                },
+            };
+            r.changes = changes.into_iter().map(|c| planned_change(node, c)).collect();
+            r.observed = Some(obs);
+        }
+    }
+    r
+}
+
+/// A value as an identity is shown: text without quotes, anything else as iade writes it.
+fn shown(v: &Value) -> String {
+    match v {
+        Value::Secret(_) => "<redacted>".into(),
+        other => other.as_text().unwrap_or_else(|| other.to_string()),
+    }
+}
+
+fn planned_change(node: &Node, c: Change) -> PlannedChange {
     let source = node.attrs.get(&c.field).and_then(|a| a.source.clone());
     let (observed, intended) = match c.shown {
         Some(shown) => shown,
         None => (c.observed.map(|v| v.to_string()), c.intended.to_string()),
     };
-    PlannedChange { field: c.field, observed, intended, source }
+    PlannedChange { field: c.field, observed, intended, source, unknown: c.unknown, diff: c.diff }
 }
 
 /// Observes nodes through their providers: batched per kind, at most `parallelism` calls at

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::value::Value;
 
@@ -20,7 +20,7 @@ pub struct IntentGraph {
 }
 
 /// A source location: file path, 1-based line and column, and the byte range.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SourceLoc {
     pub file: String,
     pub line: u32,
@@ -39,14 +39,47 @@ pub struct Node {
     pub provider_type: Option<String>,
     /// The configured provider instance chosen with `provider = NAME`, if any.
     pub provider: Option<String>,
-    /// `enforce` or `observe`.
-    pub manage: String,
+    /// Whether iade corrects the object or only reports its drift.
+    pub manage: Manage,
     /// The identity fields and their values.
     pub identity: BTreeMap<String, Value>,
     /// Managed attributes (identity included): set in the source or by a kind default.
     pub attrs: BTreeMap<String, NodeAttr>,
     /// The resource declaration.
     pub declared: SourceLoc,
+}
+
+/// The `manage` meta-attribute: `enforce` corrects drift, `observe` only reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Manage {
+    #[default]
+    Enforce,
+    Observe,
+}
+
+impl Manage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Manage::Enforce => "enforce",
+            Manage::Observe => "observe",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Manage> {
+        match text {
+            "enforce" => Some(Manage::Enforce),
+            "observe" => Some(Manage::Observe),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SourceLoc {
+    /// `path:line:column`, as editors and terminals link it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -85,7 +118,7 @@ impl IntentGraph {
         let mut out =
             String::from("digraph intent {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
         for n in &self.nodes {
-            let style = if n.manage == "observe" { ", style=dashed" } else { "" };
+            let style = if n.manage == Manage::Observe { ", style=dashed" } else { "" };
             let _ = writeln!(out, "  {:?} [label={:?}{style}];", n.id, n.id);
         }
         for e in &self.edges {

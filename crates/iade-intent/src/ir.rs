@@ -219,6 +219,45 @@ pub enum CheckKind {
     Control,
 }
 
+/// How much a failing policy or control matters. A policy is `deny` (its failure stops the
+/// run) or `warn`; a control is `low`, `medium`, `high` or `critical`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Deny,
+    Warn,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const POLICY: &[Severity] = &[Severity::Deny, Severity::Warn];
+    pub const CONTROL: &[Severity] = &[Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Deny => "deny",
+            Severity::Warn => "warn",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Severity> {
+        [Self::POLICY, Self::CONTROL].concat().into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A `policy` or a `control`, lowered.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CheckIr {
@@ -226,7 +265,7 @@ pub struct CheckIr {
     /// The policy's name or the control's id.
     pub name: String,
     /// `deny`/`warn` for a policy; `low`/`medium`/`high`/`critical` for a control.
-    pub severity: String,
+    pub severity: Severity,
     pub title: Option<String>,
     pub body: Vec<CheckStmt>,
     pub slots: u32,
@@ -276,11 +315,17 @@ pub struct Program {
 }
 
 impl Program {
-    /// `path:line:column` of an item-relative span.
-    pub fn location(&self, origin: &Origin, span: Span) -> Option<String> {
+    /// Where an item-relative span is: file, 1-based line and column, and byte range.
+    pub fn location(&self, origin: &Origin, span: Span) -> Option<crate::SourceLoc> {
         let (path, offset) = self.items.get(origin)?;
         let lines = self.lines.get(&origin.file)?;
         let lc = lines.line_col(span.start + offset);
-        Some(format!("{path}:{}:{}", lc.line + 1, lc.col + 1))
+        Some(crate::SourceLoc {
+            file: path.to_string(),
+            line: lc.line + 1,
+            column: lc.col + 1,
+            start: span.start + offset,
+            end: span.end + offset,
+        })
     }
 }

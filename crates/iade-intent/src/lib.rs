@@ -15,8 +15,8 @@ pub mod ty;
 pub mod value;
 
 pub use eval::{Env, EvalError, Evidence, Outcome, Verdict};
-pub use graph::{Edge, EdgeReason, IntentGraph, Node, NodeAttr, SourceLoc};
-pub use ir::{Builtin, CheckIr, CheckKind, CheckStmt, Ir, IrKind, Origin, Program, RuleIr};
+pub use graph::{Edge, EdgeReason, IntentGraph, Manage, Node, NodeAttr, SourceLoc};
+pub use ir::{Builtin, CheckIr, CheckKind, CheckStmt, Ir, IrKind, Origin, Program, RuleIr, Severity};
 pub use schema::{FieldRole, FieldSchema, KindSchema};
 pub use ty::Ty;
 pub use value::{ResourceValue, SecretPart, SecretValue, Unknown, Value};

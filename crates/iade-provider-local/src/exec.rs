@@ -9,7 +9,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use iade_intent::Value;
-use iade_provider::{Change, Context, Fields, Observed, Provider, ProviderError, Target, reveal};
+use iade_provider::{
+    Applied, Change, Context, Discovered, Fields, Observed, Output, Provider, ProviderError, Target, Verb,
+    reveal,
+};
 
 /// How much of a command's output is kept (the end of it).
 const OUTPUT_TAIL: usize = 4096;
@@ -265,16 +268,16 @@ impl Provider for ExecProvider {
     fn diff(&self, _kind: &str, _target: &Target, observed: &Observed, _cx: &Context<'_>) -> Vec<Change> {
         match observed.field("exit_code") {
             Some(Value::Int(0)) => Vec::new(),
-            code => vec![Change {
-                field: "check".into(),
-                observed: code.cloned(),
-                intended: Value::Int(0),
-                shown: Some((
-                    code.map(|c| format!("check exits {c}")),
-                    "check exits 0 (apply runs)".to_string(),
-                )),
-            }],
+            code => vec![
+                Change::new("check", code.cloned(), Value::Int(0))
+                    .shown(code.map(|c| format!("check exits {c}")), "check exits 0 (apply runs)"),
+            ],
         }
+    }
+
+    /// Correcting a command pair means running its `apply`.
+    fn verb(&self, _kind: &str, _target: &Target, _observed: &Observed) -> Verb {
+        Verb::Run
     }
 
     fn apply(
@@ -283,15 +286,20 @@ impl Provider for ExecProvider {
         target: &Target,
         _observed: &Observed,
         cx: &Context<'_>,
-    ) -> Result<(), ProviderError> {
+    ) -> Result<Applied, ProviderError> {
         let (apply, shown) = command(target, "apply", cx)?;
         let o = run(&apply, &shown, target, cx)?;
+        let output = Output { stdout: o.stdout.clone(), stderr: o.stderr.clone() };
         if o.code != 0 {
             return Err(ProviderError::permanent(format!(
                 "apply exited {}{}",
                 o.code,
-                if o.stderr.trim().is_empty() { String::new() } else { format!(": {}", o.stderr.trim()) }
-            )));
+                match o.stderr.trim().lines().last() {
+                    Some(line) => format!(": {line}"),
+                    None => String::new(),
+                }
+            ))
+            .with_output(output));
         }
         let (check, shown) = command(target, "check", cx)?;
         let c = run(&check, &shown, target, cx)?;
@@ -299,16 +307,22 @@ impl Provider for ExecProvider {
             return Err(ProviderError::permanent(format!(
                 "check still exits {} after apply succeeded",
                 c.code
-            )));
+            ))
+            .with_output(output));
         }
-        Ok(())
+        Ok(Applied { output: Some(output) })
     }
 
-    fn delete(&self, _kind: &str, target: &Target, _cx: &Context<'_>) -> Result<(), ProviderError> {
+    fn delete(&self, _kind: &str, target: &Target, _cx: &Context<'_>) -> Result<Applied, ProviderError> {
         Err(ProviderError::permanent(format!("`{}`: an exec cannot be deleted", target.id)))
     }
 
-    fn discover(&self, _kind: &str, _under: &str, _cx: &Context<'_>) -> Result<Vec<Fields>, ProviderError> {
+    fn discover(
+        &self,
+        _kind: &str,
+        _under: &str,
+        _cx: &Context<'_>,
+    ) -> Result<Vec<Discovered>, ProviderError> {
         Ok(Vec::new())
     }
 

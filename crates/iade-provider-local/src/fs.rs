@@ -9,7 +9,8 @@ use std::sync::{Mutex, OnceLock};
 
 use iade_intent::Value;
 use iade_provider::{
-    Change, Context, Fields, Observed, Provider, ProviderError, Target, default_diff, reveal,
+    Applied, Change, Context, Discovered, Fields, Observed, Provider, ProviderError, Target, default_diff,
+    reveal,
 };
 use sha2::{Digest, Sha256};
 
@@ -190,6 +191,126 @@ impl LocalProvider {
             .and_then(|f| f.sync_all())
             .map_err(|e| ProviderError::io(format!("cannot sync `{}`", path.display()), &e))
     }
+
+    fn apply_kind(
+        &self,
+        kind: &str,
+        target: &Target,
+        observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError> {
+        let path = path_of(target, cx)?;
+        match kind {
+            "file" => self.apply_file(&path, target, observed, cx),
+            "directory" => {
+                if matches!(observed, Observed::Absent) {
+                    let mode = intended_mode(target).unwrap_or(0o755);
+                    fs::DirBuilder::new()
+                        .mode(mode)
+                        .create(&path)
+                        .map_err(|e| ProviderError::io(format!("cannot create `{}`", path.display()), &e))?;
+                }
+                // Ownership first: changing the owner clears setgid, the mode puts it back.
+                self.chown(&path, target)?;
+                let mode = intended_mode(target).or(matches!(observed, Observed::Absent).then_some(0o755));
+                if let Some(mode) = mode {
+                    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| {
+                        ProviderError::io(format!("cannot set the mode of `{}`", path.display()), &e)
+                    })?;
+                }
+                self.sync_dir(&path)
+            }
+            "symlink" => {
+                let to = match target.intended.get("target") {
+                    Some(v) => reveal(v, cx.secrets)?,
+                    None => return Err(ProviderError::permanent(format!("`{}` has no target", target.id))),
+                };
+                let dir = path.parent().unwrap_or(Path::new("/"));
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let tmp = dir.join(format!(
+                    ".{name}{TEMP_MARKER}{}.{}",
+                    std::process::id(),
+                    TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+                ));
+                std::os::unix::fs::symlink(&to, &tmp)
+                    .map_err(|e| ProviderError::io(format!("cannot create link `{}`", tmp.display()), &e))?;
+                self.pending().renames.push((target.id.clone(), tmp, path.clone()));
+                self.sync_dir(&path)
+            }
+            other => Err(ProviderError::permanent(format!("the local provider has no kind `{other}`"))),
+        }
+    }
+
+    fn delete_kind(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
+        let path = path_of(target, cx)?;
+        let result = match kind {
+            "directory" => fs::remove_dir(&path),
+            _ => fs::remove_file(&path),
+        };
+        match result {
+            Ok(()) => self.sync_dir(&path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(ProviderError::permanent(
+                format!("directory `{}` is not empty; iade removes only empty directories", path.display()),
+            )),
+            Err(e) => Err(ProviderError::io(format!("cannot remove `{}`", path.display()), &e)),
+        }
+    }
+
+    /// Objects of a kind under a path, for compliance sweeps: in name order, never into
+    /// kernel and device trees, skipping temporary files.
+    fn sweep(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Discovered>, ProviderError> {
+        let root = crate::resolve(cx.stack_dir, under);
+        let mut out = Vec::new();
+        let mut stack = vec![root.clone()];
+        let mut seen = 0usize;
+        while let Some(dir) = stack.pop() {
+            let entries = match fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == root => return Ok(Vec::new()),
+                Err(e) => return Err(ProviderError::io(format!("cannot list `{}`", dir.display()), &e)),
+            };
+            let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                // Kernel and device trees are not files to sweep (some block on read).
+                if ["/proc", "/sys", "/dev"].iter().any(|p| entry.path().starts_with(p)) {
+                    continue;
+                }
+                seen += 1;
+                if seen > 1_000_000 || cx.cancelled.load(Ordering::Relaxed) {
+                    return Err(ProviderError::transient(format!(
+                        "sweep of `{}` stopped early",
+                        root.display()
+                    )));
+                }
+                let path = entry.path();
+                let Ok(ft) = entry.file_type() else { continue };
+                if ft.is_dir() {
+                    stack.push(path.clone());
+                }
+                let matches = match kind {
+                    "file" => ft.is_file(),
+                    "directory" => ft.is_dir(),
+                    "symlink" => ft.is_symlink(),
+                    _ => false,
+                };
+                if !matches || entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
+                    continue;
+                }
+                let small = entry.metadata().map(|m| m.len() <= SWEEP_HASH_LIMIT).unwrap_or(false);
+                if let Ok(Observed::Present(mut fields)) =
+                    self.observe_one(kind, &path, kind == "file" && small)
+                {
+                    let shown = path.to_string_lossy().into_owned();
+                    fields.insert("path".into(), Value::str(shown.as_str()));
+                    let identity = Fields::from([("path".to_string(), Value::str(shown.as_str()))]);
+                    out.push(Discovered { name: shown, identity, fields });
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A target's absolute path; every local kind is identified by one.
@@ -320,12 +441,7 @@ impl Provider for LocalProvider {
         let present = |o: &Observed| matches!(o, Observed::Present(_));
         if !target.wants_present() {
             return if present(observed) {
-                vec![Change {
-                    field: "ensure".into(),
-                    observed: Some(Value::Enum("present".into())),
-                    intended: Value::Enum("absent".into()),
-                    shown: None,
-                }]
+                vec![Change::new("ensure", Some(Value::Enum("present".into())), Value::Enum("absent".into()))]
             } else {
                 Vec::new()
             };
@@ -333,12 +449,11 @@ impl Provider for LocalProvider {
         let mut changes = Vec::new();
         // An absent object that should exist differs even when nothing else is managed.
         if matches!(observed, Observed::Absent) {
-            changes.push(Change {
-                field: "ensure".into(),
-                observed: Some(Value::Enum("absent".into())),
-                intended: Value::Enum("present".into()),
-                shown: None,
-            });
+            changes.push(Change::new(
+                "ensure",
+                Some(Value::Enum("absent".into())),
+                Value::Enum("present".into()),
+            ));
         }
         if kind == "file"
             && let Some(intended) = target.intended.get("content")
@@ -347,18 +462,14 @@ impl Provider for LocalProvider {
             match reveal(intended, cx.secrets) {
                 Ok(text) => {
                     let hash = sha256_hex(text.as_bytes());
-                    if observed_hash.as_deref() != Some(hash.as_str()) && matches!(intended, Value::Secret(_))
-                    {
+                    if observed_hash.as_deref() != Some(hash.as_str()) && intended.contains_secret() {
                         // Neither the size nor the digest of a secret is shown.
-                        changes.push(Change {
-                            field: "content".into(),
-                            observed: None,
-                            intended: intended.clone(),
-                            shown: Some((
+                        changes.push(
+                            Change::new("content", None, intended.clone()).shown(
                                 observed_hash.as_ref().map(|_| "<redacted>".to_string()),
-                                "<redacted>".into(),
-                            )),
-                        });
+                                "<redacted>",
+                            ),
+                        );
                     } else if observed_hash.as_deref() != Some(hash.as_str()) {
                         let before = match (&observed_hash, observed.field("size")) {
                             (Some(old), Some(size)) => {
@@ -366,20 +477,17 @@ impl Provider for LocalProvider {
                             }
                             _ => None,
                         };
-                        changes.push(Change {
-                            field: "content".into(),
-                            observed: None,
-                            intended: intended.clone(),
-                            shown: Some((before, format!("{} bytes, sha256 {}…", text.len(), &hash[..12]))),
-                        });
+                        let mut change = Change::new("content", None, intended.clone())
+                            .shown(before, format!("{} bytes, sha256 {}…", text.len(), &hash[..12]));
+                        if cx.diffs
+                            && let Ok(path) = path_of(target, cx)
+                        {
+                            change.diff = crate::diff::content_diff(&path, observed, &text);
+                        }
+                        changes.push(change);
                     }
                 }
-                Err(e) => changes.push(Change {
-                    field: "content".into(),
-                    observed: None,
-                    intended: intended.clone(),
-                    shown: Some((None, format!("(cannot be compared: {e})"))),
-                }),
+                Err(e) => changes.push(Change::unknown("content", intended.clone(), e.message)),
             }
         }
         let mut rest = target.clone();
@@ -390,17 +498,13 @@ impl Provider for LocalProvider {
         for field in secret_fields {
             let Some(intended) = rest.intended.remove(&field) else { continue };
             let seen = observed.field(&field).and_then(Value::as_text);
-            let same = match (reveal(&intended, cx.secrets), &seen) {
-                (Ok(text), Some(s)) => &text == s,
-                _ => false,
-            };
-            if !same {
-                changes.push(Change {
-                    field,
-                    observed: None,
-                    intended,
-                    shown: Some((seen.map(|_| "<redacted>".to_string()), "<redacted>".to_string())),
-                });
+            match reveal(&intended, cx.secrets) {
+                Err(e) => changes.push(Change::unknown(field, intended, e.message)),
+                Ok(text) if seen.as_ref() == Some(&text) => {}
+                Ok(_) => changes.push(
+                    Change::new(field, None, intended)
+                        .shown(seen.map(|_| "<redacted>".to_string()), "<redacted>"),
+                ),
             }
         }
         changes.extend(default_diff(&rest, observed));
@@ -413,117 +517,44 @@ impl Provider for LocalProvider {
         target: &Target,
         observed: &Observed,
         cx: &Context<'_>,
-    ) -> Result<(), ProviderError> {
-        let path = path_of(target, cx)?;
+    ) -> Result<Applied, ProviderError> {
         if !target.wants_present() {
             return self.delete(kind, target, cx);
         }
-        match kind {
-            "file" => self.apply_file(&path, target, observed, cx),
-            "directory" => {
-                if matches!(observed, Observed::Absent) {
-                    let mode = intended_mode(target).unwrap_or(0o755);
-                    fs::DirBuilder::new()
-                        .mode(mode)
-                        .create(&path)
-                        .map_err(|e| ProviderError::io(format!("cannot create `{}`", path.display()), &e))?;
-                }
-                // Ownership first: changing the owner clears setgid, the mode puts it back.
-                self.chown(&path, target)?;
-                let mode = intended_mode(target).or(matches!(observed, Observed::Absent).then_some(0o755));
-                if let Some(mode) = mode {
-                    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| {
-                        ProviderError::io(format!("cannot set the mode of `{}`", path.display()), &e)
-                    })?;
-                }
-                self.sync_dir(&path)
+        self.apply_kind(kind, target, observed, cx).map(|()| Applied::default())
+    }
+
+    fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<Applied, ProviderError> {
+        self.delete_kind(kind, target, cx).map(|()| Applied::default())
+    }
+
+    fn discover(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Discovered>, ProviderError> {
+        self.sweep(kind, under, cx)
+    }
+
+    fn canonical_identity(&self, _kind: &str, identity: &Fields, cx: &Context<'_>) -> Fields {
+        let mut out = identity.clone();
+        if let Some(Value::Str(p)) = identity.get("path") {
+            out.insert("path".into(), Value::str(crate::resolve(cx.stack_dir, p).to_string_lossy().as_ref()));
+        }
+        out
+    }
+
+    fn contains(&self, _kind: &str, identity: &Fields, under: &str, cx: &Context<'_>) -> bool {
+        match identity.get("path") {
+            Some(Value::Str(p)) => {
+                crate::resolve(cx.stack_dir, p).starts_with(crate::resolve(cx.stack_dir, under))
             }
-            "symlink" => {
-                let to = match target.intended.get("target") {
-                    Some(v) => reveal(v, cx.secrets)?,
-                    None => return Err(ProviderError::permanent(format!("`{}` has no target", target.id))),
-                };
-                let dir = path.parent().unwrap_or(Path::new("/"));
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let tmp = dir.join(format!(
-                    ".{name}{TEMP_MARKER}{}.{}",
-                    std::process::id(),
-                    TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::os::unix::fs::symlink(&to, &tmp)
-                    .map_err(|e| ProviderError::io(format!("cannot create link `{}`", tmp.display()), &e))?;
-                self.pending().renames.push((target.id.clone(), tmp, path.clone()));
-                self.sync_dir(&path)
-            }
-            other => Err(ProviderError::permanent(format!("the local provider has no kind `{other}`"))),
+            _ => false,
         }
     }
 
-    fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
-        let path = path_of(target, cx)?;
-        let result = match kind {
-            "directory" => fs::remove_dir(&path),
-            _ => fs::remove_file(&path),
-        };
-        match result {
-            Ok(()) => self.sync_dir(&path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(ProviderError::permanent(
-                format!("directory `{}` is not empty; iade removes only empty directories", path.display()),
-            )),
-            Err(e) => Err(ProviderError::io(format!("cannot remove `{}`", path.display()), &e)),
-        }
+    fn watch_paths(&self, _kind: &str, target: &Target, cx: &Context<'_>) -> Vec<PathBuf> {
+        target_path(target, cx.stack_dir).into_iter().collect()
     }
 
-    fn discover(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Fields>, ProviderError> {
-        let root = crate::resolve(cx.stack_dir, under);
-        let mut out = Vec::new();
-        let mut stack = vec![root.clone()];
-        let mut seen = 0usize;
-        while let Some(dir) = stack.pop() {
-            let entries = match fs::read_dir(&dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == root => return Ok(Vec::new()),
-                Err(e) => return Err(ProviderError::io(format!("cannot list `{}`", dir.display()), &e)),
-            };
-            let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-            entries.sort_by_key(|e| e.file_name());
-            for entry in entries {
-                // Kernel and device trees are not files to sweep (some block on read).
-                if ["/proc", "/sys", "/dev"].iter().any(|p| entry.path().starts_with(p)) {
-                    continue;
-                }
-                seen += 1;
-                if seen > 1_000_000 || cx.cancelled.load(Ordering::Relaxed) {
-                    return Err(ProviderError::transient(format!(
-                        "sweep of `{}` stopped early",
-                        root.display()
-                    )));
-                }
-                let path = entry.path();
-                let Ok(ft) = entry.file_type() else { continue };
-                if ft.is_dir() {
-                    stack.push(path.clone());
-                }
-                let matches = match kind {
-                    "file" => ft.is_file(),
-                    "directory" => ft.is_dir(),
-                    "symlink" => ft.is_symlink(),
-                    _ => false,
-                };
-                if !matches || entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
-                    continue;
-                }
-                let small = entry.metadata().map(|m| m.len() <= SWEEP_HASH_LIMIT).unwrap_or(false);
-                if let Ok(Observed::Present(mut fields)) =
-                    self.observe_one(kind, &path, kind == "file" && small)
-                {
-                    fields.insert("path".into(), Value::str(path.to_string_lossy().as_ref()));
-                    out.push(fields);
-                }
-            }
-        }
-        Ok(out)
+    fn is_artifact(&self, path: &Path) -> bool {
+        path.file_name().is_some_and(|n| n.to_string_lossy().contains(TEMP_MARKER))
     }
 
     /// Publishes the wave's changes durably: renames each synced temporary file into place,

@@ -6,6 +6,7 @@
 //! target, and the directory synced — so a crash at any instant leaves either the old file or
 //! the new one, and at worst a temporary file that [`Provider::cleanup`] removes.
 
+mod diff;
 mod exec;
 mod fs;
 mod users;

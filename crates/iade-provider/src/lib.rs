@@ -72,15 +72,56 @@ pub enum ErrorClass {
 pub struct ProviderError {
     pub class: ErrorClass,
     pub message: String,
+    /// What the failing command printed, when one ran (secrets scrubbed).
+    pub output: Option<Output>,
+}
+
+/// The end of what a command printed, secrets scrubbed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// What an `apply` or `delete` reports besides success.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// What the command that made the change printed, when one ran.
+    pub output: Option<Output>,
+}
+
+/// How a change to an object is named in plans and the journal. The provider chooses it; the
+/// engine knows no kind by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Create,
+    Update,
+    Delete,
+    /// A command runs to make the object right (an `exec`'s `apply`).
+    Run,
+}
+
+/// An object found by [`Provider::discover`]: how to name it (`/etc/passwd` → the subject
+/// `file[/etc/passwd]`), its identity, and every field observed (identity included).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Discovered {
+    pub name: String,
+    pub identity: Fields,
+    pub fields: Fields,
 }
 
 impl ProviderError {
     pub fn transient(message: impl Into<String>) -> Self {
-        ProviderError { class: ErrorClass::Transient, message: message.into() }
+        ProviderError { class: ErrorClass::Transient, message: message.into(), output: None }
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {
-        ProviderError { class: ErrorClass::Permanent, message: message.into() }
+        ProviderError { class: ErrorClass::Permanent, message: message.into(), output: None }
+    }
+
+    pub fn with_output(mut self, output: Output) -> Self {
+        self.output = Some(output);
+        self
     }
 
     /// Classifies an I/O error: interruptions and timeouts are transient, the rest permanent.
@@ -90,7 +131,7 @@ impl ProviderError {
             Interrupted | TimedOut | WouldBlock | ResourceBusy | StorageFull => ErrorClass::Transient,
             _ => ErrorClass::Permanent,
         };
-        ProviderError { class, message: format!("{what}: {e}") }
+        ProviderError { class, message: format!("{what}: {e}"), output: None }
     }
 }
 
@@ -104,6 +145,29 @@ pub struct Change {
     /// How to show the two sides when the values themselves are not shown (file contents:
     /// size and digest; an exec: its exit code): `(observed, intended)`.
     pub shown: Option<(Option<String>, String)>,
+    /// Why the field could not be compared (a secret that is not set), when it could not. Such
+    /// a field is reported, never applied: the rest of the object is still corrected.
+    pub unknown: Option<String>,
+    /// A unified diff of text content, when the context asks for diffs and neither side is
+    /// secret.
+    pub diff: Option<String>,
+}
+
+impl Change {
+    /// A field whose value differs.
+    pub fn new(field: impl Into<String>, observed: Option<Value>, intended: Value) -> Change {
+        Change { field: field.into(), observed, intended, shown: None, unknown: None, diff: None }
+    }
+
+    pub fn shown(mut self, observed: Option<String>, intended: impl Into<String>) -> Change {
+        self.shown = Some((observed, intended.into()));
+        self
+    }
+
+    /// A field that cannot be compared, and why.
+    pub fn unknown(field: impl Into<String>, intended: Value, why: impl Into<String>) -> Change {
+        Change { unknown: Some(why.into()), ..Change::new(field, None, intended) }
+    }
 }
 
 /// Resolves secrets, only ever inside a provider call.
@@ -138,6 +202,8 @@ pub struct Context<'a> {
     pub stack_dir: &'a Path,
     /// Set when the run is being cancelled: long operations should stop.
     pub cancelled: &'a std::sync::atomic::AtomicBool,
+    /// Whether `diff` should compute text diffs of content (`plan`'s `--no-diff` turns it off).
+    pub diffs: bool,
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -165,21 +231,55 @@ pub trait Provider: Send + Sync {
         default_diff(target, observed)
     }
 
+    /// What correcting a differing object does. The default: delete what should be absent,
+    /// create what is absent, update the rest.
+    fn verb(&self, _kind: &str, target: &Target, observed: &Observed) -> Verb {
+        match (target.wants_present(), observed) {
+            (false, _) => Verb::Delete,
+            (true, Observed::Absent) => Verb::Create,
+            (true, Observed::Present(_)) => Verb::Update,
+        }
+    }
+
     /// Makes the object match the intent (creating it if absent). Must be safe to repeat.
+    /// Fields the engine could not compare are not in `target.intended`.
     fn apply(
         &self,
         kind: &str,
         target: &Target,
         observed: &Observed,
         cx: &Context<'_>,
-    ) -> Result<(), ProviderError>;
+    ) -> Result<Applied, ProviderError>;
 
     /// Removes the object. Must be safe to repeat.
-    fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError>;
+    fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<Applied, ProviderError>;
 
-    /// Objects of a kind under a path, managed or not, with their observed fields (identity
-    /// fields included), for compliance sweeps.
-    fn discover(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Fields>, ProviderError>;
+    /// Objects of a kind under a location (a path, for files), managed or not, for compliance
+    /// sweeps.
+    fn discover(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Discovered>, ProviderError>;
+
+    /// An identity in the form the environment knows it (a relative path made absolute), so
+    /// that a discovered object and a resource that names it compare equal.
+    fn canonical_identity(&self, _kind: &str, identity: &Fields, _cx: &Context<'_>) -> Fields {
+        identity.clone()
+    }
+
+    /// Whether the object with this identity lies under `under` (for `intent(kind, under =
+    /// …)`). A kind without locations lies everywhere.
+    fn contains(&self, _kind: &str, _identity: &Fields, _under: &str, _cx: &Context<'_>) -> bool {
+        true
+    }
+
+    /// Filesystem paths whose changes may mean the object drifted, for `--watch`.
+    fn watch_paths(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+
+    /// Whether a path is the provider's own transient artifact (a temporary file of an atomic
+    /// write), whose changes a watcher ignores.
+    fn is_artifact(&self, _path: &Path) -> bool {
+        false
+    }
 
     /// Makes the effects of every `apply` and `delete` since the last flush durable. The
     /// engine calls it once per wave, before it records those steps done, so a provider can
@@ -234,12 +334,7 @@ pub fn default_diff(target: &Target, observed: &Observed) -> Vec<Change> {
             (None, _) => false,
         };
         if !same {
-            out.push(Change {
-                field: field.clone(),
-                observed: seen.cloned(),
-                intended: intended.clone(),
-                shown: None,
-            });
+            out.push(Change::new(field.clone(), seen.cloned(), intended.clone()));
         }
     }
     out

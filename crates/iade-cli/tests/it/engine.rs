@@ -3,6 +3,8 @@
 //! at random instants, concurrent engines, watch mode and secrets.
 
 use std::path::{Path, PathBuf};
+
+use iade_journal::Store;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,13 +62,22 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 /// The journal is consistent: SQLite's integrity check passes, no step is left started, and
 /// no run is left running.
 fn assert_journal_consistent(dir: &Path) {
-    let j = iade_journal::Journal::open(&dir.join(".iade/journal.db")).expect("journal opens");
-    assert!(j.integrity_check().expect("integrity check runs"), "integrity check failed");
-    let steps = j.all_steps().expect("steps");
-    let started: Vec<_> = steps.iter().filter(|s| s.status == iade_journal::StepStatus::Started).collect();
-    assert!(started.is_empty(), "steps left started: {started:?}");
-    let running: Vec<_> = j.runs(1000).expect("runs").into_iter().filter(|r| r.status == "running").collect();
-    assert!(running.is_empty(), "runs left running: {running:?}");
+    let j = journal(dir);
+    assert_eq!(j.check_integrity().expect("integrity check runs"), Vec::<String>::new());
+    let left = j.interrupted().expect("interrupted");
+    assert!(left.steps.is_empty(), "steps left started: {:?}", left.steps);
+    assert!(left.runs.is_empty(), "runs left running: {:?}", left.runs);
+}
+
+/// The stack's journal, read as the engine wrote it.
+fn journal(dir: &Path) -> iade_journal_sqlite::SqliteJournal {
+    let stack = iade_journal::StackId { name: "test".into(), host: "test".into() };
+    iade_journal_sqlite::SqliteJournal::open(&dir.join(".iade/journal.db"), &stack).expect("journal opens")
+}
+
+/// Recent runs, newest first.
+fn runs(dir: &Path) -> Vec<iade_journal::RunRow> {
+    journal(dir).runs(&iade_journal::RunFilter { limit: 1000, ..Default::default() }).expect("runs")
 }
 
 const FILES: &str = r#"use std.fs.{file, directory}
@@ -312,10 +323,8 @@ fn a_second_engine_exits_3_naming_the_holder_or_waits() {
     // Wait until the first engine holds the lease and its step has started.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let started = iade_journal::Journal::open(&dir.join(".iade/journal.db"))
-            .ok()
-            .and_then(|j| j.all_steps().ok())
-            .is_some_and(|steps| !steps.is_empty());
+        let started = dir.join(".iade/journal.db").exists()
+            && journal(&dir).interrupted().is_ok_and(|left| !left.steps.is_empty());
         if started {
             break;
         }
@@ -368,10 +377,8 @@ fn watch_corrects_an_outside_edit_promptly_and_a_one_shot_converge_asks_it_for_a
     wait_for("the first pass", &|| std::fs::read_to_string(&target).is_ok_and(|t| t == "managed\n"));
     // The first pass is recorded: the watcher is idle, waiting for events.
     wait_for("the first pass to be recorded", &|| {
-        iade_journal::Journal::open(&dir.join(".iade/journal.db"))
-            .ok()
-            .and_then(|j| j.runs(10).ok())
-            .is_some_and(|runs| runs.iter().any(|r| r.status == "done"))
+        dir.join(".iade/journal.db").exists()
+            && runs(&dir).iter().any(|r| r.status == iade_journal::RunStatus::Done)
     });
     std::fs::write(&target, "edited from outside\n").expect("edit");
     let edited = Instant::now();
@@ -398,8 +405,12 @@ fn watch_corrects_an_outside_edit_promptly_and_a_one_shot_converge_asks_it_for_a
     );
     let status = child.wait().expect("stops");
     assert_eq!(status.code(), Some(0));
-    let j = iade_journal::Journal::open(&dir.join(".iade/journal.db")).expect("journal");
-    let drift = j.drift(None, Some("file.watched")).expect("drift");
+    let j = journal(&dir);
+    let drift: Vec<_> = runs(&dir)
+        .iter()
+        .flat_map(|r| j.drift(r.id).expect("drift"))
+        .filter(|d| d.resource == "file.watched")
+        .collect();
     assert!(drift.iter().any(|d| d.field == "content" && d.corrected_ms.is_some()), "{drift:?}");
     assert!(j.holder().expect("holder").is_none(), "the lease was not released");
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,16 +1,20 @@
-//! The engine with an in-memory provider: ordering, failure isolation, and the environment
-//! (never the journal) as the source of truth.
+//! The engine with an in-memory provider: ordering, failure isolation, the environment (never
+//! the journal) as the source of truth, and each hook of the provider contract.
+
+mod hooks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use iade_engine::{ConvergeOptions, Env, Providers, Stack};
-use iade_intent::{Edge, EdgeReason, IntentGraph, Node, NodeAttr, Program, SourceLoc, Value};
-use iade_journal::{Journal, LeaseOutcome};
+use iade_engine::{ConvergeOptions, Env, NoEvents, Providers, Stack};
+use iade_intent::{Edge, EdgeReason, IntentGraph, Manage, Node, NodeAttr, Program, SourceLoc, Value};
+use iade_journal::{Epoch, LeaseClaim, LeaseOutcome, RunMode, StackId, StepStatus, Store};
+use iade_journal_sqlite::SqliteJournal;
 use iade_provider::{MemoryProvider, ProviderError, Secrets};
 
-struct NoSecrets;
+#[derive(Debug)]
+pub struct NoSecrets;
 
 impl Secrets for NoSecrets {
     fn resolve(&self, name: &str) -> Result<String, ProviderError> {
@@ -18,7 +22,7 @@ impl Secrets for NoSecrets {
     }
 }
 
-fn node(id: &str) -> Node {
+pub fn node(id: &str) -> Node {
     let loc = SourceLoc { file: "main.iade".into(), line: 1, column: 1, start: 0, end: 0 };
     let mut attrs = BTreeMap::new();
     attrs.insert("name".to_string(), NodeAttr { value: Value::str(id), source: None });
@@ -29,7 +33,7 @@ fn node(id: &str) -> Node {
         name: id.into(),
         provider_type: Some("memory".into()),
         provider: None,
-        manage: "enforce".into(),
+        manage: Manage::Enforce,
         identity: BTreeMap::from([("name".to_string(), Value::str(id))]),
         attrs,
         declared: loc,
@@ -47,19 +51,37 @@ fn graph() -> IntentGraph {
     }
 }
 
-fn journal(name: &str) -> (Journal, i64) {
+pub fn journal(name: &str) -> (SqliteJournal, Epoch) {
     let dir = std::env::temp_dir().join(format!("iade-engine-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut j = Journal::open(&dir.join("journal.db")).expect("journal");
-    let LeaseOutcome::Acquired { epoch } =
-        j.acquire_lease(1, "test", std::time::Duration::from_secs(60), false, &|_| true).expect("lease")
-    else {
+    let stack = StackId { name: name.into(), host: "test".into() };
+    let mut j = SqliteJournal::open(&dir.join("journal.db"), &stack).expect("journal");
+    let claim =
+        LeaseClaim { pid: 1, host: "test".into(), ttl: std::time::Duration::from_secs(60), watch: false };
+    let LeaseOutcome::Acquired { epoch } = j.acquire_lease(&claim, &|_| true).expect("lease") else {
         panic!("lease held")
     };
     (j, epoch)
 }
 
-fn run(provider: &Arc<MemoryProvider>, j: &mut Journal, epoch: i64) -> iade_engine::RunReport {
+pub fn options<'a>(retries: u32) -> ConvergeOptions<'a> {
+    ConvergeOptions {
+        failpoint: None,
+        retries,
+        only: None,
+        mode: RunMode::Converge,
+        lease_ttl: std::time::Duration::from_secs(60),
+        host: "test",
+    }
+}
+
+/// Converges `g` with the memory provider serving it.
+pub fn converge_graph(
+    provider: &Arc<MemoryProvider>,
+    g: &IntentGraph,
+    j: &mut SqliteJournal,
+    epoch: Epoch,
+) -> iade_engine::RunReport {
     let providers = Providers::new().with_as("memory", provider.clone());
     let cancelled = AtomicBool::new(false);
     let env = Env {
@@ -68,21 +90,20 @@ fn run(provider: &Arc<MemoryProvider>, j: &mut Journal, epoch: i64) -> iade_engi
         stack_dir: std::env::temp_dir(),
         parallelism: 2,
         cancelled: &cancelled,
+        events: &NoEvents,
+        diffs: false,
     };
-    let g = graph();
     let program = Program::default();
-    let stack = Stack { graph: &g, program: &program };
-    let options = ConvergeOptions {
-        failpoint: None,
-        retries: 2,
-        only: None,
-        lease_ttl: std::time::Duration::from_secs(60),
-    };
-    iade_engine::converge(&stack, &env, j, epoch, &options).expect("run completes")
+    let stack = Stack { graph: g, program: &program };
+    iade_engine::converge(&stack, &env, j, epoch, &options(2)).expect("run completes")
 }
 
-fn status(report: &iade_engine::RunReport, id: &str) -> String {
-    report.steps.iter().find(|s| s.resource == id).map(|s| s.status.clone()).unwrap_or_default()
+fn run(provider: &Arc<MemoryProvider>, j: &mut SqliteJournal, epoch: Epoch) -> iade_engine::RunReport {
+    converge_graph(provider, &graph(), j, epoch)
+}
+
+pub fn status(report: &iade_engine::RunReport, id: &str) -> String {
+    report.steps.iter().find(|s| s.resource == id).map(|s| s.status.as_str().to_string()).unwrap_or_default()
 }
 
 #[test]
@@ -116,7 +137,7 @@ fn transient_errors_are_retried_and_permanent_ones_are_not() {
     let (mut j, epoch) = journal("retry");
     let report = run(&provider, &mut j, epoch);
     let d = report.steps.iter().find(|s| s.resource == "thing.d").expect("step");
-    assert_eq!((d.status.as_str(), d.attempts), ("done", 2));
+    assert_eq!((d.status, d.attempts), (StepStatus::Done, 2));
 }
 
 #[test]
@@ -137,7 +158,7 @@ fn the_environment_not_the_journal_decides_what_to_do() {
         .insert("size".into(), Value::Int(2));
     let report = run(&provider, &mut j, epoch);
     assert_eq!(report.steps.len(), 1, "{:?}", report.steps);
-    assert_eq!(report.steps[0].status, "done");
+    assert_eq!(report.steps[0].status, StepStatus::Done);
 }
 
 /// Random stacks of up to 40 resources with random dependencies and random failures: an
@@ -168,8 +189,10 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
         }
         edges.sort();
         edges.dedup();
-        let g =
-            IntentGraph { version: 1, nodes: ids.iter().map(|i| node(i)).collect(), edges: edges.clone() };
+        // Nodes sorted by id, as the compiler gives them.
+        let mut nodes: Vec<Node> = ids.iter().map(|i| node(i)).collect();
+        nodes.sort_by(|a, b| a.id.cmp(&b.id));
+        let g = IntentGraph { version: 1, nodes, edges: edges.clone() };
         let provider = Arc::new(MemoryProvider::default());
         let failing: Vec<String> = ids.iter().filter(|_| next(10) == 0).cloned().collect();
         for f in &failing {
@@ -184,15 +207,12 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
             stack_dir: std::env::temp_dir(),
             parallelism: 3,
             cancelled: &cancelled,
+            events: &NoEvents,
+            diffs: false,
         };
         let program = Program::default();
         let stack = Stack { graph: &g, program: &program };
-        let options = ConvergeOptions {
-            failpoint: None,
-            retries: 0,
-            only: None,
-            lease_ttl: std::time::Duration::from_secs(60),
-        };
+        let options = options(0);
         let report = iade_engine::converge(&stack, &env, &mut j, epoch, &options).expect("run");
         let calls = provider.calls.lock().expect("lock").clone();
         let position = |id: &str| calls.iter().position(|c| c == &format!("apply {id}"));

@@ -1,0 +1,155 @@
+//! Files the driver reads and writes for the compiler and `fmt`: never blocking on a FIFO or a
+//! device, never reading kernel trees, never more than a bounded size, and written atomically.
+
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+use crate::load::display_path;
+
+/// The largest source, module, included or template file read.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Trees whose files are not files to read: they block, never end, or leak the environment.
+const KERNEL_TREES: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// Reads a file the sources refer to: a regular file, opened without blocking (a FIFO swapped
+/// in cannot hang the run), at most [`MAX_FILE_BYTES`].
+pub fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    let absolute = crate::load::absolute(path);
+    let resolved = std::fs::canonicalize(&absolute).unwrap_or(absolute);
+    if KERNEL_TREES.iter().any(|t| resolved.starts_with(t)) {
+        return Err(std::io::Error::other(format!(
+            "`{}` is in {}, whose files are not sources",
+            resolved.display(),
+            KERNEL_TREES.iter().find(|t| resolved.starts_with(t)).copied().unwrap_or("/proc")
+        )));
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let what = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "a device"
+        };
+        return Err(std::io::Error::other(format!("it is {what}, not a regular file")));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is {} MiB, more than the limit of {} MiB",
+            meta.len() >> 20,
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!("it grew past the limit of {} MiB", MAX_FILE_BYTES >> 20)));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bytes`] as UTF-8 text, with the reason as a message.
+pub fn read_text(path: &Path) -> Result<String, String> {
+    let bytes = read_bytes(path).map_err(|e| format!("cannot read `{}`: {e}", display_path(path)))?;
+    String::from_utf8(bytes).map_err(|_| "the file is not valid UTF-8".to_string())
+}
+
+/// The top-level `.iade` files of a stack directory, sorted; or the one file given.
+pub fn stack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    if !std::fs::metadata(path)?.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with(".iade") && entry.file_type()?.is_file() {
+            out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Why a directory is not a stack, with the stacks it holds (if any) as help.
+pub fn no_stack_here(path: &Path) -> Error {
+    let mut stacks: Vec<String> = std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().is_dir() && stack_files(&e.path()).is_ok_and(|f| !f.is_empty()))
+                .map(|e| display_path(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    stacks.sort();
+    let help = if stacks.is_empty() {
+        "a stack is a directory of .iade files; try `iade check examples/quickstart`".to_string()
+    } else {
+        format!("it holds stacks of its own: {}", stacks.join(", "))
+    };
+    Error::Load { message: format!("no .iade files in `{}`", display_path(path)), help }
+}
+
+/// The `.iade` files of a path: itself if a file, else every `.iade` file below it in sorted
+/// order, skipping hidden directories (the journal lives in `.iade/`), `target` and
+/// `node_modules`.
+pub fn collect(path: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let mut entries: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                if !name.starts_with('.') && name != "target" && name != "node_modules" {
+                    stack.push(entry.path());
+                }
+            } else if name.ends_with(".iade") {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes `text` to `path` atomically: a synced temporary file beside it, keeping its mode,
+/// then a rename.
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.iade-fmt-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        if let Ok(meta) = std::fs::metadata(path) {
+            f.set_permissions(meta.permissions())?;
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

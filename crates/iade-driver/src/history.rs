@@ -1,0 +1,82 @@
+//! History queries: runs with their drift, errors, steps and findings, read from the journal
+//! one run at a time so memory stays bounded however long the history is.
+
+use iade_journal::{DriftRow, Finding, ResourceError, RunFilter, RunId, RunRow, StepRow, Store};
+
+use crate::Error;
+
+/// One run and everything recorded about it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RunRecord {
+    pub run: RunRow,
+    pub drift: Vec<DriftRow>,
+    pub errors: Vec<ResourceError>,
+    pub steps: Vec<StepRow>,
+    pub findings: Vec<Finding>,
+}
+
+/// Which runs to read.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery {
+    /// Exactly this run.
+    pub run: Option<RunId>,
+    /// Only what concerns this resource (its drift, errors, steps and findings).
+    pub resource: Option<String>,
+    /// At most this many runs, newest first.
+    pub limit: usize,
+}
+
+/// Reads one run whole.
+pub fn record(store: &dyn Store, run: RunId) -> Result<Option<RunRecord>, Error> {
+    let Some(row) = store.run(run)? else { return Ok(None) };
+    Ok(Some(RunRecord {
+        drift: store.drift(run)?,
+        errors: store.errors(run)?,
+        steps: store.steps(run)?,
+        findings: store.findings(run)?,
+        run: row,
+    }))
+}
+
+/// Calls `each` with every run the query selects, newest first, one at a time. A run asked
+/// for by id that does not exist is [`Error::NoSuchRun`].
+pub fn history(
+    store: &dyn Store,
+    query: &HistoryQuery,
+    mut each: impl FnMut(RunRecord),
+) -> Result<(), Error> {
+    let keep = |mut r: RunRecord| {
+        if let Some(res) = &query.resource {
+            r.drift.retain(|d| &d.resource == res);
+            r.errors.retain(|e| &e.resource == res);
+            r.steps.retain(|s| &s.resource == res);
+            r.findings.retain(|f| f.subject.as_ref() == Some(res));
+        }
+        r
+    };
+    if let Some(id) = query.run {
+        let r = record(store, id)?.ok_or(Error::NoSuchRun(id))?;
+        each(keep(r));
+        return Ok(());
+    }
+    let limit = if query.limit == 0 { 50 } else { query.limit };
+    let page = limit.min(100);
+    let mut before = None;
+    let mut seen = 0;
+    while seen < limit {
+        let runs = store.runs(&RunFilter {
+            limit: page.min(limit - seen),
+            before,
+            resource: query.resource.clone(),
+        })?;
+        let Some(last) = runs.last() else { break };
+        before = Some(last.id);
+        for row in runs {
+            seen += 1;
+            if let Some(r) = record(store, row.id)? {
+                each(keep(r));
+            }
+        }
+    }
+    Ok(())
+}

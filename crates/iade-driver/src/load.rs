@@ -1,0 +1,331 @@
+//! Loading a stack into the compiler: its files from disk or from in-memory overlays (an
+//! editor's unsaved buffers), params, and the standard library (embedded or `--stdlib DIR`).
+//! The compiler itself does no I/O: this is its one door to the filesystem.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use iade_compiler::{Database, Options};
+use iade_diagnostics::{Diagnostic, Sources};
+use iade_intent::{IntentGraph, Program};
+
+use crate::Error;
+
+/// How to load a stack.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Params given explicitly (`--param NAME=VALUE`): each must be declared by the stack.
+    pub params: Vec<(String, String)>,
+    /// Params from the environment (`IADE_PARAM_<NAME>`), overridden by `params`.
+    pub env_params: BTreeMap<String, String>,
+    /// The standard library's directory (`DIR/std/*.iade`) instead of the embedded one.
+    pub stdlib: Option<PathBuf>,
+}
+
+/// Params from `IADE_PARAM_<NAME>` (the name lowercased).
+pub fn params_from_env() -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in std::env::vars_os() {
+        let (Some(k), Some(v)) = (k.to_str(), v.to_str()) else { continue };
+        if let Some(name) = k.strip_prefix("IADE_PARAM_") {
+            out.insert(name.to_lowercase(), v.to_string());
+        }
+    }
+    out
+}
+
+/// A path as shown in messages: relative paths without a leading `./`.
+pub fn display_path(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    s.strip_prefix("./").unwrap_or(&s).to_string()
+}
+
+/// `p` made absolute against the current directory and normalized lexically: the key of an
+/// overlay, whether or not the file exists on disk.
+pub fn absolute(p: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    iade_provider::resolve_path(&cwd, p)
+}
+
+type Overlays = Arc<Mutex<BTreeMap<PathBuf, String>>>;
+
+fn lock(m: &Mutex<BTreeMap<PathBuf, String>>) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, String>> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A stack loaded into one compiler database. Reloading it after an edit recompiles only what
+/// changed.
+#[derive(Debug)]
+pub struct LoadedStack {
+    pub db: Database,
+    /// As given: a stack directory or one `.iade` file.
+    path: PathBuf,
+    stack_dir: PathBuf,
+    overlays: Overlays,
+    /// Problems found while reading the files themselves (invalid UTF-8).
+    read_diags: Vec<Diagnostic>,
+    /// Texts to show for files whose bytes were not UTF-8 (the database holds none for them).
+    shown_text: HashMap<String, String>,
+    files: usize,
+}
+
+/// What a stack compiles to: the engine's inputs.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    pub graph: IntentGraph,
+    pub program: Program,
+    /// The stack directory, absolute.
+    pub stack_dir: PathBuf,
+    /// Warnings of the compile (errors stop it).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Counts for `check`'s summary line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckSummary {
+    pub files: usize,
+    pub modules: usize,
+    pub resources: usize,
+    pub policies: usize,
+    pub controls: usize,
+    pub checks_passed: usize,
+    pub checks_failed: usize,
+    pub checks_unknown: usize,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+impl LoadedStack {
+    /// Reads a stack and sets up its compiler database.
+    pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedStack, Error> {
+        Self::load_with(path, options, BTreeMap::new())
+    }
+
+    /// Like [`LoadedStack::load`], with some files' texts given instead of read (unsaved
+    /// buffers, by absolute path).
+    pub fn load_with(
+        path: &Path,
+        options: &LoadOptions,
+        overlays: BTreeMap<PathBuf, String>,
+    ) -> Result<LoadedStack, Error> {
+        let stdlib = match &options.stdlib {
+            Some(dir) => Some(read_stdlib(dir).map_err(|message| Error::Load {
+                message,
+                help: "--stdlib takes a directory that holds std/fs.iade, std/exec.iade, …".to_string(),
+            })?),
+            None => None,
+        };
+        let overlays: Overlays =
+            Arc::new(Mutex::new(overlays.into_iter().map(|(k, v)| (absolute(&k), v)).collect()));
+        let seen = overlays.clone();
+        let loader = Box::new(move |p: &str| {
+            if let Some(text) = lock(&seen).get(&absolute(Path::new(p))) {
+                return Ok(text.clone());
+            }
+            crate::files::read_text(Path::new(p))
+        });
+        let db = Database::new(Options { stdlib, loader, log_queries: false });
+        let stack_dir = stack_dir_of(path);
+        let mut loaded = LoadedStack {
+            db,
+            path: path.to_path_buf(),
+            stack_dir,
+            overlays,
+            read_diags: Vec::new(),
+            shown_text: HashMap::new(),
+            files: 0,
+        };
+        loaded.reload()?;
+        let declared = loaded.db.stack_params();
+        let unknown: Vec<String> = options
+            .params
+            .iter()
+            .filter(|(name, _)| !declared.iter().any(|(n, _, _)| n == name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::UnknownParams {
+                unknown,
+                declared: declared.into_iter().map(|(n, _, _)| n).collect(),
+            });
+        }
+        let mut params = options.env_params.clone();
+        params.extend(options.params.iter().cloned());
+        loaded.db.set_params(params);
+        Ok(loaded)
+    }
+
+    /// The stack directory, absolute.
+    pub fn stack_dir(&self) -> &Path {
+        &self.stack_dir
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Sets (or with `None` removes) an unsaved buffer and reloads.
+    pub fn set_overlay(&mut self, path: &Path, text: Option<String>) -> Result<(), Error> {
+        let key = absolute(path);
+        match text {
+            Some(t) => lock(&self.overlays).insert(key, t),
+            None => lock(&self.overlays).remove(&key),
+        };
+        self.reload()
+    }
+
+    /// Reads the stack's files into its database again, so only what changed is recompiled.
+    pub fn reload(&mut self) -> Result<(), Error> {
+        let files = self.stack_files()?;
+        let overlays = lock(&self.overlays).clone();
+        let mut texts = Vec::with_capacity(files.len());
+        let mut invalid = Vec::new();
+        for f in &files {
+            let shown = display_path(f);
+            if let Some(text) = overlays.get(&absolute(f)) {
+                texts.push((shown, text.clone()));
+                continue;
+            }
+            let bytes = crate::files::read_bytes(f).map_err(|e| Error::Load {
+                message: format!("cannot read `{shown}`: {e}"),
+                help: "check the file's permissions".to_string(),
+            })?;
+            match String::from_utf8(bytes) {
+                Ok(text) => texts.push((shown, text)),
+                Err(e) => {
+                    invalid.push((shown.clone(), e.into_bytes()));
+                    texts.push((shown, String::new()));
+                }
+            }
+        }
+        self.db.set_stack_files(texts);
+        self.read_diags.clear();
+        self.shown_text.clear();
+        let sources = self.db.sources();
+        for (shown, bytes) in invalid {
+            let id = sources.iter().find(|(_, f)| f.path == shown).map_or(iade_span::FileId(0), |(id, _)| id);
+            let (lossy, parse) = iade_syntax::parse_bytes(id, &bytes);
+            self.read_diags.extend(parse.diagnostics);
+            self.shown_text.insert(shown, lossy);
+        }
+        self.db.reload_loaded_files();
+        self.files = files.len();
+        Ok(())
+    }
+
+    /// The top-level `.iade` files of the stack directory (and unsaved ones in it), sorted;
+    /// or the one file given.
+    fn stack_files(&self) -> Result<Vec<PathBuf>, Error> {
+        let mut files = crate::files::stack_files(&self.path).map_err(|e| self.unreadable(e))?;
+        if files.is_empty() && self.path.is_dir() && lock(&self.overlays).is_empty() {
+            return Err(crate::files::no_stack_here(&self.path));
+        }
+        if self.path.is_dir() {
+            let dir = absolute(&self.path);
+            for p in lock(&self.overlays).keys() {
+                let new = p.parent() == Some(dir.as_path())
+                    && p.extension().is_some_and(|e| e == "iade")
+                    && !files.iter().any(|f| absolute(f) == *p);
+                if new {
+                    files.push(self.path.join(p.file_name().unwrap_or_default()));
+                }
+            }
+            files.sort();
+        }
+        Ok(files)
+    }
+
+    fn unreadable(&self, e: std::io::Error) -> Error {
+        Error::Load {
+            message: format!("cannot read `{}`: {e}", display_path(&self.path)),
+            help: "give a stack directory or a .iade file; try `iade check examples/quickstart`".to_string(),
+        }
+    }
+
+    /// Every file the database knows, for rendering diagnostics.
+    pub fn sources(&self) -> Sources {
+        let mut out = Sources::new();
+        for (_, f) in self.db.sources().iter() {
+            let text = self.shown_text.get(&f.path).cloned().unwrap_or_else(|| f.text.clone());
+            out.add(f.path.clone(), text);
+        }
+        out
+    }
+
+    /// Every diagnostic: reading, syntax and semantics, sorted.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut out = self.read_diags.clone();
+        out.extend(self.db.diagnostics());
+        iade_diagnostics::sort(&mut out);
+        out
+    }
+
+    pub fn summary(&self, diagnostics: &[Diagnostic]) -> CheckSummary {
+        let s = self.db.summary();
+        let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+        CheckSummary {
+            files: self.files,
+            modules: s.modules,
+            resources: s.resources,
+            policies: s.policies,
+            controls: s.controls,
+            checks_passed: s.checks_passed,
+            checks_failed: s.checks_failed,
+            checks_unknown: s.checks_unknown,
+            errors,
+            warnings: diagnostics.len() - errors,
+        }
+    }
+
+    /// The engine's inputs, or the diagnostics that stop the stack from compiling (a denied
+    /// policy among them: denied intent is never planned).
+    pub fn compile(&self) -> Result<Compiled, Error> {
+        let diags = self.diagnostics();
+        if diags.iter().any(Diagnostic::is_error) {
+            return Err(Error::Diagnostics(diags));
+        }
+        Ok(Compiled {
+            graph: self.db.intent_graph(),
+            program: self.db.program(),
+            stack_dir: self.stack_dir.clone(),
+            warnings: diags,
+        })
+    }
+
+    /// Every file the compiler read from disk (stack files, modules, included files),
+    /// absolute: what a watcher follows.
+    pub fn source_paths(&self) -> BTreeSet<PathBuf> {
+        self.db.disk_paths().into_iter().map(|p| absolute(Path::new(&p))).collect()
+    }
+}
+
+/// The directory of a stack given as a directory or as one of its files, absolute.
+pub fn stack_dir_of(path: &Path) -> PathBuf {
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    std::fs::canonicalize(&dir).unwrap_or_else(|_| absolute(&dir))
+}
+
+fn read_stdlib(dir: &Path) -> Result<Vec<(String, String, String)>, String> {
+    let std_dir = dir.join("std");
+    let entries =
+        std::fs::read_dir(&std_dir).map_err(|e| format!("cannot read `{}`: {e}", std_dir.display()))?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let p = entry.path();
+        let Some(stem) = p.file_stem().and_then(|s| s.to_str()) else { continue };
+        if p.extension().and_then(|e| e.to_str()) != Some("iade") {
+            continue;
+        }
+        let text = crate::files::read_text(&p)?;
+        out.push((format!("std.{stem}"), display_path(&p), text));
+    }
+    out.sort();
+    Ok(out)
+}

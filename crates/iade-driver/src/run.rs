@@ -1,0 +1,257 @@
+//! One-shot runs: `plan` and `converge --detect-only` (observe, change nothing, take no
+//! lease) and `converge` (the lease, a durable run, or a pass asked of the watching engine).
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use iade_engine::{ComplianceReport, ConvergeOptions, Env, Failpoint, Plan, RunReport, Stack};
+use iade_intent::Value;
+use iade_journal::{Holder, PassRequest, RequestAnswer, RunMode};
+use sha2::{Digest, Sha256};
+
+use crate::Error;
+use crate::events::{Event, Forward, Sink};
+use crate::history::{RunRecord, record};
+use crate::load::Compiled;
+use crate::runtime::Runtime;
+use crate::session::{JournalLocation, LEASE_TTL, Session, SessionError, SessionOptions, Wait, stack_id};
+
+/// How a run goes.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// At most this many provider calls at once.
+    pub parallelism: usize,
+    /// Whether plans carry unified diffs of text content.
+    pub diffs: bool,
+    /// Only these resources (or component instances) and what they depend on.
+    pub targets: Vec<String>,
+    /// The journal; `.iade/journal.db` in the stack directory when `None`.
+    pub journal: Option<JournalLocation>,
+    pub wait: Wait,
+    /// A protocol point to crash at, for crash tests (`IADE_FAILPOINT`).
+    pub failpoint: Option<String>,
+    /// How often a transient error is retried.
+    pub retries: u32,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            parallelism: 8,
+            diffs: true,
+            targets: Vec::new(),
+            journal: None,
+            wait: Wait::No,
+            failpoint: None,
+            retries: 3,
+        }
+    }
+}
+
+impl RunOptions {
+    pub fn journal_for(&self, compiled: &Compiled) -> JournalLocation {
+        self.journal.clone().unwrap_or_else(|| JournalLocation::default_for(&compiled.stack_dir))
+    }
+}
+
+/// The resources a run covers: every one, or the targets and their dependencies.
+pub fn scope(compiled: &Compiled, targets: &[String]) -> Result<Option<BTreeSet<String>>, Error> {
+    if targets.is_empty() {
+        return Ok(None);
+    }
+    iade_engine::dependency_closure(&compiled.graph, targets).map(Some).map_err(|unknown| {
+        let known: Vec<String> = compiled.graph.nodes.iter().map(|n| n.id.clone()).collect();
+        Error::UnknownTargets { unknown, known }
+    })
+}
+
+pub(crate) fn env<'a>(
+    compiled: &Compiled,
+    rt: &'a Runtime,
+    options: &RunOptions,
+    events: &'a dyn iade_engine::Events,
+) -> Env<'a> {
+    Env {
+        providers: &rt.providers,
+        secrets: rt.secrets.as_ref(),
+        stack_dir: compiled.stack_dir.clone(),
+        parallelism: options.parallelism,
+        cancelled: &rt.cancelled,
+        events,
+        diffs: options.diffs,
+    }
+}
+
+/// Observes and diffs, changing nothing and taking no lease.
+pub fn plan(compiled: &Compiled, rt: &Runtime, options: &RunOptions, sink: &dyn Sink) -> Result<Plan, Error> {
+    let only = scope(compiled, &options.targets)?;
+    let forward = Forward(sink);
+    let env = env(compiled, rt, options, &forward);
+    let stack = Stack { graph: &compiled.graph, program: &compiled.program };
+    Ok(iade_engine::plan(&stack, &env, only.as_ref()))
+}
+
+/// What `converge --detect-only` found: the plan and the controls on what it observed.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    pub plan: Plan,
+    pub compliance: ComplianceReport,
+}
+
+/// Observes, diffs and evaluates the controls, changing nothing and taking no lease.
+pub fn detect(
+    compiled: &Compiled,
+    rt: &Runtime,
+    options: &RunOptions,
+    sink: &dyn Sink,
+) -> Result<Detection, Error> {
+    let only = scope(compiled, &options.targets)?;
+    let forward = Forward(sink);
+    let env = env(compiled, rt, options, &forward);
+    let stack = Stack { graph: &compiled.graph, program: &compiled.program };
+    let plan = iade_engine::plan(&stack, &env, only.as_ref());
+    let compliance = iade_engine::evaluate_controls(&stack, &env, &plan);
+    Ok(Detection { plan, compliance })
+}
+
+/// How a one-shot `converge` ended.
+#[derive(Debug)]
+pub enum Converged {
+    /// This engine ran.
+    Ran(RunReport),
+    /// The watching engine that holds the lease ran a pass for it.
+    Served { holder: Holder, record: RunRecord },
+    /// The watching engine enforces another intent and refused.
+    Refused { holder: Holder, reason: String },
+    /// Another engine holds the lease (named when the journal knows it).
+    Held(Option<Holder>),
+}
+
+/// Takes the lease and runs a durable converge; or, when a `--watch` engine holds the lease,
+/// asks it for a pass over the same intent.
+pub fn converge(
+    compiled: &Compiled,
+    rt: &Runtime,
+    options: &RunOptions,
+    sink: &dyn Sink,
+) -> Result<Converged, Error> {
+    let only = scope(compiled, &options.targets)?;
+    let location = options.journal_for(compiled);
+    let stack = stack_id(&compiled.stack_dir, &rt.host);
+    let session_options =
+        SessionOptions { watch: false, wait: options.wait, pid: std::process::id(), host: rt.host.clone() };
+    let waiting = |h: Option<&Holder>| sink.event(Event::WaitingForLease(h));
+    let mut session = match Session::open(&stack, &compiled.stack_dir, &location, &session_options, &waiting)
+    {
+        Ok(s) => s,
+        Err(SessionError::Held(Some(h))) if h.watch => {
+            return ask_watcher(compiled, rt, options, &location, h, sink);
+        }
+        Err(SessionError::Held(h)) => return Ok(Converged::Held(h)),
+        Err(SessionError::Failed(e)) => return Err(e),
+    };
+    let failpoint = options.failpoint.as_deref().and_then(Failpoint::parse);
+    let engine_options = ConvergeOptions {
+        failpoint: failpoint.as_ref(),
+        retries: options.retries,
+        only: only.as_ref(),
+        mode: RunMode::Converge,
+        lease_ttl: LEASE_TTL,
+        host: &rt.host,
+    };
+    session.start_heartbeat();
+    let forward = Forward(sink);
+    let env = env(compiled, rt, options, &forward);
+    let graph = Stack { graph: &compiled.graph, program: &compiled.program };
+    let epoch = session.epoch();
+    let result = iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options);
+    session.close()?;
+    Ok(Converged::Ran(result?))
+}
+
+/// A digest of what a pass enforces: the compiled intent (secrets by name, never value), the
+/// names of the secrets given, and the run's targets. A watcher serves a request only when its
+/// own digest is the same.
+pub fn intent_digest(compiled: &Compiled, secret_names: &[String], targets: &[String]) -> String {
+    fn canon(v: &Value, out: &mut String) {
+        match v {
+            Value::Secret(s) => {
+                out.push_str("secret(");
+                out.push_str(&s.names().collect::<Vec<_>>().join(","));
+                out.push(')');
+            }
+            Value::List(items) => {
+                out.push('[');
+                for i in items.iter() {
+                    canon(i, out);
+                    out.push(',');
+                }
+                out.push(']');
+            }
+            Value::Record(entries) => {
+                out.push('{');
+                for (k, i) in entries.iter() {
+                    out.push_str(&format!("{k:?}="));
+                    canon(i, out);
+                    out.push(',');
+                }
+                out.push('}');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut text = String::new();
+    for n in &compiled.graph.nodes {
+        text.push_str(&format!(
+            "\n{}|{}|{:?}|{:?}|{}",
+            n.id,
+            n.kind,
+            n.provider_type,
+            n.provider,
+            n.manage.as_str()
+        ));
+        for (k, a) in &n.attrs {
+            text.push_str(&format!("|{k}="));
+            canon(&a.value, &mut text);
+        }
+    }
+    for e in &compiled.graph.edges {
+        text.push_str(&format!("\n{}>{}", e.from, e.to));
+    }
+    text.push_str(&format!("\nsecrets={secret_names:?}\ntargets={targets:?}"));
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Asks the watching engine for a pass over this intent and waits for its answer.
+fn ask_watcher(
+    compiled: &Compiled,
+    rt: &Runtime,
+    options: &RunOptions,
+    location: &JournalLocation,
+    holder: Holder,
+    sink: &dyn Sink,
+) -> Result<Converged, Error> {
+    sink.event(Event::AskingWatcher(&holder));
+    let stack = stack_id(&compiled.stack_dir, &rt.host);
+    let mut store = location.open(&stack)?;
+    let digest = intent_digest(compiled, &rt.secret_names, &options.targets);
+    let request = store.request_pass(&PassRequest { digest })?;
+    let deadline = Instant::now() + LEASE_TTL;
+    while Instant::now() < deadline && !rt.is_cancelled() {
+        match store.request_answer(request)? {
+            Some(RequestAnswer::Served(run)) => {
+                let record = record(store.as_ref(), run)?.ok_or(Error::NoSuchRun(run))?;
+                return Ok(Converged::Served { holder, record });
+            }
+            Some(RequestAnswer::Refused(reason)) => return Ok(Converged::Refused { holder, reason }),
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    Err(Error::Io(format!(
+        "the watching engine (pid {} on {}) did not answer within {} s",
+        holder.pid,
+        holder.host,
+        LEASE_TTL.as_secs()
+    )))
+}

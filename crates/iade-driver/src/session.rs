@@ -1,0 +1,270 @@
+//! The lock and lease that make one engine the only one correcting a stack: an `flock` on
+//! `STACK/.iade/lock` (the kernel releases it when the process dies, so it is the truth about
+//! whether an engine of this host lives) and the journal's lease with its epoch (which fences
+//! every write of a run), renewed by a heartbeat while a run lasts.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use iade_journal::{Epoch, Holder, JournalError, LeaseClaim, LeaseOutcome, StackId, Store};
+
+use crate::Error;
+
+/// How long a lease lasts without renewal.
+pub const LEASE_TTL: Duration = Duration::from_secs(120);
+
+/// Where a stack's journal is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JournalLocation {
+    /// An embedded SQLite file.
+    Sqlite(PathBuf),
+}
+
+impl JournalLocation {
+    /// `.iade/journal.db` in the stack directory.
+    pub fn default_for(stack_dir: &Path) -> JournalLocation {
+        JournalLocation::Sqlite(stack_dir.join(".iade").join("journal.db"))
+    }
+
+    /// A `--journal` argument: a file path.
+    pub fn parse(text: &str) -> JournalLocation {
+        JournalLocation::Sqlite(PathBuf::from(text))
+    }
+
+    /// Whether a journal exists there (reading history needs one).
+    pub fn exists(&self) -> bool {
+        match self {
+            JournalLocation::Sqlite(p) => p.exists(),
+        }
+    }
+
+    pub fn open(&self, stack: &StackId) -> Result<Box<dyn Store>, JournalError> {
+        match self {
+            JournalLocation::Sqlite(p) => Ok(Box::new(iade_journal_sqlite::SqliteJournal::open(p, stack)?)),
+        }
+    }
+}
+
+impl std::fmt::Display for JournalLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalLocation::Sqlite(p) => write!(f, "{}", crate::load::display_path(p)),
+        }
+    }
+}
+
+/// The stack id of a stack directory: its name and this host.
+pub fn stack_id(stack_dir: &Path, host: &str) -> StackId {
+    let name =
+        stack_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "stack".into());
+    StackId { name, host: host.to_string() }
+}
+
+/// How long to wait for another engine's lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Do not wait: report the holder.
+    No,
+    For(Duration),
+}
+
+/// Why no session could be opened.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Another engine holds the lease (its holder, when the journal names one).
+    Held(Option<Holder>),
+    Failed(Error),
+}
+
+impl From<JournalError> for SessionError {
+    fn from(e: JournalError) -> Self {
+        SessionError::Failed(Error::Journal(e))
+    }
+}
+
+/// Renews a run's lease every third of its lifetime from a journal handle of its own, however
+/// long a step takes.
+struct Heartbeat {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(location: JournalLocation, stack: StackId, epoch: Epoch) -> Heartbeat {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut store = location.open(&stack).ok();
+            // Waits a third of the lease's life, or until told to stop (or its sender is gone).
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(LEASE_TTL / 3) {
+                if let Some(s) = store.as_mut() {
+                    let _ = s.renew_lease(epoch, LEASE_TTL);
+                }
+            }
+        });
+        Heartbeat { stop, thread: Some(thread) }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One engine's hold on a stack: the lock, the journal and the lease's epoch. Dropping it
+/// stops the heartbeat and releases the lease.
+pub struct Session {
+    _lock: File,
+    store: Box<dyn Store>,
+    epoch: Epoch,
+    location: JournalLocation,
+    heartbeat: Option<Heartbeat>,
+    released: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("epoch", &self.epoch).field("location", &self.location).finish()
+    }
+}
+
+/// Takes `STACK/.iade/lock`, waiting as `wait` says; `Ok(false)` when another process holds it.
+fn lock_stack(stack_dir: &Path, wait: Wait, waiting: &dyn Fn()) -> Result<(File, bool), Error> {
+    let dir = stack_dir.join(".iade");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::Io(format!("cannot create `{}`: {e}", dir.display())))?;
+    let path = dir.join("lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Io(format!("cannot open `{}`: {e}", path.display())))?;
+    let deadline = match wait {
+        Wait::No => None,
+        Wait::For(d) => {
+            Some(Instant::now().checked_add(d).unwrap_or_else(|| Instant::now() + LEASE_TTL * 1000))
+        }
+    };
+    let mut told = false;
+    loop {
+        match lock.try_lock() {
+            Ok(()) => return Ok((lock, true)),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::Io(format!("cannot lock `{}`: {e}", path.display())));
+            }
+        }
+        match deadline {
+            Some(d) if Instant::now() < d => {
+                if !told {
+                    waiting();
+                    told = true;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            _ => return Ok((lock, false)),
+        }
+    }
+}
+
+/// Options of [`Session::open`].
+#[derive(Clone, Debug)]
+pub struct SessionOptions {
+    pub watch: bool,
+    pub wait: Wait,
+    pub pid: u32,
+    pub host: String,
+}
+
+impl Session {
+    /// Takes the stack's lock, then the journal's lease. The lock comes first: the journal is
+    /// opened (and migrated) only by its holder, or read to name the holder.
+    ///
+    /// Holding the lock proves no engine of this host works on the stack, so a lease the
+    /// journal says this host holds is stale (a killed engine, or a pid reused since) and is
+    /// taken over at once.
+    pub fn open(
+        stack: &StackId,
+        stack_dir: &Path,
+        location: &JournalLocation,
+        options: &SessionOptions,
+        waiting: &dyn Fn(Option<&Holder>),
+    ) -> Result<Session, SessionError> {
+        let holder_now = || location.open(stack).ok().and_then(|j| j.holder().ok().flatten());
+        // A watching holder is asked for a pass rather than waited for.
+        let wait = match options.wait {
+            Wait::For(_) if holder_now().is_some_and(|h| h.watch) => Wait::No,
+            w => w,
+        };
+        let (lock, locked) =
+            lock_stack(stack_dir, wait, &|| waiting(holder_now().as_ref())).map_err(SessionError::Failed)?;
+        if !locked {
+            // Only what the journal knows is named: a holder it does not record stays unnamed.
+            return Err(SessionError::Held(holder_now()));
+        }
+        let mut store = location.open(stack)?;
+        let claim =
+            LeaseClaim { pid: options.pid, host: options.host.clone(), ttl: LEASE_TTL, watch: options.watch };
+        let host = options.host.clone();
+        match store.acquire_lease(&claim, &move |h: &Holder| h.host == host)? {
+            LeaseOutcome::Acquired { epoch } => Ok(Session {
+                _lock: lock,
+                store,
+                epoch,
+                location: location.clone(),
+                heartbeat: None,
+                released: false,
+            }),
+            LeaseOutcome::Held(h) => Err(SessionError::Held(Some(h))),
+        }
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    pub fn store(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
+    }
+
+    pub fn location(&self) -> &JournalLocation {
+        &self.location
+    }
+
+    /// Renews the lease from a thread of its own until the session ends (for one long run).
+    pub fn start_heartbeat(&mut self) {
+        if self.heartbeat.is_none() {
+            self.heartbeat =
+                Some(Heartbeat::start(self.location.clone(), self.store.stack().clone(), self.epoch));
+        }
+    }
+
+    pub fn renew(&mut self) -> Result<(), JournalError> {
+        self.store.renew_lease(self.epoch, LEASE_TTL)
+    }
+
+    /// Stops the heartbeat and releases the lease.
+    pub fn close(mut self) -> Result<(), JournalError> {
+        self.release()
+    }
+
+    fn release(&mut self) -> Result<(), JournalError> {
+        if let Some(mut h) = self.heartbeat.take() {
+            h.stop();
+        }
+        if self.released {
+            return Ok(());
+        }
+        self.released = true;
+        self.store.release_lease(self.epoch)
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.release();
+    }
+}
