@@ -43,27 +43,13 @@ fn failed(e: Error, sources: Option<&Sources>, style: Style) -> Exit {
             }
             return Exit::Usage;
         }
-        Error::UnknownTargets { unknown, known } => {
-            let near: Vec<&String> = known
-                .iter()
-                .filter(|k| unknown.iter().any(|u| k.contains(u.as_str()) || u.contains(k.as_str())))
-                .take(5)
-                .collect();
-            let help = if near.is_empty() {
-                "`iade graph --format json` lists every resource id".to_string()
-            } else {
-                format!(
-                    "did you mean {}?",
-                    near.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-                )
+        Error::UnknownTargets { unknown, did_you_mean } => {
+            let quoted = |v: &[String]| v.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ");
+            let help = match did_you_mean.is_empty() {
+                true => "`iade graph --format json` lists every resource id".to_string(),
+                false => format!("did you mean {}?", quoted(&did_you_mean)),
             };
-            error_help(
-                &format!(
-                    "no resource {} in this stack",
-                    unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", ")
-                ),
-                &help,
-            );
+            error_help(&format!("no resource {} in this stack", quoted(&unknown)), &help);
             return Exit::Usage;
         }
         Error::Diagnostics(diags) => {
@@ -278,9 +264,9 @@ pub struct Engine<'a> {
 }
 
 impl Engine<'_> {
-    fn printer(&self, compiled: &Compiled) -> Printer {
+    fn printer(&self, stack_dir: &Path) -> Printer {
         let shown = display_path(self.path);
-        let stack = if shown.is_empty() || shown == "." { display_path(&compiled.stack_dir) } else { shown };
+        let stack = if shown.is_empty() || shown == "." { display_path(stack_dir) } else { shown };
         Printer { style: self.style, stack: safe(&stack).into_owned() }
     }
 
@@ -291,7 +277,7 @@ impl Engine<'_> {
     pub fn plan(&self) -> Exit {
         let Ok((_, compiled)) = compile(self.path, &self.load, self.style) else { return Exit::Errors };
         let rt = Runtime::from_env();
-        let printer = self.printer(&compiled);
+        let printer = self.printer(&compiled.stack_dir);
         let started = Instant::now();
         let plan = match iade_driver::plan(&compiled, &rt, &self.run, &printer) {
             Ok(p) => p,
@@ -309,7 +295,7 @@ impl Engine<'_> {
     pub fn detect(&self) -> Exit {
         let Ok((_, compiled)) = compile(self.path, &self.load, self.style) else { return Exit::Errors };
         let rt = Runtime::from_env();
-        let printer = self.printer(&compiled);
+        let printer = self.printer(&compiled.stack_dir);
         let started = Instant::now();
         let d = match iade_driver::detect(&compiled, &rt, &self.run, &printer) {
             Ok(d) => d,
@@ -337,7 +323,7 @@ impl Engine<'_> {
         iade_driver::cancel_on_signal(rt.cancelled.clone(), || {
             eprintln!("stopping: the steps in flight are being cancelled and recorded");
         });
-        let printer = self.printer(&compiled);
+        let printer = self.printer(&compiled.stack_dir);
         let started = Instant::now();
         let outcome = match iade_driver::converge(&compiled, &rt, &self.run, &printer) {
             Ok(o) => o,
@@ -374,13 +360,10 @@ impl Engine<'_> {
                 record.run.summary.clone()
             }
             Converged::Refused { holder, reason } => {
+                let who = format!("a watching engine (pid {} on {})", holder.pid, safe(&holder.host));
                 error_help(
-                    &format!(
-                        "a watching engine (pid {} on {}) holds this stack's lease and refused: {reason}",
-                        holder.pid,
-                        safe(&holder.host)
-                    ),
-                    "stop the watching engine first, or give this converge the same sources, params and secrets",
+                    &format!("{who} holds this stack's lease and refused a pass: {reason}"),
+                    "stop it first, or converge with the same sources, params, secrets and targets",
                 );
                 return Exit::LeaseHeld;
             }
@@ -406,7 +389,7 @@ impl Engine<'_> {
         };
         let rt = Runtime::from_env();
         iade_driver::cancel_on_signal(rt.cancelled.clone(), || {});
-        let printer = Printer { style: self.style, stack: safe(&display_path(self.path)).into_owned() };
+        let printer = self.printer(stack.stack_dir());
         let options = WatchOptions { interval, run: self.run.clone() };
         match iade_driver::watch(&mut stack, &rt, &options, &printer) {
             Ok(WatchEnd::Stopped) => Exit::Success,

@@ -91,9 +91,6 @@ pub fn plan(p: &Plan, stack: &str, style: Style, took: Duration) {
                 println!("      {}", style.paint(code, &safe(line)));
             }
         }
-        if !r.after.is_empty() && r.action != Action::Deferred {
-            println!("    {}", style.paint("2", &format!("observed again after {}", r.after.join(", "))));
-        }
     }
     for r in p.resources.iter() {
         if let Some(e) = &r.error {

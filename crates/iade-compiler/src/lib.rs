@@ -29,3 +29,4 @@ pub use items::{Item, Module, SourceFile, Stack, item_syntax, parse_file};
 pub use lower::{Lowered, LoweredKind, lower_item};
 pub use policy::check_policy;
 pub use stdlib::EMBEDDED as EMBEDDED_STDLIB;
+pub use suggest::closest;

@@ -45,7 +45,11 @@ pub enum Error {
     Diagnostics(Vec<Diagnostic>),
     /// `--target` names that are no resource or instance of the stack.
     #[error("no resource {}", unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "))]
-    UnknownTargets { unknown: Vec<String>, known: Vec<String> },
+    UnknownTargets {
+        unknown: Vec<String>,
+        /// The ids closest to those given, likely what was meant.
+        did_you_mean: Vec<String>,
+    },
     #[error("no run {0} in the journal")]
     NoSuchRun(RunId),
     #[error("no journal at `{0}`: this stack has never been converged")]

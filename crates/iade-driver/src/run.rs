@@ -60,8 +60,10 @@ pub fn scope(compiled: &Compiled, targets: &[String]) -> Result<Option<BTreeSet<
         return Ok(None);
     }
     iade_engine::dependency_closure(&compiled.graph, targets).map(Some).map_err(|unknown| {
-        let known: Vec<String> = compiled.graph.nodes.iter().map(|n| n.id.clone()).collect();
-        Error::UnknownTargets { unknown, known }
+        let ids = || compiled.graph.nodes.iter().map(|n| n.id.as_str());
+        let did_you_mean =
+            unknown.iter().filter_map(|u| iade_compiler::closest(u, ids())).map(str::to_string).collect();
+        Error::UnknownTargets { unknown, did_you_mean }
     })
 }
 
@@ -169,10 +171,15 @@ pub fn converge(
     Ok(Converged::Ran(result?))
 }
 
-/// A digest of what a pass enforces: the compiled intent (secrets by name, never value), the
-/// names of the secrets given, and the run's targets. A watcher serves a request only when its
-/// own digest is the same.
-pub fn intent_digest(compiled: &Compiled, secret_names: &[String], targets: &[String]) -> String {
+/// A digest of what a pass enforces: the compiled intent (secrets by name, never value), which
+/// of the secrets it uses are given, and the run's targets. A watcher serves a request only
+/// when its own digest is the same.
+pub fn intent_digest(
+    compiled: &Compiled,
+    secrets: &dyn iade_provider::Secrets,
+    targets: &[String],
+) -> String {
+    let mut used = BTreeSet::new();
     fn canon(v: &Value, out: &mut String) {
         match v {
             Value::Secret(s) => {
@@ -200,25 +207,29 @@ pub fn intent_digest(compiled: &Compiled, secret_names: &[String], targets: &[St
             other => out.push_str(&other.to_string()),
         }
     }
+    fn names(v: &Value, used: &mut BTreeSet<String>) {
+        match v {
+            Value::Secret(s) => used.extend(s.names().map(str::to_string)),
+            Value::List(items) => items.iter().for_each(|i| names(i, used)),
+            Value::Record(entries) => entries.values().for_each(|i| names(i, used)),
+            _ => {}
+        }
+    }
     let mut text = String::new();
     for n in &compiled.graph.nodes {
-        text.push_str(&format!(
-            "\n{}|{}|{:?}|{:?}|{}",
-            n.id,
-            n.kind,
-            n.provider_type,
-            n.provider,
-            n.manage.as_str()
-        ));
+        let (id, kind, manage) = (&n.id, &n.kind, n.manage.as_str());
+        text.push_str(&format!("\n{id}|{kind}|{:?}|{:?}|{manage}", n.provider_type, n.provider));
         for (k, a) in &n.attrs {
             text.push_str(&format!("|{k}="));
             canon(&a.value, &mut text);
+            names(&a.value, &mut used);
         }
     }
+    let given: Vec<&String> = used.iter().filter(|n| secrets.resolve(n).is_ok()).collect();
     for e in &compiled.graph.edges {
         text.push_str(&format!("\n{}>{}", e.from, e.to));
     }
-    text.push_str(&format!("\nsecrets={secret_names:?}\ntargets={targets:?}"));
+    text.push_str(&format!("\nsecrets given={given:?}\ntargets={targets:?}"));
     let digest = Sha256::digest(text.as_bytes());
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
@@ -235,7 +246,7 @@ fn ask_watcher(
     sink.event(Event::AskingWatcher(&holder));
     let stack = stack_id(&compiled.stack_dir, &rt.host);
     let mut store = location.open(&stack)?;
-    let digest = intent_digest(compiled, &rt.secret_names, &options.targets);
+    let digest = intent_digest(compiled, rt.secrets.as_ref(), &options.targets);
     let request = store.request_pass(&PassRequest { digest })?;
     let deadline = Instant::now() + LEASE_TTL;
     while Instant::now() < deadline && !rt.is_cancelled() {

@@ -77,8 +77,6 @@ pub struct Runtime {
     /// retried, and the run is recorded before it returns.
     pub cancelled: Arc<AtomicBool>,
     pub host: String,
-    /// The names of the secrets given (for the digest a watcher compares), never values.
-    pub secret_names: Vec<String>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -96,7 +94,6 @@ impl Runtime {
         let secrets = EnvSecrets::from_env();
         Runtime {
             providers: builtin_providers(),
-            secret_names: secrets.names(),
             secrets: Arc::new(secrets),
             cancelled: Arc::new(AtomicBool::new(false)),
             host: host_name(),

@@ -144,7 +144,7 @@ pub fn watch(
     let mut paths = managed_paths(&compiled, rt);
     let mut watched = BTreeSet::new();
     rewatch(&mut watcher, &mut watched, &stack_dir, &stack.source_paths(), &paths);
-    let mut digest = intent_digest(&compiled, &rt.secret_names, &[]);
+    let mut digest = intent_digest(&compiled, rt.secrets.as_ref(), &[]);
     sink.event(Event::WatchStarted {
         resources: compiled.graph.nodes.len(),
         interval: options.interval,
@@ -190,8 +190,7 @@ pub fn watch(
         let requests = session.store().pending_requests().unwrap_or_default();
         let (served, refused): (Vec<_>, Vec<_>) = requests.into_iter().partition(|(_, r)| r.digest == digest);
         if !refused.is_empty() {
-            let reason = "the watching engine enforces another intent (other sources, params, secrets or targets); \
-                          stop it, or converge with the same inputs";
+            let reason = "it enforces another intent (other sources, params, secrets or targets)";
             let answers: Vec<_> =
                 refused.iter().map(|(id, _)| (*id, RequestAnswer::Refused(reason.to_string()))).collect();
             let _ = session.store().answer_requests(&answers);
@@ -223,7 +222,7 @@ pub fn watch(
                     match stack.reload().and_then(|()| stack.compile()) {
                         Ok(c) => {
                             compiled = c;
-                            digest = intent_digest(&compiled, &rt.secret_names, &[]);
+                            digest = intent_digest(&compiled, rt.secrets.as_ref(), &[]);
                             sink.event(Event::Recompiled { resources: compiled.graph.nodes.len() });
                             paths = managed_paths(&compiled, rt);
                             rewatch(&mut watcher, &mut watched, &stack_dir, &stack.source_paths(), &paths);

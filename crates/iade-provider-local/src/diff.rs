@@ -33,7 +33,7 @@ fn read_text(path: &Path) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// `--- a/PATH` / `+++ b/PATH` hunks with three lines of context, cut at [`MAX_LINES`].
+/// `--- PATH (now)` / `+++ PATH (intended)` hunks with three lines of context, cut at [`MAX_LINES`].
 pub fn unified(old: &str, new: &str, name: &str) -> String {
     let diff = similar::TextDiff::from_lines(old, new);
     let text =

@@ -8,11 +8,11 @@ use iade_journal::Store;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn iade_bin() -> &'static str {
+pub fn iade_bin() -> &'static str {
     env!("CARGO_BIN_EXE_iade")
 }
 
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(iade_bin());
     cmd.args(args).current_dir(dir).env_remove("IADE_FAILPOINT");
     for (k, v) in env {
@@ -21,15 +21,15 @@ fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     cmd.output().expect("iade runs")
 }
 
-fn code(o: &Output) -> Option<i32> {
+pub fn code(o: &Output) -> Option<i32> {
     o.status.code()
 }
 
-fn text(o: &Output) -> String {
+pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-fn stack(name: &str, source: &str) -> PathBuf {
+pub fn stack(name: &str, source: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("iade-engine-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
@@ -37,13 +37,13 @@ fn stack(name: &str, source: &str) -> PathBuf {
     d
 }
 
-fn mode(p: &Path) -> u32 {
+pub fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).expect("exists").permissions().mode() & 0o7777
 }
 
 /// Every temporary file a write may leave behind.
-fn temp_files(dir: &Path) -> Vec<PathBuf> {
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -61,7 +61,7 @@ fn temp_files(dir: &Path) -> Vec<PathBuf> {
 
 /// The journal is consistent: SQLite's integrity check passes, no step is left started, and
 /// no run is left running.
-fn assert_journal_consistent(dir: &Path) {
+pub fn assert_journal_consistent(dir: &Path) {
     let j = journal(dir);
     assert_eq!(j.check_integrity().expect("integrity check runs"), Vec::<String>::new());
     let left = j.interrupted().expect("interrupted");
@@ -70,13 +70,13 @@ fn assert_journal_consistent(dir: &Path) {
 }
 
 /// The stack's journal, read as the engine wrote it.
-fn journal(dir: &Path) -> iade_journal_sqlite::SqliteJournal {
+pub fn journal(dir: &Path) -> iade_journal_sqlite::SqliteJournal {
     let stack = iade_journal::StackId { name: "test".into(), host: "test".into() };
     iade_journal_sqlite::SqliteJournal::open(&dir.join(".iade/journal.db"), &stack).expect("journal opens")
 }
 
 /// Recent runs, newest first.
-fn runs(dir: &Path) -> Vec<iade_journal::RunRow> {
+pub fn runs(dir: &Path) -> Vec<iade_journal::RunRow> {
     journal(dir).runs(&iade_journal::RunFilter { limit: 1000, ..Default::default() }).expect("runs")
 }
 
@@ -398,6 +398,17 @@ fn watch_corrects_an_outside_edit_promptly_and_a_one_shot_converge_asks_it_for_a
     let o = run(&dir, &["converge"], &[]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
     assert!(text(&o).contains("asking it for a pass"), "{}", text(&o));
+    // It prints the run's report like any other run, summary line included.
+    assert!(text(&o).contains("the watching engine ran this pass"), "{}", text(&o));
+    assert!(
+        text(&o).contains(": run ") && text(&o).contains("resources, 0 changed, 0 failed"),
+        "{}",
+        text(&o)
+    );
+    // Another intent is not handed off: the watcher refuses, and the one-shot says why.
+    let o = run(&dir, &["converge", "--target", "file.watched"], &[]);
+    assert_eq!(code(&o), Some(3), "{}", text(&o));
+    assert!(text(&o).contains("refused a pass: it enforces another intent"), "{}", text(&o));
 
     let _ = rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),

@@ -1,6 +1,7 @@
 //! End-to-end tests of the `iade` binary: exit codes, output formats, fmt in place.
 
 mod engine;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
