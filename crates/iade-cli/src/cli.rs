@@ -318,7 +318,7 @@ pub fn run() -> ExitCode {
             format: if a.format == Format::Json { RunFormat::Json } else { RunFormat::Human },
             style,
         }
-        .plan(),
+        .plan(false),
         Command::Converge(a) => {
             let engine = Engine {
                 path: &a.stack.path,
@@ -328,7 +328,7 @@ pub fn run() -> ExitCode {
                 style,
             };
             match (a.detect_only, a.watch) {
-                (true, _) => engine.detect(),
+                (true, _) => engine.plan(true),
                 (_, true) => engine.watch(a.interval),
                 _ => engine.converge(),
             }

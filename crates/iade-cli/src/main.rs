@@ -5,7 +5,6 @@ mod cli;
 mod commands;
 mod output;
 mod render;
-mod sarif;
 
 use std::process::ExitCode;
 

@@ -19,6 +19,16 @@ pub enum PassKind {
     Requested,
 }
 
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Full => "full",
+            PassKind::Event => "event",
+            PassKind::Requested => "requested",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Event<'a> {
     /// Something the engine reports during a run (observation rounds, waves, steps).

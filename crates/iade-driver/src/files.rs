@@ -5,6 +5,8 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use iade_diagnostics::{Diagnostic, Sources};
+
 use crate::Error;
 use crate::load::display_path;
 
@@ -152,4 +154,79 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Why one file was not formatted.
+#[derive(Debug)]
+pub enum FmtFailure {
+    /// It could not be read or written.
+    Io(String),
+    /// It has syntax errors (or is not UTF-8): never formatted, since guessing could lose text.
+    Syntax(Vec<Diagnostic>),
+}
+
+/// What `fmt` did to a set of files.
+#[derive(Debug, Default)]
+pub struct FmtReport {
+    pub files: usize,
+    pub reformatted: usize,
+    /// Files that would change (with `check`).
+    pub unformatted: Vec<String>,
+    /// Files left alone, and why; `sources` holds their texts for rendering.
+    pub failed: Vec<(String, FmtFailure)>,
+    pub sources: Sources,
+}
+
+/// Formats every `.iade` file under `paths` in place (atomically), or with `check` only lists
+/// those that would change.
+pub fn format_paths(paths: &[PathBuf], check: bool) -> Result<FmtReport, Error> {
+    let mut files = Vec::new();
+    for p in paths {
+        files.extend(collect(p).map_err(|e| Error::Io(format!("cannot read `{}`: {e}", display_path(p))))?);
+    }
+    let mut report = FmtReport { files: files.len(), ..FmtReport::default() };
+    for f in &files {
+        let shown = display_path(f);
+        let bytes = match read_bytes(f) {
+            Ok(b) => b,
+            Err(e) => {
+                report.failed.push((shown.clone(), FmtFailure::Io(format!("cannot read `{shown}`: {e}"))));
+                continue;
+            }
+        };
+        let (text, diags) = match String::from_utf8(bytes) {
+            Ok(text) => match iade_fmt::format(&text) {
+                Ok(out) if out == text => continue,
+                Ok(_) if check => {
+                    report.unformatted.push(shown);
+                    continue;
+                }
+                Ok(out) => {
+                    match write_atomic(f, &out) {
+                        Ok(()) => report.reformatted += 1,
+                        Err(e) => report
+                            .failed
+                            .push((shown.clone(), FmtFailure::Io(format!("cannot write `{shown}`: {e}")))),
+                    }
+                    continue;
+                }
+                Err(iade_fmt::FormatError::Syntax(diags)) => (text, diags),
+            },
+            Err(e) => {
+                let (text, parse) = iade_syntax::parse_bytes(report.sources.next_id(), e.as_bytes());
+                (text, parse.diagnostics)
+            }
+        };
+        let id = report.sources.add(shown.clone(), text);
+        let diags = diags
+            .into_iter()
+            .filter(Diagnostic::is_error)
+            .map(|mut d| {
+                d.labels.iter_mut().for_each(|l| l.file = id);
+                d
+            })
+            .collect();
+        report.failed.push((shown, FmtFailure::Syntax(diags)));
+    }
+    Ok(report)
 }

@@ -3,7 +3,22 @@
 
 use iade_journal::{DriftRow, Finding, ResourceError, RunFilter, RunId, RunRow, StepRow, Store};
 
-use crate::Error;
+use crate::session::{JournalLocation, stack_id};
+use crate::{Error, host_name, stack_dir_of};
+
+/// The journal of the stack at `path` (or the one given), for reading history; an error when
+/// the stack has never been converged.
+pub fn open_history(
+    path: &std::path::Path,
+    journal: Option<JournalLocation>,
+) -> Result<Box<dyn Store>, Error> {
+    let stack_dir = stack_dir_of(path);
+    let location = journal.unwrap_or_else(|| JournalLocation::default_for(&stack_dir));
+    if !location.exists() {
+        return Err(Error::NoJournal(location.to_string()));
+    }
+    Ok(location.open(&stack_id(&stack_dir, &host_name()))?)
+}
 
 /// One run and everything recorded about it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

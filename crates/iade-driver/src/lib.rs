@@ -11,40 +11,50 @@
 mod events;
 pub mod files;
 mod history;
+mod json;
 mod load;
 mod run;
 mod runtime;
+mod sarif;
 mod session;
+pub mod text;
+mod view;
 mod watch;
 
 pub use events::{Event, PassKind, Quiet, Sink};
-pub use history::{HistoryQuery, RunRecord, history, record};
+pub use history::{HistoryQuery, RunRecord, history, open_history, record};
+pub use json::{Document, write_history};
 pub use load::{
     CheckSummary, Compiled, LoadOptions, LoadedStack, absolute, display_path, params_from_env, stack_dir_of,
 };
 pub use run::{Converged, Detection, RunOptions, converge, detect, intent_digest, plan, scope};
 pub use runtime::{EnvSecrets, Runtime, builtin_providers, cancel_on_signal, host_name};
+pub use sarif::sarif;
 pub use session::{JournalLocation, LEASE_TTL, Session, SessionError, SessionOptions, Wait, stack_id};
+pub use view::{RunView, StepView};
 pub use watch::{WatchEnd, WatchOptions, watch};
 
 use iade_diagnostics::Diagnostic;
 use iade_journal::{JournalError, RunId};
 
 /// Why the driver could not do what was asked. Each variant carries what a shell needs to say
-/// so and to choose an exit code.
+/// so ([`Error::help`]) and to choose an exit code ([`Error::is_usage`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The stack could not be read.
     #[error("{message}")]
     Load { message: String, help: String },
     /// `--param` names the stack does not declare (a usage error).
-    #[error("the stack has no param {}", unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "))]
+    #[error("the stack has no param {} ({})", quoted(unknown), match declared.is_empty() {
+        true => "it declares none".to_string(),
+        false => format!("its params: {}", declared.join(", ")),
+    })]
     UnknownParams { unknown: Vec<String>, declared: Vec<String> },
     /// The stack does not compile (or a `deny` policy fails): its diagnostics.
-    #[error("the stack has errors")]
+    #[error("nothing was observed or changed: the stack has errors")]
     Diagnostics(Vec<Diagnostic>),
     /// `--target` names that are no resource or instance of the stack.
-    #[error("no resource {}", unknown.iter().map(|u| format!("`{u}`")).collect::<Vec<_>>().join(", "))]
+    #[error("no resource {} in this stack", quoted(unknown))]
     UnknownTargets {
         unknown: Vec<String>,
         /// The ids closest to those given, likely what was meant.
@@ -58,4 +68,36 @@ pub enum Error {
     Journal(#[from] JournalError),
     #[error("{0}")]
     Io(String),
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+impl Error {
+    /// What to do about it, when there is something to say.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            Error::Load { help, .. } => Some(help.clone()),
+            Error::UnknownParams { .. } => {
+                Some("declare it with `param NAME: TYPE`, or check its spelling".into())
+            }
+            Error::UnknownTargets { did_you_mean, .. } if !did_you_mean.is_empty() => {
+                Some(format!("did you mean {}?", quoted(did_you_mean)))
+            }
+            Error::UnknownTargets { .. } => Some("`iade graph --format json` lists every resource id".into()),
+            Error::NoSuchRun(_) => Some("`iade history` lists the recent runs".into()),
+            Error::NoJournal(_) => Some("run `iade converge` first".into()),
+            Error::Journal(JournalError::LeaseLost(_)) => {
+                Some("another engine took the stack over; `iade history` shows its runs".into())
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the request itself was wrong (a usage error), rather than the stack or the
+    /// environment.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::UnknownParams { .. } | Error::UnknownTargets { .. })
+    }
 }

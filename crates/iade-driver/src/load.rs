@@ -96,6 +96,44 @@ pub struct CheckSummary {
     pub warnings: usize,
 }
 
+impl std::fmt::Display for CheckSummary {
+    /// `checked 2 files and 1 module file, 18 resources, 3 policies (29 checks), 3 controls: no
+    /// problems`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: usize, w: &str| if n == 1 { format!("{n} {w}") } else { format!("{n} {w}s") };
+        write!(f, "checked {}", plural(self.files, "file"))?;
+        if self.modules > 0 {
+            write!(f, " and {}", plural(self.modules, "module file"))?;
+        }
+        write!(f, ", {}", plural(self.resources, "resource"))?;
+        if self.policies > 0 {
+            let checks = self.checks_passed + self.checks_failed + self.checks_unknown;
+            let policies = if self.policies == 1 {
+                "1 policy".to_string()
+            } else {
+                format!("{} policies", self.policies)
+            };
+            write!(f, ", {policies} ({}", plural(checks, "check"))?;
+            if self.checks_failed > 0 {
+                write!(f, ", {} failed", self.checks_failed)?;
+            }
+            if self.checks_unknown > 0 {
+                write!(f, ", {} undecided", self.checks_unknown)?;
+            }
+            write!(f, ")")?;
+        }
+        if self.controls > 0 {
+            write!(f, ", {}", plural(self.controls, "control"))?;
+        }
+        match (self.errors, self.warnings) {
+            (0, 0) => write!(f, ": no problems"),
+            (0, w) => write!(f, ": {}", plural(w, "warning")),
+            (e, 0) => write!(f, ": {}", plural(e, "error")),
+            (e, w) => write!(f, ": {}, {}", plural(e, "error"), plural(w, "warning")),
+        }
+    }
+}
+
 impl LoadedStack {
     /// Reads a stack and sets up its compiler database.
     pub fn load(path: &Path, options: &LoadOptions) -> Result<LoadedStack, Error> {

@@ -158,17 +158,6 @@ fn drift_of(r: &PlannedResource) -> Vec<Drift> {
         .collect()
 }
 
-fn errors_of(r: &PlannedResource) -> Vec<ResourceError> {
-    let whole =
-        r.error.iter().map(|e| ResourceError { resource: r.id.clone(), field: None, message: e.clone() });
-    let fields = r.unknown().map(|c| ResourceError {
-        resource: r.id.clone(),
-        field: Some(c.field.clone()),
-        message: c.unknown.clone().unwrap_or_default(),
-    });
-    whole.chain(fields).collect()
-}
-
 /// Settles what a crashed run left: re-observes each unfinished step's resource; if its
 /// effect is visible, records it done by observation, otherwise abandoned (this run plans it
 /// again). Removes what the crash may have left behind (temporary files, commands).
@@ -270,7 +259,7 @@ pub fn converge(
     let mut current = observe_in_order(stack, env, options.only, &deps);
     timings.observe_ms += ms(t);
     let drift: Vec<Drift> = current.resources.iter().flat_map(drift_of).collect();
-    let errors: Vec<ResourceError> = current.resources.iter().flat_map(errors_of).collect();
+    let errors: Vec<ResourceError> = current.resources.iter().flat_map(PlannedResource::problems).collect();
     // A filesystem event that turns out to be no drift (often the echo of a correction)
     // leaves no trace in the journal.
     if options.mode == RunMode::Event
@@ -457,7 +446,7 @@ fn execute(
                 }
                 differ += usize::from(fresh.action != Action::None);
                 found_drift.extend(drift_of(&fresh));
-                found_errors.extend(errors_of(&fresh));
+                found_errors.extend(fresh.problems());
                 current.resources[i] = fresh;
             }
             timings.observe_ms += ms(t);

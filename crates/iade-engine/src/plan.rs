@@ -121,6 +121,21 @@ impl PlannedResource {
     pub fn unknown(&self) -> impl Iterator<Item = &PlannedChange> {
         self.changes.iter().filter(|c| c.unknown.is_some())
     }
+
+    /// What could not be observed or compared, as the journal records it.
+    pub fn problems(&self) -> Vec<iade_journal::ResourceError> {
+        let whole = self.error.iter().map(|e| iade_journal::ResourceError {
+            resource: self.id.clone(),
+            field: None,
+            message: e.clone(),
+        });
+        let fields = self.unknown().map(|c| iade_journal::ResourceError {
+            resource: self.id.clone(),
+            field: Some(c.field.clone()),
+            message: c.unknown.clone().unwrap_or_default(),
+        });
+        whole.chain(fields).collect()
+    }
 }
 
 /// The result of one observation pass.
@@ -143,6 +158,26 @@ pub struct PlanSummary {
     pub deferred: usize,
     /// Resources that could not be observed, and attributes that could not be compared.
     pub unobservable: usize,
+}
+
+impl std::fmt::Display for PlanSummary {
+    /// `1 to create, 2 to update, 1 not observable`, or `nothing differs`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [
+            (self.create, "to create"),
+            (self.update, "to update"),
+            (self.delete, "to delete"),
+            (self.run, "to run"),
+            (self.deferred, "to observe after their dependencies"),
+            (self.drift, "drifted (observe only)"),
+            (self.unobservable, "not observable"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() { f.write_str("nothing differs") } else { f.write_str(&parts.join(", ")) }
+    }
 }
 
 impl PlanSummary {

@@ -1,5 +1,6 @@
 //! SARIF 2.1.0 for compliance findings, so code-scanning tools can show them beside the
-//! source line of the failing `require`.
+//! source line of the failing `require`: a documented output format, like the JSON of
+//! diagnostics, built here so every shell emits the same document.
 
 use iade_intent::{Program, Severity};
 use iade_journal::{Finding, FindingOutcome};
@@ -15,6 +16,7 @@ fn level(severity: Severity) -> &'static str {
     }
 }
 
+/// The SARIF document of a run's findings, with the program's controls as its rules.
 pub fn sarif(findings: &[Finding], program: &Program) -> Value {
     let rules: Vec<Value> = program
         .controls
