@@ -36,8 +36,11 @@ fn read_text(path: &Path) -> Option<String> {
 /// `--- PATH (now)` / `+++ PATH (intended)` hunks with three lines of context, cut at [`MAX_LINES`].
 pub fn unified(old: &str, new: &str, name: &str) -> String {
     let diff = similar::TextDiff::from_lines(old, new);
-    let text =
-        diff.unified_diff().context_radius(3).header(&format!("a{name}"), &format!("b{name}")).to_string();
+    let text = diff
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("{name} (now)"), &format!("{name} (intended)"))
+        .to_string();
     let total = text.lines().count();
     if total <= MAX_LINES {
         return text;
