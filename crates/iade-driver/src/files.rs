@@ -8,7 +8,30 @@ use std::path::{Path, PathBuf};
 use iade_diagnostics::{Diagnostic, Sources};
 
 use crate::Error;
-use crate::load::display_path;
+
+/// A path as shown in messages: relative paths without a leading `./`.
+pub fn display_path(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    s.strip_prefix("./").unwrap_or(&s).to_string()
+}
+
+/// `p` made absolute against the current directory and normalized lexically: the key of an
+/// overlay, whether or not the file exists on disk.
+pub fn absolute(p: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    iade_provider::resolve_path(&cwd, p)
+}
+
+/// The directory of a stack given as a directory or as one of its files, absolute.
+pub fn stack_dir_of(path: &Path) -> PathBuf {
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
+    std::fs::canonicalize(&dir).unwrap_or_else(|_| absolute(&dir))
+}
 
 /// The largest source, module, included or template file read.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
@@ -19,7 +42,7 @@ const KERNEL_TREES: &[&str] = &["/proc", "/sys", "/dev"];
 /// Reads a file the sources refer to: a regular file, opened without blocking (a FIFO swapped
 /// in cannot hang the run), at most [`MAX_FILE_BYTES`].
 pub fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
-    let absolute = crate::load::absolute(path);
+    let absolute = absolute(path);
     let resolved = std::fs::canonicalize(&absolute).unwrap_or(absolute);
     if KERNEL_TREES.iter().any(|t| resolved.starts_with(t)) {
         return Err(std::io::Error::other(format!(

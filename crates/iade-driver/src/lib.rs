@@ -22,11 +22,10 @@ mod view;
 mod watch;
 
 pub use events::{Event, PassKind, Quiet, Sink};
+pub use files::{absolute, display_path, stack_dir_of};
 pub use history::{HistoryQuery, RunRecord, history, open_history, record};
 pub use json::{Document, write_history};
-pub use load::{
-    CheckSummary, Compiled, LoadOptions, LoadedStack, absolute, display_path, params_from_env, stack_dir_of,
-};
+pub use load::{CheckSummary, Compiled, LoadOptions, LoadedStack, params_from_env};
 pub use run::{Converged, Detection, RunOptions, converge, detect, intent_digest, plan, scope};
 pub use runtime::{EnvSecrets, Runtime, builtin_providers, cancel_on_signal, host_name};
 pub use sarif::sarif;

@@ -11,6 +11,7 @@ use iade_diagnostics::{Diagnostic, Sources};
 use iade_intent::{IntentGraph, Program};
 
 use crate::Error;
+use crate::files::{absolute, display_path, stack_dir_of};
 
 /// How to load a stack.
 #[derive(Clone, Debug, Default)]
@@ -33,19 +34,6 @@ pub fn params_from_env() -> BTreeMap<String, String> {
         }
     }
     out
-}
-
-/// A path as shown in messages: relative paths without a leading `./`.
-pub fn display_path(p: &Path) -> String {
-    let s = p.to_string_lossy();
-    s.strip_prefix("./").unwrap_or(&s).to_string()
-}
-
-/// `p` made absolute against the current directory and normalized lexically: the key of an
-/// overlay, whether or not the file exists on disk.
-pub fn absolute(p: &Path) -> PathBuf {
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    iade_provider::resolve_path(&cwd, p)
 }
 
 type Overlays = Arc<Mutex<BTreeMap<PathBuf, String>>>;
@@ -336,17 +324,6 @@ impl LoadedStack {
     pub fn source_paths(&self) -> BTreeSet<PathBuf> {
         self.db.disk_paths().into_iter().map(|p| absolute(Path::new(&p))).collect()
     }
-}
-
-/// The directory of a stack given as a directory or as one of its files, absolute.
-pub fn stack_dir_of(path: &Path) -> PathBuf {
-    let dir = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        path.parent().map(Path::to_path_buf).unwrap_or_default()
-    };
-    let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    std::fs::canonicalize(&dir).unwrap_or_else(|_| absolute(&dir))
 }
 
 fn read_stdlib(dir: &Path) -> Result<Vec<(String, String, String)>, String> {

@@ -49,7 +49,7 @@ impl JournalLocation {
 impl std::fmt::Display for JournalLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            JournalLocation::Sqlite(p) => write!(f, "{}", crate::load::display_path(p)),
+            JournalLocation::Sqlite(p) => write!(f, "{}", crate::files::display_path(p)),
         }
     }
 }
