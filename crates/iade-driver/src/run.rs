@@ -163,7 +163,8 @@ pub fn converge(
     };
     session.start_heartbeat();
     let forward = Forward(sink);
-    let env = env(compiled, rt, options, &forward);
+    // A converge shows what it did, not diffs of what it is about to write.
+    let env = Env { diffs: false, ..env(compiled, rt, options, &forward) };
     let graph = Stack { graph: &compiled.graph, program: &compiled.program };
     let epoch = session.epoch();
     let result = iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options);

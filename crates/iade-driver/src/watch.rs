@@ -270,7 +270,7 @@ pub fn watch(
             host: &rt.host,
         };
         let forward = Forward(sink);
-        let env = env(&compiled, rt, &options.run, &forward);
+        let env = iade_engine::Env { diffs: false, ..env(&compiled, rt, &options.run, &forward) };
         let graph = Stack { graph: &compiled.graph, program: &compiled.program };
         let epoch = session.epoch();
         match iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options) {

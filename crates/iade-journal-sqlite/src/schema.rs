@@ -102,7 +102,7 @@ const MIGRATIONS: &[Migration] = &[
         DROP TABLE drift;
         ALTER TABLE drift_v2 RENAME TO drift;
         CREATE INDEX drift_by_resource ON drift(resource);
-        CREATE INDEX drift_by_run ON drift(run);
+        CREATE INDEX drift_by_run ON drift(run, resource);
         CREATE TABLE errors (
             id INTEGER PRIMARY KEY,
             run INTEGER NOT NULL REFERENCES runs(id),
@@ -110,10 +110,10 @@ const MIGRATIONS: &[Migration] = &[
             field TEXT,
             message TEXT NOT NULL
         );
-        CREATE INDEX errors_by_run ON errors(run);
+        CREATE INDEX errors_by_run ON errors(run, resource);
         CREATE INDEX errors_by_resource ON errors(resource);
-        CREATE INDEX steps_by_run ON steps(run);
-        CREATE INDEX findings_by_run ON findings(run);
+        CREATE INDEX steps_by_run ON steps(run, resource);
+        CREATE INDEX findings_by_run ON findings(run, subject);
         CREATE INDEX findings_by_subject ON findings(subject);
         ALTER TABLE requests ADD COLUMN digest TEXT NOT NULL DEFAULT '';
         ALTER TABLE requests ADD COLUMN refused TEXT;
