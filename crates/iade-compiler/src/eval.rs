@@ -516,6 +516,14 @@ impl Run<'_> {
                             continue;
                         }
                     };
+                    if field.role == iade_intent::FieldRole::Identity && v.contains_secret() {
+                        self.out.diags.push(
+                            Diag::new(codes::E0210, format!("the identity `{name}` of `{}` is built from a secret", res.id))
+                                .primary(&self.origin, value.span, "a secret in an identity")
+                                .help("an identity names the object in plans and history: build it from plain values"),
+                        );
+                        continue;
+                    }
                     if let (Some(c), false) = (&field.constraint, v.is_unknown()) {
                         let mut cev = Evaluator::new(&NullEnv, self.origin.clone(), 1);
                         cev.set_local(0, v.clone());

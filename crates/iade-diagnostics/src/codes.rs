@@ -356,6 +356,15 @@ policy's `severity` is `deny` or `warn`; a control needs a `severity` of `low`, 
 
 Fix: follow the help line.";
 
+        E0210 = "secret identity",
+"An identity field (a file's `path`, an exec's `name`) is built from a secret. An identity names
+the object in plans, history and the journal, where secrets are never shown, and iade could not
+say which object it manages.
+
+    file token { path = \"/run/${secret(\"DIR\")}/token\"  content = secret(\"TOKEN\") }   # error
+
+Fix: build the identity from plain values; keep secrets in the fields that need them.";
+
         E0301 = "duplicate resource id",
 "Two resources have the same id `KIND.NAME`, possibly because a `for` generated the same name
 twice. Ids must be unique: they are how plans, history and the journal name resources.

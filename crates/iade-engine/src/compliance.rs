@@ -156,11 +156,30 @@ fn managed(stack: &Stack<'_>, env: &Env<'_>) -> HashMap<(String, Fields), String
     stack.graph.nodes.iter().map(|n| ((n.kind.clone(), canonical(env, n)), n.id.clone())).collect()
 }
 
+/// A value observed where the intent holds a secret is a secret too (a symlink's target, the
+/// digest of a secret content): it is compared, never shown.
+fn as_secret(v: &Value) -> Value {
+    match v {
+        Value::Secret(_) => v.clone(),
+        other => Value::Secret(Arc::new(iade_intent::SecretValue::hidden(
+            other.as_text().unwrap_or_else(|| other.to_string()),
+        ))),
+    }
+}
+
 fn observed_values(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> HashMap<String, Value> {
     let mut out = HashMap::new();
     for r in &plan.resources {
         if let (Some(Observed::Present(fields)), Some(n)) = (r.observed(), stack.graph.node(&r.id)) {
             let mut fields = fields.clone();
+            for name in n.attrs.iter().filter(|(_, a)| a.value.contains_secret()).map(|(k, _)| k) {
+                let derived = env.provider(n).map_or(&[][..], |p| p.derived_fields(&n.kind, name));
+                for f in std::iter::once(name.as_str()).chain(derived.iter().copied()) {
+                    if let Some(v) = fields.get_mut(f) {
+                        *v = as_secret(v);
+                    }
+                }
+            }
             fields.extend(canonical(env, n));
             out.insert(r.id.clone(), resource_value(stack.program, &r.id, &r.kind, fields));
         }

@@ -103,9 +103,7 @@ impl Ty {
             // A plain string given where a secret is expected becomes one: from here on it is
             // redacted wherever it is shown.
             (Ty::Secret, Value::Str(s)) => {
-                Ok(Value::Secret(std::sync::Arc::new(crate::value::SecretValue {
-                    parts: vec![crate::value::SecretPart::Text(s.to_string())],
-                })))
+                Ok(Value::Secret(std::sync::Arc::new(crate::value::SecretValue::hidden(s.to_string()))))
             }
             (Ty::StrLit(want), Value::Str(s)) if want.as_str() == s.as_ref() => Ok(value.clone()),
             (Ty::IntLit(want), Value::Int(i)) if want == i => Ok(value.clone()),

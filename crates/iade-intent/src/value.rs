@@ -85,7 +85,10 @@ pub struct SecretValue {
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum SecretPart {
+    /// Literal text written around a secret (`"postgres://app:"`).
     Text(String),
+    /// Text that is itself secret: the value of a `secret`-typed param.
+    Hidden(String),
     /// A secret supplied to the run under this name.
     Named(String),
 }
@@ -107,8 +110,13 @@ impl SecretValue {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {
             SecretPart::Named(n) => Some(n.as_str()),
-            SecretPart::Text(_) => None,
+            SecretPart::Text(_) | SecretPart::Hidden(_) => None,
         })
+    }
+
+    /// A secret made of one piece of secret text (a value that came from a secret).
+    pub fn hidden(text: impl Into<String>) -> SecretValue {
+        SecretValue { parts: vec![SecretPart::Hidden(text.into())] }
     }
 }
 

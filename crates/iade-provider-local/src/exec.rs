@@ -26,37 +26,10 @@ impl ExecProvider {
     }
 }
 
-/// Every secret value a target's attributes reveal, longest first, to scrub from output.
+/// Every secret text a target's attributes hold or reveal, longest first, to scrub from output.
 fn secret_values(target: &Target, cx: &Context<'_>) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut visit = |v: &Value| {
-        if let Value::Secret(s) = v {
-            for p in &s.parts {
-                if let iade_intent::SecretPart::Named(n) = p
-                    && let Ok(text) = cx.secrets.resolve(n)
-                    && text.len() >= 3
-                {
-                    out.push(text);
-                }
-            }
-        }
-    };
-    for v in target.intended.values() {
-        match v {
-            Value::Record(r) => r.values().for_each(&mut visit),
-            other => visit(other),
-        }
-    }
-    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    out
-}
-
-fn scrub(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets {
-        out = out.replace(s.as_str(), "<redacted>");
-    }
-    out
+    let values: Vec<&Value> = target.intended.values().collect();
+    iade_provider::secret_texts(&values, cx.secrets)
 }
 
 /// What one command run produced.
@@ -68,9 +41,15 @@ pub struct Outcome {
     pub duration: Duration,
 }
 
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(OUTPUT_TAIL);
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
+/// The end of what a command printed, with its secrets scrubbed first, so a secret cut in
+/// two by the limit cannot leave half of itself behind.
+fn tail(bytes: &[u8], secrets: &[String]) -> String {
+    let text = iade_provider::scrub(&String::from_utf8_lossy(bytes), secrets);
+    let mut start = text.len().saturating_sub(OUTPUT_TAIL);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].to_string()
 }
 
 /// Runs `sh -c command` in its own process group with `target`'s env, cwd and timeout.
@@ -90,9 +69,11 @@ pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Res
         }
         None => std::path::PathBuf::from("/dev/null"),
     };
+    // The command travels in the environment, which only this user can read, and runs through
+    // `eval`: never in an argument list, which every local user can read in /proc.
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
-        .arg(r#"echo "$$" > "$IADE_MARKER"; c="$IADE_COMMAND"; unset IADE_COMMAND; exec /bin/sh -c "$c""#)
+        .arg(r#"echo "$$" > "$IADE_MARKER"; iade_command="$IADE_COMMAND"; unset IADE_COMMAND; eval "$iade_command""#)
         .env("IADE_MARKER", &marker)
         .env("IADE_COMMAND", command)
         .stdin(Stdio::null())
@@ -111,9 +92,10 @@ pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Res
         return Err(ProviderError::permanent(format!("working directory `{shown}` does not exist")));
     }
     cmd.current_dir(&cwd);
-    // The engine's own secrets stay with the engine: a command gets only what `env` gives it.
+    // The engine's secrets and params stay with the engine: a command gets what `env` gives it.
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("IADE_SECRET_") {
+        let k_text = k.to_string_lossy();
+        if k_text.starts_with("IADE_SECRET_") || k_text.starts_with("IADE_PARAM_") {
             cmd.env_remove(&k);
         }
     }
@@ -182,8 +164,8 @@ pub fn run(command: &str, shown: &str, target: &Target, cx: &Context<'_>) -> Res
     forget();
     // A command may echo what it was given: secrets never leave as output.
     let secrets = secret_values(target, cx);
-    let stdout = scrub(&out_reader.join().map(|b| tail(&b)).unwrap_or_default(), &secrets);
-    let stderr = scrub(&err_reader.join().map(|b| tail(&b)).unwrap_or_default(), &secrets);
+    let stdout = out_reader.join().map(|b| tail(&b, &secrets)).unwrap_or_default();
+    let stderr = err_reader.join().map(|b| tail(&b, &secrets)).unwrap_or_default();
     Ok(Outcome { code: status.code().unwrap_or(-1), stdout, stderr, duration: started.elapsed() })
 }
 

@@ -553,6 +553,13 @@ impl Provider for LocalProvider {
         target_path(target, cx.stack_dir).into_iter().collect()
     }
 
+    fn derived_fields(&self, kind: &str, field: &str) -> &'static [&'static str] {
+        match (kind, field) {
+            ("file", "content") => &["sha256", "size"],
+            _ => &[],
+        }
+    }
+
     fn is_artifact(&self, path: &Path) -> bool {
         path.file_name().is_some_and(|n| n.to_string_lossy().contains(TEMP_MARKER))
     }

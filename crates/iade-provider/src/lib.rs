@@ -182,7 +182,7 @@ pub fn reveal(value: &Value, secrets: &dyn Secrets) -> Result<String, ProviderEr
             let mut out = String::new();
             for part in &s.parts {
                 match part {
-                    iade_intent::SecretPart::Text(t) => out.push_str(t),
+                    iade_intent::SecretPart::Text(t) | iade_intent::SecretPart::Hidden(t) => out.push_str(t),
                     iade_intent::SecretPart::Named(n) => out.push_str(&secrets.resolve(n)?),
                 }
             }
@@ -193,6 +193,47 @@ pub fn reveal(value: &Value, secrets: &dyn Secrets) -> Result<String, ProviderEr
             .as_text()
             .ok_or_else(|| ProviderError::permanent(format!("{} has no text form", other.type_name()))),
     }
+}
+
+/// Every piece of secret text `value` holds or reveals, longest first: the resolved named
+/// secrets, the text of secret params, and each whole secret value; for scrubbing what a
+/// command prints. Text around a secret (`"postgres://app:"`) is not secret by itself.
+pub fn secret_texts(values: &[&Value], secrets: &dyn Secrets) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut stack: Vec<&Value> = values.to_vec();
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Secret(s) => {
+                for part in &s.parts {
+                    match part {
+                        iade_intent::SecretPart::Named(n) => out.extend(secrets.resolve(n).ok()),
+                        iade_intent::SecretPart::Hidden(t) => out.push(t.clone()),
+                        iade_intent::SecretPart::Text(_) => {}
+                    }
+                }
+                out.extend(reveal(v, secrets).ok());
+            }
+            Value::List(items) => stack.extend(items.iter()),
+            Value::Record(entries) => stack.extend(entries.values()),
+            _ => {}
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+/// `text` with every one of `secrets` replaced by `<redacted>` (longest first, so a secret
+/// that contains another goes whole).
+pub fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_string();
+    for s in secrets {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "<redacted>");
+        }
+    }
+    out
 }
 
 /// What a provider call may use besides its arguments.
@@ -273,6 +314,12 @@ pub trait Provider: Send + Sync {
     /// Filesystem paths whose changes may mean the object drifted, for `--watch`.
     fn watch_paths(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Vec<std::path::PathBuf> {
         Vec::new()
+    }
+
+    /// Observed fields whose values derive from `field` (a file's `sha256` and `size` from its
+    /// `content`): when the intended `field` is built from a secret, they are secret too.
+    fn derived_fields(&self, _kind: &str, _field: &str) -> &'static [&'static str] {
+        &[]
     }
 
     /// Whether a path is the provider's own transient artifact (a temporary file of an atomic

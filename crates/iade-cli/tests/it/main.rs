@@ -2,6 +2,7 @@
 
 mod engine;
 mod runs;
+mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
