@@ -110,12 +110,16 @@ fn problems(errors: &[ResourceError], style: Style) {
 
 /// A run's report: the steps, what could not be observed, the findings and a summary line.
 pub fn run(v: &RunView, stack: &str, style: Style) {
-    if let Some((runs, done, again, leftovers)) = &v.resumed {
-        let runs: Vec<String> = runs.iter().map(|i| format!("run {i}")).collect();
-        eprintln!(
-            "resumed after an interrupted run ({}): {done} step(s) found done, {again} planned again, {leftovers} leftover(s) removed",
-            runs.join(", ")
-        );
+    match &v.resumed {
+        Some((runs, done, again, leftovers)) if !runs.is_empty() => {
+            let runs: Vec<String> = runs.iter().map(|i| format!("run {i}")).collect();
+            eprintln!(
+                "resumed after an interrupted run ({}): {done} step(s) found done, {again} planned again, {leftovers} leftover(s) removed",
+                runs.join(", ")
+            );
+        }
+        Some((_, _, _, leftovers)) => eprintln!("removed {leftovers} leftover(s) of an interrupted write"),
+        None => {}
     }
     for s in &v.steps {
         let action = s.action.map(|a| a.as_str()).unwrap_or("observe");

@@ -41,7 +41,7 @@ impl RunView {
         RunView {
             run: r.run,
             took,
-            resumed: (!resume.interrupted_runs.is_empty()).then(|| {
+            resumed: (!resume.interrupted_runs.is_empty() || resume.temp_files_removed > 0).then(|| {
                 let (done, again) = (resume.done_by_observation.len(), resume.abandoned.len());
                 (resume.interrupted_runs.clone(), done, again, resume.temp_files_removed)
             }),

@@ -22,19 +22,27 @@ use crate::{Env, Stack};
 
 /// A deterministic crash at a protocol point, for tests: `IADE_FAILPOINT=after-intent` (or
 /// `after-intent:3` for the third time the point is reached). The process aborts there, as a
-/// `kill -9` would stop it.
+/// `kill -9` would stop it. With `:pause=FILE` it does not abort: it creates `FILE` and waits
+/// until the test removes it, so a test can change the environment at exactly that point
+/// (swap a file for a link between observation and correction).
 #[derive(Debug)]
 pub struct Failpoint {
     point: String,
     nth: u32,
+    pause: Option<std::path::PathBuf>,
     seen: AtomicU32,
 }
 
-/// The protocol points, in the order a step passes them.
-pub const FAILPOINTS: &[&str] = &["before-intent", "after-intent", "after-effect", "after-outcome"];
+/// The protocol points, in the order a run passes them.
+pub const FAILPOINTS: &[&str] =
+    &["after-observe", "before-intent", "after-intent", "after-effect", "after-outcome"];
 
 impl Failpoint {
     pub fn parse(spec: &str) -> Option<Failpoint> {
+        let (spec, pause) = match spec.split_once(":pause=") {
+            Some((s, file)) => (s, Some(std::path::PathBuf::from(file))),
+            None => (spec, None),
+        };
         let (point, nth) = match spec.split_once(':') {
             Some((p, n)) => (p, n.parse().ok()?),
             None => (spec, 1),
@@ -42,17 +50,28 @@ impl Failpoint {
         FAILPOINTS.contains(&point).then(|| Failpoint {
             point: point.to_string(),
             nth,
+            pause,
             seen: AtomicU32::new(0),
         })
     }
 
     fn hit(this: Option<&Failpoint>, point: &str) {
-        if let Some(f) = this
-            && f.point == point
-            && f.seen.fetch_add(1, Ordering::SeqCst) + 1 == f.nth
-        {
-            eprintln!("iade: failpoint `{point}` reached; stopping abruptly");
-            std::process::abort();
+        let Some(f) = this else { return };
+        if f.point != point || f.seen.fetch_add(1, Ordering::SeqCst) + 1 != f.nth {
+            return;
+        }
+        match &f.pause {
+            Some(file) => {
+                let _ = std::fs::write(file, point);
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while file.exists() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            None => {
+                eprintln!("iade: failpoint `{point}` reached; stopping abruptly");
+                std::process::abort();
+            }
         }
     }
 }
@@ -169,16 +188,13 @@ fn resume(
 ) -> Result<ResumeReport, JournalError> {
     let left = journal.interrupted()?;
     let mut report = ResumeReport { interrupted_runs: left.runs.clone(), ..ResumeReport::default() };
+    // What a crash left behind goes first, found in the environment, whether or not the
+    // journal still knows of the interrupted run (it may have been replaced or restored).
+    report.temp_files_removed = cleanup(stack, env);
     if left.is_empty() {
         return Ok(report);
     }
     let cx = env.context();
-    for node in &stack.graph.nodes {
-        let Some(p) = env.provider(node) else { continue };
-        if let Ok(n) = p.cleanup(&node.kind, &crate::target(node), &cx) {
-            report.temp_files_removed += n;
-        }
-    }
     let ids: BTreeSet<String> = left.steps.iter().map(|s| s.resource.clone()).collect();
     let fresh = plan(stack, env, Some(&ids));
     let mut statuses = Vec::new();
@@ -203,6 +219,25 @@ fn resume(
     }
     journal.settle_interrupted(epoch, &left.runs, &statuses)?;
     Ok(report)
+}
+
+/// Asks every provider to remove what interrupted changes left (temporary files, commands
+/// still running), per kind; returns how many things went.
+fn cleanup(stack: &Stack<'_>, env: &Env<'_>) -> usize {
+    let mut groups: BTreeMap<(&str, &str), Vec<iade_provider::Target>> = BTreeMap::new();
+    for n in &stack.graph.nodes {
+        if let Some(p) = n.provider_type.as_deref() {
+            groups.entry((p, n.kind.as_str())).or_default().push(crate::target(n));
+        }
+    }
+    let cx = env.context();
+    groups
+        .iter()
+        .filter_map(|((p, kind), targets)| {
+            let refs: Vec<&iade_provider::Target> = targets.iter().collect();
+            env.providers.get(p)?.cleanup(kind, &refs, &cx).ok()
+        })
+        .sum()
 }
 
 /// The first observation of a converge, one dependency depth at a time: a resource whose
@@ -258,6 +293,7 @@ pub fn converge(
     let t = Instant::now();
     let mut current = observe_in_order(stack, env, options.only, &deps);
     timings.observe_ms += ms(t);
+    Failpoint::hit(options.failpoint, "after-observe");
     let drift: Vec<Drift> = current.resources.iter().flat_map(drift_of).collect();
     let errors: Vec<ResourceError> = current.resources.iter().flat_map(PlannedResource::problems).collect();
     // A filesystem event that turns out to be no drift (often the echo of a correction)

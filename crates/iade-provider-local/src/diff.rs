@@ -23,10 +23,13 @@ pub fn content_diff(path: &Path, observed: &Observed, new: &str) -> Option<Strin
     Some(unified(&old, new, &path.display().to_string()))
 }
 
+/// The file's text, read through its safely opened parent, never following a link or waiting
+/// on a FIFO.
 fn read_text(path: &Path) -> Option<String> {
-    let file = std::fs::File::open(path).ok()?;
+    let parent = crate::safe::parent(path).ok()??;
+    let fd = parent.open(path, rustix::fs::FileType::RegularFile, None).ok()?;
     let mut bytes = Vec::new();
-    file.take(MAX_BYTES + 1).read_to_end(&mut bytes).ok()?;
+    std::fs::File::from(fd).take(MAX_BYTES + 1).read_to_end(&mut bytes).ok()?;
     if bytes.len() as u64 > MAX_BYTES || bytes.contains(&0) {
         return None;
     }

@@ -308,7 +308,7 @@ impl Provider for ExecProvider {
         Ok(Vec::new())
     }
 
-    fn cleanup(&self, _kind: &str, _target: &Target, cx: &Context<'_>) -> Result<usize, ProviderError> {
+    fn cleanup(&self, _kind: &str, _targets: &[&Target], cx: &Context<'_>) -> Result<usize, ProviderError> {
         Ok(reap(cx))
     }
 }

@@ -1,19 +1,25 @@
-//! `file`, `directory` and `symlink` on the local filesystem.
+//! `file`, `directory` and `symlink` on the local filesystem, every operation through a
+//! descriptor of the observed parent directory and checked against the observed inode (see
+//! [`crate::safe`]).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use iade_intent::Value;
 use iade_provider::{
     Applied, Change, Context, Discovered, Fields, Observed, Provider, ProviderError, Target, default_diff,
     reveal,
 };
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
+use crate::safe::{self, Inode, Parent, file_type, inode, io_error};
 use crate::target_path;
 use crate::users::Names;
 
@@ -28,17 +34,61 @@ pub struct LocalProvider {
     names: OnceLock<Names>,
     /// Changes not yet durable: see [`Provider::flush`].
     pending: Mutex<Pending>,
+    /// What each path named when it was last observed (`None`: nothing), so a correction acts
+    /// on that object or not at all.
+    seen: Mutex<HashMap<PathBuf, Option<Inode>>>,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A temporary object to rename over its final path at the flush.
+#[derive(Debug)]
+struct Rename {
+    id: String,
+    dir: Arc<OwnedFd>,
+    tmp: OsString,
+    path: PathBuf,
+    name: OsString,
+    /// What the final path must still name when it is replaced.
+    expect: Option<Inode>,
+}
 
 /// The changes of one wave, published and made durable together by `flush`: the renames of
 /// the (already synced) temporary files, then one sync per changed directory.
 #[derive(Debug, Default)]
 struct Pending {
-    /// `(resource id, temporary file, final path)`
-    renames: Vec<(String, PathBuf, PathBuf)>,
-    dirs: std::collections::BTreeSet<PathBuf>,
+    renames: Vec<Rename>,
+    dirs: BTreeMap<PathBuf, Arc<OwnedFd>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The kind an object of this file type would be.
+fn kind_of(ft: FileType) -> &'static str {
+    match ft {
+        FileType::RegularFile => "file",
+        FileType::Directory => "directory",
+        FileType::Symlink => "symlink",
+        _ => "special file",
+    }
+}
+
+fn want(kind: &str) -> FileType {
+    match kind {
+        "directory" => FileType::Directory,
+        "symlink" => FileType::Symlink,
+        _ => FileType::RegularFile,
+    }
+}
+
+fn temp_name(name: &std::ffi::OsStr) -> OsString {
+    let n = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut out = OsString::from(".");
+    out.push(name);
+    out.push(format!("{TEMP_MARKER}{}.{n}", std::process::id()));
+    out
 }
 
 impl LocalProvider {
@@ -50,31 +100,41 @@ impl LocalProvider {
         self.names.get_or_init(Names::load)
     }
 
-    fn metadata_fields(&self, meta: &fs::Metadata) -> Fields {
+    fn metadata_fields(&self, st: &Stat) -> Fields {
         let mut f = Fields::new();
         f.insert("ensure".into(), Value::Enum("present".into()));
-        f.insert("mode".into(), Value::Mode(i64::from(meta.permissions().mode() & 0o7777)));
-        f.insert("owner".into(), Value::str(self.names().user(meta.uid())));
-        f.insert("group".into(), Value::str(self.names().group(meta.gid())));
+        f.insert("mode".into(), Value::Mode(i64::from(st.st_mode & 0o7777)));
+        f.insert("owner".into(), Value::str(self.names().user(st.st_uid)));
+        f.insert("group".into(), Value::str(self.names().group(st.st_gid)));
         f
     }
 
-    fn observe_one(&self, kind: &str, path: &Path, hash: bool) -> Result<Observed, ProviderError> {
-        let meta = match fs::symlink_metadata(path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Observed::Absent),
-            Err(e) => return Err(ProviderError::io(format!("cannot observe `{}`", path.display()), &e)),
+    /// What the path named when it was observed.
+    fn expected(&self, path: &Path) -> Option<Inode> {
+        lock(&self.seen).get(path).copied().flatten()
+    }
+
+    /// Observes one path through its (safely opened) parent; `parent` is `None` when a
+    /// directory on the way does not exist, so neither does the object.
+    fn observe_at(
+        &self,
+        kind: &str,
+        path: &Path,
+        parent: Option<&Parent>,
+        hash: bool,
+        cx: &Context<'_>,
+    ) -> Result<Observed, ProviderError> {
+        let st = match parent.map(Parent::stat).transpose() {
+            Ok(Some(Some(st))) => st,
+            Ok(_) => {
+                lock(&self.seen).insert(path.to_path_buf(), None);
+                return Ok(Observed::Absent);
+            }
+            Err(e) => return Err(io_error(format!("cannot observe `{}`", path.display()), e)),
         };
-        let ft = meta.file_type();
-        let found = if ft.is_symlink() {
-            "symlink"
-        } else if ft.is_dir() {
-            "directory"
-        } else if ft.is_file() {
-            "file"
-        } else {
-            "special file"
-        };
+        let parent = parent.ok_or_else(|| safe::changed(path))?;
+        lock(&self.seen).insert(path.to_path_buf(), Some(inode(&st)));
+        let found = kind_of(file_type(&st));
         if found != kind {
             return Err(ProviderError::permanent(format!(
                 "`{}` is a {found}, not a {kind}; iade will not replace it",
@@ -83,74 +143,74 @@ impl LocalProvider {
         }
         match kind {
             "symlink" => {
-                let target = fs::read_link(path)
-                    .map_err(|e| ProviderError::io(format!("cannot read link `{}`", path.display()), &e))?;
+                let target = rustix::fs::readlinkat(&parent.fd, parent.name.as_os_str(), Vec::new())
+                    .map_err(|e| io_error(format!("cannot read link `{}`", path.display()), e))?;
                 let mut f = Fields::new();
                 f.insert("ensure".into(), Value::Enum("present".into()));
-                f.insert("target".into(), Value::str(target.to_string_lossy().as_ref()));
+                f.insert("target".into(), Value::str(String::from_utf8_lossy(target.as_bytes()).as_ref()));
                 Ok(Observed::Present(f))
             }
-            "directory" => Ok(Observed::Present(self.metadata_fields(&meta))),
+            "directory" => Ok(Observed::Present(self.metadata_fields(&st))),
             _ => {
-                let mut f = self.metadata_fields(&meta);
-                f.insert("size".into(), Value::Int(meta.size() as i64));
-                f.insert("mtime".into(), Value::Int(meta.mtime()));
+                let mut f = self.metadata_fields(&st);
+                f.insert("size".into(), Value::Int(st.st_size));
+                f.insert("mtime".into(), Value::Int(st.st_mtime));
                 if hash {
-                    f.insert("sha256".into(), Value::str(hash_file(path)?));
+                    let fd = parent.open(path, FileType::RegularFile, Some(inode(&st)))?;
+                    let mut h = Sha256::new();
+                    safe::read_cancellable(&fd, path, cx.cancelled, |chunk| h.update(chunk))?;
+                    f.insert("sha256".into(), Value::str(hex(&h.finalize())));
                 }
                 Ok(Observed::Present(f))
             }
         }
     }
 
-    fn chown(&self, path: &Path, target: &Target) -> Result<(), ProviderError> {
-        let uid = match target.intended.get("owner") {
-            Some(Value::Str(name)) => Some(
-                self.names()
-                    .uid(name)
-                    .ok_or_else(|| ProviderError::permanent(format!("no user `{name}` on this host")))?,
-            ),
-            _ => None,
+    /// Sets the managed owner and group of `fd`; an unmanaged one is left alone, or, for a
+    /// replacement file, taken from the file it replaces (iade never changes an unmanaged
+    /// field).
+    fn chown(
+        &self,
+        fd: &OwnedFd,
+        path: &Path,
+        target: &Target,
+        keep: Option<&Observed>,
+    ) -> Result<(), ProviderError> {
+        let id = |field: &str| -> Result<Option<u32>, ProviderError> {
+            let name = match (target.intended.get(field), keep.and_then(|o| o.field(field))) {
+                (Some(Value::Str(n)), _) | (None, Some(Value::Str(n))) => n.to_string(),
+                _ => return Ok(None),
+            };
+            let found = if field == "owner" { self.names().uid(&name) } else { self.names().gid(&name) };
+            let what = if field == "owner" { "user" } else { "group" };
+            found
+                .map(Some)
+                .ok_or_else(|| ProviderError::permanent(format!("no {what} `{name}` on this host")))
         };
-        let gid = match target.intended.get("group") {
-            Some(Value::Str(name)) => Some(
-                self.names()
-                    .gid(name)
-                    .ok_or_else(|| ProviderError::permanent(format!("no group `{name}` on this host")))?,
-            ),
-            _ => None,
-        };
+        let (uid, gid) = (id("owner")?, id("group")?);
         if uid.is_some() || gid.is_some() {
-            std::os::unix::fs::lchown(path, uid, gid).map_err(|e| {
-                ProviderError::io(format!("cannot change the owner of `{}`", path.display()), &e)
-            })?;
+            rustix::fs::fchown(fd, uid.map(rustix::fs::Uid::from_raw), gid.map(rustix::fs::Gid::from_raw))
+                .map_err(|e| io_error(format!("cannot change the owner of `{}`", path.display()), e))?;
         }
         Ok(())
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn chmod(fd: &OwnedFd, path: &Path, mode: u32) -> Result<(), ProviderError> {
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))
+            .map_err(|e| io_error(format!("cannot change the mode of `{}`", path.display()), e))
     }
 
-    /// Notes that `path`'s directory entry changed; [`Provider::flush`] syncs the directory.
-    /// Sets the managed owner and group of a replacement file; an unmanaged one keeps what
-    /// the file it replaces had, since iade never changes an unmanaged field.
-    fn chown_keeping(&self, path: &Path, target: &Target, observed: &Observed) -> Result<(), ProviderError> {
-        let mut t = target.clone();
-        for field in ["owner", "group"] {
-            if !t.intended.contains_key(field)
-                && let Some(v) = observed.field(field)
-            {
-                t.intended.insert(field.to_string(), v.clone());
-            }
-        }
-        self.chown(path, &t)
+    /// Notes that a directory's entries changed; [`Provider::flush`] syncs it once.
+    fn dirty(&self, path: &Path, dir: Arc<OwnedFd>) {
+        let key = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        lock(&self.pending).dirs.entry(key).or_insert(dir);
     }
 
-    fn sync_dir(&self, path: &Path) -> Result<(), ProviderError> {
-        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-        self.pending().dirs.insert(dir);
-        Ok(())
+    fn parent_for_change(&self, path: &Path) -> Result<Parent, ProviderError> {
+        safe::parent(path)?.ok_or_else(|| {
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            ProviderError::permanent(format!("directory `{}` does not exist", dir.display()))
+        })
     }
 
     fn apply_file(
@@ -160,6 +220,8 @@ impl LocalProvider {
         observed: &Observed,
         cx: &Context<'_>,
     ) -> Result<(), ProviderError> {
+        let parent = self.parent_for_change(path)?;
+        let expect = self.expected(path);
         let mode = intended_mode(target);
         let content = match target.intended.get("content") {
             Some(v) => Some(reveal(v, cx.secrets)?),
@@ -172,106 +234,152 @@ impl LocalProvider {
             (_, Observed::Absent) => true,
             (None, Observed::Present(_)) => false,
         };
-        if rewrite {
-            // A new file without a managed mode gets the usual 0o644; an existing one keeps its.
-            let mode = mode.or_else(|| observed.field("mode").and_then(as_mode)).unwrap_or(0o644);
-            let tmp = write_temp(path, content.as_deref().unwrap_or("").as_bytes(), mode, |tmp| {
-                self.chown_keeping(tmp, target, observed)
-            })?;
-            self.pending().renames.push((target.id.clone(), tmp, path.to_path_buf()));
-            return self.sync_dir(path);
+        if !rewrite {
+            let fd = parent.open(path, FileType::RegularFile, expect)?;
+            self.chown(&fd, path, target, None)?;
+            if let Some(mode) = mode {
+                Self::chmod(&fd, path, mode)?;
+            }
+            return rustix::fs::fsync(&fd)
+                .map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e));
         }
-        self.chown(path, target)?;
-        if let Some(mode) = mode {
-            fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| {
-                ProviderError::io(format!("cannot change the mode of `{}`", path.display()), &e)
-            })?;
+        // A new file without a managed mode gets the usual 0o644; an existing one keeps its.
+        let mode = mode.or_else(|| observed.field("mode").and_then(as_mode)).unwrap_or(0o644);
+        let tmp = temp_name(&parent.name);
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let shown = || path.with_file_name(&tmp).display().to_string();
+        let fd = rustix::fs::openat(&parent.fd, tmp.as_os_str(), flags, Mode::from_raw_mode(mode))
+            .map_err(|e| io_error(format!("cannot create `{}`", shown()), e))?;
+        let written = (|| {
+            // Ownership first: changing the owner clears setuid and setgid bits, the mode puts
+            // them back.
+            self.chown(&fd, path, target, Some(observed))?;
+            Self::chmod(&fd, path, mode)?;
+            let bytes = content.as_deref().unwrap_or("").as_bytes();
+            let mut at = 0;
+            while at < bytes.len() {
+                match rustix::io::write(&fd, &bytes[at..]) {
+                    Ok(n) => at += n,
+                    Err(Errno::INTR) => {}
+                    Err(e) => return Err(io_error(format!("cannot write `{}`", shown()), e)),
+                }
+            }
+            // The data is on disk before a rename can make it visible.
+            rustix::fs::fdatasync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", shown()), e))
+        })();
+        if let Err(e) = written {
+            let _ = rustix::fs::unlinkat(&parent.fd, tmp.as_os_str(), AtFlags::empty());
+            return Err(e);
         }
-        File::open(path)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| ProviderError::io(format!("cannot sync `{}`", path.display()), &e))
+        let dir = Arc::new(parent.fd);
+        self.dirty(path, dir.clone());
+        lock(&self.pending).renames.push(Rename {
+            id: target.id.clone(),
+            dir,
+            tmp,
+            path: path.to_path_buf(),
+            name: parent.name,
+            expect,
+        });
+        Ok(())
     }
 
-    fn apply_kind(
+    fn apply_directory(
         &self,
-        kind: &str,
+        path: &Path,
         target: &Target,
         observed: &Observed,
-        cx: &Context<'_>,
     ) -> Result<(), ProviderError> {
-        let path = path_of(target, cx)?;
-        match kind {
-            "file" => self.apply_file(&path, target, observed, cx),
-            "directory" => {
-                if matches!(observed, Observed::Absent) {
-                    let mode = intended_mode(target).unwrap_or(0o755);
-                    fs::DirBuilder::new()
-                        .mode(mode)
-                        .create(&path)
-                        .map_err(|e| ProviderError::io(format!("cannot create `{}`", path.display()), &e))?;
-                }
-                // Ownership first: changing the owner clears setgid, the mode puts it back.
-                self.chown(&path, target)?;
-                let mode = intended_mode(target).or(matches!(observed, Observed::Absent).then_some(0o755));
-                if let Some(mode) = mode {
-                    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| {
-                        ProviderError::io(format!("cannot set the mode of `{}`", path.display()), &e)
-                    })?;
-                }
-                self.sync_dir(&path)
-            }
-            "symlink" => {
-                let to = match target.intended.get("target") {
-                    Some(v) => reveal(v, cx.secrets)?,
-                    None => return Err(ProviderError::permanent(format!("`{}` has no target", target.id))),
-                };
-                let dir = path.parent().unwrap_or(Path::new("/"));
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let tmp = dir.join(format!(
-                    ".{name}{TEMP_MARKER}{}.{}",
-                    std::process::id(),
-                    TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::os::unix::fs::symlink(&to, &tmp)
-                    .map_err(|e| ProviderError::io(format!("cannot create link `{}`", tmp.display()), &e))?;
-                self.pending().renames.push((target.id.clone(), tmp, path.clone()));
-                self.sync_dir(&path)
-            }
-            other => Err(ProviderError::permanent(format!("the local provider has no kind `{other}`"))),
+        let parent = self.parent_for_change(path)?;
+        let absent = matches!(observed, Observed::Absent);
+        if absent {
+            parent.check(path, None)?;
+            let mode = intended_mode(target).unwrap_or(0o755);
+            rustix::fs::mkdirat(&parent.fd, parent.name.as_os_str(), Mode::from_raw_mode(mode)).map_err(
+                |e| match e {
+                    Errno::EXIST => safe::changed(path),
+                    e => io_error(format!("cannot create `{}`", path.display()), e),
+                },
+            )?;
         }
+        let expect = if absent { None } else { self.expected(path) };
+        let fd = parent.open(path, FileType::Directory, expect)?;
+        // Ownership first: changing the owner clears setgid, the mode puts it back.
+        self.chown(&fd, path, target, None)?;
+        if let Some(mode) = intended_mode(target).or(absent.then_some(0o755)) {
+            Self::chmod(&fd, path, mode)?;
+        }
+        rustix::fs::fsync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e))?;
+        self.dirty(path, Arc::new(parent.fd));
+        Ok(())
+    }
+
+    fn apply_symlink(&self, path: &Path, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
+        let to = match target.intended.get("target") {
+            Some(v) => reveal(v, cx.secrets)?,
+            None => return Err(ProviderError::permanent(format!("`{}` has no target", target.id))),
+        };
+        let parent = self.parent_for_change(path)?;
+        let tmp = temp_name(&parent.name);
+        rustix::fs::symlinkat(to.as_str(), &parent.fd, tmp.as_os_str()).map_err(|e| {
+            io_error(format!("cannot create link `{}`", path.with_file_name(&tmp).display()), e)
+        })?;
+        let dir = Arc::new(parent.fd);
+        self.dirty(path, dir.clone());
+        let expect = self.expected(path);
+        lock(&self.pending).renames.push(Rename {
+            id: target.id.clone(),
+            dir,
+            tmp,
+            path: path.to_path_buf(),
+            name: parent.name,
+            expect,
+        });
+        Ok(())
     }
 
     fn delete_kind(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
         let path = path_of(target, cx)?;
-        let result = match kind {
-            "directory" => fs::remove_dir(&path),
-            _ => fs::remove_file(&path),
+        let Some(parent) = safe::parent(&path)? else { return Ok(()) };
+        let Some(st) =
+            parent.stat().map_err(|e| io_error(format!("cannot inspect `{}`", path.display()), e))?
+        else {
+            return Ok(());
         };
-        match result {
-            Ok(()) => self.sync_dir(&path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(ProviderError::permanent(
-                format!("directory `{}` is not empty; iade removes only empty directories", path.display()),
-            )),
-            Err(e) => Err(ProviderError::io(format!("cannot remove `{}`", path.display()), &e)),
+        if Some(inode(&st)) != self.expected(&path) {
+            return Err(safe::changed(&path));
+        }
+        let flags = if kind == "directory" { AtFlags::REMOVEDIR } else { AtFlags::empty() };
+        match rustix::fs::unlinkat(&parent.fd, parent.name.as_os_str(), flags) {
+            Ok(()) => {
+                self.dirty(&path, Arc::new(parent.fd));
+                Ok(())
+            }
+            Err(Errno::NOENT) => Ok(()),
+            Err(Errno::NOTEMPTY | Errno::EXIST) => Err(ProviderError::permanent(format!(
+                "directory `{}` is not empty; iade removes only empty directories",
+                path.display()
+            ))),
+            Err(e) => Err(io_error(format!("cannot remove `{}`", path.display()), e)),
         }
     }
 
     /// Objects of a kind under a path, for compliance sweeps: in name order, never into
-    /// kernel and device trees, skipping temporary files.
+    /// kernel and device trees, skipping temporary files, never following a link.
     fn sweep(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Discovered>, ProviderError> {
         let root = crate::resolve(cx.stack_dir, under);
         let mut out = Vec::new();
         let mut stack = vec![root.clone()];
         let mut seen = 0usize;
         while let Some(dir) = stack.pop() {
-            let entries = match fs::read_dir(&dir) {
+            let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && dir == root => return Ok(Vec::new()),
                 Err(e) => return Err(ProviderError::io(format!("cannot list `{}`", dir.display()), &e)),
             };
             let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
             entries.sort_by_key(|e| e.file_name());
+            let parent = safe::open_dir(&dir).ok().flatten().map(Arc::new);
             for entry in entries {
                 // Kernel and device trees are not files to sweep (some block on read).
                 if ["/proc", "/sys", "/dev"].iter().any(|p| entry.path().starts_with(p)) {
@@ -295,12 +403,19 @@ impl LocalProvider {
                     "symlink" => ft.is_symlink(),
                     _ => false,
                 };
+                let Some(dirfd) = parent.as_ref() else { continue };
                 if !matches || entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
                     continue;
                 }
+                let at = Parent {
+                    fd: dirfd
+                        .try_clone()
+                        .map_err(|e| ProviderError::io("cannot duplicate a descriptor", &e))?,
+                    name: entry.file_name(),
+                };
                 let small = entry.metadata().map(|m| m.len() <= SWEEP_HASH_LIMIT).unwrap_or(false);
                 if let Ok(Observed::Present(mut fields)) =
-                    self.observe_one(kind, &path, kind == "file" && small)
+                    self.observe_at(kind, &path, Some(&at), kind == "file" && small, cx)
                 {
                     let shown = path.to_string_lossy().into_owned();
                     fields.insert("path".into(), Value::str(shown.as_str()));
@@ -330,91 +445,29 @@ fn intended_mode(target: &Target) -> Option<u32> {
     target.intended.get("mode").and_then(as_mode)
 }
 
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
-    for b in digest {
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
         out.push_str(&format!("{b:02x}"));
     }
     out
 }
 
-fn hash_file(path: &Path) -> Result<String, ProviderError> {
-    let mut f =
-        File::open(path).map_err(|e| ProviderError::io(format!("cannot read `{}`", path.display()), &e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| ProviderError::io(format!("cannot read `{}`", path.display()), &e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let mut out = String::with_capacity(64);
-    for b in h.finalize() {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
-/// Writes `bytes` to a temporary file beside `path`, created with `mode` before the first byte
-/// (then set exactly, whatever the umask), prepared by `prepare` (ownership) and synced. The
-/// caller renames it into place. On failure the temporary file is removed.
-fn write_temp(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    prepare: impl FnOnce(&Path) -> Result<(), ProviderError>,
-) -> Result<PathBuf, ProviderError> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    if !dir.is_dir() {
-        return Err(ProviderError::permanent(format!("directory `{}` does not exist", dir.display())));
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}{TEMP_MARKER}{}.{}",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(|e| ProviderError::io(format!("cannot create `{}`", tmp.display()), &e))?;
-        // Ownership first: changing the owner clears setuid and setgid bits, the mode puts
-        // them back.
-        prepare(&tmp)?;
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| ProviderError::io(format!("cannot set the mode of `{}`", tmp.display()), &e))?;
-        f.write_all(bytes).map_err(|e| ProviderError::io(format!("cannot write `{}`", tmp.display()), &e))?;
-        // The data is on disk before a rename can make it visible.
-        f.sync_data().map_err(|e| ProviderError::io(format!("cannot sync `{}`", tmp.display()), &e))
-    })();
-    match result {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+/// The process id in a temporary file's name (`.NAME.iade-tmp.PID.N`), if it is one.
+fn temp_owner(name: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(name).ok()?;
+    let (_, rest) = text.split_once(TEMP_MARKER)?;
+    rest.split('.').next()?.parse().ok()
 }
 
-/// Temporary files an interrupted write left beside `path`.
-pub fn leftovers(path: &Path) -> Vec<PathBuf> {
-    let Some(dir) = path.parent() else { return Vec::new() };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let prefix = format!(".{name}{TEMP_MARKER}");
-    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-        .map(|e| e.path())
-        .collect()
+/// Whether the temporary file of process `pid` may be removed: its writer is gone (or it is
+/// this process, which has no write in flight when it cleans up).
+fn abandoned(pid: u32) -> bool {
+    pid == std::process::id() || !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl Provider for LocalProvider {
@@ -428,11 +481,28 @@ impl Provider for LocalProvider {
         targets: &[&Target],
         cx: &Context<'_>,
     ) -> Vec<Result<Observed, ProviderError>> {
+        // One walk per directory in the batch: a batch is usually one directory's files.
+        let mut dirs: HashMap<PathBuf, Result<Option<Arc<OwnedFd>>, ProviderError>> = HashMap::new();
         targets
             .iter()
             .map(|t| {
                 let path = path_of(t, cx)?;
-                self.observe_one(kind, &path, t.intended.contains_key("content"))
+                let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+                let opened = dirs
+                    .entry(dir.clone())
+                    .or_insert_with(|| safe::open_dir(&dir).map(|fd| fd.map(Arc::new)))
+                    .clone()?;
+                let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+                let parent = match opened {
+                    Some(fd) => Some(Parent {
+                        fd: fd
+                            .try_clone()
+                            .map_err(|e| ProviderError::io("cannot duplicate a descriptor", &e))?,
+                        name,
+                    }),
+                    None => None,
+                };
+                self.observe_at(kind, &path, parent.as_ref(), t.intended.contains_key("content"), cx)
             })
             .collect()
     }
@@ -521,7 +591,14 @@ impl Provider for LocalProvider {
         if !target.wants_present() {
             return self.delete(kind, target, cx);
         }
-        self.apply_kind(kind, target, observed, cx).map(|()| Applied::default())
+        let path = path_of(target, cx)?;
+        match kind {
+            "file" => self.apply_file(&path, target, observed, cx),
+            "directory" => self.apply_directory(&path, target, observed),
+            "symlink" => self.apply_symlink(&path, target, cx),
+            other => Err(ProviderError::permanent(format!("the local provider has no kind `{other}`"))),
+        }
+        .map(|()| Applied::default())
     }
 
     fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<Applied, ProviderError> {
@@ -564,48 +641,80 @@ impl Provider for LocalProvider {
         path.file_name().is_some_and(|n| n.to_string_lossy().contains(TEMP_MARKER))
     }
 
-    /// Publishes the wave's changes durably: renames each synced temporary file into place,
-    /// then syncs every changed directory once (not once per file).
+    /// Publishes the wave's changes durably: renames each synced temporary object over its
+    /// path (still the object that was observed), then syncs every changed directory once.
     fn flush(&self, _cx: &Context<'_>) -> Result<Vec<(String, ProviderError)>, ProviderError> {
-        let pending = std::mem::take(&mut *self.pending());
+        let pending = std::mem::take(&mut *lock(&self.pending));
         let mut failures = Vec::new();
-        for (id, tmp, path) in pending.renames {
-            if let Err(e) = fs::rename(&tmp, &path) {
-                let _ = fs::remove_file(&tmp);
-                failures.push((id, ProviderError::io(format!("cannot replace `{}`", path.display()), &e)));
+        for r in pending.renames {
+            let now = match rustix::fs::statat(&*r.dir, r.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => Some(inode(&st)),
+                Err(Errno::NOENT) => None,
+                Err(e) => {
+                    let _ = rustix::fs::unlinkat(&*r.dir, r.tmp.as_os_str(), AtFlags::empty());
+                    failures.push((r.id, io_error(format!("cannot inspect `{}`", r.path.display()), e)));
+                    continue;
+                }
+            };
+            if now != r.expect {
+                let _ = rustix::fs::unlinkat(&*r.dir, r.tmp.as_os_str(), AtFlags::empty());
+                failures.push((r.id, safe::changed(&r.path)));
+                continue;
+            }
+            if let Err(e) = rustix::fs::renameat(&*r.dir, r.tmp.as_os_str(), &*r.dir, r.name.as_os_str()) {
+                let _ = rustix::fs::unlinkat(&*r.dir, r.tmp.as_os_str(), AtFlags::empty());
+                failures.push((r.id, io_error(format!("cannot replace `{}`", r.path.display()), e)));
             }
         }
-        for dir in pending.dirs {
-            match File::open(&dir).and_then(|d| d.sync_all()) {
-                Ok(()) => {}
-                // A directory removed since (a delete in the same wave) has nothing to sync.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(ProviderError::io(format!("cannot sync directory `{}`", dir.display()), &e));
-                }
-            }
+        for (dir, fd) in pending.dirs {
+            rustix::fs::fsync(&*fd)
+                .map_err(|e| io_error(format!("cannot sync directory `{}`", dir.display()), e))?;
         }
         Ok(failures)
     }
 
-    fn make_durable(&self, _kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
-        let Some(path) = target_path(target, cx.stack_dir) else { return Ok(()) };
-        if let Ok(f) = File::open(&path) {
-            f.sync_all().map_err(|e| ProviderError::io(format!("cannot sync `{}`", path.display()), &e))?;
+    fn make_durable(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
+        let path = path_of(target, cx)?;
+        let Some(parent) = safe::parent(&path)? else { return Ok(()) };
+        if kind != "symlink" && parent.stat().ok().flatten().is_some() {
+            let fd = parent.open(&path, want(kind), None)?;
+            rustix::fs::fsync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e))?;
         }
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| ProviderError::io(format!("cannot sync directory `{}`", dir.display()), &e))
+        rustix::fs::fsync(&parent.fd)
+            .map_err(|e| io_error(format!("cannot sync the directory of `{}`", path.display()), e))
     }
 
-    fn cleanup(&self, _kind: &str, target: &Target, cx: &Context<'_>) -> Result<usize, ProviderError> {
-        let Some(path) = target_path(target, cx.stack_dir) else { return Ok(0) };
+    /// Removes the temporary files an interrupted write left in the directories of `targets`,
+    /// found in the environment (never only in the journal, which may have lost the run): any
+    /// `.NAME.iade-tmp.PID.N` whose writer is gone. Each directory is listed once.
+    fn cleanup(&self, _kind: &str, targets: &[&Target], cx: &Context<'_>) -> Result<usize, ProviderError> {
+        let mut dirs: Vec<PathBuf> = targets
+            .iter()
+            .filter_map(|t| target_path(t, cx.stack_dir))
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
         let mut removed = 0;
-        for tmp in leftovers(&path) {
-            fs::remove_file(&tmp)
-                .map_err(|e| ProviderError::io(format!("cannot remove `{}`", tmp.display()), &e))?;
-            removed += 1;
+        for dir in dirs {
+            let Ok(Some(fd)) = safe::open_dir(&dir) else { continue };
+            let Ok(mut entries) = rustix::fs::Dir::read_from(&fd) else { continue };
+            let mut leftovers = Vec::new();
+            while let Some(Ok(entry)) = entries.read() {
+                let name = entry.file_name().to_bytes();
+                if temp_owner(name).is_some_and(abandoned) {
+                    leftovers.push(OsString::from(std::ffi::OsStr::from_bytes(name)));
+                }
+            }
+            for name in leftovers {
+                match rustix::fs::unlinkat(&fd, name.as_os_str(), AtFlags::empty()) {
+                    Ok(()) => removed += 1,
+                    Err(Errno::NOENT) => {}
+                    Err(e) => {
+                        return Err(io_error(format!("cannot remove `{}`", dir.join(&name).display()), e));
+                    }
+                }
+            }
         }
         Ok(removed)
     }

@@ -9,6 +9,7 @@
 mod diff;
 mod exec;
 mod fs;
+mod safe;
 mod users;
 
 pub use exec::ExecProvider;

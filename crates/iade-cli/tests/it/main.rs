@@ -1,6 +1,7 @@
 //! End-to-end tests of the `iade` binary: exit codes, output formats, fmt in place.
 
 mod engine;
+mod hardening;
 mod runs;
 mod secrets;
 

@@ -1,0 +1,135 @@
+//! iade runs as root: a path swapped for a link, a FIFO where a file was, a symlink planted by
+//! another user on the way to a managed path must never redirect a change. The races are made
+//! by construction: the run pauses between observation and correction (`IADE_FAILPOINT=
+//! after-observe:1:pause=FILE`) while the test swaps the path.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::engine::{code, iade_bin, mode, run, stack, text};
+
+/// Runs `converge`, pausing after its observation; `swap` changes the environment then.
+fn converge_with_a_swap(dir: &Path, swap: impl FnOnce()) -> std::process::Output {
+    let pause = dir.join("pause-point");
+    let child = Command::new(iade_bin())
+        .arg("converge")
+        .current_dir(dir)
+        .env("IADE_FAILPOINT", format!("after-observe:1:pause={}", pause.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pause.exists() {
+        assert!(Instant::now() < deadline, "the run never reached its observation");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    swap();
+    std::fs::remove_file(&pause).expect("resume the run");
+    child.wait_with_output().expect("finishes")
+}
+
+fn victim(name: &str) -> PathBuf {
+    let v = std::env::temp_dir().join(format!("iade-victim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&v);
+    std::fs::create_dir_all(&v).expect("victim dir");
+    let f = v.join("shadow");
+    std::fs::write(&f, "root:secret-hash:19000::::::\n").expect("victim file");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    f
+}
+
+#[test]
+fn a_file_swapped_for_a_link_after_observation_is_not_chmodded_through_it() {
+    let dir =
+        stack("swap-mode", "use std.fs.{file}\n\nfile conf {\n  path = \"./conf\"\n  mode = 0o600\n}\n");
+    assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
+    std::fs::set_permissions(dir.join("conf"), std::fs::Permissions::from_mode(0o644)).expect("drift");
+    let target = victim("mode");
+    let o = converge_with_a_swap(&dir, || {
+        std::fs::remove_file(dir.join("conf")).expect("rm");
+        std::os::unix::fs::symlink(&target, dir.join("conf")).expect("plant the link");
+    });
+    assert_eq!(mode(&target), 0o640, "the link's target was changed: {}", text(&o));
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("changed since it was observed"), "{}", text(&o));
+    // The next run sees a link where a file is intended, and refuses to touch it.
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(1));
+    assert!(text(&o).contains("is a symlink, not a file"), "{}", text(&o));
+    assert_eq!(mode(&target), 0o640);
+}
+
+#[test]
+fn a_file_swapped_for_a_link_after_observation_is_not_rewritten_through_it() {
+    let src = "use std.fs.{file}\n\nfile conf {\n  path    = \"./conf\"\n  content = \"managed\\n\"\n}\n";
+    let dir = stack("swap-content", src);
+    assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
+    std::fs::write(dir.join("conf"), "drifted\n").expect("drift");
+    let target = victim("content");
+    let o = converge_with_a_swap(&dir, || {
+        std::fs::remove_file(dir.join("conf")).expect("rm");
+        std::os::unix::fs::symlink(&target, dir.join("conf")).expect("plant the link");
+    });
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), "root:secret-hash:19000::::::\n");
+    assert!(std::fs::symlink_metadata(dir.join("conf")).expect("still there").file_type().is_symlink());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".iade-tmp."))
+        .collect();
+    assert!(leftovers.is_empty(), "the refused write left {leftovers:?}");
+}
+
+#[test]
+fn a_directory_on_the_way_swapped_for_another_users_link_is_not_followed() {
+    let src = "use std.fs.{file}\n\nfile conf {\n  path = \"./sub/conf\"\n  mode = 0o600\n}\n";
+    let dir = stack("swap-parent", src);
+    std::fs::create_dir(dir.join("sub")).expect("sub");
+    assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
+    std::fs::set_permissions(dir.join("sub/conf"), std::fs::Permissions::from_mode(0o644)).expect("drift");
+    let target = victim("parent");
+    let target_dir = target.parent().expect("dir").to_path_buf();
+    std::fs::write(target_dir.join("conf"), "x").expect("a file named like the managed one");
+    std::fs::set_permissions(target_dir.join("conf"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = converge_with_a_swap(&dir, || {
+        std::fs::rename(dir.join("sub"), dir.join("sub.real")).expect("move the directory away");
+        std::os::unix::fs::symlink(&target_dir, dir.join("sub")).expect("plant the link");
+        // Planted by an unprivileged user.
+        std::os::unix::fs::lchown(dir.join("sub"), Some(65534), Some(65534)).expect("lchown");
+    });
+    assert_eq!(mode(&target_dir.join("conf")), 0o644, "{}", text(&o));
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is a symlink owned by uid 65534"), "{}", text(&o));
+}
+
+#[test]
+fn a_root_owned_link_on_the_way_is_followed() {
+    let dir = stack(
+        "root-link",
+        "use std.fs.{file}\n\nfile conf {\n  path    = \"./via/conf\"\n  content = \"x\\n\"\n}\n",
+    );
+    std::fs::create_dir(dir.join("real")).expect("real");
+    std::os::unix::fs::symlink(dir.join("real"), dir.join("via")).expect("link");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("real/conf")).expect("written through the link"), "x\n");
+}
+
+#[test]
+fn a_fifo_where_a_file_is_managed_neither_hangs_plan_nor_converge() {
+    let src = "use std.fs.{file}\n\nfile conf {\n  path    = \"./conf\"\n  content = \"x\\n\"\n}\n\ncontrol sweep {\n  severity = low\n  for f in observe(file) { require f.size >= 0 }\n}\n";
+    let dir = stack("fifo", src);
+    assert!(Command::new("mkfifo").arg(dir.join("conf")).status().expect("mkfifo").success());
+    assert!(Command::new("mkfifo").arg(dir.join("stray")).status().expect("mkfifo").success());
+    for args in [&["plan"][..], &["converge"], &["converge", "--detect-only"]] {
+        let started = Instant::now();
+        let o = run(&dir, args, &[]);
+        assert!(started.elapsed() < Duration::from_secs(10), "{args:?} hung on a FIFO");
+        assert_eq!(code(&o), Some(1), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("is a special file, not a file"), "{args:?}: {}", text(&o));
+    }
+}
