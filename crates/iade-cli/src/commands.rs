@@ -45,17 +45,26 @@ pub fn load(path: &Path, options: &LoadOptions, style: Style) -> Result<LoadedSt
     LoadedStack::load(path, options).map_err(|e| failed(e, None, style))
 }
 
-fn compile(path: &Path, options: &LoadOptions, style: Style) -> Result<(LoadedStack, Compiled), Exit> {
+fn compile(path: &Path, options: &LoadOptions, style: Style) -> Result<Compiled, Exit> {
     let stack = load(path, options, style)?;
-    match stack.compile() {
+    let compiled = match stack.compile() {
         Ok(c) => {
             if !c.warnings.is_empty() {
                 print_diagnostics(&stack.sources(), &c.warnings, Format::Human, style);
             }
-            Ok((stack, c))
+            Ok(c)
         }
         Err(e) => Err(failed(e, Some(&stack.sources()), style)),
-    }
+    };
+    exiting(stack);
+    compiled
+}
+
+/// A one-shot command's compiler database lives until the process ends: freeing its many
+/// small values one by one would only delay the exit. (The driver never does this; a
+/// long-lived caller such as the language server keeps and drops its stacks.)
+fn exiting(stack: LoadedStack) {
+    std::mem::forget(stack);
 }
 
 pub fn check(path: &Path, options: &LoadOptions, format: Format, style: Style) -> Exit {
@@ -68,13 +77,14 @@ pub fn check(path: &Path, options: &LoadOptions, format: Format, style: Style) -
     if format == Format::Human {
         eprintln!("{}", stack.summary(&diags));
     }
+    exiting(stack);
     if diags.iter().any(Diagnostic::is_error) { Exit::Errors } else { Exit::Success }
 }
 
 pub fn graph(path: &Path, options: &LoadOptions, json: bool, style: Style) -> Exit {
     match compile(path, options, style) {
-        Ok((_, c)) if json => print_json(&c.graph),
-        Ok((_, c)) => print!("{}", c.graph.to_dot()),
+        Ok(c) if json => print_json(&c.graph),
+        Ok(c) => print!("{}", c.graph.to_dot()),
         Err(exit) => return exit,
     }
     Exit::Success
@@ -145,7 +155,7 @@ impl Engine<'_> {
 
     /// `plan`, and with `controls` `converge --detect-only`: observe and report, change nothing.
     pub fn plan(&self, controls: bool) -> Exit {
-        let Ok((_, compiled)) = compile(self.path, &self.load, self.style) else { return Exit::Errors };
+        let Ok(compiled) = compile(self.path, &self.load, self.style) else { return Exit::Errors };
         let (rt, printer, started) = (Runtime::from_env(), self.printer(&compiled.stack_dir), Instant::now());
         let found = match controls {
             true => iade_driver::detect(&compiled, &rt, &self.run, &printer),
@@ -173,7 +183,7 @@ impl Engine<'_> {
     }
 
     pub fn converge(&self) -> Exit {
-        let Ok((_, compiled)) = compile(self.path, &self.load, self.style) else { return Exit::Errors };
+        let Ok(compiled) = compile(self.path, &self.load, self.style) else { return Exit::Errors };
         let rt = Runtime::from_env();
         iade_driver::cancel_on_signal(rt.cancelled.clone(), || {
             eprintln!("stopping: the steps in flight are being cancelled and recorded");

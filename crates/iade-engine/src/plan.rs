@@ -343,7 +343,12 @@ pub(crate) fn observe(nodes: &[&Node], env: &Env<'_>) -> Vec<Result<Observed, Pr
         groups.entry((n.provider_type.clone().unwrap_or_default(), n.kind.clone())).or_default().push(i);
     }
     let mut batches: Vec<(String, String, Vec<usize>)> = Vec::new();
-    for ((provider, kind), idx) in groups {
+    for ((provider, kind), mut idx) in groups {
+        // Objects with neighbouring identities (the files of one directory) share a batch, so
+        // a provider can reach them together.
+        idx.sort_by_cached_key(|&i| {
+            nodes[i].identity.values().map(|v| v.as_text().unwrap_or_default()).collect::<Vec<_>>()
+        });
         for chunk in idx.chunks(BATCH) {
             batches.push((provider.clone(), kind.clone(), chunk.to_vec()));
         }

@@ -37,6 +37,9 @@ pub struct LocalProvider {
     /// What each path named when it was last observed (`None`: nothing), so a correction acts
     /// on that object or not at all.
     seen: Mutex<HashMap<PathBuf, Option<Inode>>>,
+    /// Directories opened for this wave's changes, each walked once; dropped at the flush, so
+    /// the next wave walks again.
+    wave_dirs: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -143,7 +146,7 @@ impl LocalProvider {
         }
         match kind {
             "symlink" => {
-                let target = rustix::fs::readlinkat(&parent.fd, parent.name.as_os_str(), Vec::new())
+                let target = rustix::fs::readlinkat(&*parent.fd, parent.name.as_os_str(), Vec::new())
                     .map_err(|e| io_error(format!("cannot read link `{}`", path.display()), e))?;
                 let mut f = Fields::new();
                 f.insert("ensure".into(), Value::Enum("present".into()));
@@ -206,11 +209,25 @@ impl LocalProvider {
         lock(&self.pending).dirs.entry(key).or_insert(dir);
     }
 
+    /// The parent of a path to change, walked once per wave and directory.
     fn parent_for_change(&self, path: &Path) -> Result<Parent, ProviderError> {
-        safe::parent(path)?.ok_or_else(|| {
-            let dir = path.parent().unwrap_or(Path::new("/"));
-            ProviderError::permanent(format!("directory `{}` does not exist", dir.display()))
-        })
+        let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let name = path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .ok_or_else(|| ProviderError::permanent(format!("`{}` names no file", path.display())))?;
+        let cached = lock(&self.wave_dirs).get(&dir).cloned();
+        let fd = match cached {
+            Some(fd) => fd,
+            None => {
+                let fd = safe::open_dir(&dir)?.map(Arc::new).ok_or_else(|| {
+                    ProviderError::permanent(format!("directory `{}` does not exist", dir.display()))
+                })?;
+                lock(&self.wave_dirs).insert(dir, fd.clone());
+                fd
+            }
+        };
+        Ok(Parent { fd, name })
     }
 
     fn apply_file(
@@ -248,7 +265,7 @@ impl LocalProvider {
         let tmp = temp_name(&parent.name);
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let shown = || path.with_file_name(&tmp).display().to_string();
-        let fd = rustix::fs::openat(&parent.fd, tmp.as_os_str(), flags, Mode::from_raw_mode(mode))
+        let fd = rustix::fs::openat(&*parent.fd, tmp.as_os_str(), flags, Mode::from_raw_mode(mode))
             .map_err(|e| io_error(format!("cannot create `{}`", shown()), e))?;
         let written = (|| {
             // Ownership first: changing the owner clears setuid and setgid bits, the mode puts
@@ -268,10 +285,10 @@ impl LocalProvider {
             rustix::fs::fdatasync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", shown()), e))
         })();
         if let Err(e) = written {
-            let _ = rustix::fs::unlinkat(&parent.fd, tmp.as_os_str(), AtFlags::empty());
+            let _ = rustix::fs::unlinkat(&*parent.fd, tmp.as_os_str(), AtFlags::empty());
             return Err(e);
         }
-        let dir = Arc::new(parent.fd);
+        let dir = parent.fd.clone();
         self.dirty(path, dir.clone());
         lock(&self.pending).renames.push(Rename {
             id: target.id.clone(),
@@ -295,7 +312,7 @@ impl LocalProvider {
         if absent {
             parent.check(path, None)?;
             let mode = intended_mode(target).unwrap_or(0o755);
-            rustix::fs::mkdirat(&parent.fd, parent.name.as_os_str(), Mode::from_raw_mode(mode)).map_err(
+            rustix::fs::mkdirat(&*parent.fd, parent.name.as_os_str(), Mode::from_raw_mode(mode)).map_err(
                 |e| match e {
                     Errno::EXIST => safe::changed(path),
                     e => io_error(format!("cannot create `{}`", path.display()), e),
@@ -310,7 +327,7 @@ impl LocalProvider {
             Self::chmod(&fd, path, mode)?;
         }
         rustix::fs::fsync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e))?;
-        self.dirty(path, Arc::new(parent.fd));
+        self.dirty(path, parent.fd.clone());
         Ok(())
     }
 
@@ -321,10 +338,10 @@ impl LocalProvider {
         };
         let parent = self.parent_for_change(path)?;
         let tmp = temp_name(&parent.name);
-        rustix::fs::symlinkat(to.as_str(), &parent.fd, tmp.as_os_str()).map_err(|e| {
+        rustix::fs::symlinkat(to.as_str(), &*parent.fd, tmp.as_os_str()).map_err(|e| {
             io_error(format!("cannot create link `{}`", path.with_file_name(&tmp).display()), e)
         })?;
-        let dir = Arc::new(parent.fd);
+        let dir = parent.fd.clone();
         self.dirty(path, dir.clone());
         let expect = self.expected(path);
         lock(&self.pending).renames.push(Rename {
@@ -350,9 +367,9 @@ impl LocalProvider {
             return Err(safe::changed(&path));
         }
         let flags = if kind == "directory" { AtFlags::REMOVEDIR } else { AtFlags::empty() };
-        match rustix::fs::unlinkat(&parent.fd, parent.name.as_os_str(), flags) {
+        match rustix::fs::unlinkat(&*parent.fd, parent.name.as_os_str(), flags) {
             Ok(()) => {
-                self.dirty(&path, Arc::new(parent.fd));
+                self.dirty(&path, parent.fd.clone());
                 Ok(())
             }
             Err(Errno::NOENT) => Ok(()),
@@ -407,12 +424,7 @@ impl LocalProvider {
                 if !matches || entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
                     continue;
                 }
-                let at = Parent {
-                    fd: dirfd
-                        .try_clone()
-                        .map_err(|e| ProviderError::io("cannot duplicate a descriptor", &e))?,
-                    name: entry.file_name(),
-                };
+                let at = Parent { fd: dirfd.clone(), name: entry.file_name() };
                 let small = entry.metadata().map(|m| m.len() <= SWEEP_HASH_LIMIT).unwrap_or(false);
                 if let Ok(Observed::Present(mut fields)) =
                     self.observe_at(kind, &path, Some(&at), kind == "file" && small, cx)
@@ -446,9 +458,11 @@ fn intended_mode(target: &Target) -> Option<u32> {
 }
 
 fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     out
 }
@@ -494,12 +508,7 @@ impl Provider for LocalProvider {
                     .clone()?;
                 let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
                 let parent = match opened {
-                    Some(fd) => Some(Parent {
-                        fd: fd
-                            .try_clone()
-                            .map_err(|e| ProviderError::io("cannot duplicate a descriptor", &e))?,
-                        name,
-                    }),
+                    Some(fd) => Some(Parent { fd, name }),
                     None => None,
                 };
                 self.observe_at(kind, &path, parent.as_ref(), t.intended.contains_key("content"), cx)
@@ -645,6 +654,7 @@ impl Provider for LocalProvider {
     /// path (still the object that was observed), then syncs every changed directory once.
     fn flush(&self, _cx: &Context<'_>) -> Result<Vec<(String, ProviderError)>, ProviderError> {
         let pending = std::mem::take(&mut *lock(&self.pending));
+        lock(&self.wave_dirs).clear();
         let mut failures = Vec::new();
         for r in pending.renames {
             let now = match rustix::fs::statat(&*r.dir, r.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
@@ -680,7 +690,7 @@ impl Provider for LocalProvider {
             let fd = parent.open(&path, want(kind), None)?;
             rustix::fs::fsync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e))?;
         }
-        rustix::fs::fsync(&parent.fd)
+        rustix::fs::fsync(&*parent.fd)
             .map_err(|e| io_error(format!("cannot sync the directory of `{}`", path.display()), e))
     }
 

@@ -60,14 +60,15 @@ pub fn io_error(what: impl std::fmt::Display, e: Errno) -> ProviderError {
 /// The directory that holds a managed path, reached safely, and the path's last component.
 #[derive(Debug)]
 pub struct Parent {
-    pub fd: OwnedFd,
+    /// Shared: the files of one directory are reached through one descriptor.
+    pub fd: std::sync::Arc<OwnedFd>,
     pub name: OsString,
 }
 
 impl Parent {
     /// The object at the path, not followed; `None` when nothing is there.
     pub fn stat(&self) -> Result<Option<Stat>, Errno> {
-        match rustix::fs::statat(&self.fd, self.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
+        match rustix::fs::statat(&*self.fd, self.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => Ok(Some(st)),
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(e),
@@ -80,7 +81,7 @@ impl Parent {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let flags = if want == FileType::Directory { flags | OFlags::DIRECTORY } else { flags };
         let fd =
-            rustix::fs::openat(&self.fd, self.name.as_os_str(), flags, Mode::empty()).map_err(
+            rustix::fs::openat(&*self.fd, self.name.as_os_str(), flags, Mode::empty()).map_err(
                 |e| match e {
                     Errno::LOOP | Errno::NOTDIR => changed(path),
                     e => io_error(format!("cannot open `{}`", path.display()), e),
@@ -127,7 +128,7 @@ pub fn parent(path: &Path) -> Result<Option<Parent>, ProviderError> {
         ProviderError::permanent(format!("`{}` names no file (it is a root or ends in `..`)", path.display()))
     })?;
     let dir = path.parent().unwrap_or(Path::new("/"));
-    Ok(open_dir(dir)?.map(|fd| Parent { fd, name }))
+    Ok(open_dir(dir)?.map(|fd| Parent { fd: std::sync::Arc::new(fd), name }))
 }
 
 /// Opens a directory by absolute path, walking from `/` one component at a time; `None` when
@@ -238,7 +239,8 @@ pub fn read_cancellable(
     cancelled: &std::sync::atomic::AtomicBool,
     mut chunk: impl FnMut(&[u8]),
 ) -> Result<(), ProviderError> {
-    let mut buf = vec![0u8; 64 * 1024];
+    // On the stack: hashing a thousand small files must not allocate a thousand buffers.
+    let mut buf = [0u8; 16 * 1024];
     loop {
         if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(ProviderError::transient(format!("reading `{}` was cancelled", path.display())));
