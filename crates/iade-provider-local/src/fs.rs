@@ -507,10 +507,7 @@ impl Provider for LocalProvider {
                     .or_insert_with(|| safe::open_dir(&dir).map(|fd| fd.map(Arc::new)))
                     .clone()?;
                 let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-                let parent = match opened {
-                    Some(fd) => Some(Parent { fd, name }),
-                    None => None,
-                };
+                let parent = opened.map(|fd| Parent { fd, name });
                 self.observe_at(kind, &path, parent.as_ref(), t.intended.contains_key("content"), cx)
             })
             .collect()
