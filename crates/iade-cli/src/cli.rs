@@ -79,6 +79,16 @@ enum Command {
         after_help = "Examples:\n  iade history examples/quickstart\n  iade history --resource file.readme\n  iade history --run 3 --format json"
     )]
     History(HistoryArgs),
+    /// Look after a stack's journal: check it, prune old history, recover from damage.
+    ///
+    /// `check` runs the journal's own consistency check. `prune` removes the detail of old runs
+    /// (their summaries are kept longer; pending refreshes and applied identities never go).
+    /// `recover` moves a damaged journal aside and starts a fresh one that keeps what it can
+    /// still read of those obligations, and says what was lost.
+    #[command(
+        after_help = "Examples:\n  iade journal check\n  iade journal prune --keep-runs 200 --keep-days 14\n  iade journal recover examples/quickstart"
+    )]
+    Journal(JournalArgs),
     /// Print the intent graph: resources, their evaluated attributes and dependencies.
     ///
     /// `--format dot` (the default) prints Graphviz; `--format json` prints every resource with
@@ -239,6 +249,31 @@ struct HistoryArgs {
     format: Format,
 }
 
+#[derive(Debug, Args)]
+struct JournalArgs {
+    #[arg(value_enum)]
+    action: JournalAction,
+    /// A stack directory or a `.iade` file.
+    #[arg(default_value = ".")]
+    path: PathBuf,
+    /// The journal; `.iade/journal.db` in the stack directory by default.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<String>,
+    /// With `prune`: keep the step detail of the newest N runs.
+    #[arg(long, default_value_t = 1000)]
+    keep_runs: usize,
+    /// With `prune`: keep the step detail of runs younger than D days.
+    #[arg(long, default_value_t = 30)]
+    keep_days: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum JournalAction {
+    Check,
+    Prune,
+    Recover,
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum GraphFormat {
     Dot,
@@ -337,6 +372,16 @@ pub fn run() -> ExitCode {
             let query = HistoryQuery { run: a.run.map(RunId), resource: a.resource, limit: a.limit };
             let journal = a.journal.as_deref().map(JournalLocation::parse);
             commands::history(&a.path, journal, &query, a.format == Format::Json, style)
+        }
+        Command::Journal(a) => {
+            let journal = a.journal.as_deref().map(JournalLocation::parse);
+            let day = Duration::from_secs(24 * 3600);
+            let retention = iade_journal::Retention {
+                detail_runs: a.keep_runs,
+                detail_age: day * u32::try_from(a.keep_days).unwrap_or(u32::MAX),
+                ..iade_journal::Retention::default()
+            };
+            commands::journal(a.action, &a.path, journal, &retention, style)
         }
         Command::Fmt(a) => commands::fmt(&a.paths, a.check, style),
         Command::Explain(a) => commands::explain(a.code, a.list),

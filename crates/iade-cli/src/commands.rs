@@ -289,6 +289,50 @@ pub fn history(
     }
 }
 
+pub fn journal(
+    action: crate::cli::JournalAction,
+    path: &Path,
+    journal: Option<JournalLocation>,
+    retention: &iade_journal::Retention,
+    style: Style,
+) -> Exit {
+    use crate::cli::JournalAction as A;
+    let shown = display_path(path);
+    match action {
+        A::Check => match iade_driver::check_journal(path, journal) {
+            Ok(problems) if problems.is_empty() => eprintln!("{shown}: the journal is sound"),
+            Ok(problems) => {
+                for p in &problems {
+                    error(&safe(p));
+                }
+                eprintln!("  help: `iade journal recover {shown}` moves it aside and keeps its obligations");
+                return Exit::Errors;
+            }
+            Err(e) => return failed(e, None, style),
+        },
+        A::Prune => match iade_driver::prune_journal(path, journal, retention) {
+            Ok(r) => {
+                eprintln!("{shown}: removed the detail of {} run(s) and {} old run(s)", r.detail_runs, r.runs)
+            }
+            Err(e) => return failed(e, None, style),
+        },
+        A::Recover => match iade_driver::recover_journal(path, journal) {
+            Ok(r) => {
+                eprintln!("the damaged journal is now `{}`", display_path(&r.moved_to));
+                eprintln!(
+                    "a fresh journal keeps {} pending refresh(es) and {} applied object(s); its history starts again",
+                    r.refreshes, r.applied
+                );
+                for l in &r.lost {
+                    eprintln!("lost: {}", safe(l));
+                }
+            }
+            Err(e) => return failed(e, None, style),
+        },
+    }
+    Exit::Success
+}
+
 pub fn explain(code: Option<String>, list: bool) -> Exit {
     if list {
         for info in iade_diagnostics::registry() {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use iade_diagnostics::{Diagnostic, Sources};
 use iade_engine::RunReport;
-use iade_journal::{Holder, RunId};
+use iade_journal::Holder;
 
 /// Why a watch pass ran.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -66,9 +66,8 @@ pub enum Event<'a> {
     RequestRefused {
         reason: &'a str,
     },
-    /// The journal's integrity check ran.
+    /// The watching engine checked its journal (and pruned old history).
     JournalChecked {
-        run: Option<RunId>,
         problems: usize,
     },
     /// The watch stopped (a signal), and the lease is released.

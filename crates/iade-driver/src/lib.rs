@@ -13,6 +13,7 @@ pub mod files;
 mod history;
 mod json;
 mod load;
+mod maintenance;
 mod run;
 mod runtime;
 mod sarif;
@@ -26,6 +27,7 @@ pub use files::{absolute, display_path, stack_dir_of};
 pub use history::{HistoryQuery, RunRecord, history, open_history, record};
 pub use json::{Document, write_history};
 pub use load::{CheckSummary, Compiled, LoadOptions, LoadedStack, params_from_env};
+pub use maintenance::{check_journal, prune_journal, recover_journal};
 pub use run::{Converged, Detection, RunOptions, converge, detect, intent_digest, plan, scope};
 pub use runtime::{EnvSecrets, Runtime, builtin_providers, cancel_on_signal, host_name};
 pub use sarif::sarif;
@@ -90,6 +92,9 @@ impl Error {
             Error::Journal(JournalError::LeaseLost(_)) => {
                 Some("another engine took the stack over; `iade history` shows its runs".into())
             }
+            Error::Journal(JournalError::Corrupt { .. }) => Some(
+                "nothing was written into it; `iade journal recover` moves it aside and starts a fresh journal that keeps its obligations".into(),
+            ),
             _ => None,
         }
     }

@@ -44,6 +44,14 @@ impl JournalLocation {
             JournalLocation::Sqlite(p) => Ok(Box::new(iade_journal_sqlite::SqliteJournal::open(p, stack)?)),
         }
     }
+
+    /// Moves a damaged journal aside and starts a fresh one that keeps the obligations it can
+    /// still read. The caller holds the stack's lock.
+    pub fn recover(&self, stack: &StackId) -> Result<iade_journal_sqlite::Recovery, JournalError> {
+        match self {
+            JournalLocation::Sqlite(p) => iade_journal_sqlite::SqliteJournal::recover(p, stack),
+        }
+    }
 }
 
 impl std::fmt::Display for JournalLocation {
@@ -131,7 +139,7 @@ impl std::fmt::Debug for Session {
 }
 
 /// Takes `STACK/.iade/lock`, waiting as `wait` says; `Ok(false)` when another process holds it.
-fn lock_stack(stack_dir: &Path, wait: Wait, waiting: &dyn Fn()) -> Result<(File, bool), Error> {
+pub fn lock_stack(stack_dir: &Path, wait: Wait, waiting: &dyn Fn()) -> Result<(File, bool), Error> {
     let dir = stack_dir.join(".iade");
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::Io(format!("cannot create `{}`: {e}", dir.display())))?;
@@ -206,6 +214,16 @@ impl Session {
             return Err(SessionError::Held(holder_now()));
         }
         let mut store = location.open(stack)?;
+        // A lease left held means the last engine did not stop cleanly (killed, or the host
+        // lost power): check the journal before writing into it.
+        if store.holder()?.is_some() {
+            let problems = store.check_integrity()?;
+            if !problems.is_empty() {
+                let location = store.location();
+                let detail = problems.join("; ");
+                return Err(SessionError::Failed(Error::Journal(JournalError::Corrupt { location, detail })));
+            }
+        }
         let claim =
             LeaseClaim { pid: options.pid, host: options.host.clone(), ttl: LEASE_TTL, watch: options.watch };
         let host = options.host.clone();

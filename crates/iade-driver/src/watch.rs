@@ -37,6 +37,9 @@ pub enum WatchEnd {
     Held(Option<Holder>),
 }
 
+/// How often a watching engine checks its journal and prunes old history.
+const UPKEEP: Duration = Duration::from_secs(3600);
+
 /// What woke the loop.
 enum Wake {
     Tick,
@@ -151,6 +154,7 @@ pub fn watch(
         journal: location.to_string(),
     });
     let mut last_renewal = Instant::now();
+    let mut last_upkeep = Instant::now();
     let mut full_pass_due = Instant::now();
     let mut failures = 0u32;
     // Events that arrived during a pass: looked at right after it.
@@ -186,6 +190,17 @@ pub fn watch(
                 return lease_lost(e);
             }
             last_renewal = Instant::now();
+        }
+        if last_upkeep.elapsed() >= UPKEEP {
+            last_upkeep = Instant::now();
+            let store = session.store();
+            let problems = store.check_integrity()?;
+            sink.event(Event::JournalChecked { problems: problems.len() });
+            if !problems.is_empty() {
+                let location = store.location();
+                return Err(Error::Journal(JournalError::Corrupt { location, detail: problems.join("; ") }));
+            }
+            store.prune(&iade_journal::Retention::default())?;
         }
         let requests = session.store().pending_requests().unwrap_or_default();
         let (served, refused): (Vec<_>, Vec<_>) = requests.into_iter().partition(|(_, r)| r.digest == digest);

@@ -24,6 +24,19 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 pub use schema::{V1 as SCHEMA_V1, VERSION as SCHEMA_VERSION};
 
+/// What [`SqliteJournal::recover`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// Where the damaged journal went.
+    pub moved_to: PathBuf,
+    /// Pending refreshes carried over.
+    pub refreshes: usize,
+    /// Applied identities carried over.
+    pub applied: usize,
+    /// What could not be read and is lost.
+    pub lost: Vec<String>,
+}
+
 #[derive(Debug)]
 pub struct SqliteJournal {
     conn: Connection,
@@ -129,11 +142,78 @@ impl SqliteJournal {
                 JournalError::TooNew { location: location.clone(), found, known: schema::VERSION }
             }
         })?;
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('stack', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
-            params![to_json(stack)],
-        )
-        .map_err(err)?;
+        Ok(SqliteJournal { conn, path: path.to_path_buf(), stack: stack.clone() })
+    }
+
+    /// Moves a damaged journal aside (`journal.db.damaged-MILLIS`, with its `-wal` and `-shm`)
+    /// and starts a fresh one at `path` that carries over the obligations the damaged one still
+    /// yields: pending refreshes and applied identities. History is not carried over.
+    pub fn recover(path: &Path, stack: &StackId) -> Result<Recovery> {
+        let location = path.display().to_string();
+        let mut lost = Vec::new();
+        let (refreshes, applied) = match SqliteJournal::open_damaged(path, stack) {
+            Ok(old) => {
+                let refreshes = old.pending_refreshes().unwrap_or_else(|e| {
+                    lost.push(format!("pending refreshes: {e}"));
+                    Vec::new()
+                });
+                let applied = old.applied().unwrap_or_else(|e| {
+                    lost.push(format!("applied identities: {e}"));
+                    Vec::new()
+                });
+                (refreshes, applied)
+            }
+            Err(e) => {
+                lost.push(format!("every obligation: the journal cannot be read ({e})"));
+                (Vec::new(), Vec::new())
+            }
+        };
+        let aside = path.with_file_name(format!(
+            "{}.damaged-{}",
+            path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            now_ms()
+        ));
+        let io = |what: &str, e: std::io::Error| JournalError::Backend {
+            location: location.clone(),
+            message: format!("cannot {what}: {e}"),
+            transient: false,
+        };
+        std::fs::rename(path, &aside).map_err(|e| io("move the damaged journal aside", e))?;
+        for suffix in ["-wal", "-shm"] {
+            let from = PathBuf::from(format!("{}{suffix}", path.display()));
+            if from.exists() {
+                let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                std::fs::rename(&from, &to).map_err(|e| io("move the damaged journal aside", e))?;
+            }
+        }
+        let mut fresh = SqliteJournal::open(path, stack)?;
+        let tx = fresh.conn.transaction().map_err(|e| backend(&location, e))?;
+        for p in &refreshes {
+            tx.execute(
+                "INSERT OR IGNORE INTO pending_refreshes (resource, notified_by, run, since_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![p.resource, p.notified_by, p.run.0, now_ms()],
+            )
+            .map_err(|e| backend(&location, e))?;
+        }
+        for a in &applied {
+            tx.execute(
+                "INSERT OR IGNORE INTO applied (resource, kind, provider, instance, identity, applied_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![a.resource, a.kind, a.provider, a.instance, a.identity.to_string(), now_ms()],
+            )
+            .map_err(|e| backend(&location, e))?;
+        }
+        tx.commit().map_err(|e| backend(&location, e))?;
+        lost.push(
+            "whatever stood on the damaged pages: the counts above are what could still be read".into(),
+        );
+        Ok(Recovery { moved_to: aside, refreshes: refreshes.len(), applied: applied.len(), lost })
+    }
+
+    /// Opens a journal to read what it can, without migrating or writing anything.
+    fn open_damaged(path: &Path, stack: &StackId) -> Result<SqliteJournal> {
+        let location = path.display().to_string();
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| backend(&location, e))?;
         Ok(SqliteJournal { conn, path: path.to_path_buf(), stack: stack.clone() })
     }
 
@@ -244,6 +324,13 @@ impl Store for SqliteJournal {
             }
         }
         let epoch = epoch + 1;
+        // The stack is recorded by the engine that takes its lease: opening a journal to read
+        // or check it writes nothing.
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('stack', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
+            params![to_json(&self.stack)],
+        )
+        .map_err(e)?;
         tx.execute(
             "INSERT INTO lease (id, holder_pid, holder_host, since_ms, expires_ms, epoch, watch) VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(id) DO UPDATE SET holder_pid = ?1, holder_host = ?2, since_ms = ?3, expires_ms = ?4, epoch = ?5, watch = ?6",
@@ -666,7 +753,11 @@ impl Store for SqliteJournal {
 
     fn check_integrity(&self) -> Result<Vec<String>> {
         let problems = self.query("PRAGMA quick_check", &[], |r| r.get::<_, String>(0))?;
-        Ok(problems.into_iter().filter(|p| p != "ok").collect())
+        Ok(problems
+            .into_iter()
+            .filter(|p| p != "ok")
+            .map(|p| p.replace("*** in database main ***", "").trim().replace('\n', " "))
+            .collect())
     }
 
     fn subscribe(&self) -> Result<Subscription> {

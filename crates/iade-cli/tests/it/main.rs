@@ -2,6 +2,7 @@
 
 mod engine;
 mod hardening;
+mod journal;
 mod runs;
 mod secrets;
 
