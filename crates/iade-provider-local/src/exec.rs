@@ -182,27 +182,52 @@ static MARKER_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 /// the group's leader still carries the marker's path in its environment.
 fn reap(cx: &Context<'_>) -> usize {
     let Some(dir) = running_dir(cx) else { return 0 };
-    let mut killed = 0;
+    let mut left = Vec::new();
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         let engine = name.split('-').next().and_then(|p| p.parse::<i32>().ok());
         // The engine that started it still runs (a concurrent `plan`'s check): not ours to reap.
-        if engine.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists()) {
-            continue;
+        if !engine.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+            left.push(entry.path());
         }
-        let pgid = std::fs::read_to_string(&path).ok().and_then(|t| t.trim().parse::<i32>().ok());
-        if let Some(pgid) = pgid {
-            let tag = format!("IADE_MARKER={}", path.display());
-            let ours = std::fs::read(format!("/proc/{pgid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == tag.as_bytes()));
-            if ours
-                && let Some(pid) = rustix::process::Pid::from_raw(pgid)
-                && rustix::process::kill_process_group(pid, rustix::process::Signal::KILL).is_ok()
+    }
+    if left.is_empty() {
+        return 0;
+    }
+    // Every process that carries the marker of a command a dead engine left running: its
+    // group, and whatever left the group (`setsid`, a daemonizing helper) but inherited the
+    // marker in its environment.
+    let tags: Vec<String> = left.iter().map(|p| format!("IADE_MARKER={}", p.display())).collect();
+    let carriers = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| tags.iter().any(|t| var == t.as_bytes())))
+            })
+            .collect()
+    };
+    let mut killed = 0;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = carriers();
+        if found.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        for pid in found {
+            if let Some(p) = rustix::process::Pid::from_raw(pid)
+                && rustix::process::kill_process(p, rustix::process::Signal::KILL).is_ok()
             {
                 killed += 1;
             }
         }
+        // Killed processes disappear once their parent (or init) reaps them.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for path in left {
         let _ = std::fs::remove_file(&path);
     }
     killed

@@ -133,3 +133,39 @@ fn a_fifo_where_a_file_is_managed_neither_hangs_plan_nor_converge() {
         assert!(text(&o).contains("is a special file, not a file"), "{args:?}: {}", text(&o));
     }
 }
+
+#[test]
+fn a_command_that_left_its_group_is_killed_before_a_resumed_run_applies_again() {
+    // `apply` starts a helper that leaves its process group (setsid), as daemonizing helpers
+    // do, and whose effect lands a second later.
+    let src = r#"use std.exec.{exec}
+
+exec daemon {
+  name  = "daemon"
+  check = "test -f done"
+  apply = "echo start >> log; setsid sh -c 'sleep 1; echo orphan >> log; touch done' </dev/null >/dev/null 2>&1 & sleep 2; test -f done"
+}
+"#;
+    let dir = stack("setsid", src);
+    let mut child = Command::new(iade_bin())
+        .arg("converge")
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(dir.join("log")).is_ok_and(|l| l.contains("start")) {
+        assert!(Instant::now() < deadline, "apply never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::KILL);
+    let _ = child.wait();
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    // Whatever the first helper would have done later must not happen now either.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = std::fs::read_to_string(dir.join("log")).expect("log");
+    assert_eq!(log.matches("orphan").count(), 1, "the first apply's helper outlived the engine:\n{log}");
+    assert_eq!(log.matches("start").count(), 2, "{log}");
+}
