@@ -237,6 +237,11 @@ impl Database {
         crate::graph::summary(self)
     }
 
+    /// The stack's settings from its `stack` item (its name, `prune`, the limits).
+    pub fn stack_settings(&self) -> crate::lower::StackSettings {
+        crate::graph::stack_settings(self).settings.clone()
+    }
+
     /// The stack's params: name, type, and whether it has a default.
     pub fn stack_params(&self) -> Vec<(String, String, bool)> {
         crate::graph::stack_params(self)

@@ -114,9 +114,8 @@ pub(crate) fn eval_constant(_db: &dyn Db, origin: &Origin, ir: &Ir) -> Result<Va
 }
 
 fn eval_error(e: EvalError) -> Diag {
-    Diag::new(codes::E0207, e.message.clone())
-        .primary(&e.origin, e.span, "while evaluating this")
-        .help_opt(e.help)
+    let code = if e.limit.is_some() { codes::E0211 } else { codes::E0207 };
+    Diag::new(code, e.message.clone()).primary(&e.origin, e.span, "while evaluating this").help_opt(e.help)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -231,7 +230,8 @@ fn eval_collecting(
     value: &Ir,
     refs: &mut Vec<String>,
 ) -> Result<Value, EvalError> {
-    let mut ev = Evaluator::new(env, o.clone(), slots);
+    let limits = crate::graph::stack_settings(env.db).settings.limits;
+    let mut ev = Evaluator::new(env, o.clone(), slots).with_limits(limits);
     let v = ev.eval(value);
     refs.extend(ev.take_refs().into_iter().map(|(id, _)| id));
     v
@@ -306,8 +306,17 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
     };
     let env = CompilerEnv::new(db);
     let poisoned = !lower_item(db, item).diags.is_empty();
-    let mut run = Run { db, env: &env, origin: origin(db, item), out: EvalResources::default(), poisoned };
-    let mut ev = Evaluator::new(&env, run.origin.clone(), *slots);
+    let limits = crate::graph::stack_settings(db).settings.limits;
+    let mut run = Run {
+        db,
+        env: &env,
+        origin: origin(db, item),
+        out: EvalResources::default(),
+        poisoned,
+        limits,
+        stopped: false,
+    };
+    let mut ev = Evaluator::new(&env, run.origin.clone(), *slots).with_limits(limits);
     run.gens(body, &mut ev);
     run.out
 }
@@ -320,15 +329,29 @@ struct Run<'a> {
     /// The item has compile errors: a field it leaves unset may be one it meant to set (a
     /// misspelt `mod`), so it is not "unmanaged" but poisoned, and checks on it stay quiet.
     poisoned: bool,
+    limits: iade_intent::Limits,
+    /// A limit was reached: nothing more is generated.
+    stopped: bool,
 }
 
 impl Run<'_> {
     fn error(&mut self, e: EvalError) {
+        // A limit reached stops the item: every later step would only report it again.
+        self.stopped |= e.limit.is_some();
         self.out.diags.push(eval_error(e));
+    }
+
+    /// Whether this item already declares more resources than the stack may: generation stops
+    /// there (the stack-wide count reports it).
+    fn full(&self) -> bool {
+        self.stopped || self.out.resources.len() > self.limits.resources
     }
 
     fn gens(&mut self, gens: &[Gen], ev: &mut Evaluator<'_>) {
         for g in gens {
+            if self.full() {
+                return;
+            }
             match g {
                 Gen::Resource(r) => self.resource(r, ev),
                 Gen::Let { slot, value } => match ev.eval(value) {
@@ -358,6 +381,9 @@ impl Run<'_> {
                 Gen::For { key, slot, iter, body } => match ev.eval(iter) {
                     Ok(Value::List(items)) => {
                         for v in items.iter() {
+                            if self.full() {
+                                break;
+                            }
                             ev.set_local(*slot, v.clone());
                             self.gens(body, ev);
                         }

@@ -11,7 +11,9 @@ use crate::db::{Database, Db};
 use crate::diag::Diag;
 use crate::eval::{EvaluatedResource, eval_global, eval_resources, static_resource};
 use crate::items::{Item, Module, SourceFile, stack_module};
-use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, decl_name_span, kind_name, lower_item};
+use crate::lower::{
+    BodyStmt, Gen, LoweredKind, ResName, StackSettings, decl_name_span, kind_name, lower_item,
+};
 use crate::scope::{ItemName, module_scope, origin, own_scope, split_name};
 
 /// A kind's name as a query key.
@@ -176,11 +178,55 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
     out
 }
 
+/// The stack's settings, from its `stack` item (the defaults when it has none), and what is
+/// wrong with its `stack` items: more than one, or one in a module file.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct StackSettingsResult {
+    pub settings: StackSettings,
+    pub diags: Vec<Diag>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn stack_settings(db: &dyn Db) -> StackSettingsResult {
+    let mut out = StackSettingsResult::default();
+    let mut first: Option<Item> = None;
+    for m in stack_modules(db) {
+        let own = *m == stack_module(db);
+        for &item in &own_scope(db, *m).items {
+            let LoweredKind::Stack(settings) = &lower_item(db, item).kind else { continue };
+            let o = origin(db, item);
+            if !own {
+                out.diags.push(
+                    Diag::new(codes::E0212, "a module may not declare the stack")
+                        .primary(&o, decl_name_span(db, item), "in a module file")
+                        .help("move the `stack` item to one of the stack's own files"),
+                );
+                continue;
+            }
+            match first {
+                Some(f) => out.diags.push(
+                    Diag::new(codes::E0212, "the stack is declared twice")
+                        .primary(&o, decl_name_span(db, item), "declared again here")
+                        .secondary(&origin(db, f), decl_name_span(db, f), "first declared here")
+                        .help("a stack has at most one `stack` item; merge their settings"),
+                ),
+                None => {
+                    first = Some(item);
+                    out.settings = settings.clone();
+                }
+            }
+        }
+    }
+    out
+}
+
 #[salsa::tracked(returns(ref))]
 pub fn stack_resources(db: &dyn Db) -> StackResources {
     let mut out = StackResources::default();
     let cycles = static_cycles(db);
     out.diags.extend(cycles.iter().cloned());
+    let limit = stack_settings(db).settings.limits.resources;
+    let mut count = 0usize;
     // Lookups by id hash; the order that diagnostics and the result follow is the ids' order.
     let mut by_id: HashMap<&str, usize> = HashMap::new();
     let mut order: Vec<(&Fact, Item)> = Vec::new();
@@ -193,6 +239,16 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                     .primary(&o, decl_name_span(db, item), "its attributes refer back to it")
                     .help("break the cycle: remove a reference or an `after` entry"),
             );
+        }
+        count += facts.facts.len();
+        if count > limit {
+            let o = origin(db, item);
+            out.diags.push(
+                Diag::new(codes::E0211, format!("the stack declares more than {limit} resources"))
+                    .primary(&o, decl_name_span(db, item), "the limit is passed here")
+                    .help("if the stack really needs more, raise it in its settings: `stack NAME { max_resources = … }`"),
+            );
+            break;
         }
         for f in &facts.facts {
             if let Some(&i) = by_id.get(f.id.as_str()) {
@@ -464,6 +520,7 @@ pub fn import_cycles(db: &dyn Db) -> Vec<Diag> {
 pub fn stack_diagnostics(db: &dyn Db) -> Vec<Diag> {
     let mut out = Vec::new();
     out.extend(import_cycles(db).iter().cloned());
+    out.extend(stack_settings(db).diags.iter().cloned());
     for &m in stack_modules(db) {
         out.extend(module_scope(db, m).diags.iter().cloned());
         for f in m.files(db) {

@@ -26,7 +26,7 @@ pub use diag::Diag;
 pub use eval::{EvaluatedResource, eval_global, eval_resources};
 pub use graph::{StackResources, Summary, stack_resources};
 pub use items::{Item, Module, SourceFile, Stack, item_syntax, parse_file};
-pub use lower::{Lowered, LoweredKind, lower_item};
+pub use lower::{Lowered, LoweredKind, STACK_SETTINGS, StackSettings, lower_item};
 pub use policy::check_policy;
 pub use stdlib::EMBEDDED as EMBEDDED_STDLIB;
 pub use suggest::closest;

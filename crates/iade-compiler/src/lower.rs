@@ -53,7 +53,32 @@ pub enum LoweredKind {
         provider_type: String,
         attrs: Vec<(String, Ir)>,
     },
+    Stack(StackSettings),
 }
+
+/// The `stack` item's settings: the stack's name, whether removed resources are pruned, and
+/// the evaluation limits.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StackSettings {
+    pub name: Option<String>,
+    pub prune: bool,
+    pub limits: iade_intent::Limits,
+}
+
+impl Default for StackSettings {
+    fn default() -> Self {
+        StackSettings { name: None, prune: false, limits: iade_intent::Limits::default() }
+    }
+}
+
+/// The settings a `stack` item takes, with their doc, as `(name, type, doc)`.
+pub const STACK_SETTINGS: &[(&str, &str, &str)] = &[
+    ("prune", "bool", "delete objects this stack applied and no longer declares (as `converge --prune`)"),
+    ("max_resources", "int", "resources the stack may declare (default 250000)"),
+    ("max_steps", "int", "expression steps one evaluation may take (default 50000000)"),
+    ("max_string_bytes", "int", "bytes in one string (default 67108864)"),
+    ("max_list_length", "int", "elements in one list (default 1000000)"),
+];
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Gen {
@@ -129,6 +154,9 @@ pub fn decl_name_span(db: &dyn Db, item: Item) -> Span {
         StmtKind::Rule(r) => r.name.span,
         StmtKind::Policy(p) => p.name.span,
         StmtKind::Provider(p) => p.name.span,
+        StmtKind::Stack(st) => st.name.span,
+        // `for x in xs`: up to the end of what it iterates over, not the whole body.
+        StmtKind::For(f) => Span { start: stmt.span.start, end: f.iter.span.end },
         _ => stmt.span,
     }
 }
@@ -368,8 +396,67 @@ impl<'a> Cx<'a> {
                 }
                 LoweredKind::Provider { provider_type: p.provider_type.text.clone(), attrs }
             }
+            StmtKind::Stack(st) => self.stack(st),
             _ => LoweredKind::Nothing,
         }
+    }
+
+    fn stack(&mut self, st: &ast::StackDecl) -> LoweredKind {
+        let mut settings = StackSettings { name: Some(st.name.text.clone()), ..StackSettings::default() };
+        for stmt in &st.body.stmts {
+            let StmtKind::Attr(a) = &stmt.kind else { continue };
+            let key = key_text(&a.key);
+            let Some((_, ty, _)) = STACK_SETTINGS.iter().find(|(n, _, _)| *n == key) else {
+                let names = STACK_SETTINGS.iter().map(|(n, _, _)| *n);
+                let help = match crate::suggest::did_you_mean(&key, names) {
+                    Some(d) => d,
+                    None => format!(
+                        "a `stack` takes {}",
+                        STACK_SETTINGS
+                            .iter()
+                            .map(|(n, _, _)| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                };
+                let d = self
+                    .at(codes::E0209, a.key.span(), format!("unknown stack setting `{key}`"), "not a setting")
+                    .help(help);
+                self.error(d);
+                continue;
+            };
+            let value = self.expr(&a.value, None).0;
+            match (&value.kind, *ty) {
+                (IrKind::Lit(Value::Bool(b)), "bool") => settings.prune = *b,
+                (IrKind::Lit(Value::Int(n)), "int") if *n > 0 => {
+                    let n = *n;
+                    let l = &mut settings.limits;
+                    match key.as_str() {
+                        "max_resources" => l.resources = usize::try_from(n).unwrap_or(usize::MAX),
+                        "max_steps" => l.steps = u64::try_from(n).unwrap_or(u64::MAX),
+                        "max_string_bytes" => l.string_bytes = usize::try_from(n).unwrap_or(usize::MAX),
+                        _ => l.list_length = usize::try_from(n).unwrap_or(usize::MAX),
+                    }
+                }
+                (IrKind::Error, _) => {}
+                _ => {
+                    let what = if *ty == "bool" { "`true` or `false`" } else { "a positive whole number" };
+                    let d = self
+                        .at(
+                            codes::E0209,
+                            a.value.span,
+                            format!("`{key}` is {what}"),
+                            format!("expected {what}"),
+                        )
+                        .help(format!(
+                            "write it out: `{key} = {}`",
+                            if *ty == "bool" { "true" } else { "500000" }
+                        ));
+                    self.error(d);
+                }
+            }
+        }
+        LoweredKind::Stack(settings)
     }
 
     // ----- resources -----

@@ -365,6 +365,23 @@ say which object it manages.
 
 Fix: build the identity from plain values; keep secrets in the fields that need them.";
 
+        E0211 = "limit reached",
+"Evaluating the stack passed one of its limits: more resources than `max_resources`, an
+evaluation longer than `max_steps`, a string longer than `max_string_bytes` or a list longer than
+`max_list_length`. The limits keep a typo (a `range` inside a `range`) from exhausting the machine
+that checks or converges the stack.
+
+    for i in range(100000) { for j in range(100000) { file \"f_${i}_${j}\" { … } } }   # error
+
+Fix: if the stack really needs more, raise the limit in its settings:
+`stack NAME { max_resources = 500000 }`.";
+
+        E0212 = "stack declared twice",
+"A stack has at most one `stack` item, in one of its own top-level files: it names the stack and
+holds its settings. A second one, or one in a module file, is an error.
+
+Fix: merge the settings into one `stack` item in the stack's own files.";
+
         E0301 = "duplicate resource id",
 "Two resources have the same id `KIND.NAME`, possibly because a `for` generated the same name
 twice. Ids must be unique: they are how plans, history and the journal name resources.

@@ -67,6 +67,18 @@ pub struct Compiled {
     pub stack_dir: PathBuf,
     /// Warnings of the compile (errors stop it).
     pub warnings: Vec<Diagnostic>,
+    /// The `stack` item's settings (its name, `prune`, the limits).
+    pub settings: iade_compiler::StackSettings,
+}
+
+impl Compiled {
+    /// The stack's id on `host`: its declared name, or its directory's name.
+    pub fn stack_id(&self, host: &str) -> iade_journal::StackId {
+        match &self.settings.name {
+            Some(name) => iade_journal::StackId { name: name.clone(), host: host.to_string() },
+            None => crate::session::stack_id(&self.stack_dir, host),
+        }
+    }
 }
 
 /// Counts for `check`'s summary line.
@@ -316,6 +328,7 @@ impl LoadedStack {
             program: self.db.program(),
             stack_dir: self.stack_dir.clone(),
             warnings: diags,
+            settings: self.db.stack_settings(),
         })
     }
 

@@ -14,7 +14,7 @@ use crate::events::{Event, Forward, Sink};
 use crate::history::{RunRecord, record};
 use crate::load::Compiled;
 use crate::runtime::Runtime;
-use crate::session::{JournalLocation, LEASE_TTL, Session, SessionError, SessionOptions, Wait, stack_id};
+use crate::session::{JournalLocation, LEASE_TTL, Session, SessionError, SessionOptions, Wait};
 
 /// How a run goes.
 #[derive(Clone, Debug)]
@@ -139,7 +139,7 @@ pub fn converge(
 ) -> Result<Converged, Error> {
     let only = scope(compiled, &options.targets)?;
     let location = options.journal_for(compiled);
-    let stack = stack_id(&compiled.stack_dir, &rt.host);
+    let stack = compiled.stack_id(&rt.host);
     let session_options =
         SessionOptions { watch: false, wait: options.wait, pid: std::process::id(), host: rt.host.clone() };
     let waiting = |h: Option<&Holder>| sink.event(Event::WaitingForLease(h));
@@ -245,7 +245,7 @@ fn ask_watcher(
     sink: &dyn Sink,
 ) -> Result<Converged, Error> {
     sink.event(Event::AskingWatcher(&holder));
-    let stack = stack_id(&compiled.stack_dir, &rt.host);
+    let stack = compiled.stack_id(&rt.host);
     let mut store = location.open(&stack)?;
     let digest = intent_digest(compiled, rt.secrets.as_ref(), &options.targets);
     let request = store.request_pass(&PassRequest { digest })?;

@@ -17,7 +17,7 @@ use crate::events::{Event, Forward, PassKind, Sink};
 use crate::load::{Compiled, LoadedStack};
 use crate::run::{RunOptions, env, intent_digest};
 use crate::runtime::Runtime;
-use crate::session::{LEASE_TTL, Session, SessionError, SessionOptions, stack_id};
+use crate::session::{LEASE_TTL, Session, SessionError, SessionOptions};
 
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
@@ -115,7 +115,7 @@ pub fn watch(
     let mut compiled = stack.compile()?;
     let stack_dir = compiled.stack_dir.clone();
     let location = options.run.journal_for(&compiled);
-    let id = stack_id(&stack_dir, &rt.host);
+    let id = compiled.stack_id(&rt.host);
     let session_options = SessionOptions {
         watch: true,
         wait: options.run.wait,

@@ -35,6 +35,7 @@ fn is_block_stmt(k: &StmtKind) -> bool {
         k,
         StmtKind::Resource(_)
             | StmtKind::Provider(_)
+            | StmtKind::Stack(_)
             | StmtKind::Kind(_)
             | StmtKind::Policy(_)
             | StmtKind::Control(_)
@@ -197,6 +198,10 @@ impl<'a> Printer<'a> {
             StmtKind::Provider(p) => {
                 self.out.push_str(&format!("provider {} {} ", p.provider_type.text, p.name.text));
                 self.block(&p.body, level);
+            }
+            StmtKind::Stack(st) => {
+                self.out.push_str(&format!("stack {} ", st.name.text));
+                self.block(&st.body, level);
             }
             StmtKind::Kind(k) => {
                 self.out.push_str(&format!("kind {} ", k.name.text));

@@ -22,8 +22,46 @@ pub const POISONED: &str = "an expression it depends on has an error";
 pub const MAX_RULE_DEPTH: u32 = 64;
 /// The most list elements `range` produces.
 pub const MAX_RANGE: i64 = 100_000;
-/// Steps one evaluation may take before it is stopped.
-const FUEL: u64 = 50_000_000;
+/// How much one evaluation may do, so that no input can exhaust the machine: raised in the
+/// stack's settings (`stack NAME { max_steps = … }`) when a real stack needs more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Limits {
+    /// Expression steps one evaluation (one item, one check) may take.
+    pub steps: u64,
+    /// Bytes in one string.
+    pub string_bytes: usize,
+    /// Elements in one list.
+    pub list_length: usize,
+    /// Resources the stack may declare (counted by the compiler).
+    pub resources: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { steps: 50_000_000, string_bytes: 64 << 20, list_length: 1_000_000, resources: 250_000 }
+    }
+}
+
+/// Which limit an evaluation reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    Steps,
+    StringBytes,
+    ListLength,
+    Resources,
+}
+
+impl Limit {
+    /// The `stack` setting that raises it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Limit::Steps => "max_steps",
+            Limit::StringBytes => "max_string_bytes",
+            Limit::ListLength => "max_list_length",
+            Limit::Resources => "max_resources",
+        }
+    }
+}
 
 /// What the evaluator needs from the world around the expression.
 pub trait Env {
@@ -48,6 +86,8 @@ pub struct EvalError {
     pub origin: Origin,
     pub span: Span,
     pub help: Option<String>,
+    /// The limit this evaluation reached, when that is why it stopped.
+    pub limit: Option<Limit>,
 }
 
 /// The outcome of one `require`: three, never two.
@@ -94,6 +134,7 @@ pub struct Evaluator<'e> {
     locals: Vec<Value>,
     depth: u32,
     fuel: u64,
+    limits: Limits,
     /// Resource fields read since the last `take_reads`.
     reads: Vec<(String, String)>,
     /// Resource ids referenced since the last `take_refs`: the dependency edges.
@@ -115,9 +156,31 @@ impl<'e> Evaluator<'e> {
             origin,
             locals: vec![Value::Null; slots as usize],
             depth: 0,
-            fuel: FUEL,
+            fuel: Limits::default().steps,
+            limits: Limits::default(),
             reads: Vec::new(),
             refs: Vec::new(),
+        }
+    }
+
+    /// An evaluator held to `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.fuel = limits.steps;
+        self.limits = limits;
+        self
+    }
+
+    /// The error of a limit reached, naming it and the setting that raises it.
+    fn limit(&self, span: Span, limit: Limit, what: String) -> EvalError {
+        EvalError {
+            message: what,
+            origin: self.origin.clone(),
+            span,
+            help: Some(format!(
+                "if the stack really needs more, raise it in its settings: `stack NAME {{ {} = … }}`",
+                limit.setting()
+            )),
+            limit: Some(limit),
         }
     }
 
@@ -135,18 +198,54 @@ impl<'e> Evaluator<'e> {
     }
 
     fn error(&self, span: Span, message: impl Into<String>) -> EvalError {
-        EvalError { message: message.into(), origin: self.origin.clone(), span, help: None }
+        EvalError { message: message.into(), origin: self.origin.clone(), span, help: None, limit: None }
     }
 
     fn error_help(&self, span: Span, message: impl Into<String>, help: impl Into<String>) -> EvalError {
-        EvalError { message: message.into(), origin: self.origin.clone(), span, help: Some(help.into()) }
+        EvalError {
+            message: message.into(),
+            origin: self.origin.clone(),
+            span,
+            help: Some(help.into()),
+            limit: None,
+        }
     }
 
     pub fn eval(&mut self, ir: &Ir) -> R {
         if self.fuel == 0 {
-            return Err(self.error(ir.span, "evaluation takes too long"));
+            let steps = self.limits.steps;
+            return Err(self.limit(
+                ir.span,
+                Limit::Steps,
+                format!("evaluation took more than {steps} steps"),
+            ));
         }
         self.fuel -= 1;
+        let v = self.eval_inner(ir)?;
+        match &v {
+            Value::Str(s) if s.len() > self.limits.string_bytes => Err(self.limit(
+                ir.span,
+                Limit::StringBytes,
+                format!(
+                    "this string is {} bytes, more than the limit of {}",
+                    s.len(),
+                    self.limits.string_bytes
+                ),
+            )),
+            Value::List(items) if items.len() > self.limits.list_length => Err(self.limit(
+                ir.span,
+                Limit::ListLength,
+                format!(
+                    "this list has {} elements, more than the limit of {}",
+                    items.len(),
+                    self.limits.list_length
+                ),
+            )),
+            _ => Ok(v),
+        }
+    }
+
+    fn eval_inner(&mut self, ir: &Ir) -> R {
         match &ir.kind {
             IrKind::Lit(v) => Ok(v.clone()),
             IrKind::Local(slot) => Ok(self.locals.get(*slot as usize).cloned().unwrap_or(Value::Null)),
@@ -299,6 +398,7 @@ impl<'e> Evaluator<'e> {
                     origin: rule.origin.clone(),
                     span: rule.body.span,
                     help: None,
+                    limit: None,
                 });
             }
         };

@@ -205,8 +205,9 @@ fn reap(cx: &Context<'_>) -> usize {
             .flatten()
             .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
             .filter(|pid| {
-                std::fs::read(format!("/proc/{pid}/environ"))
-                    .is_ok_and(|env| env.split(|b| *b == 0).any(|var| tags.iter().any(|t| var == t.as_bytes())))
+                std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                    env.split(|b| *b == 0).any(|var| tags.iter().any(|t| var == t.as_bytes()))
+                })
             })
             .collect()
     };

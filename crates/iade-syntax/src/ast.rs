@@ -54,6 +54,7 @@ pub enum StmtKind {
     Let(Box<LetDecl>),
     Resource(ResourceDecl),
     Provider(ProviderDecl),
+    Stack(StackDecl),
     Kind(KindDecl),
     Field(Box<FieldDecl>),
     Rule(Box<RuleDecl>),
@@ -76,6 +77,7 @@ impl StmtKind {
             StmtKind::Let(_) => "`let`",
             StmtKind::Resource(_) => "a resource declaration",
             StmtKind::Provider(_) => "a `provider` block",
+            StmtKind::Stack(_) => "a `stack` block",
             StmtKind::Kind(_) => "a `kind` declaration",
             StmtKind::Field(_) => "a field declaration",
             StmtKind::Rule(_) => "a `rule`",
@@ -151,6 +153,13 @@ pub enum ResourceName {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ProviderDecl {
     pub provider_type: Name,
+    pub name: Name,
+    pub body: Block,
+}
+
+/// `stack webapp { prune = true }`: the stack's name and settings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StackDecl {
     pub name: Name,
     pub body: Block,
 }

@@ -84,6 +84,7 @@ impl Dumper {
             }
             StmtKind::Provider(p) => self
                 .nested(&format!("provider {} {}", p.provider_type.text, p.name.text), |d| d.block(&p.body)),
+            StmtKind::Stack(st) => self.nested(&format!("stack {}", st.name.text), |d| d.block(&st.body)),
             StmtKind::Kind(k) => self.nested(&format!("kind {}", k.name.text), |d| d.block(&k.body)),
             StmtKind::Field(f) => {
                 let default = f.default.as_ref().map(expr);

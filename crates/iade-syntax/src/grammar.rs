@@ -424,6 +424,13 @@ where
         .labelled("`provider`")
         .as_context();
 
+    let stack = select! { Token::Ident("stack") => () }
+        .ignore_then(ident.clone())
+        .then(block.clone())
+        .map(|(name, body)| StmtKind::Stack(StackDecl { name, body }))
+        .labelled("`stack`")
+        .as_context();
+
     let field = ident
         .clone()
         .then(ident.clone())
@@ -484,6 +491,7 @@ where
             missing_value,
             attr,
             provider,
+            stack,
             field,
             resource,
         ))

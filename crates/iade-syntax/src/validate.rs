@@ -18,6 +18,7 @@ enum Ctx {
     Kind,
     Rules,
     Provider,
+    Stack,
 }
 
 impl Ctx {
@@ -29,6 +30,7 @@ impl Ctx {
             Ctx::Kind => "inside a `kind`",
             Ctx::Rules => "inside a `policy` or `control`",
             Ctx::Provider => "inside a `provider` block",
+            Ctx::Stack => "inside the `stack` block",
         }
     }
 }
@@ -37,16 +39,27 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
     use StmtKind as S;
     match (ctx, kind) {
         (_, S::Error) => Ok(()),
-        (Ctx::Top, S::Use(_) | S::Param(_) | S::Let(_) | S::Resource(_) | S::Provider(_) | S::Kind(_))
+        (
+            Ctx::Top,
+            S::Use(_) | S::Param(_) | S::Let(_) | S::Resource(_) | S::Provider(_) | S::Stack(_) | S::Kind(_),
+        )
         | (Ctx::Top, S::Rule(_) | S::Policy(_) | S::Control(_) | S::For(_) | S::If(_)) => Ok(()),
         (Ctx::Gen, S::Resource(_) | S::Let(_) | S::For(_) | S::If(_)) => Ok(()),
         (Ctx::Resource, S::Attr(_) | S::Let(_) | S::For(_) | S::If(_)) => Ok(()),
         (Ctx::Kind, S::Field(_) | S::Attr(_)) => Ok(()),
         (Ctx::Rules, S::Attr(_) | S::Let(_) | S::For(_) | S::If(_) | S::Require(_)) => Ok(()),
         (Ctx::Provider, S::Attr(_) | S::Let(_)) => Ok(()),
+        (Ctx::Stack, S::Attr(_)) => Ok(()),
         (
             _,
-            S::Use(_) | S::Param(_) | S::Kind(_) | S::Rule(_) | S::Policy(_) | S::Control(_) | S::Provider(_),
+            S::Use(_)
+            | S::Param(_)
+            | S::Kind(_)
+            | S::Rule(_)
+            | S::Policy(_)
+            | S::Control(_)
+            | S::Provider(_)
+            | S::Stack(_),
         ) => Err("move it to the top level of the file"),
         (_, S::Require(_)) => {
             Err("`require` states a condition of a `policy` or `control`; move it into one")
@@ -105,6 +118,7 @@ impl Validator {
             (StmtKind::Kind(_), _) => Ctx::Kind,
             (StmtKind::Policy(_) | StmtKind::Control(_), _) => Ctx::Rules,
             (StmtKind::Provider(_), _) => Ctx::Provider,
+            (StmtKind::Stack(_), _) => Ctx::Stack,
             (StmtKind::For(_) | StmtKind::If(_), Ctx::Top) => Ctx::Gen,
             _ => ctx,
         };
@@ -122,6 +136,7 @@ impl Validator {
             StmtKind::Policy(p) => self.block(offset, inner, &p.body.stmts),
             StmtKind::Control(c) => self.block(offset, inner, &c.body.stmts),
             StmtKind::Provider(p) => self.block(offset, inner, &p.body.stmts),
+            StmtKind::Stack(st) => self.block(offset, inner, &st.body.stmts),
             StmtKind::For(f) => self.block(offset, inner, &f.body.stmts),
             _ => {}
         }

@@ -159,7 +159,10 @@ exec daemon {
         assert!(Instant::now() < deadline, "apply never started");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = rustix::process::kill_process(rustix::process::Pid::from_child(&child), rustix::process::Signal::KILL);
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::KILL,
+    );
     let _ = child.wait();
     let o = run(&dir, &["converge"], &[]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
