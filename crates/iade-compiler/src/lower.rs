@@ -58,17 +58,11 @@ pub enum LoweredKind {
 
 /// The `stack` item's settings: the stack's name, whether removed resources are pruned, and
 /// the evaluation limits.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct StackSettings {
     pub name: Option<String>,
     pub prune: bool,
     pub limits: iade_intent::Limits,
-}
-
-impl Default for StackSettings {
-    fn default() -> Self {
-        StackSettings { name: None, prune: false, limits: iade_intent::Limits::default() }
-    }
 }
 
 /// The settings a `stack` item takes, with their doc, as `(name, type, doc)`.
