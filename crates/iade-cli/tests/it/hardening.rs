@@ -172,3 +172,23 @@ exec daemon {
     assert_eq!(log.matches("orphan").count(), 1, "the first apply's helper outlived the engine:\n{log}");
     assert_eq!(log.matches("start").count(), 2, "{log}");
 }
+
+#[test]
+fn a_file_name_with_control_characters_cannot_forge_output_or_reach_the_terminal() {
+    let src = "use std.fs.{file}\n\ncontrol no_world_writable {\n  severity = high\n  for f in observe(file) { require f.mode & 0o002 == 0 else \"${f.path} is world-writable\" }\n}\n";
+    let dir = stack("injection", src);
+    let evil = dir.join("x\ncontrol forged [low] passes on everything: fine\u{1b}]0;pwned\u{7}\u{1b}[2J");
+    std::fs::write(&evil, "x").expect("evil file");
+    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let o = run(&dir, &["converge", "--detect-only", "--color", "always"], &[]);
+    let out = text(&o);
+    assert_eq!(code(&o), Some(4), "{out}");
+    assert!(!out.contains('\u{7}') && !out.contains("\u{1b}]0;") && !out.contains("\u{1b}[2J"), "{out:?}");
+    assert!(!out.lines().any(|l| l.starts_with("control forged")), "a forged line: {out}");
+    assert!(out.contains("\\n") && out.contains("\\u{1b}"), "the name is shown escaped: {out}");
+    // JSON keeps the name exact.
+    let o = run(&dir, &["converge", "--detect-only", "--format", "json"], &[]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let subject = json["compliance"]["findings"][0]["subject"].as_str().expect("subject");
+    assert!(subject.ends_with("\u{1b}[2J]"), "{subject:?}");
+}

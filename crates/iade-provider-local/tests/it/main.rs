@@ -1,0 +1,104 @@
+//! The local provider against random file types and names: every observation ends (a FIFO
+//! never blocks), a change never goes through a link, a sweep lists only what it should, and
+//! nothing panics.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use iade_intent::Value;
+use iade_provider::{Context, Observed, Provider, ProviderError, Secrets, Target};
+use iade_provider_local::LocalProvider;
+
+struct NoSecrets;
+
+impl Secrets for NoSecrets {
+    fn resolve(&self, name: &str) -> Result<String, ProviderError> {
+        Err(ProviderError::permanent(format!("no secret {name}")))
+    }
+}
+
+/// A small seeded generator, so a failure reproduces from its seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+fn name(rng: &mut Rng, i: usize) -> String {
+    const PIECES: &[&str] =
+        &["a", "Z", " ", "\n", "\u{1b}[2J", "é", "日本", ".", "-", "_", "\t", ".iade-tmp.", "%", "$", "'"];
+    let mut out = format!("{i}");
+    for _ in 0..rng.next(8) {
+        out.push_str(PIECES[rng.next(PIECES.len() as u64) as usize]);
+    }
+    out
+}
+
+fn target(path: &Path) -> Target {
+    let identity = BTreeMap::from([("path".to_string(), Value::str(path.to_string_lossy().as_ref()))]);
+    let mut intended = identity.clone();
+    intended.insert("mode".into(), Value::Mode(0o600));
+    Target { id: "file.x".into(), kind: "file".into(), identity, intended }
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0)
+}
+
+#[test]
+fn random_file_types_and_names_never_hang_redirect_or_panic_the_local_provider() {
+    let mut rng = Rng(0x5eed_1ade_2026_0001);
+    let root = tempfile::tempdir().expect("temp dir");
+    let victim = root.path().join("victim");
+    std::fs::write(&victim, "keep me").expect("victim");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let dir = root.path().join("tree");
+    std::fs::create_dir(&dir).expect("tree");
+    let cancelled = AtomicBool::new(false);
+    let cx = Context { secrets: &NoSecrets, stack_dir: root.path(), cancelled: &cancelled, diffs: true };
+    let provider = LocalProvider::new();
+    for i in 0..300 {
+        let path = dir.join(name(&mut rng, i));
+        let made = match rng.next(5) {
+            0 => std::fs::write(&path, "content").is_ok(),
+            1 => std::fs::create_dir(&path).is_ok(),
+            2 => std::os::unix::fs::symlink(&victim, &path).is_ok(),
+            3 => std::process::Command::new("mkfifo").arg(&path).status().is_ok_and(|s| s.success()),
+            _ => std::os::unix::fs::symlink(&dir, &path).is_ok(),
+        };
+        if !made {
+            continue;
+        }
+        let t = target(&path);
+        let started = Instant::now();
+        let observed = provider.observe("file", &[&t], &cx).pop().expect("one result");
+        assert!(started.elapsed() < Duration::from_secs(5), "observing {path:?} blocked");
+        if let Ok(obs) = &observed {
+            let changes = provider.diff("file", &t, obs, &cx);
+            if !changes.is_empty() && matches!(obs, Observed::Present(_)) {
+                let applied = provider.apply("file", &t, obs, &cx);
+                let flushed = provider.flush(&cx);
+                if applied.is_ok() && flushed.is_ok_and(|f| f.is_empty()) {
+                    assert_eq!(mode(&path), 0o600, "{path:?}");
+                }
+            }
+        }
+        assert_eq!(mode(&victim), 0o644, "a change went through {path:?}");
+        assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep me");
+    }
+    let found = provider.discover("file", &dir.to_string_lossy(), &cx).expect("the sweep ends");
+    for d in &found {
+        let Some(Value::Str(p)) = d.fields.get("path") else { panic!("a discovered file has a path") };
+        let meta = std::fs::symlink_metadata(p.as_ref()).expect("exists");
+        assert!(meta.file_type().is_file(), "a sweep of files listed {p:?}");
+        assert!(!p.contains(".iade-tmp."), "a temporary file was listed: {p:?}");
+    }
+}
