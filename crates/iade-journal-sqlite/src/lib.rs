@@ -748,6 +748,12 @@ impl Store for SqliteJournal {
         )
         .map_err(e)?;
         tx.commit().map_err(e)?;
+        // Give the space back when most of the file is free: a pruned journal should shrink.
+        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0)).map_err(e)?;
+        let pages: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0)).map_err(e)?;
+        if free > 256 && free * 4 > pages {
+            self.conn.execute_batch("VACUUM").map_err(e)?;
+        }
         Ok(PruneReport { detail_runs: detail.len(), runs })
     }
 
