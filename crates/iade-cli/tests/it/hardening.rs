@@ -192,3 +192,37 @@ fn a_file_name_with_control_characters_cannot_forge_output_or_reach_the_terminal
     let subject = json["compliance"]["findings"][0]["subject"].as_str().expect("subject");
     assert!(subject.ends_with("\u{1b}[2J]"), "{subject:?}");
 }
+
+#[test]
+fn leftovers_of_a_run_the_journal_lost_are_removed_from_the_environment() {
+    let src = "use std.fs.{file}\n\nfile conf {\n  path    = \"./conf\"\n  content = \"x\\n\"\n}\n";
+    let dir = stack("lost-run", src);
+    assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
+    // A crash left temporary files, and the journal that knew of the run was replaced.
+    std::fs::write(dir.join(".conf.iade-tmp.999999999.0"), "half").expect("leftover");
+    std::fs::write(dir.join(".other.iade-tmp.999999998.7"), "half").expect("leftover");
+    std::fs::remove_dir_all(dir.join(".iade")).expect("a fresh journal");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("removed 2 leftover(s) of an interrupted write"), "{}", text(&o));
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".iade-tmp."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A temporary file of a live writer (another stack's engine) is left alone.
+    let live = dir.join(format!(".x.iade-tmp.{}.0", std::process::id()));
+    std::fs::write(&live, "in flight").expect("live");
+    assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
+    assert!(live.exists(), "a live writer's temporary file was removed");
+}
+
+#[test]
+fn history_of_a_run_the_journal_does_not_have_is_an_error() {
+    let dir = stack("no-run", "use std.fs.{file}\n\nfile f {\n  path = \"./f\"\n}\n");
+    assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
+    let o = run(&dir, &["history", "--run", "999999"], &[]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no run 999999 in the journal"), "{}", text(&o));
+}
