@@ -15,6 +15,10 @@ use crate::items::{Item, SourceFile, Stack, item_offset};
 /// door to the filesystem. Gets a normalized path; returns the text or a reason.
 pub type Loader = dyn Fn(&str) -> Result<String, String> + Send + Sync;
 
+/// Checks that a file a resource takes its content from (`source = …`) can be read, without
+/// reading it: it may be large or binary. Gets a normalized path; returns a reason on failure.
+pub type Prober = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
 #[salsa::db]
 pub trait Db: salsa::Database {
     fn stack(&self) -> Stack;
@@ -24,12 +28,15 @@ pub trait Db: salsa::Database {
     /// A file by normalized path, loaded once through the driver's loader.
     fn load_file(&self, path: &str) -> Result<SourceFile, String>;
     fn file_by_id(&self, id: FileId) -> Option<SourceFile>;
+    /// Whether a file can be read (for `source = …`), through the driver's prober.
+    fn probe_file(&self, path: &str) -> Result<(), String>;
 }
 
 pub struct Options {
     /// Standard library modules as `(name, path, text)`; the embedded ones when `None`.
     pub stdlib: Option<Vec<(String, String, String)>>,
     pub loader: Box<Loader>,
+    pub probe: Box<Prober>,
     /// Record which queries execute (for incremental tests and `--explain`-style tracing).
     pub log_queries: bool,
 }
@@ -45,6 +52,7 @@ impl Default for Options {
         Options {
             stdlib: None,
             loader: Box::new(|p| Err(format!("cannot read `{p}`: no loader"))),
+            probe: Box::new(|p| Err(format!("cannot read `{p}`: no loader"))),
             log_queries: false,
         }
     }
@@ -55,6 +63,7 @@ type QueryLog = Arc<Mutex<Vec<(String, salsa::Id)>>>;
 
 struct Shared {
     loader: Box<Loader>,
+    probe: Box<Prober>,
     /// Every file known to the database, by id (ids are dense indexes).
     files: Mutex<Vec<SourceFile>>,
     by_path: Mutex<HashMap<String, SourceFile>>,
@@ -101,6 +110,7 @@ impl Database {
         });
         let shared = Arc::new(Shared {
             loader: options.loader,
+            probe: options.probe,
             files: Mutex::new(Vec::new()),
             by_path: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
@@ -264,12 +274,20 @@ impl Database {
         }
         out.help = d.help.clone();
         out.notes = d.notes.clone();
+        for f in &d.fixes {
+            let (file, span) = self.resolve(&f.origin, f.span)?;
+            out.fixes.push(iade_diagnostics::Fix { file, span, replacement: f.replacement.clone(), title: f.title.clone() });
+        }
         Some(out)
     }
 
     /// An item-relative span made absolute.
     pub fn resolve(&self, origin: &iade_intent::Origin, span: Span) -> Option<(FileId, Span)> {
         let file = self.file_by_id(origin.file)?;
+        // A template's spans are relative to the start of its file.
+        if &*origin.item == crate::template::TEMPLATE_ITEM {
+            return Some((origin.file, span));
+        }
         let offset = item_offset(self, file, &origin.item)?;
         Some((origin.file, span.absolute_from(offset)))
     }
@@ -327,6 +345,10 @@ impl Db for Database {
                 Err(e)
             }
         }
+    }
+
+    fn probe_file(&self, path: &str) -> Result<(), String> {
+        (self.shared.probe)(path)
     }
 
     fn file_by_id(&self, id: FileId) -> Option<SourceFile> {

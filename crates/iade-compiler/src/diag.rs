@@ -15,6 +15,16 @@ pub struct Diag {
     pub notes: Vec<String>,
     /// A severity other than the code's default (a `warn` policy's violation).
     pub warning: bool,
+    /// Machine-applicable edits, item-relative like the labels.
+    pub fixes: Vec<DiagFix>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DiagFix {
+    pub origin: Origin,
+    pub span: Span,
+    pub replacement: String,
+    pub title: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -34,7 +44,13 @@ impl Diag {
             help: None,
             notes: Vec::new(),
             warning: false,
+            fixes: Vec::new(),
         }
+    }
+
+    pub fn fix(mut self, origin: &Origin, span: Span, replacement: impl Into<String>, title: impl Into<String>) -> Diag {
+        self.fixes.push(DiagFix { origin: origin.clone(), span, replacement: replacement.into(), title: title.into() });
+        self
     }
 
     pub fn primary(mut self, origin: &Origin, span: Span, message: impl Into<String>) -> Diag {

@@ -13,10 +13,11 @@ use iade_span::Span;
 use crate::db::Db;
 use crate::diag::Diag;
 use crate::items::{Item, stack_module};
+use crate::lower::component::{InstanceIr, InstanceSite, MAX_INSTANCE_DEPTH};
 use crate::lower::{
     BodyStmt, Gen, LoweredKind, ResName, ResourceIr, item_from_key, kind_schema, lower_item, resource_kind,
 };
-use crate::scope::{ItemName, module_of, origin, own_scope, split_name};
+use crate::scope::{ItemName, module_of, origin, split_name};
 
 /// The environment of compile-time evaluation: globals, resources and rules from the
 /// database; `intent(kind)` from the evaluated resources; `observe` is unknown.
@@ -83,6 +84,11 @@ impl Env for CompilerEnv<'_> {
             self.db.load_file(&full).map_err(|e| format!("cannot include `{full}`: {}", e.to_lowercase()))?;
         Ok(Value::str(f.text(self.db).as_str()))
     }
+
+    fn template(&self, origin: &Origin, path: &str, vars: &Value) -> Result<Value, iade_intent::eval::TemplateError> {
+        let limits = crate::graph::stack_settings(self.db).settings.limits;
+        crate::template::fill(self.db, &NullEnv, origin, path, vars, limits)
+    }
 }
 
 /// An environment with nothing in it, for constants (kind defaults).
@@ -114,7 +120,13 @@ pub(crate) fn eval_constant(_db: &dyn Db, origin: &Origin, ir: &Ir) -> Result<Va
 }
 
 fn eval_error(e: EvalError) -> Diag {
-    let code = if e.limit.is_some() { codes::E0211 } else { codes::E0207 };
+    let code = if e.limit.is_some() {
+        codes::E0211
+    } else if &*e.origin.item == crate::template::TEMPLATE_ITEM {
+        codes::E0217
+    } else {
+        codes::E0207
+    };
     Diag::new(code, e.message.clone()).primary(&e.origin, e.span, "while evaluating this").help_opt(e.help)
 }
 
@@ -285,11 +297,39 @@ pub struct EvaluatedResource {
     pub origin: Origin,
     pub span: Span,
     pub name_span: Span,
+    /// Resources to refresh when this one changes, and where.
+    pub notify: Vec<(String, Span)>,
+    /// `protect = true` (set on the resource or on an instance it is a member of).
+    pub protect: bool,
+    /// The innermost component instance it is a member of (`vhost.api`).
+    pub instance: Option<String>,
+    /// Where its instances were declared, outermost first.
+    pub sites: Vec<InstanceSite>,
+}
+
+/// A component instance: its id, value (params, `name` and members) and where it was
+/// declared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EvaluatedInstance {
+    pub id: String,
+    pub component: String,
+    pub name: String,
+    pub value: Value,
+    /// The instance it is a member of, when nested.
+    pub parent: Option<String>,
+    /// Every resource of the instance, nested ones included.
+    pub members: Vec<String>,
+    pub origin: Origin,
+    pub span: Span,
+    pub name_span: Span,
+    /// Where it and the instances around it were declared, outermost first (itself last).
+    pub sites: Vec<InstanceSite>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct EvalResources {
     pub resources: Vec<EvaluatedResource>,
+    pub instances: Vec<EvaluatedInstance>,
     pub diags: Vec<Diag>,
     /// Evaluation ran into itself (a dependency cycle).
     pub cyclic: bool,
@@ -315,6 +355,9 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
         poisoned,
         limits,
         stopped: false,
+        prefix: String::new(),
+        sites: Vec::new(),
+        inherit: Inherited::default(),
     };
     let mut ev = Evaluator::new(&env, run.origin.clone(), *slots).with_limits(limits);
     run.gens(body, &mut ev);
@@ -332,6 +375,22 @@ struct Run<'a> {
     limits: iade_intent::Limits,
     /// A limit was reached: nothing more is generated.
     stopped: bool,
+    /// The id prefix of the instance being evaluated (`vhost.api/`), or empty.
+    prefix: String,
+    /// The instances being evaluated, outermost first.
+    sites: Vec<InstanceSite>,
+    /// What the instances around apply to every member.
+    inherit: Inherited,
+}
+
+/// Meta-attributes of the instances around a member, applied to it.
+#[derive(Clone, Debug, Default)]
+struct Inherited {
+    after: Vec<(String, Span)>,
+    notify: Vec<(String, Span)>,
+    manage: Option<iade_intent::Manage>,
+    provider: Option<String>,
+    protect: bool,
 }
 
 impl Run<'_> {
@@ -354,6 +413,7 @@ impl Run<'_> {
             }
             match g {
                 Gen::Resource(r) => self.resource(r, ev),
+                Gen::Instance(i) => self.instance(i, ev),
                 Gen::Let { slot, value } => match ev.eval(value) {
                     Ok(v) => ev.set_local(*slot, v),
                     Err(e) => {
@@ -421,11 +481,10 @@ impl Run<'_> {
         }
     }
 
-    fn resource(&mut self, r: &ResourceIr, ev: &mut Evaluator<'_>) {
-        let Some(schema) = kind_schema(self.db, r.kind) else { return };
-        let errors_before = self.out.diags.len();
-        let name = match &r.name {
-            ResName::Static(n) => n.clone(),
+    /// A generated name, checked: a plain string of `[A-Za-z0-9_-]`.
+    fn gen_name(&mut self, name: &ResName, ev: &mut Evaluator<'_>) -> Option<String> {
+        match name {
+            ResName::Static(n) => Some(n.clone()),
             ResName::Dynamic(ir) => match ev.eval(ir) {
                 Ok(Value::Str(s)) => {
                     if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
@@ -434,9 +493,9 @@ impl Run<'_> {
                                 .primary(&self.origin, ir.span, "evaluates to this name")
                                 .help("generated names may use only A-Z a-z 0-9 _ - (and may not be empty)"),
                         );
-                        return;
+                        return None;
                     }
-                    s.to_string()
+                    Some(s.to_string())
                 }
                 Ok(Value::Secret(_)) => {
                     self.out.diags.push(
@@ -444,7 +503,7 @@ impl Run<'_> {
                             .primary(&self.origin, ir.span, "built from a secret")
                             .help("names appear in plans and logs; use a plain value"),
                     );
-                    return;
+                    None
                 }
                 Ok(other) => {
                     self.out.diags.push(
@@ -454,15 +513,24 @@ impl Run<'_> {
                         )
                         .primary(&self.origin, ir.span, "not a known string"),
                     );
-                    return;
+                    None
                 }
-                Err(e) => return self.error(e),
+                Err(e) => {
+                    self.error(e);
+                    None
+                }
             },
-        };
+        }
+    }
+
+    fn resource(&mut self, r: &ResourceIr, ev: &mut Evaluator<'_>) {
+        let Some(schema) = kind_schema(self.db, r.kind) else { return };
+        let errors_before = self.out.diags.len();
+        let Some(name) = self.gen_name(&r.name, ev) else { return };
         ev.take_refs();
         self.env.global_refs.borrow_mut().clear();
         let mut res = EvaluatedResource {
-            id: format!("{}.{name}", schema.name),
+            id: format!("{}{}.{name}", self.prefix, schema.name),
             kind: schema.name.clone(),
             kind_item: r.kind,
             name,
@@ -477,8 +545,26 @@ impl Run<'_> {
             origin: self.origin.clone(),
             span: r.span,
             name_span: r.name_span,
+            notify: Vec::new(),
+            protect: false,
+            instance: self.sites.last().map(|s| s.id.clone()),
+            sites: self.sites.clone(),
         };
         self.body(&schema, &r.body, ev, &mut res);
+        self.apply_inherited(&mut res);
+        for group in &schema.exclusive {
+            let set: Vec<&String> = group.iter().filter(|f| res.attrs.contains_key(*f)).collect();
+            if let [first, second, ..] = set.as_slice() {
+                let span = res.attrs.get(*second).map_or(r.name_span, |(_, s)| *s);
+                let first_span = res.attrs.get(*first).map_or(r.name_span, |(_, s)| *s);
+                self.out.diags.push(
+                    Diag::new(codes::E0209, format!("`{first}` and `{second}` of `{}` exclude each other", res.id))
+                        .primary(&self.origin, span, format!("`{second}` set here"))
+                        .secondary(&self.origin, first_span, format!("`{first}` set here"))
+                        .help(format!("a {} takes at most one of {}", schema.name, group.join(", "))),
+                );
+            }
+        }
         let refs = ev.take_refs();
         res.refs.extend(refs);
         // References made through a `let` are dependencies too.
@@ -542,6 +628,22 @@ impl Run<'_> {
                             continue;
                         }
                     };
+                    let v = match (&field.ty, &v) {
+                        (iade_intent::Ty::Source, Value::Str(rel)) => {
+                            let Some(file) = self.db.file_by_id(self.origin.file) else { continue };
+                            let full = crate::scope::join_relative(file.path(self.db), rel);
+                            if let Err(m) = self.db.probe_file(&full) {
+                                self.out.diags.push(
+                                    Diag::new(codes::E0219, format!("cannot read the source of `{}`", res.id))
+                                        .primary(&self.origin, value.span, m)
+                                        .help("a source is a file of the stack, named relative to the file that declares it"),
+                                );
+                                continue;
+                            }
+                            Value::str(full)
+                        }
+                        _ => v,
+                    };
                     if field.role == iade_intent::FieldRole::Identity && v.contains_secret() {
                         self.out.diags.push(
                             Diag::new(codes::E0210, format!("the identity `{name}` of `{}` is built from a secret", res.id))
@@ -565,6 +667,12 @@ impl Run<'_> {
                     }
                     res.attrs.insert(name.clone(), (v, *span));
                 }
+                BodyStmt::Notify(ir) => {
+                    let mut targets = Vec::new();
+                    self.resource_list(ev, ir, &mut res.refs, &mut targets, "notify");
+                    res.notify.extend(targets);
+                }
+                BodyStmt::Protect(p) => res.protect = *p,
                 BodyStmt::After(ir) => match eval_after(ev, ir, &mut res.refs) {
                     Ok(Value::List(items)) => {
                         for v in items.iter() {
@@ -620,6 +728,267 @@ impl Run<'_> {
     }
 }
 
+impl Run<'_> {
+    /// Evaluates a list of resources (`notify`): their ids, with the list's span.
+    fn resource_list(
+        &mut self,
+        ev: &mut Evaluator<'_>,
+        ir: &Ir,
+        refs: &mut Vec<(String, Span)>,
+        out: &mut Vec<(String, Span)>,
+        what: &str,
+    ) {
+        let items = match eval_after(ev, ir, refs) {
+            Ok(Value::List(items)) => items.iter().cloned().collect::<Vec<_>>(),
+            Ok(v @ Value::Resource(_)) => vec![v],
+            Ok(Value::Unknown(_)) => Vec::new(),
+            Ok(other) => {
+                self.out.diags.push(
+                    Diag::new(
+                        codes::E0304,
+                        format!("`{what}` is a list of resources, not {}", iade_intent::ty::describe(&other)),
+                    )
+                    .primary(&self.origin, ir.span, "not a list of resources")
+                    .help(format!("write resources: {what} = [exec.reload_nginx]")),
+                );
+                return;
+            }
+            Err(e) => return self.error(e),
+        };
+        for v in items {
+            match v {
+                Value::Resource(r) => out.push((r.id.clone(), ir.span)),
+                Value::Unknown(_) => {}
+                other => self.out.diags.push(
+                    Diag::new(
+                        codes::E0304,
+                        format!("`{what}` lists resources, not {}", iade_intent::ty::describe(&other)),
+                    )
+                    .primary(&self.origin, ir.span, "not a resource")
+                    .help(format!("write resources: {what} = [exec.reload_nginx]")),
+                ),
+            }
+        }
+    }
+
+    /// Applies what the instances around a member set for all of their members.
+    fn apply_inherited(&self, res: &mut EvaluatedResource) {
+        let inherit = &self.inherit;
+        for a in &inherit.after {
+            if !res.after.contains(a) {
+                res.after.push(a.clone());
+            }
+        }
+        for n in &inherit.notify {
+            if !res.notify.contains(n) {
+                res.notify.push(n.clone());
+            }
+        }
+        if let Some(m) = inherit.manage {
+            res.manage = m;
+        }
+        if res.provider.is_none() {
+            res.provider.clone_from(&inherit.provider);
+        }
+        res.protect |= inherit.protect;
+    }
+
+    /// `vhost api { port = 8080 }`: evaluates the component's body for this instance.
+    fn instance(&mut self, inst: &InstanceIr, ev: &mut Evaluator<'_>) {
+        let Some(name) = self.gen_name(&inst.name, ev) else { return };
+        let id = format!("{}{}.{name}", self.prefix, inst.component_name);
+        if self.sites.len() >= MAX_INSTANCE_DEPTH {
+            self.stopped = true;
+            let chain: Vec<&str> = self.sites.iter().map(|s| s.id.as_str()).collect();
+            self.out.diags.push(
+                Diag::new(codes::E0215, format!("instances nest more than {MAX_INSTANCE_DEPTH} deep"))
+                    .primary(&self.origin, inst.name_span, format!("`{id}` is one level too deep"))
+                    .help(format!(
+                        "component `{}` contains itself (through {}); remove the instance that closes the loop",
+                        inst.component_name,
+                        chain.first().copied().unwrap_or_default()
+                    )),
+            );
+            return;
+        }
+        let LoweredKind::Component(comp) = &lower_item(self.db, inst.component).kind else { return };
+        let comp = comp.clone();
+        let comp_origin = origin(self.db, inst.component);
+        let comp_poisoned = !lower_item(self.db, inst.component).diags.is_empty();
+        // Params, in the instance's evaluator.
+        let mut given: BTreeMap<&str, Value> = BTreeMap::new();
+        for (pname, value, span) in &inst.args {
+            let Some(param) = comp.params.iter().find(|p| p.name == *pname) else { continue };
+            match ev.eval(value) {
+                Ok(v) => match param.ty.check(&v) {
+                    Ok(v) => {
+                        given.insert(pname.as_str(), v);
+                    }
+                    Err(m) => {
+                        self.out.diags.push(
+                            Diag::new(codes::E0201, format!("param `{pname}` of `{id}`: {m}"))
+                                .primary(&self.origin, value.span, format!("expected {}", param.ty))
+                                .secondary(&comp_origin, param.span, format!("`{pname}` is declared {}", param.ty))
+                                .help(type_help(&param.ty)),
+                        );
+                        given.insert(pname.as_str(), Value::unknown(iade_intent::eval::POISONED));
+                    }
+                },
+                Err(e) => {
+                    self.error(e);
+                    given.insert(pname.as_str(), Value::unknown(iade_intent::eval::POISONED));
+                }
+            }
+            let _ = span;
+        }
+        // Meta-attributes for every member, in the instance's evaluator.
+        let mut meta = EvaluatedResource {
+            id: id.clone(),
+            kind: inst.component_name.clone(),
+            kind_item: inst.component,
+            name: name.clone(),
+            attrs: BTreeMap::new(),
+            defaults: BTreeMap::new(),
+            value: Value::Null,
+            refs: Vec::new(),
+            after: Vec::new(),
+            manage: iade_intent::Manage::Enforce,
+            provider: None,
+            provider_type: None,
+            origin: self.origin.clone(),
+            span: inst.span,
+            name_span: inst.name_span,
+            notify: Vec::new(),
+            protect: false,
+            instance: None,
+            sites: Vec::new(),
+        };
+        let empty = KindSchema {
+            name: inst.component_name.clone(),
+            module: String::new(),
+            provider: None,
+            fields: Vec::new(),
+            doc: None,
+            refreshable: false,
+            exclusive: Vec::new(),
+        };
+        self.body(&empty, &inst.meta, ev, &mut meta);
+        let mut inherit = self.inherit.clone();
+        inherit.after.extend(meta.after.iter().cloned());
+        inherit.notify.extend(meta.notify.iter().cloned());
+        if inst.meta.iter().any(|m| matches!(m, BodyStmt::Manage(_))) {
+            inherit.manage = Some(meta.manage);
+        }
+        if meta.provider.is_some() {
+            inherit.provider = meta.provider.clone();
+        }
+        inherit.protect |= meta.protect;
+        // The component's body, in an evaluator of its own.
+        let prefix = format!("{id}/");
+        let mut inner = Evaluator::new(self.env, comp_origin.clone(), comp.slots)
+            .with_limits(self.limits)
+            .with_instance(&prefix)
+            .with_fuel(ev.fuel());
+        let mut params = BTreeMap::new();
+        for (i, p) in comp.params.iter().enumerate() {
+            let v = match given.remove(p.name.as_str()) {
+                Some(v) => v,
+                None => match &p.default {
+                    Some(d) => match inner.eval(d) {
+                        Ok(v) => match p.ty.check(&v) {
+                            Ok(v) => v,
+                            Err(m) => {
+                                self.out.diags.push(
+                                    Diag::new(codes::E0201, format!("default of `{}`: {m}", p.name))
+                                        .primary(&comp_origin, d.span, format!("expected {}", p.ty)),
+                                );
+                                Value::unknown(iade_intent::eval::POISONED)
+                            }
+                        },
+                        Err(e) => {
+                            self.error(e);
+                            Value::unknown(iade_intent::eval::POISONED)
+                        }
+                    },
+                    // Reported where the instance is lowered (E0213).
+                    None => Value::unknown(iade_intent::eval::POISONED),
+                },
+            };
+            inner.set_local(i as u32, v.clone());
+            params.insert(p.name.clone(), v);
+        }
+        inner.set_local(comp.name_slot, Value::str(name.as_str()));
+        let site = InstanceSite { id: id.clone(), origin: self.origin.clone(), span: inst.name_span };
+        let diags_before = self.out.diags.len();
+        let resources_before = self.out.resources.len();
+        let instances_before = self.out.instances.len();
+        let saved_origin = std::mem::replace(&mut self.origin, comp_origin.clone());
+        let saved_prefix = std::mem::replace(&mut self.prefix, prefix.clone());
+        let saved_inherit = std::mem::replace(&mut self.inherit, inherit);
+        let saved_poisoned = self.poisoned;
+        self.poisoned |= comp_poisoned;
+        self.sites.push(site.clone());
+        self.gens(&comp.body, &mut inner);
+        let sites = self.sites.clone();
+        self.sites.pop();
+        self.poisoned = saved_poisoned;
+        self.inherit = saved_inherit;
+        self.prefix = saved_prefix;
+        self.origin = saved_origin;
+        ev.set_fuel(inner.fuel());
+        // What went wrong inside says which instance it was evaluated for.
+        for d in &mut self.out.diags[diags_before..] {
+            if d.labels.iter().any(|l| l.origin == comp_origin) {
+                *d = std::mem::replace(d, Diag::new(d.code, String::new())).secondary(
+                    &site.origin,
+                    site.span,
+                    format!("in instance `{id}`"),
+                );
+            }
+        }
+        // The instance's value: its params, `name`, and its direct members.
+        let mut fields = params;
+        fields.insert("name".into(), Value::str(name.as_str()));
+        let mut members = Vec::new();
+        for r in &self.out.resources[resources_before..] {
+            members.push(r.id.clone());
+            if let Some(rest) = r.id.strip_prefix(&prefix)
+                && !rest.contains('/')
+            {
+                fields.insert(r.name.clone(), r.value.clone());
+            }
+        }
+        for i in &self.out.instances[instances_before..] {
+            if let Some(rest) = i.id.strip_prefix(&prefix)
+                && !rest.contains('/')
+            {
+                fields.insert(i.name.clone(), i.value.clone());
+            }
+        }
+        let schema: Vec<(String, iade_intent::FieldRole)> =
+            fields.keys().map(|k| (k.clone(), iade_intent::FieldRole::Desired)).collect();
+        let value = Value::Resource(Arc::new(ResourceValue {
+            id: id.clone(),
+            kind: inst.component_name.clone(),
+            fields,
+            schema: Arc::new(schema),
+        }));
+        self.env.local.borrow_mut().insert(id.clone(), value.clone());
+        self.out.instances.push(EvaluatedInstance {
+            id,
+            component: inst.component_name.clone(),
+            name,
+            value,
+            parent: self.sites.last().map(|s| s.id.clone()),
+            members,
+            origin: self.origin.clone(),
+            span: inst.span,
+            name_span: inst.name_span,
+            sites,
+        });
+    }
+}
+
 /// Evaluates an `after` list. Its entries are ordering edges of their own kind, not
 /// references: the references made before it are kept, its own are dropped.
 fn eval_after(ev: &mut Evaluator<'_>, ir: &Ir, refs: &mut Vec<(String, Span)>) -> Result<Value, EvalError> {
@@ -651,12 +1020,19 @@ pub fn kind_fields(db: &dyn Db, kind: Item) -> Arc<Vec<(String, FieldRole)>> {
 /// and policies read, so an edit that only moves text inside an item stops here.
 #[salsa::tracked(returns(ref))]
 pub fn resource_values(db: &dyn Db, item: Item) -> Vec<(String, Value)> {
-    eval_resources(db, item).resources.iter().map(|r| (r.id.clone(), r.value.clone())).collect()
+    let out = eval_resources(db, item);
+    out.resources
+        .iter()
+        .map(|r| (r.id.clone(), r.value.clone()))
+        .chain(out.instances.iter().map(|i| (i.id.clone(), i.value.clone())))
+        .collect()
 }
 
 fn find_value(db: &dyn Db, id: &str) -> Option<Value> {
     let index = crate::graph::static_index(db);
-    if let Some(item) = index.get(id) {
+    // A member of an instance is stored with its outermost instance (`vhost.api/file.conf`).
+    let top = id.split('/').next().unwrap_or(id);
+    if let Some(item) = index.get(top) {
         return resource_values(db, *item).iter().find(|(i, _)| i == id).map(|(_, v)| v.clone());
     }
     for item in crate::graph::generator_items(db) {
@@ -670,7 +1046,8 @@ fn find_value(db: &dyn Db, id: &str) -> Option<Value> {
 /// The evaluated resource with this id, wherever it is declared.
 pub(crate) fn find_resource(db: &dyn Db, id: &str) -> Option<EvaluatedResource> {
     let index = crate::graph::static_index(db);
-    if let Some(item) = index.get(id) {
+    let top = id.split('/').next().unwrap_or(id);
+    if let Some(item) = index.get(top) {
         return eval_resources(db, *item).resources.iter().find(|r| r.id == id).cloned();
     }
     for item in crate::graph::generator_items(db) {
@@ -685,6 +1062,15 @@ pub(crate) fn find_resource(db: &dyn Db, id: &str) -> Option<EvaluatedResource> 
 pub(crate) fn static_resource(db: &dyn Db, item: Item) -> Option<(String, Item)> {
     let ItemName::Resource { name, .. } = split_name(item.name(db)) else { return None };
     let kind = resource_kind(db, item)?;
-    let _ = own_scope;
     Some((name.to_string(), kind))
+}
+
+/// The id of a resource or component instance declared with a fixed name.
+pub(crate) fn static_id(db: &dyn Db, item: Item) -> Option<String> {
+    if let Some((name, kind)) = static_resource(db, item) {
+        return Some(format!("{}.{name}", crate::lower::kind_name(db, kind)));
+    }
+    let ItemName::Resource { name, .. } = split_name(item.name(db)) else { return None };
+    let comp = crate::lower::component::instance_component(db, item)?;
+    Some(format!("{}.{name}", crate::lower::component::component_name(db, comp)))
 }

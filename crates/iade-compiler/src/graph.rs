@@ -9,10 +9,11 @@ use iade_span::{LineIndex, Span};
 
 use crate::db::{Database, Db};
 use crate::diag::Diag;
-use crate::eval::{EvaluatedResource, eval_global, eval_resources, static_resource};
+use crate::eval::{EvaluatedResource, eval_global, eval_resources, static_id};
+use crate::lower::component::InstanceSite;
 use crate::items::{Item, Module, SourceFile, stack_module};
 use crate::lower::{
-    BodyStmt, Gen, LoweredKind, ResName, StackSettings, decl_name_span, kind_name, lower_item,
+    BodyStmt, Gen, LoweredKind, ResName, StackSettings, decl_name_span, lower_item,
 };
 use crate::scope::{ItemName, module_scope, origin, own_scope, split_name};
 
@@ -79,8 +80,8 @@ pub fn resource_items(db: &dyn Db) -> Vec<Item> {
 pub fn static_index(db: &dyn Db) -> BTreeMap<String, Item> {
     let mut out = BTreeMap::new();
     for &item in resource_items(db) {
-        if let Some((name, kind)) = static_resource(db, item) {
-            out.entry(format!("{}.{name}", kind_name(db, kind))).or_insert(item);
+        if let Some(id) = static_id(db, item) {
+            out.entry(id).or_insert(item);
         }
     }
     out
@@ -89,7 +90,7 @@ pub fn static_index(db: &dyn Db) -> BTreeMap<String, Item> {
 /// Items whose resources have names known only after evaluation (`for`, `if`, interpolated).
 #[salsa::tracked(returns(ref))]
 pub fn generator_items(db: &dyn Db) -> Vec<Item> {
-    resource_items(db).iter().copied().filter(|i| static_resource(db, *i).is_none()).collect()
+    resource_items(db).iter().copied().filter(|i| static_id(db, *i).is_none()).collect()
 }
 
 /// A resource of the stack: its id and where its evaluation is stored.
@@ -112,6 +113,10 @@ pub struct StackResources {
     pub resources: Vec<ResourceRef>,
     pub edges: Vec<Edge>,
     pub diags: Vec<Diag>,
+    /// The resources each resource notifies, instances expanded to their refreshable members.
+    pub notify: HashMap<String, Vec<String>>,
+    /// Component instances by id: the item that declares them and their members.
+    pub instances: BTreeMap<String, (Item, Vec<String>)>,
 }
 
 /// What the graph needs to know of one resource: its id, identity and dependencies. Equal
@@ -126,22 +131,50 @@ pub struct Fact {
     pub identity: Option<(String, String, Span)>,
     pub refs: Vec<String>,
     pub after: Vec<String>,
+    pub notify: Vec<(String, Span)>,
+    /// Whether its kind can be refreshed.
+    pub refreshable: bool,
+    pub sites: Vec<InstanceSite>,
     pub index: u32,
+}
+
+/// What the graph needs of a component instance: its id, members and where it was declared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceFact {
+    pub id: String,
+    pub origin: Origin,
+    pub name_span: Span,
+    pub members: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Facts {
     pub facts: Vec<Fact>,
+    pub instances: Vec<InstanceFact>,
     pub cyclic: bool,
 }
 
 #[salsa::tracked(returns(ref))]
 pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
     let evaluated = eval_resources(db, item);
-    let mut out = Facts { cyclic: evaluated.cyclic, facts: Vec::with_capacity(evaluated.resources.len()) };
+    let mut out = Facts {
+        cyclic: evaluated.cyclic,
+        facts: Vec::with_capacity(evaluated.resources.len()),
+        instances: evaluated
+            .instances
+            .iter()
+            .map(|i| InstanceFact {
+                id: i.id.clone(),
+                origin: i.origin.clone(),
+                name_span: i.name_span,
+                members: i.members.clone(),
+            })
+            .collect(),
+    };
     for (index, r) in evaluated.resources.iter().enumerate() {
         let mut identity = None;
-        if let Some(schema) = crate::lower::kind_schema(db, r.kind_item) {
+        let schema = crate::lower::kind_schema(db, r.kind_item);
+        if let Some(schema) = &schema {
             let mut key = String::new();
             let mut shown = Vec::new();
             let mut span = None;
@@ -172,6 +205,9 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
             identity,
             refs,
             after: r.after.iter().map(|(id, _)| id.clone()).collect(),
+            notify: r.notify.clone(),
+            refreshable: schema.is_some_and(|s| s.refreshable),
+            sites: r.sites.clone(),
             index: index as u32,
         });
     }
@@ -230,8 +266,28 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     // Lookups by id hash; the order that diagnostics and the result follow is the ids' order.
     let mut by_id: HashMap<&str, usize> = HashMap::new();
     let mut order: Vec<(&Fact, Item)> = Vec::new();
+    let mut instance_facts: HashMap<&str, &InstanceFact> = HashMap::new();
+    // Instances declared twice: the second's members are not reported again.
+    let mut shadowed: Vec<String> = Vec::new();
     for &item in resource_items(db) {
         let facts = graph_facts(db, item);
+        for inst in &facts.instances {
+            match instance_facts.get(inst.id.as_str()) {
+                Some(first) => {
+                    out.diags.push(
+                        Diag::new(codes::E0301, format!("instance `{}` is declared twice", inst.id))
+                            .primary(&inst.origin, inst.name_span, "declared again here")
+                            .secondary(&first.origin, first.name_span, "first declared here")
+                            .help("instance ids (COMPONENT.NAME) are unique in a stack; rename one"),
+                    );
+                    shadowed.push(format!("{}/", inst.id));
+                }
+                None => {
+                    instance_facts.insert(&inst.id, inst);
+                    out.instances.insert(inst.id.clone(), (item, inst.members.clone()));
+                }
+            }
+        }
         if facts.cyclic && cycles.is_empty() {
             let o = origin(db, item);
             out.diags.push(
@@ -252,6 +308,9 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
         }
         for f in &facts.facts {
             if let Some(&i) = by_id.get(f.id.as_str()) {
+                if shadowed.iter().any(|p| f.id.starts_with(p.as_str())) {
+                    continue;
+                }
                 let first = order[i].0;
                 out.diags.push(
                     Diag::new(codes::E0301, format!("resource `{}` is declared twice", f.id))
@@ -273,32 +332,81 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
         match identities.get(&(f.kind.as_str(), key.as_str())) {
             Some(first) => {
                 let first_span = first.identity.as_ref().map_or(first.name_span, |(_, _, s)| *s);
-                out.diags.push(
-                    Diag::new(
-                        codes::E0302,
-                        format!("`{}` and `{}` are the same {} ({shown})", first.id, f.id, f.kind),
-                    )
-                    .primary(&f.origin, *span, format!("{} names it", f.id))
-                    .secondary(&first.origin, first_span, format!("{} names it too", first.id))
-                    .help("two resources may not manage one object: remove one, or give it another identity"),
-                );
+                let mut d = Diag::new(
+                    codes::E0302,
+                    format!("`{}` and `{}` are the same {} ({shown})", first.id, f.id, f.kind),
+                )
+                .primary(&f.origin, *span, format!("{} names it", f.id))
+                .secondary(&first.origin, first_span, format!("{} names it too", first.id));
+                // Members of instances: where each instance was declared.
+                for site in f.sites.iter().chain(&first.sites) {
+                    d = d.secondary(&site.origin, site.span, format!("instance `{}` declared here", site.id));
+                }
+                out.diags.push(d.help(
+                    "two resources may not manage one object: remove one, or give it another identity",
+                ));
             }
             None => {
                 identities.insert((f.kind.as_str(), key.as_str()), f);
             }
         }
     }
+    let fact_of: HashMap<&str, &Fact> = order.iter().map(|(f, _)| (f.id.as_str(), *f)).collect();
+    // An instance in `after` or `notify` stands for its members.
+    let expand = |id: &str| -> Vec<String> {
+        match instance_facts.get(id) {
+            Some(inst) => inst.members.clone(),
+            None => vec![id.to_string()],
+        }
+    };
     let mut edges = Vec::new();
+    let mut unrefreshable: BTreeSet<(Origin, Span, String)> = BTreeSet::new();
     for (f, _) in &order {
         for dep in &f.refs {
             if by_id.contains_key(dep.as_str()) {
                 edges.push(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::Reference });
             }
         }
-        for dep in &f.after {
-            if by_id.contains_key(dep.as_str()) && !f.refs.contains(dep) {
-                edges.push(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::After });
+        for dep in f.after.iter().flat_map(|a| expand(a)) {
+            if dep != f.id && by_id.contains_key(dep.as_str()) && !f.refs.contains(&dep) {
+                edges.push(Edge { from: dep, to: f.id.clone(), reason: EdgeReason::After });
             }
+        }
+        let mut targets: Vec<String> = Vec::new();
+        for (target, span) in &f.notify {
+            let key = (f.origin.clone(), *span, target.clone());
+            let refreshable = |id: &str| fact_of.get(id).is_some_and(|f| f.refreshable);
+            let found: Vec<String> = expand(target).into_iter().filter(|m| refreshable(m)).collect();
+            if found.is_empty() {
+                // A `notify` in a component is reported once, not once per instance.
+                if !unrefreshable.insert(key) {
+                    continue;
+                }
+                let what = if instance_facts.contains_key(target.as_str()) {
+                    format!("instance `{target}` has no member that can be refreshed")
+                } else {
+                    let kind = fact_of.get(target.as_str()).map_or("", |f| f.kind.as_str());
+                    format!("`{target}` cannot be refreshed: kind `{kind}` has no refresh action")
+                };
+                out.diags.push(
+                    Diag::new(codes::E0218, what)
+                        .primary(&f.origin, *span, format!("{} notifies it", f.id))
+                        .help("notify an `exec` whose `refresh` (or `apply`) reloads the service; use `after` for ordering alone"),
+                );
+                continue;
+            }
+            for t in found {
+                if t == f.id {
+                    continue;
+                }
+                if !targets.contains(&t) {
+                    targets.push(t.clone());
+                }
+                edges.push(Edge { from: f.id.clone(), to: t, reason: EdgeReason::Notify });
+            }
+        }
+        if !targets.is_empty() {
+            out.notify.insert(f.id.clone(), targets);
         }
     }
     edges.sort_unstable();
@@ -412,24 +520,25 @@ pub fn item_refs(db: &dyn Db, item: Item) -> Vec<(String, Span)> {
 
 fn body_refs(b: &BodyStmt, out: &mut Vec<(String, Span)>) {
     match b {
-        BodyStmt::Attr { value, .. } | BodyStmt::Let { value, .. } | BodyStmt::After(value) => {
-            collect_refs(value, out)
-        }
+        BodyStmt::Attr { value, .. }
+        | BodyStmt::Let { value, .. }
+        | BodyStmt::After(value)
+        | BodyStmt::Notify(value) => collect_refs(value, out),
         BodyStmt::If { cond, then, otherwise } => {
             collect_refs(cond, out);
             for b in then.iter().chain(otherwise) {
                 body_refs(b, out);
             }
         }
-        BodyStmt::Manage(_) | BodyStmt::Provider(_) => {}
+        BodyStmt::Manage(_) | BodyStmt::Provider(_) | BodyStmt::Protect(_) => {}
     }
 }
 
 fn collect_refs(ir: &Ir, out: &mut Vec<(String, Span)>) {
     match &ir.kind {
         IrKind::Resource(id) => out.push((id.to_string(), ir.span)),
-        IrKind::ResourceByName { kind, name } => {
-            if let IrKind::Lit(Value::Str(n)) = &name.kind {
+        IrKind::ResourceByName { kind, name, relative } => {
+            if let (IrKind::Lit(Value::Str(n)), false) = (&name.kind, relative) {
                 out.push((format!("{kind}.{n}"), ir.span));
             }
             collect_refs(name, out);
@@ -449,6 +558,13 @@ fn collect_refs(ir: &Ir, out: &mut Vec<(String, Span)>) {
             collect_refs(c, out);
         }
         IrKind::Objects { under: Some(u), .. } => collect_refs(u, out),
+        IrKind::Comprehension(c) => {
+            collect_refs(&c.iter, out);
+            if let Some(cond) = &c.cond {
+                collect_refs(cond, out);
+            }
+            collect_refs(&c.value, out);
+        }
         _ => {}
     }
 }
@@ -599,9 +715,27 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
             identity,
             attrs,
             declared,
+            instance: r.instance.clone(),
+            notify: resources.notify.get(&r.id).cloned().unwrap_or_default(),
+            protect: r.protect,
         });
     }
-    IntentGraph { version: IntentGraph::VERSION, nodes, edges: resources.edges.clone() }
+    let mut instances = Vec::new();
+    for (id, (item, members)) in &resources.instances {
+        let Some(inst) = eval_resources(db, *item).instances.iter().find(|i| i.id == *id) else { continue };
+        let Some(declared) = loc(&inst.origin, inst.span) else { continue };
+        let mut members = members.clone();
+        members.sort();
+        instances.push(iade_intent::Instance {
+            id: id.clone(),
+            component: inst.component.clone(),
+            name: inst.name.clone(),
+            parent: inst.parent.clone(),
+            members,
+            declared,
+        });
+    }
+    IntentGraph { version: IntentGraph::VERSION, nodes, edges: resources.edges.clone(), instances }
 }
 
 /// Counts for the one-line summary of `iade check`.

@@ -20,6 +20,7 @@ mod policy;
 mod scope;
 mod stdlib;
 mod suggest;
+mod template;
 
 pub use db::{Database, Db, Options};
 pub use diag::Diag;

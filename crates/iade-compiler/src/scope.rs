@@ -26,6 +26,7 @@ pub enum Def {
     Rule(Item),
     Kind(Item),
     Provider(Item),
+    Component(Item),
     Module(Module),
     /// A resource with a fixed name declared inside a top-level `if` or `for`.
     Nested(Item, NestedRes),
@@ -76,6 +77,7 @@ impl Def {
             Def::Rule(_) => "a rule",
             Def::Kind(_) => "a kind",
             Def::Provider(_) => "a provider",
+            Def::Component(_) => "a component",
             Def::Module(_) => "a module",
             Def::Nested(..) => "a resource",
         }
@@ -91,6 +93,7 @@ pub enum ItemName<'a> {
     Policy,
     Control,
     Provider(&'a str),
+    Component(&'a str),
     Other,
 }
 
@@ -112,6 +115,7 @@ pub fn split_name(name: &str) -> ItemName<'_> {
         "policy" => ItemName::Policy,
         "control" => ItemName::Control,
         "provider" => ItemName::Provider(rest),
+        "comp" => ItemName::Component(rest),
         _ => ItemName::Other,
     }
 }
@@ -139,6 +143,7 @@ pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
                 ItemName::Kind(n) => (n, Def::Kind(item)),
                 ItemName::Rule(n) => (n, Def::Rule(item)),
                 ItemName::Provider(n) => (n, Def::Provider(item)),
+                ItemName::Component(n) => (n, Def::Component(item)),
                 ItemName::Other if item.name(db).starts_with("if#") || item.name(db).starts_with("for#") => {
                     let mut nested = Vec::new();
                     if let Some(stmt) = crate::items::item_syntax(db, item) {
@@ -179,20 +184,31 @@ pub fn module_scope(db: &dyn Db, module: Module) -> Scope {
     // kinds and are checked by id in the graph).
     for defs in own.defs.values() {
         for (i, d) in defs.iter().enumerate() {
-            let same = |a: &Def| std::mem::discriminant(a) == std::mem::discriminant(d);
+            // A kind and a component share one namespace: both are written `NAME id { … }`.
+            let class = |x: &Def| match x {
+                Def::Component(_) => 4,
+                Def::Value(_) => 0,
+                Def::Rule(_) => 1,
+                Def::Kind(_) => 4,
+                Def::Provider(_) => 3,
+                _ => 5,
+            };
+            let same = |a: &Def| class(a) == class(d) && !matches!(d, Def::Module(_) | Def::Nested(..));
             if matches!(d, Def::Resource(_)) || !defs[..i].iter().any(same) {
                 continue;
             }
             let first = defs[..i].iter().copied().find(same);
             if let (
-                Some(Def::Value(a) | Def::Rule(a) | Def::Kind(a) | Def::Provider(a)),
-                Def::Value(b) | Def::Rule(b) | Def::Kind(b) | Def::Provider(b),
+                Some(Def::Value(a) | Def::Rule(a) | Def::Kind(a) | Def::Provider(a) | Def::Component(a)),
+                Def::Value(b) | Def::Rule(b) | Def::Kind(b) | Def::Provider(b) | Def::Component(b),
             ) = (first, d)
             {
                 let name = match split_name(b.name(db)) {
-                    ItemName::Value(n) | ItemName::Rule(n) | ItemName::Kind(n) | ItemName::Provider(n) => {
-                        n.to_string()
-                    }
+                    ItemName::Value(n)
+                    | ItemName::Rule(n)
+                    | ItemName::Kind(n)
+                    | ItemName::Provider(n)
+                    | ItemName::Component(n) => n.to_string(),
                     _ => String::new(),
                 };
                 let (oa, ob) = (origin(db, a), origin(db, *b));

@@ -382,6 +382,57 @@ holds its settings. A second one, or one in a module file, is an error.
 
 Fix: merge the settings into one `stack` item in the stack's own files.";
 
+        E0213 = "missing param",
+"A component's params without a default must be set by every instance, like the required fields
+of a resource:
+
+    component vhost(port: int, root: path = \"/srv/www\") { … }
+    vhost api { root = \"/srv/api\" }      # E0213: `port` is not set
+
+Fix: set the param in the instance's body (`port = 8080`), or give it a default in the
+component's declaration.";
+
+        E0214 = "name clash in a component",
+"Inside a component, `name` is the instance's name, so a param, `let` or loop variable may not
+be called `name`. Members of a component share one namespace whatever their kinds (they are
+reached as `vhost.api.conf`), and a member may not have the name of a param.
+
+Fix: rename the param, variable or member.";
+
+        E0215 = "components nest too deep",
+"An instance of a component declared (directly or through other components) inside that
+component would expand forever. Instances may nest at most 32 deep.
+
+Fix: remove the instance that makes the component contain itself.";
+
+        E0216 = "decimal mode literal",
+"A mode written as a decimal literal is almost always a mistake: `mode = 644` is the number
+644, which is 0o1204 in octal (sticky bit set, the owner cannot read). Where a `mode` is
+expected, an integer literal must be written in octal.
+
+Fix: write `0o644`. Params, computed values and comparisons are not affected.";
+
+        E0217 = "template error",
+"A template (`template(path, vars)`) is text with `${…}` expressions over the names of its
+record of variables and the builtins. A name the record lacks, or an expression that does not
+parse or evaluate, is reported at its line in the template. Write `$${` for a literal `${`.
+
+Fix: pass the missing name in the record (`template(\"site.conf.tmpl\", { port = 8080 })`) or
+correct the template.";
+
+        E0218 = "cannot be refreshed",
+"`notify = [target]` asks the target to refresh when this resource changes. Only a resource
+with a refresh action can be notified: an `exec` (its `refresh` command, or its `apply` when
+`refresh` is unset), or a component instance with such members.
+
+Fix: notify an `exec` that reloads the service, or use `after` for ordering alone.";
+
+        E0219 = "cannot read a source file",
+"`source = \"files/logo.png\"` takes a file's content from a file of the stack, relative to the
+declaring file. The file must exist and be readable when the stack is compiled.
+
+Fix: correct the path, or add the file to the stack.";
+
         E0301 = "duplicate resource id",
 "Two resources have the same id `KIND.NAME`, possibly because a `for` generated the same name
 twice. Ids must be unique: they are how plans, history and the journal name resources.

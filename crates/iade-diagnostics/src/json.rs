@@ -32,6 +32,18 @@ pub struct JsonDiagnostic {
     pub labels: Vec<JsonLabel>,
     pub help: Option<String>,
     pub notes: Vec<String>,
+    /// Machine-applicable edits; absent when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<JsonFix>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct JsonFix {
+    pub title: String,
+    pub file: String,
+    pub start: JsonPosition,
+    pub end: JsonPosition,
+    pub replacement: String,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -78,6 +90,17 @@ pub fn to_json(sources: &Sources, diags: &[Diagnostic]) -> JsonReport {
                 .collect(),
             help: d.help.clone(),
             notes: d.notes.clone(),
+            fixes: d
+                .fixes
+                .iter()
+                .map(|f| JsonFix {
+                    title: f.title.clone(),
+                    file: sources.get(f.file).map_or_else(String::new, |s| s.path.clone()),
+                    start: position(sources, f.file, f.span.start),
+                    end: position(sources, f.file, f.span.end),
+                    replacement: f.replacement.clone(),
+                })
+                .collect(),
         })
         .collect();
     JsonReport {

@@ -50,6 +50,18 @@ pub struct Diagnostic {
     pub labels: Vec<Label>,
     pub help: Option<String>,
     pub notes: Vec<String>,
+    /// Edits that fix the problem, safe to apply without review (an editor's quick fix).
+    pub fixes: Vec<Fix>,
+}
+
+/// A machine-applicable edit: replace `span` of `file` with `replacement`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fix {
+    pub file: FileId,
+    pub span: Span,
+    pub replacement: String,
+    /// What the edit does, as a quick fix is titled.
+    pub title: String,
 }
 
 impl Diagnostic {
@@ -62,7 +74,13 @@ impl Diagnostic {
             labels: Vec::new(),
             help: None,
             notes: Vec::new(),
+            fixes: Vec::new(),
         }
+    }
+
+    pub fn fix(mut self, fix: Fix) -> Self {
+        self.fixes.push(fix);
+        self
     }
 
     pub fn primary(mut self, file: FileId, span: Span, message: impl Into<String>) -> Self {

@@ -163,7 +163,15 @@ impl LoadedStack {
             }
             crate::files::read_text(Path::new(p))
         });
-        let db = Database::new(Options { stdlib, loader, log_queries: false });
+        let probe = Box::new(|p: &str| {
+            let path = Path::new(p);
+            let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{p}`: {e}"))?;
+            if !meta.is_file() {
+                return Err(format!("`{p}` is not a regular file"));
+            }
+            std::fs::File::open(path).map(drop).map_err(|e| format!("cannot read `{p}`: {e}"))
+        });
+        let db = Database::new(Options { stdlib, loader, probe, log_queries: false });
         let stack_dir = stack_dir_of(path);
         let mut loaded = LoadedStack {
             db,

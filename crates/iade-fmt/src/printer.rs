@@ -36,6 +36,7 @@ fn is_block_stmt(k: &StmtKind) -> bool {
         StmtKind::Resource(_)
             | StmtKind::Provider(_)
             | StmtKind::Stack(_)
+            | StmtKind::Component(_)
             | StmtKind::Kind(_)
             | StmtKind::Policy(_)
             | StmtKind::Control(_)
@@ -202,6 +203,26 @@ impl<'a> Printer<'a> {
             StmtKind::Stack(st) => {
                 self.out.push_str(&format!("stack {} ", st.name.text));
                 self.block(&st.body, level);
+            }
+            StmtKind::Component(c) => {
+                let params: Vec<String> = c
+                    .params
+                    .iter()
+                    .map(|p| {
+                        let mut s = format!("{}: {}", p.name.text, self.ty(&p.ty));
+                        if let Some(d) = &p.default {
+                            s.push_str(" = ");
+                            s.push_str(&self.flat(d));
+                        }
+                        s
+                    })
+                    .collect();
+                if params.is_empty() {
+                    self.out.push_str(&format!("component {} ", c.name.text));
+                } else {
+                    self.out.push_str(&format!("component {}({}) ", c.name.text, params.join(", ")));
+                }
+                self.block(&c.body, level);
             }
             StmtKind::Kind(k) => {
                 self.out.push_str(&format!("kind {} ", k.name.text));
@@ -535,6 +556,16 @@ impl<'a> Printer<'a> {
                 format!("if {} then {} else {}", self.flat(c), self.flat(a), self.flat(b))
             }
             ExprKind::Paren(x) => format!("({})", self.flat(x)),
+            ExprKind::Comprehension(c) => {
+                let b: Vec<&str> = c.bindings.iter().map(|n| n.text.as_str()).collect();
+                let mut s = format!("[{} for {} in {}", self.flat(&c.value), b.join(", "), self.flat(&c.iter));
+                if let Some(cond) = &c.cond {
+                    s.push_str(" if ");
+                    s.push_str(&self.flat(cond));
+                }
+                s.push(']');
+                s
+            }
             ExprKind::Error => "<error>".to_owned(),
         }
     }

@@ -77,6 +77,18 @@ pub trait Env {
     fn objects(&self, source: ObjectSource, kind: &str, under: Option<&str>) -> Result<Vec<Value>, String>;
     /// The contents of a file named relative to the file of `origin`.
     fn include(&self, origin: &Origin, path: &str) -> Result<Value, String>;
+    /// A template named relative to the file of `origin`, filled in from `vars`.
+    fn template(&self, _origin: &Origin, _path: &str, _vars: &Value) -> Result<Value, TemplateError> {
+        Err(TemplateError::Here("templates are filled in by the compiler".into()))
+    }
+}
+
+/// Why a template could not be filled in: an error inside the template (at its line), or one
+/// at the call (the file is missing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateError {
+    At(EvalError),
+    Here(String),
 }
 
 /// An evaluation error: a message, where it happened, and what to do.
@@ -139,6 +151,8 @@ pub struct Evaluator<'e> {
     reads: Vec<(String, String)>,
     /// Resource ids referenced since the last `take_refs`: the dependency edges.
     refs: Vec<(String, Span)>,
+    /// The id prefix of the component instance being evaluated (`vhost.api/`), or empty.
+    instance: Arc<str>,
 }
 
 impl std::fmt::Debug for Evaluator<'_> {
@@ -160,7 +174,31 @@ impl<'e> Evaluator<'e> {
             limits: Limits::default(),
             reads: Vec::new(),
             refs: Vec::new(),
+            instance: Arc::from(""),
         }
+    }
+
+    /// An evaluator for the body of a component instance whose member ids start with
+    /// `prefix` (`vhost.api/`).
+    pub fn with_instance(mut self, prefix: &str) -> Self {
+        self.instance = Arc::from(prefix);
+        self
+    }
+
+    /// The steps this evaluator may still take (a nested evaluator continues from here).
+    pub fn fuel(&self) -> u64 {
+        self.fuel
+    }
+
+    /// Takes over the budget a nested evaluator left.
+    pub fn set_fuel(&mut self, fuel: u64) {
+        self.fuel = fuel;
+    }
+
+    /// Continues the budget of another evaluator.
+    pub fn with_fuel(mut self, fuel: u64) -> Self {
+        self.fuel = fuel;
+        self
     }
 
     /// An evaluator held to `limits` instead of the defaults.
@@ -257,7 +295,16 @@ impl<'e> Evaluator<'e> {
                     None => Ok(Value::unknown(format!("resource `{id}` has no value"))),
                 }
             }
-            IrKind::ResourceByName { kind, name } => {
+            IrKind::Sibling(rel) => {
+                let id = format!("{}{rel}", self.instance);
+                self.refs.push((id.clone(), ir.span));
+                match self.env.resource(&id) {
+                    Some(v) => Ok(v),
+                    None => Ok(Value::unknown(format!("resource `{id}` has no value"))),
+                }
+            }
+            IrKind::Comprehension(c) => self.comprehension(c),
+            IrKind::ResourceByName { kind, name, relative } => {
                 let name_value = self.eval(name)?;
                 let name = match &name_value {
                     Value::Str(s) => s.clone(),
@@ -269,7 +316,12 @@ impl<'e> Evaluator<'e> {
                         ));
                     }
                 };
-                match self.env.resource_by_name(kind, &name) {
+                let found = if *relative {
+                    self.env.resource(&format!("{}{kind}.{name}", self.instance))
+                } else {
+                    self.env.resource_by_name(kind, &name)
+                };
+                match found {
                     Some(v) => {
                         if let Value::Resource(r) = &v {
                             self.refs.push((r.id.clone(), ir.span));
@@ -560,6 +612,12 @@ impl<'e> Evaluator<'e> {
                 (Value::List(a), Value::List(b)) => {
                     Ok(Value::list(a.iter().chain(b.iter()).cloned().collect()))
                 }
+                // Record merge: the right side wins.
+                (Value::Record(a), Value::Record(b)) => {
+                    let mut out = (**a).clone();
+                    out.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    Ok(Value::record(out))
+                }
                 _ => int_op(&x, &y, false, |a, b| a.checked_add(b))
                     .map(|r| r.ok_or_else(overflow))
                     .unwrap_or_else(|| {
@@ -602,7 +660,14 @@ impl<'e> Evaluator<'e> {
         match v {
             Value::Unknown(_) => Ok(v),
             Value::Record(entries) => match entries.get(name) {
-                Some(v) => Ok(v.clone()),
+                Some(v) => {
+                    // A member of a component instance reached through the instance's value
+                    // (`vhost["x"].conf`) is a dependency like a direct reference.
+                    if let Value::Resource(r) = v {
+                        self.refs.push((r.id.clone(), span));
+                    }
+                    Ok(v.clone())
+                }
                 None => {
                     let keys: Vec<&str> = entries.keys().map(String::as_str).collect();
                     Err(self.error_help(
@@ -615,6 +680,10 @@ impl<'e> Evaluator<'e> {
             Value::Resource(r) => match r.field(name) {
                 Some(v) => {
                     self.reads.push((r.id.clone(), name.to_string()));
+                    // A member of a component instance (`vhost["x"].conf`) is a dependency.
+                    if let Value::Resource(m) = &v {
+                        self.refs.push((m.id.clone(), span));
+                    }
                     Ok(v)
                 }
                 None => {
@@ -653,13 +722,95 @@ impl<'e> Evaluator<'e> {
         }
     }
 
+    fn comprehension(&mut self, c: &crate::ir::ComprehensionIr) -> R {
+        let iter = self.eval(&c.iter)?;
+        let pairs: Vec<(Option<Value>, Value)> = match &iter {
+            Value::List(items) => items.iter().map(|v| (None, v.clone())).collect(),
+            Value::Record(entries) => entries
+                .iter()
+                .map(|(k, v)| match c.key {
+                    Some(_) => (Some(Value::str(k.as_str())), v.clone()),
+                    None => (None, Value::str(k.as_str())),
+                })
+                .collect(),
+            Value::Unknown(_) => return Ok(iter),
+            other => {
+                return Err(self.error(
+                    c.iter.span,
+                    format!("`for` needs a list or a map, not {}", crate::ty::describe(other)),
+                ));
+            }
+        };
+        let mut out = Vec::new();
+        for (key, value) in pairs {
+            if let (Some(slot), Some(k)) = (c.key, key) {
+                self.set_local(slot, k);
+            }
+            self.set_local(c.slot, value);
+            if let Some(cond) = &c.cond {
+                match self.eval(cond)? {
+                    Value::Bool(true) => {}
+                    Value::Bool(false) => continue,
+                    u @ Value::Unknown(_) => return Ok(u),
+                    other => {
+                        return Err(self.error(
+                            cond.span,
+                            format!("a condition is a bool, not {}", crate::ty::describe(&other)),
+                        ));
+                    }
+                }
+            }
+            let v = self.eval(&c.value)?;
+            out.push(v);
+            if out.len() > self.limits.list_length {
+                return Err(self.limit(
+                    c.value.span,
+                    Limit::ListLength,
+                    format!("this list has more than {} elements", self.limits.list_length),
+                ));
+            }
+        }
+        Ok(Value::list(out))
+    }
+
     fn call(&mut self, b: Builtin, args: &[Ir], span: Span) -> R {
         let mut values = Vec::with_capacity(args.len());
         for a in args {
             values.push(self.eval(a)?);
         }
-        if let Some(u) = values.iter().find(|v| v.is_unknown()) {
+        if b == Builtin::Get {
+            // The default may be anything, unknown included; only the map and key must be known.
+            if let Some(u) = values.iter().take(2).find(|v| v.is_unknown()) {
+                return Ok(u.clone());
+            }
+        } else if let Some(u) = values.iter().find(|v| v.is_unknown()) {
             return Ok(u.clone());
+        }
+        if b == Builtin::Template {
+            let path = match values.first() {
+                Some(Value::Str(p)) => p.clone(),
+                Some(other) => {
+                    return Err(self.error(
+                        span,
+                        format!("a template's path is a string, not {}", crate::ty::describe(other)),
+                    ));
+                }
+                None => return Err(self.error(span, "template needs a path")),
+            };
+            let vars = values.get(1).cloned().unwrap_or(Value::Null);
+            if !matches!(vars, Value::Record(_)) {
+                return Err(self.error_help(
+                    span,
+                    format!("a template's variables are a record, not {}", crate::ty::describe(&vars)),
+                    "pass the names it uses: template(\"site.conf.tmpl\", { port = 8080 })",
+                ));
+            }
+            return self.env.template(&self.origin, &path, &vars).map_err(|e| match e {
+                TemplateError::At(e) => e,
+                TemplateError::Here(m) => {
+                    self.error_help(span, m, "a template's path is relative to the file that uses it")
+                }
+            });
         }
         let result = match b {
             Builtin::Include => match values.first() {

@@ -17,6 +17,23 @@ pub struct IntentGraph {
     pub nodes: Vec<Node>,
     /// Dependencies, sorted; `from` is applied before `to`.
     pub edges: Vec<Edge>,
+    /// Component instances, sorted by id; their members are nodes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<Instance>,
+}
+
+/// A component instance: `vhost.api`, whose members have ids `vhost.api/…`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub component: String,
+    pub name: String,
+    /// The instance it is a member of, when nested.
+    pub parent: Option<String>,
+    /// Its resources, nested instances' included, sorted.
+    pub members: Vec<String>,
+    /// The instance declaration.
+    pub declared: SourceLoc,
 }
 
 /// A source location: file path, 1-based line and column, and the byte range.
@@ -47,6 +64,15 @@ pub struct Node {
     pub attrs: BTreeMap<String, NodeAttr>,
     /// The resource declaration.
     pub declared: SourceLoc,
+    /// The innermost component instance it is a member of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// Resources refreshed when a step of this one changes the environment.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
+    /// Never deleted: a plan that would delete it fails instead.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub protect: bool,
 }
 
 /// The `manage` meta-attribute: `enforce` corrects drift, `observe` only reports it.
@@ -96,6 +122,8 @@ pub enum EdgeReason {
     Reference,
     /// The dependent lists the dependency in `after`.
     After,
+    /// The dependency notifies the dependent (`notify`), which implies `after`.
+    Notify,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -113,18 +141,40 @@ impl IntentGraph {
     }
 
     /// Graphviz DOT: one node per resource labelled with its id, one edge per dependency
-    /// (dashed for `after`).
+    /// (dashed for `after`, bold for `notify`); members of a component instance are drawn
+    /// inside a box labelled with the instance's id.
     pub fn to_dot(&self) -> String {
         let mut out =
             String::from("digraph intent {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
-        for n in &self.nodes {
+        let node_line = |out: &mut String, n: &Node, indent: &str| {
             let style = if n.manage == Manage::Observe { ", style=dashed" } else { "" };
-            let _ = writeln!(out, "  {:?} [label={:?}{style}];", n.id, n.id);
+            let _ = writeln!(out, "{indent}{:?} [label={:?}{style}];", n.id, n.id);
+        };
+        for n in self.nodes.iter().filter(|n| n.instance.is_none()) {
+            node_line(&mut out, n, "  ");
+        }
+        // Top-level instances first; nested ones inside their parent's cluster.
+        fn cluster(g: &IntentGraph, inst: &Instance, depth: usize, out: &mut String) {
+            let pad = "  ".repeat(depth + 1);
+            let _ = writeln!(out, "{pad}subgraph {:?} {{", format!("cluster_{}", inst.id));
+            let _ = writeln!(out, "{pad}  label={:?};", format!("{} ({})", inst.id, inst.component));
+            for n in g.nodes.iter().filter(|n| n.instance.as_deref() == Some(inst.id.as_str())) {
+                let style = if n.manage == Manage::Observe { ", style=dashed" } else { "" };
+                let _ = writeln!(out, "{pad}  {:?} [label={:?}{style}];", n.id, n.id);
+            }
+            for child in g.instances.iter().filter(|c| c.parent.as_deref() == Some(inst.id.as_str())) {
+                cluster(g, child, depth + 1, out);
+            }
+            let _ = writeln!(out, "{pad}}}");
+        }
+        for inst in self.instances.iter().filter(|i| i.parent.is_none()) {
+            cluster(self, inst, 0, &mut out);
         }
         for e in &self.edges {
             let style = match e.reason {
                 EdgeReason::Reference => "",
                 EdgeReason::After => " [style=dashed, label=\"after\"]",
+                EdgeReason::Notify => " [style=bold, label=\"notify\"]",
             };
             let _ = writeln!(out, "  {:?} -> {:?}{style};", e.from, e.to);
         }

@@ -105,11 +105,18 @@ pub enum IrKind {
     Global(Arc<str>),
     /// A declared resource, by id (`file.config`).
     Resource(Arc<str>),
-    /// `file["log_access"]`: a resource of a kind by its (possibly generated) name.
+    /// `file["log_access"]`: a resource of a kind by its (possibly generated) name; inside a
+    /// component (`relative`), a member of the instance being evaluated.
     ResourceByName {
         kind: Arc<str>,
         name: Box<Ir>,
+        relative: bool,
     },
+    /// A member of the component instance being evaluated, by its id within the instance
+    /// (`file.conf` in instance `vhost.api` is `vhost.api/file.conf`).
+    Sibling(Arc<str>),
+    /// `[value for x in iter if cond]`; `key` is bound for `for k, v in` over a map.
+    Comprehension(Box<ComprehensionIr>),
     List(Vec<Ir>),
     Record(Vec<(String, Ir)>),
     /// String interpolation: the parts are concatenated.
@@ -130,6 +137,15 @@ pub enum IrKind {
     },
     /// Code that did not compile; its diagnostic was reported. Evaluates to unknown.
     Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ComprehensionIr {
+    pub key: Option<u32>,
+    pub slot: u32,
+    pub iter: Ir,
+    pub cond: Option<Ir>,
+    pub value: Ir,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -193,7 +209,9 @@ builtins! {
     JoinPath = "join_path" (2..=8), "join_path(parts: path...) -> path", "The paths joined with `/`; an absolute part restarts the path.";
     ToString = "to_string" (1..=1), "to_string(x) -> string", "The value as text (modes in octal).";
     Secret = "secret" (1..=1), "secret(name: string) -> secret", "A secret supplied to the run under this name; only the engine resolves it.";
-    Include = "include" (1..=1), "include(path: string) -> string", "The contents of a file, relative to the file that includes it.";
+    Include = "include" (1..=1), "include(path: string) -> string", "The contents of a file, byte for byte, relative to the file that includes it.";
+    Template = "template" (2..=2), "template(path: string, vars: record) -> string", "A file relative to the including one, with `${…}` expressions over `vars` and the builtins filled in (`$${` is a literal `${`).";
+    Get = "get" (3..=3), "get(m: map, key: string, default) -> value", "The value of `key` in a map, or `default` when the map lacks it.";
     Intent = "intent" (1..=1), "intent(kind) -> list(kind)", "The intended resources of a kind (in policies).";
     Observe = "observe" (1..=1), "observe(kind, under = path) -> list(kind)", "The observed objects of a kind, including unmanaged ones (in controls).";
 }

@@ -50,6 +50,11 @@ pub struct KindSchema {
     pub provider: Option<String>,
     pub fields: Vec<FieldSchema>,
     pub doc: Option<String>,
+    /// Whether its resources can be refreshed (`notify = [...]` may name them): the kind
+    /// declares `refreshable = true` and its provider implements the refresh.
+    pub refreshable: bool,
+    /// Groups of fields of which a resource sets at most one (`content`, `source`).
+    pub exclusive: Vec<Vec<String>>,
 }
 
 impl KindSchema {

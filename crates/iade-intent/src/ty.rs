@@ -16,6 +16,9 @@ pub enum Ty {
     Mode,
     String,
     Path,
+    /// A file of the stack, named relative to the declaring file; the compiler resolves it to
+    /// an absolute path and checks that it can be read.
+    Source,
     Secret,
     Null,
     List(Box<Ty>),
@@ -75,7 +78,7 @@ impl Ty {
     /// Whether values of this type are strings.
     pub fn is_string(&self) -> bool {
         match self {
-            Ty::String | Ty::Path | Ty::StrLit(_) => true,
+            Ty::String | Ty::Path | Ty::Source | Ty::StrLit(_) => true,
             Ty::Union(ts) => ts.iter().all(Ty::is_string),
             _ => false,
         }
@@ -97,8 +100,8 @@ impl Ty {
                     Err(format!("{m} is not a file mode: modes are not negative"))
                 }
             }
-            (Ty::Path, Value::Str(s)) if s.is_empty() => Err("a path may not be empty".into()),
-            (Ty::String | Ty::Path, Value::Str(_)) => Ok(value.clone()),
+            (Ty::Path | Ty::Source, Value::Str(s)) if s.is_empty() => Err("a path may not be empty".into()),
+            (Ty::String | Ty::Path | Ty::Source, Value::Str(_)) => Ok(value.clone()),
             (Ty::String | Ty::Path | Ty::Secret, Value::Secret(_)) => Ok(value.clone()),
             // A plain string given where a secret is expected becomes one: from here on it is
             // redacted wherever it is shown.
@@ -176,6 +179,7 @@ impl fmt::Display for Ty {
             Ty::Mode => f.write_str("mode"),
             Ty::String => f.write_str("string"),
             Ty::Path => f.write_str("path"),
+            Ty::Source => f.write_str("source"),
             Ty::Secret => f.write_str("secret"),
             Ty::Null => f.write_str("null"),
             Ty::List(t) => write!(f, "list({t})"),

@@ -55,6 +55,7 @@ pub enum StmtKind {
     Resource(ResourceDecl),
     Provider(ProviderDecl),
     Stack(StackDecl),
+    Component(Box<ComponentDecl>),
     Kind(KindDecl),
     Field(Box<FieldDecl>),
     Rule(Box<RuleDecl>),
@@ -78,6 +79,7 @@ impl StmtKind {
             StmtKind::Resource(_) => "a resource declaration",
             StmtKind::Provider(_) => "a `provider` block",
             StmtKind::Stack(_) => "a `stack` block",
+            StmtKind::Component(_) => "a `component`",
             StmtKind::Kind(_) => "a `kind` declaration",
             StmtKind::Field(_) => "a field declaration",
             StmtKind::Rule(_) => "a `rule`",
@@ -162,6 +164,22 @@ pub struct ProviderDecl {
 pub struct StackDecl {
     pub name: Name,
     pub body: Block,
+}
+
+/// `component vhost(port: int, root: path = "/srv/www") { … }`: a parameterized group of
+/// resources, instantiated like a resource (`vhost api { port = 8080 }`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ComponentDecl {
+    pub name: Name,
+    pub params: Vec<ComponentParam>,
+    pub body: Block,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ComponentParam {
+    pub name: Name,
+    pub ty: Type,
+    pub default: Option<Expr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -308,7 +326,18 @@ pub enum ExprKind {
     Index(Box<Expr>, Box<Expr>),
     If(Box<Expr>, Box<Expr>, Box<Expr>),
     Paren(Box<Expr>),
+    /// `[expr for x in xs if cond]`
+    Comprehension(Box<Comprehension>),
     Error,
+}
+
+/// `[value for x in iter if cond]`, or `for k, v in` over a map.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Comprehension {
+    pub value: Expr,
+    pub bindings: Vec<Name>,
+    pub iter: Expr,
+    pub cond: Option<Expr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

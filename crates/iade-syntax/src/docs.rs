@@ -12,6 +12,7 @@ pub(crate) fn for_each_block_mut(kind: &mut StmtKind, f: &mut impl FnMut(&mut Bl
         StmtKind::Resource(r) => f(&mut r.body),
         StmtKind::Provider(p) => f(&mut p.body),
         StmtKind::Kind(k) => f(&mut k.body),
+        StmtKind::Component(c) => f(&mut c.body),
         StmtKind::Policy(p) => f(&mut p.body),
         StmtKind::Control(c) => f(&mut c.body),
         StmtKind::For(fs) => f(&mut fs.body),

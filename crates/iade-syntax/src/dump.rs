@@ -86,6 +86,18 @@ impl Dumper {
                 .nested(&format!("provider {} {}", p.provider_type.text, p.name.text), |d| d.block(&p.body)),
             StmtKind::Stack(st) => self.nested(&format!("stack {}", st.name.text), |d| d.block(&st.body)),
             StmtKind::Kind(k) => self.nested(&format!("kind {}", k.name.text), |d| d.block(&k.body)),
+            StmtKind::Component(c) => {
+                let params = c
+                    .params
+                    .iter()
+                    .map(|p| {
+                        let default = p.default.as_ref().map(expr);
+                        format!("{}: {} {default:?}", p.name.text, ty(&p.ty))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.nested(&format!("component {} ({params})", c.name.text), |d| d.block(&c.body));
+            }
             StmtKind::Field(f) => {
                 let default = f.default.as_ref().map(expr);
                 let constraint = f.constraint.as_ref().map(expr);
@@ -209,6 +221,11 @@ pub fn expr(e: &Expr) -> String {
         ExprKind::Index(x, i) => format!("(index {} {})", expr(x), expr(i)),
         ExprKind::If(c, a, b) => format!("(if {} {} {})", expr(c), expr(a), expr(b)),
         ExprKind::Paren(x) => expr(x),
+        ExprKind::Comprehension(c) => {
+            let b = c.bindings.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(", ");
+            let cond = c.cond.as_ref().map(expr);
+            format!("(for {} {b} in {} if={cond:?})", expr(&c.value), expr(&c.iter))
+        }
         ExprKind::Error => "(error)".to_owned(),
     }
 }

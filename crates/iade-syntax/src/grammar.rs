@@ -37,6 +37,12 @@ impl GrammarError for RichErr<'_, '_> {
 pub(crate) const CHAINED: &str = "chained comparison";
 pub(crate) const MISSING_VALUE: &str = "missing value";
 
+/// What follows the first element of a list: more elements, or a comprehension's `for`.
+enum ListTail {
+    Items(Vec<Expr>),
+    Comprehension(Vec<Name>, Expr, Option<Expr>),
+}
+
 fn sp(s: SimpleSpan) -> Span {
     Span::from(s.start..s.end)
 }
@@ -152,11 +158,37 @@ where
         string.clone().map(ExprKind::Str),
         ident.clone().map(ExprKind::Name),
         expr.clone()
-            .separated_by(just(Token::Comma))
-            .allow_trailing()
-            .collect::<Vec<_>>()
+            .then(
+                just(Token::For)
+                    .ignore_then(ident.clone())
+                    .then(just(Token::Comma).ignore_then(ident.clone()).or_not())
+                    .then_ignore(just(Token::In))
+                    .then(expr.clone())
+                    .then(just(Token::If).ignore_then(expr.clone()).or_not())
+                    .map(|(((first, second), iter), cond)| {
+                        let mut bindings = vec![first];
+                        bindings.extend(second);
+                        ListTail::Comprehension(bindings, iter, cond)
+                    })
+                    .or(just(Token::Comma)
+                        .ignore_then(
+                            expr.clone().separated_by(just(Token::Comma)).allow_trailing().collect::<Vec<_>>(),
+                        )
+                        .or_not()
+                        .map(|rest| ListTail::Items(rest.unwrap_or_default()))),
+            )
+            .or_not()
             .delimited_by(lbracket.clone(), just(Token::RBracket))
-            .map(ExprKind::List),
+            .map(|list| match list {
+                None => ExprKind::List(Vec::new()),
+                Some((value, ListTail::Comprehension(bindings, iter, cond))) => {
+                    ExprKind::Comprehension(Box::new(Comprehension { value, bindings, iter, cond }))
+                }
+                Some((first, ListTail::Items(mut rest))) => {
+                    rest.insert(0, first);
+                    ExprKind::List(rest)
+                }
+            }),
         record_entry
             .then_ignore(just(Token::Comma).or_not())
             .repeated()
@@ -431,6 +463,29 @@ where
         .labelled("`stack`")
         .as_context();
 
+    let component_param = ident
+        .clone()
+        .then_ignore(just(Token::Colon))
+        .then(ty.clone())
+        .then(just(Token::Eq).ignore_then(expr.clone()).or_not())
+        .map(|((name, ty), default)| ComponentParam { name, ty, default });
+    let component = select! { Token::Ident("component") => () }
+        .ignore_then(ident.clone())
+        .then(
+            component_param
+                .separated_by(just(Token::Comma))
+                .allow_trailing()
+                .collect::<Vec<_>>()
+                .delimited_by(lparen.clone(), just(Token::RParen))
+                .or_not(),
+        )
+        .then(block.clone())
+        .map(|((name, params), body)| {
+            StmtKind::Component(Box::new(ComponentDecl { name, params: params.unwrap_or_default(), body }))
+        })
+        .labelled("`component`")
+        .as_context();
+
     let field = ident
         .clone()
         .then(ident.clone())
@@ -492,6 +547,7 @@ where
             attr,
             provider,
             stack,
+            component,
             field,
             resource,
         ))

@@ -10,6 +10,7 @@ pub mod dump;
 mod grammar;
 mod parse;
 pub mod structure;
+pub mod template;
 pub mod token;
 mod validate;
 

@@ -469,13 +469,18 @@ fn sp(start: usize, end: usize) -> Span {
 
 /// Lexes a whole source text. Never fails: problems become diagnostics.
 pub fn lex(file: FileId, src: &str) -> Lexed<'_> {
+    lex_from(file, src, 0)
+}
+
+/// Lexes `src` from byte `start` to its end; spans stay absolute in `src`.
+pub fn lex_from(file: FileId, src: &str, start: usize) -> Lexed<'_> {
     let mut lx = Lexer {
         src,
         file,
-        pos: 0,
+        pos: start,
         out: Lexed { tokens: Vec::new(), comments: Vec::new(), diagnostics: Vec::new() },
         modes: vec![Mode::Code { braces: 0, groups: 0, interp: None }],
-        line_begin: 0,
+        line_begin: start,
         at_line_start: true,
         bad_run: None,
     };
@@ -1047,6 +1052,8 @@ pub fn cook(raw: &str) -> String {
                 chars.next();
                 chars.next();
             }
+            // Sources are read as LF: a CRLF file gives the same strings as its LF twin.
+            '\r' if raw[i + 1..].starts_with('\n') => {}
             c => out.push(c),
         }
     }

@@ -19,6 +19,8 @@ enum Ctx {
     Rules,
     Provider,
     Stack,
+    /// A component's body: what a top-level `for`/`if` may hold.
+    Component,
 }
 
 impl Ctx {
@@ -31,6 +33,7 @@ impl Ctx {
             Ctx::Rules => "inside a `policy` or `control`",
             Ctx::Provider => "inside a `provider` block",
             Ctx::Stack => "inside the `stack` block",
+            Ctx::Component => "inside a `component`",
         }
     }
 }
@@ -41,10 +44,17 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
         (_, S::Error) => Ok(()),
         (
             Ctx::Top,
-            S::Use(_) | S::Param(_) | S::Let(_) | S::Resource(_) | S::Provider(_) | S::Stack(_) | S::Kind(_),
+            S::Use(_)
+            | S::Param(_)
+            | S::Let(_)
+            | S::Resource(_)
+            | S::Provider(_)
+            | S::Stack(_)
+            | S::Component(_)
+            | S::Kind(_),
         )
         | (Ctx::Top, S::Rule(_) | S::Policy(_) | S::Control(_) | S::For(_) | S::If(_)) => Ok(()),
-        (Ctx::Gen, S::Resource(_) | S::Let(_) | S::For(_) | S::If(_)) => Ok(()),
+        (Ctx::Gen | Ctx::Component, S::Resource(_) | S::Let(_) | S::For(_) | S::If(_)) => Ok(()),
         (Ctx::Resource, S::Attr(_) | S::Let(_) | S::For(_) | S::If(_)) => Ok(()),
         (Ctx::Kind, S::Field(_) | S::Attr(_)) => Ok(()),
         (Ctx::Rules, S::Attr(_) | S::Let(_) | S::For(_) | S::If(_) | S::Require(_)) => Ok(()),
@@ -59,7 +69,8 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
             | S::Policy(_)
             | S::Control(_)
             | S::Provider(_)
-            | S::Stack(_),
+            | S::Stack(_)
+            | S::Component(_),
         ) => Err("move it to the top level of the file"),
         (_, S::Require(_)) => {
             Err("`require` states a condition of a `policy` or `control`; move it into one")
@@ -68,6 +79,9 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
         (Ctx::Resource, S::Resource(_)) => {
             Err("declare the resource at the top level; use `after = [...]` or a reference to order it")
         }
+        (Ctx::Component, S::Attr(_)) => Err(
+            "a component holds resources; its inputs are params: `component NAME(port: int) { … }`",
+        ),
         (Ctx::Top | Ctx::Gen, S::Attr(_)) => {
             Err("entries `name = value` belong in a block; use `let name = value` for a named value")
         }
@@ -119,6 +133,7 @@ impl Validator {
             (StmtKind::Policy(_) | StmtKind::Control(_), _) => Ctx::Rules,
             (StmtKind::Provider(_), _) => Ctx::Provider,
             (StmtKind::Stack(_), _) => Ctx::Stack,
+            (StmtKind::Component(_), _) => Ctx::Component,
             (StmtKind::For(_) | StmtKind::If(_), Ctx::Top) => Ctx::Gen,
             _ => ctx,
         };
@@ -137,6 +152,7 @@ impl Validator {
             StmtKind::Control(c) => self.block(offset, inner, &c.body.stmts),
             StmtKind::Provider(p) => self.block(offset, inner, &p.body.stmts),
             StmtKind::Stack(st) => self.block(offset, inner, &st.body.stmts),
+            StmtKind::Component(c) => self.block(offset, inner, &c.body.stmts),
             StmtKind::For(f) => self.block(offset, inner, &f.body.stmts),
             _ => {}
         }

@@ -16,9 +16,11 @@ pub fn rel(p: &Path) -> String {
 /// A database whose loader reads files relative to the workspace root.
 pub fn disk_db(log_queries: bool) -> Database {
     let root = root();
+    let probe_root = root.clone();
     Database::new(Options {
         stdlib: None,
         loader: Box::new(move |p: &str| std::fs::read_to_string(root.join(p)).map_err(|e| e.to_string())),
+        probe: Box::new(move |p: &str| std::fs::File::open(probe_root.join(p)).map(drop).map_err(|e| e.to_string())),
         log_queries,
     })
 }
@@ -26,11 +28,13 @@ pub fn disk_db(log_queries: bool) -> Database {
 /// A database over in-memory files only.
 pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
     let extra: Vec<(String, String)> = files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    let names: Vec<String> = extra.iter().map(|(p, _)| p.clone()).collect();
     let mut db = Database::new(Options {
         stdlib: None,
         loader: Box::new(move |p: &str| {
             extra.iter().find(|(q, _)| q == p).map(|(_, t)| t.clone()).ok_or_else(|| format!("no file `{p}`"))
         }),
+        probe: Box::new(move |p: &str| if names.iter().any(|n| n == p) { Ok(()) } else { Err(format!("no file `{p}`")) }),
         log_queries,
     });
     let stack: Vec<(String, String)> =

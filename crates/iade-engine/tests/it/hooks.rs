@@ -41,6 +41,7 @@ fn graph(ids: &[&str], edges: &[(&str, &str)]) -> IntentGraph {
             .iter()
             .map(|(f, t)| Edge { from: f.to_string(), to: t.to_string(), reason: EdgeReason::Reference })
             .collect(),
+        instances: Vec::new(),
     }
 }
 

@@ -9,17 +9,21 @@ use std::sync::Arc;
 
 use iade_diagnostics::codes;
 use iade_intent::ir::{
-    BinOp, Builtin, CheckIr, CheckKind, CheckStmt, Ir, IrKind, ObjectSource, RuleIr, UnOp,
+    BinOp, CheckIr, CheckKind, CheckStmt, Ir, IrKind, RuleIr,
 };
 use iade_intent::{FieldRole, FieldSchema, KindSchema, Origin, Severity, Ty, Value};
 use iade_span::Span;
-use iade_syntax::ast::{self, Block, Expr, ExprKind, Key, StmtKind, StrLit, StrPart, Type, TypeKind};
+use iade_syntax::ast::{self, Block, Expr, ExprKind, Key, StmtKind, StrPart, Type, TypeKind};
 
 use crate::db::Db;
 use crate::diag::Diag;
 use crate::items::{Item, Module, item_syntax};
 use crate::scope::{Def, ItemName, Scope, module_of, module_scope, origin, own_scope, split_name};
 use crate::suggest::did_you_mean;
+
+pub mod component;
+mod expr;
+mod kind;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lowered {
@@ -54,6 +58,7 @@ pub enum LoweredKind {
         attrs: Vec<(String, Ir)>,
     },
     Stack(StackSettings),
+    Component(Arc<component::ComponentIr>),
 }
 
 /// The `stack` item's settings: the stack's name, whether removed resources are pruned, and
@@ -77,6 +82,7 @@ pub const STACK_SETTINGS: &[(&str, &str, &str)] = &[
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Gen {
     Resource(Box<ResourceIr>),
+    Instance(Box<component::InstanceIr>),
     For { key: Option<u32>, slot: u32, iter: Ir, body: Vec<Gen> },
     If { cond: Ir, then: Vec<Gen>, otherwise: Vec<Gen> },
     Let { slot: u32, value: Ir },
@@ -111,6 +117,10 @@ pub enum BodyStmt {
     Manage(iade_intent::Manage),
     /// `provider = NAME`
     Provider(String),
+    /// `notify = [...]`: resources to refresh when this one changes.
+    Notify(Ir),
+    /// `protect = true`: never deleted.
+    Protect(bool),
     If {
         cond: Ir,
         then: Vec<BodyStmt>,
@@ -149,6 +159,7 @@ pub fn decl_name_span(db: &dyn Db, item: Item) -> Span {
         StmtKind::Policy(p) => p.name.span,
         StmtKind::Provider(p) => p.name.span,
         StmtKind::Stack(st) => st.name.span,
+        StmtKind::Component(c) => c.name.span,
         // `for x in xs`: up to the end of what it iterates over, not the whole body.
         StmtKind::For(f) => Span { start: stmt.span.start, end: f.iter.span.end },
         _ => stmt.span,
@@ -250,6 +261,8 @@ pub fn lower_item(db: &dyn Db, item: Item) -> Lowered {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Config,
+    /// A template's expressions: names are its variables.
+    Template,
     Rule,
     Policy,
     Control,
@@ -262,8 +275,11 @@ struct Local {
     ty: Option<Ty>,
 }
 
-struct Cx<'a> {
+pub(crate) struct Cx<'a> {
     db: &'a dyn Db,
+    item: Item,
+    /// Inside a component's body: its members.
+    component: Option<component::ComponentCx>,
     scope: &'a Scope,
     module: Module,
     origin: Origin,
@@ -281,6 +297,7 @@ struct Cx<'a> {
 enum Path {
     Module(Module),
     Kind(Item),
+    Component(Item),
 }
 
 impl<'a> Cx<'a> {
@@ -290,6 +307,8 @@ impl<'a> Cx<'a> {
         let module = module_of(db, item.file(db));
         Cx {
             db,
+            item,
+            component: None,
             scope: module_scope(db, module),
             module,
             origin: origin(db, item),
@@ -324,6 +343,94 @@ impl<'a> Cx<'a> {
         self.max_slot = self.max_slot.max(self.next_slot);
         self.locals.push(Local { name: name.to_string(), slot, ty });
         slot
+    }
+
+    /// A context for the expressions of a template file: no scope, and slot 0 holds the
+    /// record of its variables.
+    pub(crate) fn for_template(db: &'a dyn Db, file: crate::items::SourceFile) -> Cx<'a> {
+        let item = Item::new(db, file, crate::template::TEMPLATE_ITEM.to_string());
+        let module = Module::new(db, crate::template::TEMPLATE_ITEM.to_string(), Vec::new());
+        let mut cx = Cx {
+            db,
+            item,
+            component: None,
+            scope: module_scope(db, module),
+            module,
+            origin: Origin { file: file.id(db), item: Arc::from(crate::template::TEMPLATE_ITEM) },
+            diags: Vec::new(),
+            locals: Vec::new(),
+            next_slot: 0,
+            max_slot: 0,
+            source: "",
+            offset: 0,
+            keep_text: false,
+            mode: Mode::Template,
+        };
+        cx.bind(crate::template::VARS, None);
+        cx
+    }
+
+    /// Lowers one expression of a template; returns its IR, the variable names it reads, and
+    /// what is wrong with it.
+    pub(crate) fn template_expr(&mut self, e: &Expr) -> Ir {
+        self.expr(e, None).0
+    }
+
+    pub(crate) fn take_diags(&mut self) -> Vec<Diag> {
+        std::mem::take(&mut self.diags)
+    }
+
+    pub(crate) fn slots(&self) -> u32 {
+        self.max_slot
+    }
+
+    /// A decimal integer literal where a mode is expected (`mode = 644`) is an error: it is
+    /// almost always an octal mode missing its `0o`.
+    fn decimal_mode(&mut self, ty: &Ty, e: &Expr) {
+        let is_mode = matches!(ty, Ty::Mode) || matches!(ty, Ty::Optional(t) if **t == Ty::Mode);
+        let ExprKind::Int(lit) = &e.kind else { return };
+        let raw = lit.raw.replace('_', "");
+        if !is_mode || raw == "0" || !raw.bytes().all(|b| b.is_ascii_digit()) {
+            return;
+        }
+        let octal = raw.trim_start_matches('0');
+        let mut d = self
+            .at(
+                codes::E0216,
+                e.span,
+                format!("the mode `{}` is written in decimal", lit.raw),
+                format!("the decimal number {} is {}", lit.value, iade_intent::value::format_mode(lit.value)),
+            );
+        if !octal.is_empty() && octal.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            d = d
+                .help(format!("write it in octal: `0o{octal}`"))
+                .fix(&self.origin, e.span, format!("0o{octal}"), format!("write `0o{octal}`"));
+        } else {
+            d = d.help("a mode is written in octal, with digits 0 to 7: `0o644`, `0o755`");
+        }
+        self.error(d);
+    }
+
+    /// Binds a variable the source names (a loop or comprehension variable); inside a
+    /// component, `name` is the instance's name and may not be rebound.
+    fn bind_var(&mut self, n: &ast::Name, ty: Option<Ty>) -> u32 {
+        self.reserved_name(n);
+        self.bind(&n.text, ty)
+    }
+
+    /// Reports `name` declared inside a component, where it is the instance's name.
+    fn reserved_name(&mut self, n: &ast::Name) {
+        if self.component.is_some() && n.text == "name" {
+            let d = self
+                .at(
+                    codes::E0214,
+                    n.span,
+                    "`name` is reserved inside a component",
+                    "`name` is the instance's name here",
+                )
+                .help("choose another name; `name` always holds the name of the instance being declared");
+            self.error(d);
+        }
     }
 
     fn scoped<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
@@ -391,6 +498,7 @@ impl<'a> Cx<'a> {
                 LoweredKind::Provider { provider_type: p.provider_type.text.clone(), attrs }
             }
             StmtKind::Stack(st) => self.stack(st),
+            StmtKind::Component(c) => self.component(c),
             _ => LoweredKind::Nothing,
         }
     }
@@ -460,7 +568,11 @@ impl<'a> Cx<'a> {
         for stmt in stmts {
             match &stmt.kind {
                 StmtKind::Resource(r) => {
-                    if let Some(res) = self.resource(r, stmt.span) {
+                    if let Some(component::Declares::Component(c)) =
+                        component::resolve_declared(self.db, self.scope, &r.kind)
+                    {
+                        out.extend(self.instance(c, r, stmt.span));
+                    } else if let Some(res) = self.resource(r, stmt.span) {
                         out.push(Gen::Resource(Box::new(res)));
                     }
                 }
@@ -468,8 +580,8 @@ impl<'a> Cx<'a> {
                     let iter = self.expr(&f.iter, None).0;
                     let body = self.scoped(|cx| {
                         let (key, slot) = match f.bindings.as_slice() {
-                            [k, v] => (Some(cx.bind(&k.text, Some(Ty::String))), cx.bind(&v.text, None)),
-                            [v, ..] => (None, cx.bind(&v.text, None)),
+                            [k, v] => (Some(cx.bind_var(k, Some(Ty::String))), cx.bind_var(v, None)),
+                            [v, ..] => (None, cx.bind_var(v, None)),
                             [] => (None, cx.bind("_", None)),
                         };
                         (key, slot, cx.gens(&f.body.stmts))
@@ -479,7 +591,7 @@ impl<'a> Cx<'a> {
                 StmtKind::If(i) => out.push(self.gen_if(i)),
                 StmtKind::Let(l) => {
                     let value = self.expr(&l.value, None).0;
-                    let slot = self.bind(&l.name.text, None);
+                    let slot = self.bind_var(&l.name, None);
                     out.push(Gen::Let { slot, value });
                 }
                 _ => {}
@@ -590,6 +702,20 @@ impl<'a> Cx<'a> {
                             let v = self.expr(&a.value, None).0;
                             out.push(BodyStmt::After(v));
                         }
+                        "notify" => {
+                            let v = self.expr(&a.value, None).0;
+                            out.push(BodyStmt::Notify(v));
+                        }
+                        "protect" => match self.expr(&a.value, Some(&Ty::Bool)).0.kind {
+                            IrKind::Lit(Value::Bool(b)) => out.push(BodyStmt::Protect(b)),
+                            IrKind::Error => {}
+                            _ => {
+                                let d = self
+                                    .at(codes::E0304, a.value.span, "`protect` is `true` or `false`", "not a literal bool")
+                                    .help("write `protect = true` to make the plan fail instead of deleting the object");
+                                self.error(d);
+                            }
+                        },
                         "manage" => {
                             let hint = Ty::Enum(vec!["enforce".into(), "observe".into()]);
                             match self.expr(&a.value, Some(&hint)).0.kind {
@@ -698,6 +824,7 @@ impl<'a> Cx<'a> {
                             }
                             Some(f) => {
                                 let ty = f.ty.clone();
+                                self.decimal_mode(&ty, &a.value);
                                 let value = self.expr(&a.value, Some(&ty)).0;
                                 out.push(BodyStmt::Attr { name, value, span: key_span.cover(a.value.span) });
                             }
@@ -719,7 +846,7 @@ impl<'a> Cx<'a> {
                 }
                 StmtKind::Let(l) => {
                     let value = self.expr(&l.value, None).0;
-                    let slot = self.bind(&l.name.text, None);
+                    let slot = self.bind_var(&l.name, None);
                     out.push(BodyStmt::Let { slot, value });
                 }
                 StmtKind::For(_) => {
@@ -883,804 +1010,6 @@ impl<'a> Cx<'a> {
         out
     }
 
-    // ----- kinds -----
-
-    fn kind(&mut self, k: &ast::KindDecl, doc: Option<String>) -> LoweredKind {
-        self.mode = Mode::Kind;
-        let module = self.module.name(self.db).clone();
-        let mut schema =
-            KindSchema { name: k.name.text.clone(), module, provider: None, fields: Vec::new(), doc };
-        for stmt in &k.body.stmts {
-            match &stmt.kind {
-                StmtKind::Attr(a) if key_text(&a.key) == "provider" => match &a.value.kind {
-                    ExprKind::Str(s) if s.as_plain().is_some() => schema.provider = s.as_plain(),
-                    _ => {
-                        let d = self
-                            .at(
-                                codes::E0209,
-                                a.value.span,
-                                "a kind's `provider` is a plain string",
-                                "not a plain string",
-                            )
-                            .help("write `provider = \"local\"`");
-                        self.error(d);
-                    }
-                },
-                StmtKind::Field(f) => {
-                    let role = match f.role.text.as_str() {
-                        "identity" => FieldRole::Identity,
-                        "desired" => FieldRole::Desired,
-                        "observed" => FieldRole::Observed,
-                        other => {
-                            let d = self
-                                .at(
-                                    codes::E0209,
-                                    f.role.span,
-                                    format!("unknown field role `{other}`"),
-                                    "not a role",
-                                )
-                                .help(
-                                    did_you_mean(other, ["identity", "desired", "observed"]).unwrap_or_else(
-                                        || "a field is `identity`, `desired` or `observed`".into(),
-                                    ),
-                                );
-                            self.error(d);
-                            continue;
-                        }
-                    };
-                    if schema.field(&f.name.text).is_some() {
-                        let d = self.at(
-                            codes::E0104,
-                            f.name.span,
-                            format!("field `{}` is declared twice", f.name.text),
-                            "declared again here",
-                        );
-                        self.error(d);
-                        continue;
-                    }
-                    let ty = self.ty(&f.ty);
-                    let default = f.default.as_ref().and_then(|e| {
-                        let ir = self.expr(e, Some(&ty)).0;
-                        let v = crate::eval::eval_constant(self.db, &self.origin, &ir);
-                        match v.and_then(|v| ty.check(&v).map_err(|m| (m, e.span))) {
-                            Ok(v) => Some(v),
-                            Err((m, span)) => {
-                                let d = self.at(
-                                    codes::E0201,
-                                    span,
-                                    format!("default of `{}`: {m}", f.name.text),
-                                    "this default",
-                                );
-                                self.error(d);
-                                None
-                            }
-                        }
-                    });
-                    let (constraint, constraint_text) = match &f.constraint {
-                        Some(c) => self.scoped(|cx| {
-                            cx.bind(&f.name.text, Some(ty.clone()));
-                            let ir = cx.expr(c, Some(&Ty::Bool)).0;
-                            (Some(ir), Some(cx.slice(c.span).to_string()))
-                        }),
-                        None => (None, None),
-                    };
-                    schema.fields.push(FieldSchema {
-                        name: f.name.text.clone(),
-                        role,
-                        ty,
-                        default,
-                        constraint,
-                        constraint_text,
-                        doc: stmt.doc.clone(),
-                    });
-                }
-                _ => {}
-            }
-        }
-        LoweredKind::Kind(Arc::new(schema))
-    }
-
-    // ----- types -----
-
-    fn ty(&mut self, t: &Type) -> Ty {
-        match &t.kind {
-            TypeKind::Named(path) => {
-                if let [n] = path.as_slice() {
-                    let prim = match n.text.as_str() {
-                        "bool" => Some(Ty::Bool),
-                        "int" => Some(Ty::Int),
-                        "mode" => Some(Ty::Mode),
-                        "string" => Some(Ty::String),
-                        "path" => Some(Ty::Path),
-                        "secret" => Some(Ty::Secret),
-                        "any" => Some(Ty::Any),
-                        "null" => Some(Ty::Null),
-                        _ => None,
-                    };
-                    if let Some(p) = prim {
-                        return p;
-                    }
-                }
-                match resolve_kind_path(self.db, self.scope, path) {
-                    Ok(k) => Ty::Kind(kind_name(self.db, k)),
-                    Err(_) => {
-                        let written: Vec<&str> = path.iter().map(|n| n.text.as_str()).collect();
-                        let written = written.join(".");
-                        let mut names: Vec<&str> =
-                            vec!["bool", "int", "mode", "string", "path", "secret", "any"];
-                        names.extend(
-                            self.scope
-                                .defs
-                                .iter()
-                                .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Kind(_))))
-                                .map(|(n, _)| n.as_str()),
-                        );
-                        let d = self
-                            .at(codes::E0102, t.span, format!("unknown type `{written}`"), "not a type")
-                            .help(did_you_mean(&written, names.iter().copied()).unwrap_or_else(|| {
-                                format!("types: {}, list(T), map(T), and kinds in scope", names.join(", "))
-                            }));
-                        self.error(d);
-                        Ty::Any
-                    }
-                }
-            }
-            TypeKind::App(name, args) => match (name.text.as_str(), args.as_slice()) {
-                ("list", [a]) => Ty::List(Box::new(self.ty(a))),
-                ("map", [a]) => Ty::Map(Box::new(self.ty(a))),
-                ("enum", members) => {
-                    let mut names = Vec::new();
-                    for m in members {
-                        match &m.kind {
-                            TypeKind::Named(p) if p.len() == 1 => names.push(p[0].text.clone()),
-                            _ => {
-                                let d = self
-                                    .at(codes::E0102, m.span, "an enum member is a bare name", "not a name")
-                                    .help("write enum(present, absent)");
-                                self.error(d);
-                            }
-                        }
-                    }
-                    Ty::Enum(names)
-                }
-                (other, _) => {
-                    let d = self
-                        .at(codes::E0102, t.span, format!("unknown type `{other}(…)`"), "not a type")
-                        .help("parameterized types are list(T), map(T) and enum(a, b, …)");
-                    self.error(d);
-                    Ty::Any
-                }
-            },
-            TypeKind::Record(fields) => {
-                Ty::Record(fields.iter().map(|(k, t)| (key_text(k), self.ty(t))).collect())
-            }
-            TypeKind::Optional(t) => Ty::Optional(Box::new(self.ty(t))),
-            TypeKind::Union(ts) => Ty::Union(ts.iter().map(|t| self.ty(t)).collect()),
-            TypeKind::Str(s) => Ty::StrLit(s.as_plain().unwrap_or_default()),
-            TypeKind::Int(i) => Ty::IntLit(i.value),
-            TypeKind::Error => Ty::Any,
-        }
-    }
-
-    // ----- expressions -----
-
-    fn slice(&self, span: Span) -> &str {
-        let abs = span.absolute_from(self.offset);
-        self.source.get(abs.range()).unwrap_or("")
-    }
-
-    fn node(&self, kind: IrKind, span: Span) -> Ir {
-        let text = self.keep_text.then(|| Arc::from(self.slice(span)));
-        Ir { kind, span, text }
-    }
-
-    /// Lowers an expression; also returns its static type where it is known.
-    fn expr(&mut self, e: &Expr, hint: Option<&Ty>) -> (Ir, Option<Ty>) {
-        let span = e.span;
-        match &e.kind {
-            ExprKind::Int(i) => (Ir::lit(Value::Int(i.value), span), Some(Ty::Int)),
-            ExprKind::Bool(b) => (Ir::lit(Value::Bool(*b), span), Some(Ty::Bool)),
-            ExprKind::Null => (Ir::lit(Value::Null, span), Some(Ty::Null)),
-            ExprKind::Str(s) => (self.string(s, true), Some(Ty::String)),
-            ExprKind::Paren(inner) => self.expr(inner, hint),
-            ExprKind::Name(n) => self.name(n, hint),
-            ExprKind::List(items) => {
-                let elem = hint.and_then(Ty::element).cloned();
-                let irs = items.iter().map(|i| self.expr(i, elem.as_ref()).0).collect();
-                (Ir::new(IrKind::List(irs), span), None)
-            }
-            ExprKind::Record(entries) => {
-                let mut out = Vec::new();
-                for entry in entries {
-                    let k = key_text(&entry.key);
-                    let h = hint.and_then(|h| h.field(&k)).cloned();
-                    out.push((k, self.expr(&entry.value, h.as_ref()).0));
-                }
-                (Ir::new(IrKind::Record(out), span), None)
-            }
-            ExprKind::Unary(op, inner) => {
-                let op = match op {
-                    ast::UnOp::Neg => UnOp::Neg,
-                    ast::UnOp::Not => UnOp::Not,
-                };
-                let (ir, _) = self.expr(inner, None);
-                let ty = if op == UnOp::Not { Ty::Bool } else { Ty::Int };
-                (self.node(IrKind::Unary(op, Box::new(ir)), span), Some(ty))
-            }
-            ExprKind::Binary(op, a, b) => self.binary(*op, a, b, span),
-            ExprKind::If(c, a, b) => {
-                let c = self.expr(c, Some(&Ty::Bool)).0;
-                let (a, ta) = self.expr(a, hint);
-                let (b, _) = self.expr(b, hint);
-                (self.node(IrKind::If(Box::new(c), Box::new(a), Box::new(b)), span), ta)
-            }
-            ExprKind::Member(inner, name) => self.member(inner, name, span),
-            ExprKind::Index(inner, index) => {
-                if let Some(Path::Kind(k)) = self.path(inner) {
-                    let (name, _) = self.expr(index, Some(&Ty::String));
-                    let kind = kind_name(self.db, k);
-                    return (
-                        self.node(
-                            IrKind::ResourceByName { kind: Arc::from(kind.as_str()), name: Box::new(name) },
-                            span,
-                        ),
-                        Some(Ty::Kind(kind)),
-                    );
-                }
-                let (base, ty) = self.expr(inner, None);
-                let (index, _) = self.expr(index, None);
-                let elem = ty.and_then(|t| t.element().cloned());
-                (self.node(IrKind::Index(Box::new(base), Box::new(index)), span), elem)
-            }
-            ExprKind::Call(f, args) => self.call(f, args, span),
-            ExprKind::Error => (Ir::new(IrKind::Error, span), None),
-        }
-    }
-
-    fn binary(&mut self, op: ast::BinOp, a: &Expr, b: &Expr, span: Span) -> (Ir, Option<Ty>) {
-        let op = bin_op(op);
-        let (x, tx) = self.expr(a, None);
-        // An enum member on one side of a comparison is resolved against the other side.
-        let hint = if op.is_comparison() { tx.clone().filter(|t| t.enum_members().is_some()) } else { None };
-        let (y, ty) = self.expr(b, hint.as_ref());
-        let numeric = matches!(
-            op,
-            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor | BinOp::Sub | BinOp::Mul | BinOp::Div | BinOp::Rem
-        );
-        if numeric {
-            for (t, e) in [(&tx, a), (&ty, b)] {
-                if let Some(t) = t
-                    && !t.is_integer()
-                    && !matches!(t, Ty::Any | Ty::Optional(_))
-                {
-                    let d = self
-                        .at(
-                            codes::E0201,
-                            e.span,
-                            format!("`{}` needs ints, but this is {t}", op.as_str()),
-                            format!("{t}"),
-                        )
-                        .help(if t.is_string() {
-                            "strings are joined with interpolation: \"${a}${b}\""
-                        } else {
-                            "only ints and modes take arithmetic and bit operators"
-                        });
-                    self.error(d);
-                }
-            }
-        }
-        let result = match op {
-            BinOp::BitAnd | BinOp::BitOr | BinOp::BitXor
-                if matches!(tx, Some(Ty::Mode)) || matches!(ty, Some(Ty::Mode)) =>
-            {
-                Some(Ty::Mode)
-            }
-            _ if numeric => Some(Ty::Int),
-            _ if op.is_comparison() || matches!(op, BinOp::And | BinOp::Or) => Some(Ty::Bool),
-            _ => None,
-        };
-        (self.node(IrKind::Binary(op, Box::new(x), Box::new(y)), span), result)
-    }
-
-    fn string(&mut self, s: &StrLit, keep: bool) -> Ir {
-        let parts = if s.multiline { dedent(&s.parts) } else { s.parts.iter().map(Seg::from).collect() };
-        let mut irs = Vec::new();
-        for part in parts {
-            match part {
-                Seg::Text(raw, span) => irs.push(Ir::lit(Value::str(iade_syntax::token::cook(&raw)), span)),
-                Seg::Interp(e) => irs.push(self.expr(e, None).0),
-            }
-        }
-        let _ = keep;
-        match irs.as_slice() {
-            [] => Ir::lit(Value::str(""), s.span),
-            [Ir { kind: IrKind::Lit(Value::Str(_)), .. }] => {
-                let mut only = irs.remove(0);
-                only.span = s.span;
-                only
-            }
-            _ => self.node(IrKind::Interp(irs), s.span),
-        }
-    }
-
-    fn lookup_local(&self, name: &str) -> Option<&Local> {
-        self.locals.iter().rev().find(|l| l.name == name)
-    }
-
-    /// A name or member chain that denotes a module or a kind (not a value).
-    fn path(&mut self, e: &Expr) -> Option<Path> {
-        match &e.kind {
-            ExprKind::Name(n) => {
-                if self.lookup_local(&n.text).is_some() {
-                    return None;
-                }
-                let defs = self.scope.defs.get(&n.text)?;
-                if defs.iter().any(|d| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..))) {
-                    return None;
-                }
-                defs.iter().find_map(|d| match d {
-                    Def::Module(m) => Some(Path::Module(*m)),
-                    Def::Kind(k) => Some(Path::Kind(*k)),
-                    _ => None,
-                })
-            }
-            ExprKind::Member(inner, seg) => match self.path(inner)? {
-                Path::Module(m) => own_scope(self.db, m).defs.get(&seg.text)?.iter().find_map(|d| match d {
-                    Def::Kind(k) => Some(Path::Kind(*k)),
-                    Def::Module(m) => Some(Path::Module(*m)),
-                    _ => None,
-                }),
-                Path::Kind(_) => None,
-            },
-            _ => None,
-        }
-    }
-
-    fn resource_ref(&mut self, item: Item, span: Span) -> (Ir, Option<Ty>) {
-        let Some(kind) = resource_kind(self.db, item) else {
-            return (Ir::new(IrKind::Error, span), None);
-        };
-        let kind = kind_name(self.db, kind);
-        let name = match split_name(item.name(self.db)) {
-            ItemName::Resource { name, .. } => name.to_string(),
-            _ => String::new(),
-        };
-        let id = format!("{kind}.{name}");
-        (self.node(IrKind::Resource(Arc::from(id.as_str())), span), Some(Ty::Kind(kind)))
-    }
-
-    fn nested_kind(&self, nested: crate::scope::NestedRes) -> Option<Item> {
-        let path: Vec<ast::Name> = nested
-            .kind(self.db)
-            .iter()
-            .map(|t| ast::Name { text: t.clone(), span: Span::default() })
-            .collect();
-        resolve_kind_path(self.db, self.scope, &path).ok()
-    }
-
-    fn nested_ref(&mut self, nested: crate::scope::NestedRes, span: Span) -> (Ir, Option<Ty>) {
-        let Some(kind) = self.nested_kind(nested) else { return (Ir::new(IrKind::Error, span), None) };
-        let kind = kind_name(self.db, kind);
-        let id = format!("{kind}.{}", nested.name(self.db));
-        (self.node(IrKind::Resource(Arc::from(id.as_str())), span), Some(Ty::Kind(kind)))
-    }
-
-    fn name(&mut self, n: &ast::Name, hint: Option<&Ty>) -> (Ir, Option<Ty>) {
-        let span = n.span;
-        if let Some(l) = self.lookup_local(&n.text) {
-            let (slot, ty) = (l.slot, l.ty.clone());
-            return (self.node(IrKind::Local(slot), span), ty);
-        }
-        if let Some(members) = hint.and_then(Ty::enum_members)
-            && members.contains(&n.text)
-        {
-            return (Ir::lit(Value::Enum(Arc::from(n.text.as_str())), span), hint.cloned());
-        }
-        let defs = self.scope.defs.get(&n.text).cloned().unwrap_or_default();
-        let values: Vec<&Def> =
-            defs.iter().filter(|d| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..))).collect();
-        match values.as_slice() {
-            [Def::Nested(_, nested)] => self.nested_ref(*nested, span),
-            [Def::Value(item)] => {
-                let ty = self.global_ty(*item);
-                let key = item_key(self.db, *item);
-                (self.node(IrKind::Global(key), span), ty)
-            }
-            [Def::Resource(item)] => self.resource_ref(*item, span),
-            [] => {
-                if let Some(d) = defs.first() {
-                    let help = match d {
-                        Def::Kind(_) => format!(
-                            "a kind names resources: `{0}.NAME`, `{0}[\"NAME\"]`, or `intent({0})` in a policy",
-                            n.text
-                        ),
-                        Def::Rule(_) => format!("call the rule: `{}(…)`", n.text),
-                        Def::Module(_) => format!("refer to a name inside it: `{}.NAME`", n.text),
-                        _ => "use it where it is expected".to_string(),
-                    };
-                    let e = self
-                        .at(
-                            codes::E0109,
-                            span,
-                            format!("`{}` is {}, not a value", n.text, d.describe()),
-                            d.describe(),
-                        )
-                        .help(help);
-                    self.error(e);
-                    return (Ir::new(IrKind::Error, span), None);
-                }
-                let help = match hint.and_then(Ty::enum_members) {
-                    Some(members) => did_you_mean(&n.text, members.iter().map(String::as_str))
-                        .unwrap_or_else(|| format!("expected one of: {}", members.join(", "))),
-                    None => {
-                        let mut names: Vec<&str> = self.locals.iter().map(|l| l.name.as_str()).collect();
-                        names.extend(self.scope.names());
-                        did_you_mean(&n.text, names).unwrap_or_else(|| {
-                            "declare it with `let`, `param` or a resource, or import it with `use`".into()
-                        })
-                    }
-                };
-                let e = self
-                    .at(codes::E0101, span, format!("unknown name `{}`", n.text), "not found in this scope")
-                    .help(help);
-                self.error(e);
-                (Ir::new(IrKind::Error, span), None)
-            }
-            many => {
-                let kinds: Vec<String> = many
-                    .iter()
-                    .filter_map(|d| match d {
-                        Def::Resource(i) => resource_kind(self.db, *i)
-                            .map(|k| format!("`{}.{}`", kind_name(self.db, k), n.text)),
-                        Def::Nested(_, r) => {
-                            self.nested_kind(*r).map(|k| format!("`{}.{}`", kind_name(self.db, k), n.text))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                let e = self
-                    .at(
-                        codes::E0108,
-                        span,
-                        format!("`{}` is ambiguous", n.text),
-                        format!("{} things are named `{}`", many.len(), n.text),
-                    )
-                    .help(if kinds.is_empty() {
-                        "rename one of them".to_string()
-                    } else {
-                        format!("say which: {}", kinds.join(" or "))
-                    });
-                self.error(e);
-                (Ir::new(IrKind::Error, span), None)
-            }
-        }
-    }
-
-    /// The declared type of a `let` or `param`, when it has one.
-    fn global_ty(&self, item: Item) -> Option<Ty> {
-        declared_type(self.db, item).clone()
-    }
-
-    fn member(&mut self, inner: &Expr, name: &ast::Name, span: Span) -> (Ir, Option<Ty>) {
-        match self.path(inner) {
-            Some(Path::Kind(k)) => {
-                // `directory.app`: the resource of this kind named `app`.
-                let kind = kind_name(self.db, k);
-                let found = self.scope.defs.get(&name.text).and_then(|defs| {
-                    defs.iter().find_map(|d| match d {
-                        Def::Resource(i) if resource_kind(self.db, *i) == Some(k) => Some(*d),
-                        Def::Nested(_, n) if self.nested_kind(*n) == Some(k) => Some(*d),
-                        _ => None,
-                    })
-                });
-                return match found {
-                    Some(Def::Resource(item)) => self.resource_ref(item, span),
-                    Some(Def::Nested(_, n)) => self.nested_ref(n, span),
-                    _ => {
-                        let e = self
-                            .at(
-                                codes::E0101,
-                                name.span,
-                                format!("no `{kind}` resource named `{}`", name.text),
-                                "not declared",
-                            )
-                            .help(format!("a resource generated by `for` is reached as {kind}[\"NAME\"]"));
-                        self.error(e);
-                        (Ir::new(IrKind::Error, span), None)
-                    }
-                };
-            }
-            Some(Path::Module(m)) => {
-                let own = own_scope(self.db, m);
-                let defs = own.defs.get(&name.text).cloned().unwrap_or_default();
-                return match defs.first() {
-                    Some(Def::Value(item)) => {
-                        let ty = self.global_ty(*item);
-                        (self.node(IrKind::Global(item_key(self.db, *item)), span), ty)
-                    }
-                    Some(Def::Resource(item)) => self.resource_ref(*item, span),
-                    Some(d) => {
-                        let e = self.at(
-                            codes::E0109,
-                            span,
-                            format!("`{}` is {}, not a value", name.text, d.describe()),
-                            d.describe(),
-                        );
-                        self.error(e);
-                        (Ir::new(IrKind::Error, span), None)
-                    }
-                    None => {
-                        let e = self
-                            .at(
-                                codes::E0107,
-                                name.span,
-                                format!("module `{}` has no `{}`", m.name(self.db), name.text),
-                                "not declared there",
-                            )
-                            .help_opt(did_you_mean(&name.text, own.defs.keys().map(String::as_str)));
-                        self.error(e);
-                        (Ir::new(IrKind::Error, span), None)
-                    }
-                };
-            }
-            None => {}
-        }
-        let (base, ty) = self.expr(inner, None);
-        let mut field_ty = None;
-        match &ty {
-            Some(Ty::Kind(k)) => {
-                if let Some(schema) = self.schema_by_name(k) {
-                    match schema.field(&name.text) {
-                        Some(f) => field_ty = Some(f.ty.clone()),
-                        None => {
-                            let names = schema.fields.iter().map(|f| f.name.as_str());
-                            let help = did_you_mean(&name.text, names.clone()).unwrap_or_else(|| {
-                                format!("`{k}` fields: {}", names.collect::<Vec<_>>().join(", "))
-                            });
-                            let e = self
-                                .at(
-                                    codes::E0103,
-                                    name.span,
-                                    format!("unknown field `{}` for kind `{k}`", name.text),
-                                    "no such field",
-                                )
-                                .help(help);
-                            self.error(e);
-                            return (Ir::new(IrKind::Error, span), None);
-                        }
-                    }
-                }
-            }
-            Some(t @ Ty::Record(_)) => field_ty = t.field(&name.text).cloned(),
-            Some(Ty::Map(t)) => field_ty = Some((**t).clone()),
-            _ => {}
-        }
-        (self.node(IrKind::Member(Box::new(base), Arc::from(name.text.as_str())), span), field_ty)
-    }
-
-    fn schema_by_name(&self, kind: &str) -> Option<Arc<KindSchema>> {
-        let item = self
-            .scope
-            .defs
-            .get(kind)?
-            .iter()
-            .find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None });
-        let item = item.or_else(|| {
-            // A kind reached through a module (`pg.role`): look in every imported module.
-            self.scope.imports.iter().find_map(|(m, _, _)| {
-                own_scope(self.db, *m)
-                    .defs
-                    .get(kind)?
-                    .iter()
-                    .find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None })
-            })
-        })?;
-        kind_schema(self.db, item)
-    }
-
-    fn call(&mut self, f: &Expr, args: &[ast::Arg], span: Span) -> (Ir, Option<Ty>) {
-        // The callee: a rule (possibly in a module) or a builtin.
-        let (callee_name, rule) = match &f.kind {
-            ExprKind::Name(n) => {
-                let rule =
-                    self.scope.defs.get(&n.text).and_then(|d| {
-                        d.iter().find_map(|d| if let Def::Rule(r) = d { Some(*r) } else { None })
-                    });
-                (n.text.clone(), rule)
-            }
-            ExprKind::Member(inner, n) => match self.path(inner) {
-                Some(Path::Module(m)) => {
-                    let rule = own_scope(self.db, m).defs.get(&n.text).and_then(|d| {
-                        d.iter().find_map(|d| if let Def::Rule(r) = d { Some(*r) } else { None })
-                    });
-                    (format!("{}.{}", m.name(self.db), n.text), rule)
-                }
-                _ => (String::new(), None),
-            },
-            _ => (String::new(), None),
-        };
-        if let Some(rule) = rule {
-            let params = rule_signature(self.db, rule).clone();
-            let mut irs = Vec::new();
-            for a in args {
-                if let Some(n) = &a.name {
-                    let e = self
-                        .at(codes::E0111, n.span, "rules take positional arguments only", "named argument")
-                        .help("pass the arguments in order");
-                    self.error(e);
-                }
-                let hint = params.get(irs.len()).map(|(_, t)| t.clone());
-                let (ir, ty) = self.expr(&a.value, hint.as_ref());
-                if let (Some((pname, want @ Ty::Kind(k))), Some(Ty::Kind(got))) = (params.get(irs.len()), &ty)
-                    && k != got
-                {
-                    let e = self
-                        .at(
-                            codes::E0201,
-                            a.value.span,
-                            format!("argument `{pname}` of `{callee_name}` is a {want}, not a {got}"),
-                            format!("a {got}"),
-                        )
-                        .help(format!("`{callee_name}` checks resources of kind `{k}`"));
-                    self.error(e);
-                }
-                irs.push(ir);
-            }
-            if irs.len() != params.len() {
-                let sig: Vec<String> = params.iter().map(|(n, t)| format!("{n}: {t}")).collect();
-                let e = self
-                    .at(
-                        codes::E0111,
-                        span,
-                        format!(
-                            "`{callee_name}` takes {} argument{}, not {}",
-                            params.len(),
-                            if params.len() == 1 { "" } else { "s" },
-                            irs.len()
-                        ),
-                        "wrong number of arguments",
-                    )
-                    .help(format!("the rule is `{callee_name}({})`", sig.join(", ")));
-                self.error(e);
-                return (Ir::new(IrKind::Error, span), Some(Ty::Bool));
-            }
-            return (self.node(IrKind::RuleCall(item_key(self.db, rule), irs), span), Some(Ty::Bool));
-        }
-        let Some(builtin) = (if callee_name.contains('.') { None } else { Builtin::from_name(&callee_name) })
-        else {
-            let mut names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
-            names.extend(
-                self.scope
-                    .defs
-                    .iter()
-                    .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Rule(_))))
-                    .map(|(n, _)| n.as_str()),
-            );
-            let shown =
-                if callee_name.is_empty() { self.slice(f.span).to_string() } else { callee_name.clone() };
-            let e = self
-                .at(codes::E0110, f.span, format!("unknown function `{shown}`"), "not a builtin or a rule")
-                .help(did_you_mean(&shown, names).unwrap_or_else(|| {
-                    "builtins are listed in docs/language.md §11; rules are declared with `rule`".into()
-                }));
-            self.error(e);
-            for a in args {
-                self.expr(&a.value, None);
-            }
-            return (Ir::new(IrKind::Error, span), None);
-        };
-        if matches!(builtin, Builtin::Intent | Builtin::Observe) {
-            return self.objects(builtin, args, span);
-        }
-        let (min, max) = builtin.arity();
-        let mut irs = Vec::new();
-        for a in args {
-            if let Some(n) = &a.name {
-                let e = self
-                    .at(
-                        codes::E0111,
-                        n.span,
-                        format!("`{}` takes no named arguments", builtin.name()),
-                        "named argument",
-                    )
-                    .help(format!("it is `{}`", builtin.signature()));
-                self.error(e);
-            }
-            irs.push(self.expr(&a.value, None).0);
-        }
-        if irs.len() < min || irs.len() > max {
-            let e = self
-                .at(
-                    codes::E0111,
-                    span,
-                    format!(
-                        "`{}` takes {} arguments, not {}",
-                        builtin.name(),
-                        if min == max { min.to_string() } else { format!("{min} to {max}") },
-                        irs.len()
-                    ),
-                    "wrong number of arguments",
-                )
-                .help(format!("it is `{}`", builtin.signature()));
-            self.error(e);
-            return (Ir::new(IrKind::Error, span), None);
-        }
-        let ty = match builtin {
-            Builtin::Len => Some(Ty::Int),
-            Builtin::Contains | Builtin::StartsWith | Builtin::EndsWith => Some(Ty::Bool),
-            Builtin::Secret => Some(Ty::Secret),
-            Builtin::Upper
-            | Builtin::Lower
-            | Builtin::Trim
-            | Builtin::Join
-            | Builtin::Replace
-            | Builtin::Basename
-            | Builtin::ToString
-            | Builtin::Include => Some(Ty::String),
-            Builtin::Dirname | Builtin::JoinPath => Some(Ty::Path),
-            _ => None,
-        };
-        (self.node(IrKind::Call(builtin, irs), span), ty)
-    }
-
-    fn objects(&mut self, b: Builtin, args: &[ast::Arg], span: Span) -> (Ir, Option<Ty>) {
-        let (source, allowed) = match b {
-            Builtin::Intent => (ObjectSource::Intent, matches!(self.mode, Mode::Policy | Mode::Control)),
-            _ => (ObjectSource::Observe, self.mode == Mode::Control),
-        };
-        if !allowed {
-            let (what, help) = match source {
-                ObjectSource::Intent => (
-                    "`intent(…)` is only available in policies and controls",
-                    "check intended resources in a `policy`",
-                ),
-                ObjectSource::Observe => (
-                    "`observe(…)` is only available in controls",
-                    "check observed objects in a `control`; a `policy` uses `intent(kind)`",
-                ),
-            };
-            let e = self.at(codes::E0208, span, what, "not allowed here").help(help);
-            self.error(e);
-            return (Ir::new(IrKind::Error, span), None);
-        }
-        let mut kind = None;
-        let mut under = None;
-        for (i, a) in args.iter().enumerate() {
-            match (&a.name, i) {
-                (None, 0) => match self.path(&a.value) {
-                    Some(Path::Kind(k)) => kind = Some(kind_name(self.db, k)),
-                    _ => {
-                        let e = self
-                            .at(
-                                codes::E0111,
-                                a.value.span,
-                                format!("`{}` needs a kind", b.name()),
-                                "not a kind",
-                            )
-                            .help(format!("write `{}(file)`; import the kind with `use`", b.name()));
-                        self.error(e);
-                    }
-                },
-                (Some(n), _) if n.text == "under" && source == ObjectSource::Observe => {
-                    under = Some(Box::new(self.expr(&a.value, Some(&Ty::Path)).0));
-                }
-                _ => {
-                    let e = self
-                        .at(
-                            codes::E0111,
-                            a.span,
-                            format!("unexpected argument to `{}`", b.name()),
-                            "unexpected",
-                        )
-                        .help(format!("it is `{}`", b.signature()));
-                    self.error(e);
-                }
-            }
-        }
-        let Some(kind) = kind else { return (Ir::new(IrKind::Error, span), None) };
-        let ty = Ty::List(Box::new(Ty::Kind(kind.clone())));
-        (self.node(IrKind::Objects { source, kind: Arc::from(kind.as_str()), under }, span), Some(ty))
-    }
 }
 
 fn bin_op(op: ast::BinOp) -> BinOp {
