@@ -127,7 +127,8 @@ fn eval_error(e: EvalError) -> Diag {
     } else {
         codes::E0207
     };
-    Diag::new(code, e.message.clone()).primary(&e.origin, e.span, "while evaluating this").help_opt(e.help)
+    let label = if code == codes::E0217 { "in the template" } else { "while evaluating this" };
+    Diag::new(code, e.message.clone()).primary(&e.origin, e.span, label).help_opt(e.help)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -386,6 +387,8 @@ struct Run<'a> {
 /// Meta-attributes of the instances around a member, applied to it.
 #[derive(Clone, Debug, Default)]
 struct Inherited {
+    /// What the instances' params were computed from: every member depends on it.
+    refs: Vec<(String, Span)>,
     after: Vec<(String, Span)>,
     notify: Vec<(String, Span)>,
     manage: Option<iade_intent::Manage>,
@@ -774,6 +777,11 @@ impl Run<'_> {
     /// Applies what the instances around a member set for all of their members.
     fn apply_inherited(&self, res: &mut EvaluatedResource) {
         let inherit = &self.inherit;
+        for r in &inherit.refs {
+            if !res.refs.contains(r) {
+                res.refs.push(r.clone());
+            }
+        }
         for a in &inherit.after {
             if !res.after.contains(a) {
                 res.after.push(a.clone());
@@ -802,9 +810,13 @@ impl Run<'_> {
             let chain: Vec<&str> = self.sites.iter().map(|s| s.id.as_str()).collect();
             self.out.diags.push(
                 Diag::new(codes::E0215, format!("instances nest more than {MAX_INSTANCE_DEPTH} deep"))
-                    .primary(&self.origin, inst.name_span, format!("`{id}` is one level too deep"))
+                    .primary(
+                        &self.origin,
+                        inst.name_span,
+                        format!("instance {} levels deep", self.sites.len() + 1),
+                    )
                     .help(format!(
-                        "component `{}` contains itself (through {}); remove the instance that closes the loop",
+                        "component `{}` contains itself (first through `{}`); remove the instance that closes the loop",
                         inst.component_name,
                         chain.first().copied().unwrap_or_default()
                     )),
@@ -816,6 +828,8 @@ impl Run<'_> {
         let comp_origin = origin(self.db, inst.component);
         let comp_poisoned = !lower_item(self.db, inst.component).diags.is_empty();
         // Params, in the instance's evaluator.
+        ev.take_refs();
+        self.env.global_refs.borrow_mut().clear();
         let mut given: BTreeMap<&str, Value> = BTreeMap::new();
         for (pname, value, span) in &inst.args {
             let Some(param) = comp.params.iter().find(|p| p.name == *pname) else { continue };
@@ -874,6 +888,11 @@ impl Run<'_> {
         };
         self.body(&empty, &inst.meta, ev, &mut meta);
         let mut inherit = self.inherit.clone();
+        inherit.refs.extend(ev.take_refs());
+        inherit.refs.extend(meta.refs.iter().cloned());
+        for id in std::mem::take(&mut *self.env.global_refs.borrow_mut()) {
+            inherit.refs.push((id, inst.name_span));
+        }
         inherit.after.extend(meta.after.iter().cloned());
         inherit.notify.extend(meta.notify.iter().cloned());
         if inst.meta.iter().any(|m| matches!(m, BodyStmt::Manage(_))) {
@@ -889,6 +908,7 @@ impl Run<'_> {
             .with_limits(self.limits)
             .with_instance(&prefix)
             .with_fuel(ev.fuel());
+        inner.set_local(comp.name_slot, Value::str(name.as_str()));
         let mut params = BTreeMap::new();
         for (i, p) in comp.params.iter().enumerate() {
             let v = match given.remove(p.name.as_str()) {
@@ -914,10 +934,9 @@ impl Run<'_> {
                     None => Value::unknown(iade_intent::eval::POISONED),
                 },
             };
-            inner.set_local(i as u32, v.clone());
+            inner.set_local(comp.name_slot + 1 + i as u32, v.clone());
             params.insert(p.name.clone(), v);
         }
-        inner.set_local(comp.name_slot, Value::str(name.as_str()));
         let site = InstanceSite { id: id.clone(), origin: self.origin.clone(), span: inst.name_span };
         let diags_before = self.out.diags.len();
         let resources_before = self.out.resources.len();
@@ -938,7 +957,7 @@ impl Run<'_> {
         ev.set_fuel(inner.fuel());
         // What went wrong inside says which instance it was evaluated for.
         for d in &mut self.out.diags[diags_before..] {
-            if d.labels.iter().any(|l| l.origin == comp_origin) {
+            if d.code != codes::E0215 && d.labels.iter().any(|l| l.origin == comp_origin) {
                 *d = std::mem::replace(d, Diag::new(d.code, String::new())).secondary(
                     &site.origin,
                     site.span,

@@ -62,7 +62,59 @@ pub fn render_text(sources: &Sources, diag: &Diagnostic, opts: RenderOptions) ->
     if report.write(cache, &mut out).is_err() {
         return render_plain(diag);
     }
-    String::from_utf8_lossy(&out).trim_end().to_owned()
+    let text = String::from_utf8_lossy(&out).trim_end().to_owned();
+    fix_group_headers(sources, diag, &text)
+}
+
+/// Ariadne heads every group of lines after the first with the primary label's location, even
+/// when the group shows a secondary label elsewhere in the file. Each such header is rewritten
+/// to the location of the first label on the first line the group shows.
+fn fix_group_headers(sources: &Sources, diag: &Diagnostic, text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let Some(open) = line.find("├─[ ") else {
+            out.push((*line).to_string());
+            continue;
+        };
+        let Some(close) = line.rfind(" ]") else {
+            out.push((*line).to_string());
+            continue;
+        };
+        let inner = &line[open + "├─[ ".len()..close];
+        // `path:line:col`; the path itself may hold colons.
+        let mut parts = inner.rsplitn(3, ':');
+        let (_col, _line, path) = (parts.next(), parts.next(), parts.next());
+        let Some(path) = path else {
+            out.push((*line).to_string());
+            continue;
+        };
+        // The first source line the group shows: ` 12 │ …`.
+        let shown = lines[i + 1..].iter().take_while(|l| !l.contains("─[ ")).find_map(|l| {
+            let (num, rest) = l.trim_start().split_once(' ')?;
+            (rest.starts_with('│') || rest.starts_with('┆')).then_some(())?;
+            num.parse::<u32>().ok()
+        });
+        let located = shown.and_then(|n| {
+            diag.labels
+                .iter()
+                .filter_map(|l| {
+                    let f = sources.get(l.file)?;
+                    if f.path != path {
+                        return None;
+                    }
+                    let lc = f.lines.line_col_chars(l.span.start);
+                    (lc.line + 1 == n).then_some(lc.col + 1)
+                })
+                .min()
+                .map(|col| (n, col))
+        });
+        match located {
+            Some((n, col)) => out.push(format!("{}├─[ {path}:{n}:{col} ]{}", &line[..open], &line[close + 2..])),
+            None => out.push((*line).to_string()),
+        }
+    }
+    out.join("\n")
 }
 
 /// Ariadne needs ranges inside the text; an empty range at the very end is widened backwards.

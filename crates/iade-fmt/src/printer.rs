@@ -76,7 +76,9 @@ impl<'a> Printer<'a> {
     fn take_trailing(&mut self, end: u32) -> Option<String> {
         let c = self.comments.get(self.next)?;
         let between = self.src.get(end as usize..c.span.start as usize)?;
-        if c.span.start >= end && !between.contains('\n') {
+        // Only blanks (and a comma) may lie between: a comment after a `}` that closes an
+        // enclosing block belongs to that block, not to its last entry.
+        if c.span.start >= end && between.trim_matches([' ', '\t', ',']).is_empty() {
             self.next += 1;
             return Some(c.text.trim_end().to_owned());
         }

@@ -27,8 +27,8 @@ pub const INSTANCE_META: &[&str] = &["after", "notify", "manage", "provider", "p
 /// How deep instances may nest (a component that contains itself stops here).
 pub const MAX_INSTANCE_DEPTH: usize = 32;
 
-/// A lowered component: its params (slots `0..params.len()`), `name` (the next slot) and
-/// its body.
+/// A lowered component: `name` (slot `name_slot`), its params (the slots after it, in
+/// order) and its body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ComponentIr {
     pub name: String,
@@ -184,6 +184,8 @@ impl Cx<'_> {
     pub(super) fn component(&mut self, c: &ast::ComponentDecl) -> LoweredKind {
         let members = component_members(self.db, self.item);
         self.component = Some(ComponentCx { members: members.iter().map(|(n, d, _)| (n.clone(), *d)).collect() });
+        // `name` first, so that a param's default may use it (`server: string = name`).
+        let name_slot = self.bind("name", Some(Ty::String));
         let mut params = Vec::new();
         let mut seen: BTreeMap<&str, Span> = BTreeMap::new();
         for p in &c.params {
@@ -201,7 +203,6 @@ impl Cx<'_> {
             self.bind(&p.name.text, Some(ty.clone()));
             params.push(ComponentParamIr { name: p.name.text.clone(), ty, default, span: p.name.span });
         }
-        let name_slot = self.bind("name", Some(Ty::String));
         // Members share one namespace, whatever their kinds, and may not take a param's name.
         let top: Vec<(String, Span)> = c
             .body

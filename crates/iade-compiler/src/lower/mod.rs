@@ -1069,7 +1069,9 @@ fn dedent(parts: &[StrPart]) -> Vec<Seg<'_>> {
     if let Some(Seg::Text(last, _)) = segs.last_mut() {
         if let Some(i) = last.rfind('\n') {
             indent = last[i + 1..].to_string();
-            last.truncate(i);
+            // The break before the closing line goes, `\r\n` as well as `\n`.
+            let cut = if last[..i].ends_with('\r') { i - 1 } else { i };
+            last.truncate(cut);
         } else if last.chars().all(|c| c == ' ' || c == '\t') {
             // The closing line is the first content line: the string is empty.
             indent = std::mem::take(last);

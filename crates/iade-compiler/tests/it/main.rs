@@ -2,5 +2,6 @@
 
 mod golden;
 mod incremental;
+mod language;
 mod props;
 mod support;

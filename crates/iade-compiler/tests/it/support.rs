@@ -38,7 +38,7 @@ pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
         log_queries,
     });
     let stack: Vec<(String, String)> =
-        files.iter().filter(|(p, _)| !p.contains('/')).map(|(p, t)| (p.to_string(), t.to_string())).collect();
+        files.iter().filter(|(p, _)| !p.contains('/') && p.ends_with(".iade")).map(|(p, t)| (p.to_string(), t.to_string())).collect();
     db.set_stack_files(stack);
     db
 }

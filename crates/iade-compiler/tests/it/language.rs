@@ -1,0 +1,157 @@
+//! The language of real stacks: components, templates, comprehensions, and sources read the
+//! same whatever their line endings.
+
+use iade_intent::{IntentGraph, Value};
+
+use crate::support::memory_db;
+
+fn graph_json(g: &IntentGraph) -> serde_json::Value {
+    let mut v = serde_json::to_value(g).expect("graph serializes");
+    // Byte offsets differ between line endings; lines and columns do not.
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("start");
+                m.remove("end");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+fn content(g: &IntentGraph, id: &str) -> String {
+    match g.node(id).and_then(|n| n.attrs.get("content")).map(|a| &a.value) {
+        Some(Value::Str(s)) => s.to_string(),
+        other => panic!("{id} has no content: {other:?}"),
+    }
+}
+
+const STACK: &str = r#"use std.fs.{file}
+
+## A site.
+component site(port: int, hosts: list(string) = []) {
+  file conf {
+    path    = "/etc/sites/${name}.conf"
+    content = """
+      listen ${port};
+      hosts ${join(hosts, " ")};
+      """
+  }
+}
+
+site api { port = 8080, hosts = ["a", "b"] }
+file summary {
+  path = "/etc/sites/summary"
+  content = "${site.api.conf.path}\n"
+}
+"#;
+
+#[test]
+fn a_crlf_source_gives_the_same_graph_as_its_lf_twin() {
+    let crlf = STACK.replace('\n', "\r\n");
+    let lf_db = memory_db(&[("main.iade", STACK)], false);
+    let crlf_db = memory_db(&[("main.iade", &crlf)], false);
+    assert!(lf_db.diagnostics().is_empty(), "{:?}", lf_db.diagnostics());
+    assert!(crlf_db.diagnostics().is_empty(), "{:?}", crlf_db.diagnostics());
+    let (a, b) = (lf_db.intent_graph(), crlf_db.intent_graph());
+    assert_eq!(content(&b, "site.api/file.conf"), "listen 8080;\nhosts a b;");
+    assert_eq!(graph_json(&a), graph_json(&b));
+}
+
+#[test]
+fn an_included_file_keeps_its_crlf_line_endings() {
+    let db = memory_db(
+        &[
+            ("main.iade", "use std.fs.{file}\r\nfile f {\r\n  path = \"/x\"\r\n  content = include(\"dos.txt\")\r\n}\r\n"),
+            ("dos.txt", "one\r\ntwo\r\n"),
+        ],
+        false,
+    );
+    assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
+    assert_eq!(content(&db.intent_graph(), "file.f"), "one\r\ntwo\r\n");
+}
+
+#[test]
+fn members_are_reached_through_their_instance_by_fixed_and_generated_names() {
+    let db = memory_db(
+        &[(
+            "main.iade",
+            r#"use std.fs.{file}
+component site(port: int) {
+  file conf { path = "/etc/sites/${name}.conf"  content = "${port}" }
+}
+site api { port = 1 }
+for n in ["x", "y"] { site "${n}" { port = 2 } }
+file summary {
+  path = "/etc/summary"
+  content = "${site.api.conf.path} ${site.api.port} ${site.api.name} ${site["x"].conf.path} ${site["y"].port}"
+}
+"#,
+        )],
+        false,
+    );
+    assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
+    let g = db.intent_graph();
+    assert_eq!(content(&g, "file.summary"), "/etc/sites/api.conf 1 api /etc/sites/x.conf 2");
+    let deps: Vec<&str> = g.edges.iter().filter(|e| e.to == "file.summary").map(|e| e.from.as_str()).collect();
+    assert_eq!(deps, ["site.api/file.conf", "site.x/file.conf"], "members read are dependencies");
+    let ids: Vec<&str> = g.instances.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids, ["site.api", "site.x", "site.y"]);
+}
+
+#[test]
+fn comprehensions_merge_and_get_compute_values() {
+    let db = memory_db(
+        &[(
+            "main.iade",
+            r#"use std.fs.{file}
+let base = { user = "www", workers = 4 }
+let tuned = base + { workers = 8 }
+let listens = ["listen ${p};" for p in [80, 443, 8080] if p != 8080]
+let pairs = ["${k}=${v}" for k, v in { a = 1, b = 2 }]
+file f {
+  path = "/etc/f"
+  content = "${join(listens, " ")} ${join(pairs, ",")} ${tuned.workers} ${tuned.user} ${get(tuned, "missing", "dflt")}"
+}
+"#,
+        )],
+        false,
+    );
+    assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
+    assert_eq!(content(&db.intent_graph(), "file.f"), "listen 80; listen 443; a=1,b=2 8 www dflt");
+}
+
+#[test]
+fn editing_a_template_recomputes_what_uses_it() {
+    let mut db = memory_db(
+        &[
+            ("main.iade", "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  content = template(\"t.tmpl\", { port = 1 })\n}\n"),
+            ("t.tmpl", "port ${port}\n"),
+        ],
+        false,
+    );
+    assert_eq!(content(&db.intent_graph(), "file.f"), "port 1\n");
+    db.set_file("t.tmpl".into(), "listen ${port + 1}; $${HOME}\n".into());
+    assert_eq!(content(&db.intent_graph(), "file.f"), "listen 2; ${HOME}\n");
+    db.set_file("t.tmpl".into(), "listen ${prot}\n".into());
+    let d = db.diagnostics();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].code.as_str(), "E0217");
+    assert!(d[0].help.as_deref().unwrap_or_default().contains("did you mean `port`"), "{:?}", d[0].help);
+}
+
+#[test]
+fn a_decimal_mode_carries_a_fix_that_writes_it_in_octal() {
+    let db = memory_db(&[("main.iade", "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  mode = 644\n}\n")], false);
+    let d = db.diagnostics();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0].code.as_str(), "E0216");
+    assert_eq!(d[0].fixes.len(), 1);
+    assert_eq!(d[0].fixes[0].replacement, "0o644");
+    let text = "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  mode = 644\n}\n";
+    assert_eq!(&text[d[0].fixes[0].span.range()], "644");
+}
