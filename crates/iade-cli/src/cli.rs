@@ -170,6 +170,11 @@ struct RunArgs {
     /// Do not show diffs of text content.
     #[arg(long)]
     no_diff: bool,
+    /// Delete objects this stack applied and no longer declares (its ownership mark, or the
+    /// journal where no mark is possible, proves them its own). `stack NAME { prune = true }`
+    /// does the same for every run.
+    #[arg(long)]
+    prune: bool,
 }
 
 #[derive(Debug, Args)]
@@ -325,6 +330,7 @@ fn run_options(a: &RunArgs, journal: Option<&str>, wait: Option<Duration>) -> Ru
             .find(|(k, _)| k == "IADE_FAILPOINT")
             .and_then(|(_, v)| v.into_string().ok()),
         retries: 3,
+        prune: a.prune,
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use iade_driver::text::{fmt_ms, fmt_time, safe};
 use iade_driver::{Event, RunRecord, RunView, Sink};
-use iade_engine::{Action, Plan};
+use iade_engine::{Action, Plan, Proof, Removal};
 use iade_journal::{Finding, FindingOutcome, Output, ResourceError, StepStatus};
 
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +22,39 @@ impl Style {
 }
 
 pub fn plan(p: &Plan, stack: &str, style: Style, took: Duration) {
+    // What the source does not declare comes first: a purge is the user's explicit request.
+    for r in p.removals.iter().filter(|r| r.action != Action::None || r.error.is_some()) {
+        let identity: Vec<String> = r.identity.values().map(|v| safe(v).into_owned()).collect();
+        let why = match &r.removal {
+            Some(Removal::Purge { directory }) => format!("not declared under {directory} (purge = true)"),
+            Some(Removal::Orphan { proof: Some(Proof::Mark) }) => {
+                "no longer declared; its mark proves it this stack's".to_string()
+            }
+            Some(Removal::Orphan { proof: Some(Proof::Journal) }) => {
+                "no longer declared; the journal proves it this stack's (it cannot carry a mark)".to_string()
+            }
+            Some(Removal::Orphan { proof: None }) => {
+                "no longer declared; kept: no mark proves it this stack's".to_string()
+            }
+            None => String::new(),
+        };
+        let (code, verb) = match (r.action, &r.error) {
+            (_, Some(e)) => ("31", format!("refused: {}", safe(e))),
+            (Action::Delete, None) => ("31", "delete".to_string()),
+            (Action::Orphan, None) if matches!(r.removal, Some(Removal::Orphan { proof: Some(_) })) => {
+                ("33", "kept (converge --prune deletes it)".to_string())
+            }
+            _ => ("2", "kept".to_string()),
+        };
+        let symbol = if r.error.is_some() { "!" } else { r.action.symbol() };
+        println!(
+            "{} {} ({})  {verb}  {}",
+            style.paint(code, symbol),
+            style.paint("1", &safe(&r.id)),
+            identity.join(", "),
+            style.paint("2", &why)
+        );
+    }
     for r in p.pending() {
         let (code, verb) = match r.action {
             Action::Create => ("32", "create".to_string()),
@@ -30,7 +63,7 @@ pub fn plan(p: &Plan, stack: &str, style: Style, took: Duration) {
             Action::Delete => ("31", "delete".to_string()),
             Action::Drift => ("35", "drifted (observe only: not changed)".to_string()),
             Action::Deferred => ("36", format!("observed after its dependencies ({})", r.after.join(", "))),
-            Action::None => ("0", String::new()),
+            Action::None | Action::Adopt | Action::Orphan => ("0", String::new()),
         };
         let identity: Vec<String> = r.identity.values().map(|v| safe(v).into_owned()).collect();
         println!(
@@ -60,6 +93,15 @@ pub fn plan(p: &Plan, stack: &str, style: Style, took: Duration) {
                 println!("      {}", style.paint(code, &safe(line)));
             }
         }
+    }
+    for f in &p.refreshes {
+        let when = if f.pending { "pending from an earlier run" } else { "after the changes above" };
+        println!(
+            "{} {}  refresh ({when}; notified by {})",
+            style.paint("36", "↻"),
+            style.paint("1", &f.resource),
+            f.notified_by.join(", ")
+        );
     }
     problems(&p.resources.iter().flat_map(|r| r.problems()).collect::<Vec<_>>(), style);
     let s = p.summary();

@@ -276,7 +276,12 @@ impl Database {
         out.notes = d.notes.clone();
         for f in &d.fixes {
             let (file, span) = self.resolve(&f.origin, f.span)?;
-            out.fixes.push(iade_diagnostics::Fix { file, span, replacement: f.replacement.clone(), title: f.title.clone() });
+            out.fixes.push(iade_diagnostics::Fix {
+                file,
+                span,
+                replacement: f.replacement.clone(),
+                title: f.title.clone(),
+            });
         }
         Some(out)
     }

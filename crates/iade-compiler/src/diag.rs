@@ -48,8 +48,19 @@ impl Diag {
         }
     }
 
-    pub fn fix(mut self, origin: &Origin, span: Span, replacement: impl Into<String>, title: impl Into<String>) -> Diag {
-        self.fixes.push(DiagFix { origin: origin.clone(), span, replacement: replacement.into(), title: title.into() });
+    pub fn fix(
+        mut self,
+        origin: &Origin,
+        span: Span,
+        replacement: impl Into<String>,
+        title: impl Into<String>,
+    ) -> Diag {
+        self.fixes.push(DiagFix {
+            origin: origin.clone(),
+            span,
+            replacement: replacement.into(),
+            title: title.into(),
+        });
         self
     }
 

@@ -85,7 +85,12 @@ impl Env for CompilerEnv<'_> {
         Ok(Value::str(f.text(self.db).as_str()))
     }
 
-    fn template(&self, origin: &Origin, path: &str, vars: &Value) -> Result<Value, iade_intent::eval::TemplateError> {
+    fn template(
+        &self,
+        origin: &Origin,
+        path: &str,
+        vars: &Value,
+    ) -> Result<Value, iade_intent::eval::TemplateError> {
         let limits = crate::graph::stack_settings(self.db).settings.limits;
         crate::template::fill(self.db, &NullEnv, origin, path, vars, limits)
     }
@@ -561,10 +566,17 @@ impl Run<'_> {
                 let span = res.attrs.get(*second).map_or(r.name_span, |(_, s)| *s);
                 let first_span = res.attrs.get(*first).map_or(r.name_span, |(_, s)| *s);
                 self.out.diags.push(
-                    Diag::new(codes::E0209, format!("`{first}` and `{second}` of `{}` exclude each other", res.id))
-                        .primary(&self.origin, span, format!("`{second}` set here"))
-                        .secondary(&self.origin, first_span, format!("`{first}` set here"))
-                        .help(format!("a {} takes at most one of {}", schema.name, group.join(", "))),
+                    Diag::new(
+                        codes::E0209,
+                        format!("`{first}` and `{second}` of `{}` exclude each other", res.id),
+                    )
+                    .primary(&self.origin, span, format!("`{second}` set here"))
+                    .secondary(&self.origin, first_span, format!("`{first}` set here"))
+                    .help(format!(
+                        "a {} takes at most one of {}",
+                        schema.name,
+                        group.join(", ")
+                    )),
                 );
             }
         }
@@ -842,7 +854,11 @@ impl Run<'_> {
                         self.out.diags.push(
                             Diag::new(codes::E0201, format!("param `{pname}` of `{id}`: {m}"))
                                 .primary(&self.origin, value.span, format!("expected {}", param.ty))
-                                .secondary(&comp_origin, param.span, format!("`{pname}` is declared {}", param.ty))
+                                .secondary(
+                                    &comp_origin,
+                                    param.span,
+                                    format!("`{pname}` is declared {}", param.ty),
+                                )
                                 .help(type_help(&param.ty)),
                         );
                         given.insert(pname.as_str(), Value::unknown(iade_intent::eval::POISONED));
@@ -911,29 +927,30 @@ impl Run<'_> {
         inner.set_local(comp.name_slot, Value::str(name.as_str()));
         let mut params = BTreeMap::new();
         for (i, p) in comp.params.iter().enumerate() {
-            let v = match given.remove(p.name.as_str()) {
-                Some(v) => v,
-                None => match &p.default {
-                    Some(d) => match inner.eval(d) {
-                        Ok(v) => match p.ty.check(&v) {
-                            Ok(v) => v,
-                            Err(m) => {
-                                self.out.diags.push(
-                                    Diag::new(codes::E0201, format!("default of `{}`: {m}", p.name))
-                                        .primary(&comp_origin, d.span, format!("expected {}", p.ty)),
-                                );
+            let v =
+                match given.remove(p.name.as_str()) {
+                    Some(v) => v,
+                    None => match &p.default {
+                        Some(d) => match inner.eval(d) {
+                            Ok(v) => match p.ty.check(&v) {
+                                Ok(v) => v,
+                                Err(m) => {
+                                    self.out.diags.push(
+                                        Diag::new(codes::E0201, format!("default of `{}`: {m}", p.name))
+                                            .primary(&comp_origin, d.span, format!("expected {}", p.ty)),
+                                    );
+                                    Value::unknown(iade_intent::eval::POISONED)
+                                }
+                            },
+                            Err(e) => {
+                                self.error(e);
                                 Value::unknown(iade_intent::eval::POISONED)
                             }
                         },
-                        Err(e) => {
-                            self.error(e);
-                            Value::unknown(iade_intent::eval::POISONED)
-                        }
+                        // Reported where the instance is lowered (E0213).
+                        None => Value::unknown(iade_intent::eval::POISONED),
                     },
-                    // Reported where the instance is lowered (E0213).
-                    None => Value::unknown(iade_intent::eval::POISONED),
-                },
-            };
+                };
             inner.set_local(comp.name_slot + 1 + i as u32, v.clone());
             params.insert(p.name.clone(), v);
         }

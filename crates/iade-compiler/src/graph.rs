@@ -10,11 +10,9 @@ use iade_span::{LineIndex, Span};
 use crate::db::{Database, Db};
 use crate::diag::Diag;
 use crate::eval::{EvaluatedResource, eval_global, eval_resources, static_id};
-use crate::lower::component::InstanceSite;
 use crate::items::{Item, Module, SourceFile, stack_module};
-use crate::lower::{
-    BodyStmt, Gen, LoweredKind, ResName, StackSettings, decl_name_span, lower_item,
-};
+use crate::lower::component::InstanceSite;
+use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, StackSettings, decl_name_span, lower_item};
 use crate::scope::{ItemName, module_scope, origin, own_scope, split_name};
 
 /// A kind's name as a query key.

@@ -51,7 +51,8 @@ pub fn template_ir(db: &dyn Db, file: SourceFile) -> TemplateIr {
         && let Some(d) = cx.take_diags().into_iter().next()
     {
         let span = d.labels.first().map_or(Span::default(), |l| l.span);
-        error = Some(EvalError { message: d.message, origin: origin.clone(), span, help: d.help, limit: None });
+        error =
+            Some(EvalError { message: d.message, origin: origin.clone(), span, help: d.help, limit: None });
     }
     let mut names = Vec::new();
     let mut seen = BTreeSet::new();
@@ -64,11 +65,12 @@ pub fn template_ir(db: &dyn Db, file: SourceFile) -> TemplateIr {
 /// Names read from the variables record (`Local(0).name`).
 fn var_names(ir: &Ir, out: &mut Vec<(String, Span)>, seen: &mut BTreeSet<String>) {
     match &ir.kind {
-        IrKind::Member(base, name) if matches!(base.kind, IrKind::Local(0)) => {
-            if seen.insert(name.to_string()) {
-                out.push((name.to_string(), ir.span));
-            }
+        IrKind::Member(base, name)
+            if matches!(base.kind, IrKind::Local(0)) && seen.insert(name.to_string()) =>
+        {
+            out.push((name.to_string(), ir.span));
         }
+        IrKind::Member(base, _) if matches!(base.kind, IrKind::Local(0)) => {}
         IrKind::Member(a, _) | IrKind::Unary(_, a) => var_names(a, out, seen),
         IrKind::List(items) | IrKind::Interp(items) | IrKind::Call(_, items) | IrKind::RuleCall(_, items) => {
             items.iter().for_each(|i| var_names(i, out, seen));
@@ -103,11 +105,12 @@ pub fn fill(
     vars: &Value,
     limits: iade_intent::Limits,
 ) -> Result<Value, TemplateError> {
-    let file = db.file_by_id(origin.file).ok_or_else(|| TemplateError::Here("the calling file is gone".into()))?;
+    let file =
+        db.file_by_id(origin.file).ok_or_else(|| TemplateError::Here("the calling file is gone".into()))?;
     let full = crate::scope::join_relative(file.path(db), path);
-    let tf = db
-        .load_file(&full)
-        .map_err(|e| TemplateError::Here(format!("cannot read the template `{full}`: {}", e.to_lowercase())))?;
+    let tf = db.load_file(&full).map_err(|e| {
+        TemplateError::Here(format!("cannot read the template `{full}`: {}", e.to_lowercase()))
+    })?;
     let t = template_ir(db, tf);
     if let Some(e) = &t.error {
         return Err(TemplateError::At(e.clone()));
@@ -125,7 +128,10 @@ pub fn fill(
             help: Some(match crate::suggest::did_you_mean(name, have.iter().copied()) {
                 Some(d) => d,
                 None if have.is_empty() => format!("pass it: template(\"{path}\", {{ {name} = … }})"),
-                None => format!("pass it: template(\"{path}\", {{ {name} = … }}); the record has {}", have.join(", ")),
+                None => format!(
+                    "pass it: template(\"{path}\", {{ {name} = … }}); the record has {}",
+                    have.join(", ")
+                ),
             }),
             limit: None,
         }));

@@ -110,7 +110,9 @@ fn fix_group_headers(sources: &Sources, diag: &Diagnostic, text: &str) -> String
                 .map(|col| (n, col))
         });
         match located {
-            Some((n, col)) => out.push(format!("{}├─[ {path}:{n}:{col} ]{}", &line[..open], &line[close + 2..])),
+            Some((n, col)) => {
+                out.push(format!("{}├─[ {path}:{n}:{col} ]{}", &line[..open], &line[close + 2..]))
+            }
             None => out.push((*line).to_string()),
         }
     }

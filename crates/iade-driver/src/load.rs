@@ -79,6 +79,11 @@ impl Compiled {
             None => crate::session::stack_id(&self.stack_dir, host),
         }
     }
+
+    /// The stack's name: what its ownership marks say.
+    pub fn stack_name(&self) -> String {
+        self.stack_id("").name
+    }
 }
 
 /// Counts for `check`'s summary line.

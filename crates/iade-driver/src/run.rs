@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub failpoint: Option<String>,
     /// How often a transient error is retried.
     pub retries: u32,
+    /// Delete objects the stack applied and no longer declares (also `stack { prune = true }`).
+    pub prune: bool,
 }
 
 impl Default for RunOptions {
@@ -44,6 +46,7 @@ impl Default for RunOptions {
             wait: Wait::No,
             failpoint: None,
             retries: 3,
+            prune: false,
         }
     }
 }
@@ -69,11 +72,13 @@ pub fn scope(compiled: &Compiled, targets: &[String]) -> Result<Option<BTreeSet<
 
 pub(crate) fn env<'a>(
     compiled: &Compiled,
+    name: &'a str,
     rt: &'a Runtime,
     options: &RunOptions,
     events: &'a dyn iade_engine::Events,
 ) -> Env<'a> {
     Env {
+        stack: name,
         providers: &rt.providers,
         secrets: rt.secrets.as_ref(),
         stack_dir: compiled.stack_dir.clone(),
@@ -84,12 +89,31 @@ pub(crate) fn env<'a>(
     }
 }
 
+/// What the journal owes and remembers, read without the lease: the objects the stack
+/// applied and the refreshes still pending. Nothing when the stack has no journal yet.
+fn obligations(
+    compiled: &Compiled,
+    rt: &Runtime,
+    options: &RunOptions,
+) -> Result<(Vec<iade_journal::AppliedIdentity>, Vec<iade_journal::PendingRefresh>), Error> {
+    let location = options.journal_for(compiled);
+    if !location.exists() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let store = location.open(&compiled.stack_id(&rt.host))?;
+    Ok((store.applied()?, store.pending_refreshes()?))
+}
+
 /// Observes and diffs, changing nothing and taking no lease.
 pub fn plan(compiled: &Compiled, rt: &Runtime, options: &RunOptions, sink: &dyn Sink) -> Result<Plan, Error> {
     let only = scope(compiled, &options.targets)?;
     let forward = Forward(sink);
-    let env = env(compiled, rt, options, &forward);
-    let stack = Stack { graph: &compiled.graph, program: &compiled.program };
+    let name = compiled.stack_name();
+    let env = env(compiled, &name, rt, options, &forward);
+    let (applied, pending) = obligations(compiled, rt, options)?;
+    let stack = Stack::new(&compiled.graph, &compiled.program)
+        .with_obligations(&applied, &pending)
+        .pruning(options.prune || compiled.settings.prune);
     Ok(iade_engine::plan(&stack, &env, only.as_ref()))
 }
 
@@ -109,8 +133,12 @@ pub fn detect(
 ) -> Result<Detection, Error> {
     let only = scope(compiled, &options.targets)?;
     let forward = Forward(sink);
-    let env = env(compiled, rt, options, &forward);
-    let stack = Stack { graph: &compiled.graph, program: &compiled.program };
+    let name = compiled.stack_name();
+    let env = env(compiled, &name, rt, options, &forward);
+    let (applied, pending) = obligations(compiled, rt, options)?;
+    let stack = Stack::new(&compiled.graph, &compiled.program)
+        .with_obligations(&applied, &pending)
+        .pruning(options.prune || compiled.settings.prune);
     let plan = iade_engine::plan(&stack, &env, only.as_ref());
     let compliance = iade_engine::evaluate_controls(&stack, &env, &plan);
     Ok(Detection { plan, compliance })
@@ -164,8 +192,10 @@ pub fn converge(
     session.start_heartbeat();
     let forward = Forward(sink);
     // A converge shows what it did, not diffs of what it is about to write.
-    let env = Env { diffs: false, ..env(compiled, rt, options, &forward) };
-    let graph = Stack { graph: &compiled.graph, program: &compiled.program };
+    let name = compiled.stack_name();
+    let env = Env { diffs: false, ..env(compiled, &name, rt, options, &forward) };
+    let graph =
+        Stack::new(&compiled.graph, &compiled.program).pruning(options.prune || compiled.settings.prune);
     let epoch = session.epoch();
     let result = iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options);
     session.close()?;

@@ -48,7 +48,9 @@ enum Wake {
 
 /// The paths the providers watch for each resource, absolute.
 fn managed_paths(compiled: &Compiled, rt: &Runtime) -> BTreeMap<PathBuf, Vec<String>> {
+    let name = compiled.stack_name();
     let cx = iade_provider::Context {
+        stack: &name,
         secrets: rt.secrets.as_ref(),
         stack_dir: &compiled.stack_dir,
         cancelled: &rt.cancelled,
@@ -285,8 +287,10 @@ pub fn watch(
             host: &rt.host,
         };
         let forward = Forward(sink);
-        let env = iade_engine::Env { diffs: false, ..env(&compiled, rt, &options.run, &forward) };
-        let graph = Stack { graph: &compiled.graph, program: &compiled.program };
+        let name = compiled.stack_name();
+        let env = iade_engine::Env { diffs: false, ..env(&compiled, &name, rt, &options.run, &forward) };
+        let graph = Stack::new(&compiled.graph, &compiled.program)
+            .pruning(options.run.prune || compiled.settings.prune);
         let epoch = session.epoch();
         match iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options) {
             Ok(report) => {

@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use iade_intent::Node;
 use iade_journal::{
-    AppliedIdentity, Drift, Epoch, JournalError, Output, ResourceError, RunId, RunMode, RunStart, RunStatus,
-    RunSummary, StepAction, StepChange, StepIntent, StepOutcome, StepStatus, Store, WaveOutcome,
+    AppliedIdentity, Drift, Epoch, JournalError, Output, PendingRefresh, ResourceError, RunId, RunMode,
+    RunStart, RunStatus, RunSummary, StepAction, StepChange, StepIntent, StepOutcome, StepStatus, Store,
+    WaveOutcome,
 };
 use iade_provider::{Applied, ErrorClass, Observed, ProviderError};
 use serde::Serialize;
@@ -198,9 +199,13 @@ fn resume(
     let ids: BTreeSet<String> = left.steps.iter().map(|s| s.resource.clone()).collect();
     let fresh = plan(stack, env, Some(&ids));
     let mut statuses = Vec::new();
+    let mut notified = Vec::new();
     for s in &left.steps {
         let r = fresh.resources.iter().find(|r| r.id == s.resource);
-        let visible = r.is_some_and(|r| r.error.is_none() && r.action == Action::None);
+        // A refresh leaves nothing to observe: one a crash interrupted runs again (it is still
+        // pending; only its recorded success clears it).
+        let visible = s.action != StepAction::Refresh
+            && r.is_some_and(|r| r.error.is_none() && r.action == Action::None);
         // Visible in the page cache is not yet durable: the crash may have come between a
         // rename and the sync of its directory. Sync it before recording it done.
         let durable = visible
@@ -212,12 +217,27 @@ fn resume(
         if durable {
             statuses.push((s.id, StepStatus::DoneByObservation));
             report.done_by_observation.push(s.resource.clone());
+            // The change happened: what it notifies is owed, as if its outcome had been
+            // recorded.
+            let changes_env = matches!(
+                s.action,
+                StepAction::Create | StepAction::Update | StepAction::Delete | StepAction::Run
+            );
+            if changes_env && let Some(node) = stack.graph.node(&s.resource) {
+                for t in &node.notify {
+                    notified.push(PendingRefresh {
+                        resource: t.clone(),
+                        notified_by: s.resource.clone(),
+                        run: s.run,
+                    });
+                }
+            }
         } else {
             statuses.push((s.id, StepStatus::Abandoned));
             report.abandoned.push(s.resource.clone());
         }
     }
-    journal.settle_interrupted(epoch, &left.runs, &statuses)?;
+    journal.settle_interrupted(epoch, &left.runs, &statuses, &notified)?;
     Ok(report)
 }
 
@@ -275,7 +295,7 @@ fn observe_in_order(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<Str
             env.events.emit(&Event::Observed { resources: now.len(), differ });
         }
     }
-    Plan { resources: out.into_values().collect() }
+    Plan { resources: out.into_values().collect(), removals: Vec::new(), refreshes: Vec::new() }
 }
 
 /// Converges the stack: the whole durable run, journaled under `epoch`.
@@ -289,9 +309,23 @@ pub fn converge(
     let mut timings = Timings::default();
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     let resume = resume(stack, env, journal, epoch)?;
+    // The obligations, read under the lease: they are this engine's to fulfil now.
+    let applied = journal.applied()?;
+    let pending = journal.pending_refreshes()?;
+    let stack = &Stack {
+        graph: stack.graph,
+        program: stack.program,
+        applied: &applied,
+        pending_refreshes: &pending,
+        prune: stack.prune,
+    };
     let deps = Deps::new(stack.graph);
     let t = Instant::now();
     let mut current = observe_in_order(stack, env, options.only, &deps);
+    if options.only.is_none() {
+        current.removals = crate::removal::plan_removals(stack, env);
+    }
+    current.refreshes = crate::plan::planned_refreshes(stack, &current, &pending);
     timings.observe_ms += ms(t);
     Failpoint::hit(options.failpoint, "after-observe");
     let drift: Vec<Drift> = current.resources.iter().flat_map(drift_of).collect();
@@ -329,6 +363,36 @@ pub fn converge(
     let mut errors = std::mem::take(&mut start.errors);
     let steps =
         execute(stack, env, (journal, epoch, run), &mut current, &deps, options, &mut timings, &mut errors)?;
+    // Records of what the stack manages and the journal does not know yet (objects applied
+    // before the journal existed, or adopted), and of orphans found gone.
+    let t = Instant::now();
+    let known: BTreeMap<&str, bool> = applied.iter().map(|a| (a.resource.as_str(), a.protected)).collect();
+    let mut upkeep = WaveOutcome::default();
+    for r in &current.resources {
+        let present = matches!(r.observed, Some(Observed::Present(_)));
+        let protect = stack.graph.node(&r.id).is_some_and(|n| n.protect);
+        let owns = env.providers.get(&r.provider).is_some_and(|p| p.owns_objects(&r.kind));
+        if r.action == Action::None
+            && owns
+            && r.error.is_none()
+            && present
+            && r.manage == iade_intent::Manage::Enforce
+            && known.get(r.id.as_str()) != Some(&protect)
+        {
+            upkeep.applied.push(applied_identity(env, stack, r));
+        }
+    }
+    for r in &current.removals {
+        if r.observed == Some(Observed::Absent)
+            && matches!(r.removal, Some(crate::removal::Removal::Orphan { .. }))
+        {
+            upkeep.deleted.push(r.id.clone());
+        }
+    }
+    if !upkeep.applied.is_empty() || !upkeep.deleted.is_empty() {
+        journal.record_outcomes(epoch, run, &upkeep)?;
+    }
+    timings.journal_ms += ms(t);
 
     // What changed is observed again, so controls judge the environment as it now is.
     let changed: BTreeSet<String> =
@@ -371,18 +435,28 @@ fn summarize(
     resume: &ResumeReport,
 ) -> RunSummary {
     let count = |s: StepStatus| steps.iter().filter(|r| r.status == s).count();
+    let quiet = |r: &&StepReport| matches!(r.action, Some(StepAction::Refresh | StepAction::Adopt));
     RunSummary {
         resources: plan.resources.len(),
-        drifted: plan.resources.iter().filter(|r| r.is_pending() || r.action == Action::Drift).count(),
-        changed: count(StepStatus::Done),
+        drifted: plan
+            .resources
+            .iter()
+            .chain(&plan.removals)
+            .filter(|r| (r.is_pending() && r.action != Action::Adopt) || r.action == Action::Drift)
+            .count(),
+        changed: steps.iter().filter(|r| r.status == StepStatus::Done && !quiet(r)).count(),
         failed: count(StepStatus::Failed),
         skipped: count(StepStatus::Skipped),
         unobservable: plan
             .resources
             .iter()
+            .chain(&plan.removals)
             .map(|r| usize::from(r.error.is_some()) + r.unknown().count())
             .sum(),
-        refreshed: 0,
+        refreshed: steps
+            .iter()
+            .filter(|r| r.status == StepStatus::Done && r.action == Some(StepAction::Refresh))
+            .count(),
         controls: iade_journal::ControlCounts {
             passed: compliance.passed,
             failed: compliance.failed,
@@ -399,7 +473,9 @@ fn summarize(
 /// Runs the steps in waves of equal dependency depth. Per wave: deferred resources are
 /// observed (their dependencies are done now), the intents are committed in one transaction,
 /// the effects run (at most `parallelism` at once, transient errors retried with backoff),
-/// the providers flush, then the outcomes are committed in one transaction.
+/// the providers flush, then the outcomes are committed in one transaction. After a wave, the
+/// refreshes of its depth run (each resource refreshed once, after its own step); deletions
+/// of what the source no longer declares come last, deepest first.
 #[expect(clippy::too_many_arguments, reason = "the run's parts, each borrowed differently")]
 fn execute(
     stack: &Stack<'_>,
@@ -411,213 +487,426 @@ fn execute(
     timings: &mut Timings,
     errors: &mut Vec<ResourceError>,
 ) -> Result<Vec<StepReport>, JournalError> {
+    let base = current.resources.len();
+    current.resources.append(&mut current.removals);
+    let result = execute_waves(stack, env, (journal, epoch, run), current, deps, options, timings, errors);
+    current.removals = current.resources.split_off(base);
+    result
+}
+
+#[expect(clippy::too_many_arguments, reason = "the run's parts, each borrowed differently")]
+fn execute_waves(
+    stack: &Stack<'_>,
+    env: &Env<'_>,
+    (journal, epoch, run): (&mut dyn Store, Epoch, RunId),
+    current: &mut Plan,
+    deps: &Deps,
+    options: &Options<'_>,
+    timings: &mut Timings,
+    errors: &mut Vec<ResourceError>,
+) -> Result<Vec<StepReport>, JournalError> {
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
     // Creates and updates go from dependencies to dependents; deletes the other way round and
-    // after them (a directory is removed once what was in it is gone).
+    // after them (a directory is removed once what was in it is gone); removals of what the
+    // source no longer declares last, deepest first.
     let deepest = deps.deepest();
+    let deepest_removal = current
+        .resources
+        .iter()
+        .filter(|r| r.removal.is_some())
+        .map(|r| crate::removal::depth(&r.target))
+        .max();
     let mut waves: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, r) in current.resources.iter().enumerate() {
         let level = deps.level(&r.id);
         let wave = match r.action {
             _ if r.error.is_some() => continue,
+            Action::Delete if r.removal.is_some() => {
+                2 * deepest + 2 + (deepest_removal.unwrap_or(0) - crate::removal::depth(&r.target))
+            }
             Action::Delete => deepest + 1 + (deepest - level),
-            Action::Create | Action::Update | Action::Run | Action::Deferred => level,
-            Action::None | Action::Drift => continue,
+            Action::Create | Action::Update | Action::Run | Action::Deferred | Action::Adopt => level,
+            Action::None | Action::Drift | Action::Orphan => continue,
         };
         waves.entry(wave).or_default().push(i);
+    }
+    // Refreshes owed from earlier runs, and the depths at which refreshes may come due.
+    let in_scope = |id: &str| options.only.is_none_or(|o| o.contains(id));
+    let mut owed: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for p in stack.pending_refreshes {
+        if stack.graph.node(&p.resource).is_some() && in_scope(&p.resource) {
+            owed.entry(p.resource.clone()).or_default().insert(p.notified_by.clone());
+        }
+    }
+    for n in &stack.graph.nodes {
+        for t in &n.notify {
+            waves.entry(deps.level(t)).or_default();
+        }
+    }
+    for t in owed.keys() {
+        waves.entry(deps.level(t)).or_default();
     }
     // Resources that could not be observed count as failed for their dependents.
     let mut failed: BTreeSet<String> = current.errors().map(|r| r.id.clone()).collect();
     let mut reports = Vec::new();
     let cx = env.context();
     let count = waves.len();
-    for (index, members) in waves.into_values().enumerate() {
-        let mut found_drift = Vec::new();
-        let mut found_errors = Vec::new();
-        // Deferred resources: observed now that their dependencies are done, or never, when
-        // one of those failed.
-        let mut observe_now = Vec::new();
-        for &i in &members {
-            let r = &current.resources[i];
-            if r.action != Action::Deferred {
-                continue;
-            }
-            match deps.failed_dependency(&r.id, &failed) {
-                Some(dep) => {
-                    let why = format!("not observed: it depends on {dep}, which failed");
-                    failed.insert(r.id.clone());
-                    found_errors.push(ResourceError {
-                        resource: r.id.clone(),
-                        field: None,
-                        message: why.clone(),
-                    });
-                    let report = StepReport {
-                        resource: r.id.clone(),
-                        action: None,
-                        status: StepStatus::Skipped,
-                        error: Some(why),
-                        output: None,
-                        attempts: 0,
-                    };
-                    env.events.emit(&Event::Step(report.clone()));
-                    reports.push(report);
-                }
-                None => observe_now.push(i),
-            }
-        }
-        if !observe_now.is_empty() {
-            let t = Instant::now();
-            let pairs: Vec<(usize, &Node)> = observe_now
-                .iter()
-                .filter_map(|&i| stack.graph.node(&current.resources[i].id).map(|n| (i, n)))
-                .collect();
-            let nodes: Vec<&Node> = pairs.iter().map(|(_, n)| *n).collect();
-            let results = observe(&nodes, env);
-            let mut differ = 0;
-            for ((i, node), result) in pairs.into_iter().zip(results) {
-                let mut fresh = planned(node, result, env);
-                fresh.after = std::mem::take(&mut current.resources[i].after);
-                if fresh.error.is_some() {
-                    failed.insert(fresh.id.clone());
-                }
-                differ += usize::from(fresh.action != Action::None);
-                found_drift.extend(drift_of(&fresh));
-                found_errors.extend(fresh.problems());
-                current.resources[i] = fresh;
-            }
-            timings.observe_ms += ms(t);
-            env.events.emit(&Event::Observed { resources: nodes.len(), differ });
-        }
-        let mut runnable = Vec::new();
-        let mut skipped = Vec::new();
-        for &i in &members {
-            let r = &current.resources[i];
-            if !r.is_pending() || r.error.is_some() {
-                continue;
-            }
-            match deps.failed_dependency(&r.id, &failed) {
-                Some(dep) => skipped.push((i, dep)),
-                None => runnable.push(i),
-            }
-        }
-        errors.extend(found_errors.iter().cloned());
-        if runnable.is_empty() && skipped.is_empty() {
-            if !found_drift.is_empty() || !found_errors.is_empty() {
-                journal.record_intents(epoch, run, &[], &found_drift, &found_errors)?;
-            }
-            continue;
-        }
-        let intents: Vec<StepIntent> = runnable
-            .iter()
-            .chain(skipped.iter().map(|(i, _)| i))
-            .map(|&i| {
+    for (index, (wave_key, members)) in waves.into_iter().enumerate() {
+        'steps: {
+            let mut found_drift = Vec::new();
+            let mut found_errors = Vec::new();
+            // Deferred resources: observed now that their dependencies are done, or never,
+            // when one of those failed.
+            let mut observe_now = Vec::new();
+            for &i in &members {
                 let r = &current.resources[i];
-                let d = digest(r);
-                let action = r.action.step().unwrap_or(StepAction::Update);
-                StepIntent {
-                    resource: r.id.clone(),
-                    action,
-                    idempotency_key: format!("{}:{}:{d}", r.id, action.as_str()),
-                    digest: d,
-                    changes: r
-                        .changes
-                        .iter()
-                        .filter(|c| c.unknown.is_none())
-                        .map(|c| StepChange {
-                            field: c.field.clone(),
-                            observed: c.observed.clone(),
-                            intended: c.intended.clone(),
-                        })
-                        .collect(),
+                if r.action != Action::Deferred {
+                    continue;
                 }
-            })
-            .collect();
-        Failpoint::hit(options.failpoint, "before-intent");
-        let t = Instant::now();
-        journal.renew_lease(epoch, options.lease_ttl)?;
-        let ids = journal.record_intents(epoch, run, &intents, &found_drift, &found_errors)?;
-        timings.journal_ms += ms(t);
-        Failpoint::hit(options.failpoint, "after-intent");
-        env.events.emit(&Event::Wave { index, waves: count, steps: runnable.len() });
-        let t = Instant::now();
-        let batch: Vec<&PlannedResource> = runnable.iter().map(|&i| &current.resources[i]).collect();
-        let mut results =
-            crate::parallel_map(&batch, env.parallelism, |r| apply_once(env, &cx, r, options.retries));
-        // The effects become durable together; only then are the steps recorded done.
-        let used: BTreeSet<&str> = batch.iter().map(|r| r.provider.as_str()).collect();
-        for name in used {
-            let Some(p) = env.providers.get(name) else { continue };
-            match p.flush(&cx) {
-                Ok(failures) => {
-                    for (id, e) in failures {
-                        for ((result, _), r) in results.iter_mut().zip(&batch) {
-                            if r.id == id && result.is_ok() {
-                                *result = Err(e.clone());
+                match deps.failed_dependency(&r.id, &failed) {
+                    Some(dep) => {
+                        let why = format!("not observed: it depends on {dep}, which failed");
+                        failed.insert(r.id.clone());
+                        found_errors.push(ResourceError {
+                            resource: r.id.clone(),
+                            field: None,
+                            message: why.clone(),
+                        });
+                        let report = StepReport {
+                            resource: r.id.clone(),
+                            action: None,
+                            status: StepStatus::Skipped,
+                            error: Some(why),
+                            output: None,
+                            attempts: 0,
+                        };
+                        env.events.emit(&Event::Step(report.clone()));
+                        reports.push(report);
+                    }
+                    None => observe_now.push(i),
+                }
+            }
+            if !observe_now.is_empty() {
+                let t = Instant::now();
+                let pairs: Vec<(usize, &Node)> = observe_now
+                    .iter()
+                    .filter_map(|&i| stack.graph.node(&current.resources[i].id).map(|n| (i, n)))
+                    .collect();
+                let nodes: Vec<&Node> = pairs.iter().map(|(_, n)| *n).collect();
+                let results = observe(&nodes, env);
+                let mut differ = 0;
+                for ((i, node), result) in pairs.into_iter().zip(results) {
+                    let mut fresh = planned(node, result, env);
+                    fresh.after = std::mem::take(&mut current.resources[i].after);
+                    if fresh.error.is_some() {
+                        failed.insert(fresh.id.clone());
+                    }
+                    differ += usize::from(fresh.action != Action::None);
+                    found_drift.extend(drift_of(&fresh));
+                    found_errors.extend(fresh.problems());
+                    current.resources[i] = fresh;
+                }
+                timings.observe_ms += ms(t);
+                env.events.emit(&Event::Observed { resources: nodes.len(), differ });
+            }
+            let mut runnable = Vec::new();
+            let mut skipped = Vec::new();
+            for &i in &members {
+                let r = &current.resources[i];
+                if !r.is_pending() || r.error.is_some() {
+                    continue;
+                }
+                match deps.failed_dependency(&r.id, &failed) {
+                    Some(dep) => skipped.push((i, dep)),
+                    None => runnable.push(i),
+                }
+            }
+            errors.extend(found_errors.iter().cloned());
+            if runnable.is_empty() && skipped.is_empty() {
+                if !found_drift.is_empty() || !found_errors.is_empty() {
+                    journal.record_intents(epoch, run, &[], &found_drift, &found_errors)?;
+                }
+                break 'steps;
+            }
+            let intents: Vec<StepIntent> = runnable
+                .iter()
+                .chain(skipped.iter().map(|(i, _)| i))
+                .map(|&i| step_intent(&current.resources[i]))
+                .collect();
+            Failpoint::hit(options.failpoint, "before-intent");
+            let t = Instant::now();
+            journal.renew_lease(epoch, options.lease_ttl)?;
+            let ids = journal.record_intents(epoch, run, &intents, &found_drift, &found_errors)?;
+            timings.journal_ms += ms(t);
+            Failpoint::hit(options.failpoint, "after-intent");
+            env.events.emit(&Event::Wave { index, waves: count, steps: runnable.len() });
+            let t = Instant::now();
+            let batch: Vec<&PlannedResource> = runnable.iter().map(|&i| &current.resources[i]).collect();
+            let mut results =
+                crate::parallel_map(&batch, env.parallelism, |r| apply_once(env, &cx, r, options.retries));
+            // The effects become durable together; only then are the steps recorded done.
+            flush(env, &cx, &batch, &mut results);
+            timings.apply_ms += ms(t);
+            Failpoint::hit(options.failpoint, "after-effect");
+            let mut wave = WaveOutcome::default();
+            for ((r, (result, attempts)), id) in batch.iter().zip(results).zip(&ids) {
+                let action = r.action.step();
+                let (status, error, output) = match result {
+                    Ok(applied) => (StepStatus::Done, None, applied.output.map(output)),
+                    Err(e) => {
+                        failed.insert(r.id.clone());
+                        (StepStatus::Failed, Some(e.message), e.output.map(output))
+                    }
+                };
+                if status == StepStatus::Done {
+                    wave.corrected.push(r.id.clone());
+                    let owns = env.providers.get(&r.provider).is_some_and(|p| p.owns_objects(&r.kind));
+                    match r.action {
+                        Action::Delete => wave.deleted.push(r.id.clone()),
+                        Action::Create | Action::Update | Action::Adopt if owns => {
+                            wave.applied.push(applied_identity(env, stack, r))
+                        }
+                        _ => {}
+                    }
+                    // A change notifies; the refresh it owes is recorded with its outcome.
+                    if r.action.notifies()
+                        && r.removal.is_none()
+                        && let Some(node) = stack.graph.node(&r.id)
+                    {
+                        for t in &node.notify {
+                            wave.notified.push(PendingRefresh {
+                                resource: t.clone(),
+                                notified_by: r.id.clone(),
+                                run,
+                            });
+                            if in_scope(t) {
+                                owed.entry(t.clone()).or_default().insert(r.id.clone());
                             }
                         }
                     }
                 }
-                Err(e) => {
-                    for ((result, _), r) in results.iter_mut().zip(&batch) {
-                        if r.provider == name && result.is_ok() {
+                wave.steps.push(StepOutcome {
+                    step: *id,
+                    status,
+                    error: error.clone(),
+                    output: output.clone(),
+                });
+                let report = StepReport { resource: r.id.clone(), action, status, error, output, attempts };
+                env.events.emit(&Event::Step(report.clone()));
+                reports.push(report);
+            }
+            for ((i, dep), id) in skipped.iter().zip(&ids[runnable.len()..]) {
+                let r = &current.resources[*i];
+                failed.insert(r.id.clone());
+                let why = format!("it depends on {dep}, which failed");
+                wave.steps.push(StepOutcome {
+                    step: *id,
+                    status: StepStatus::Skipped,
+                    error: Some(why.clone()),
+                    output: None,
+                });
+                let report = StepReport {
+                    resource: r.id.clone(),
+                    action: r.action.step(),
+                    status: StepStatus::Skipped,
+                    error: Some(why),
+                    output: None,
+                    attempts: 0,
+                };
+                env.events.emit(&Event::Step(report.clone()));
+                reports.push(report);
+            }
+            let t = Instant::now();
+            journal.record_outcomes(epoch, run, &wave)?;
+            timings.journal_ms += ms(t);
+            Failpoint::hit(options.failpoint, "after-outcome");
+        }
+        if wave_key <= deepest {
+            let due: Vec<String> = owed.keys().filter(|t| deps.level(t) == wave_key).cloned().collect();
+            refresh(
+                stack,
+                env,
+                (&mut *journal, epoch, run),
+                &due,
+                &mut owed,
+                &mut failed,
+                options,
+                timings,
+                &mut reports,
+            )?;
+        }
+    }
+    // What the last waves notified (a deletion notifies after its target's depth has passed).
+    let rest: Vec<String> = deps.order(&owed.keys().map(String::as_str).collect::<Vec<_>>());
+    refresh(
+        stack,
+        env,
+        (journal, epoch, run),
+        &rest,
+        &mut owed,
+        &mut failed,
+        options,
+        timings,
+        &mut reports,
+    )?;
+    Ok(reports)
+}
+
+/// What a step is about to do, as the journal records it before the effect.
+fn step_intent(r: &PlannedResource) -> StepIntent {
+    let d = digest(r);
+    let action = r.action.step().unwrap_or(StepAction::Update);
+    StepIntent {
+        resource: r.id.clone(),
+        action,
+        idempotency_key: format!("{}:{}:{d}", r.id, action.as_str()),
+        digest: d,
+        changes: r
+            .changes
+            .iter()
+            .filter(|c| c.unknown.is_none())
+            .map(|c| StepChange {
+                field: c.field.clone(),
+                observed: c.observed.clone(),
+                intended: c.intended.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// Makes a wave's effects durable, provider by provider; a change that could not be
+/// completed turns its step's result into that error.
+fn flush(
+    env: &Env<'_>,
+    cx: &iade_provider::Context<'_>,
+    batch: &[&PlannedResource],
+    results: &mut [(Result<Applied, ProviderError>, u32)],
+) {
+    let used: BTreeSet<&str> = batch.iter().map(|r| r.provider.as_str()).collect();
+    for name in used {
+        let Some(p) = env.providers.get(name) else { continue };
+        match p.flush(cx) {
+            Ok(failures) => {
+                for (id, e) in failures {
+                    for ((result, _), r) in results.iter_mut().zip(batch) {
+                        if r.id == id && result.is_ok() {
                             *result = Err(e.clone());
                         }
                     }
                 }
             }
-        }
-        timings.apply_ms += ms(t);
-        Failpoint::hit(options.failpoint, "after-effect");
-        let mut wave = WaveOutcome::default();
-        for ((r, (result, attempts)), id) in batch.iter().zip(results).zip(&ids) {
-            let action = r.action.step();
-            let (status, error, output) = match result {
-                Ok(applied) => (StepStatus::Done, None, applied.output.map(output)),
-                Err(e) => {
-                    failed.insert(r.id.clone());
-                    (StepStatus::Failed, Some(e.message), e.output.map(output))
-                }
-            };
-            if status == StepStatus::Done {
-                wave.corrected.push(r.id.clone());
-                match r.action {
-                    Action::Create | Action::Update => wave.applied.push(applied_identity(env, r)),
-                    Action::Delete => wave.deleted.push(r.id.clone()),
-                    _ => {}
+            Err(e) => {
+                for ((result, _), r) in results.iter_mut().zip(batch) {
+                    if r.provider == name && result.is_ok() {
+                        *result = Err(e.clone());
+                    }
                 }
             }
-            wave.steps.push(StepOutcome { step: *id, status, error: error.clone(), output: output.clone() });
-            let report = StepReport { resource: r.id.clone(), action, status, error, output, attempts };
-            env.events.emit(&Event::Step(report.clone()));
-            reports.push(report);
         }
-        for ((i, dep), id) in skipped.iter().zip(&ids[runnable.len()..]) {
-            let r = &current.resources[*i];
-            failed.insert(r.id.clone());
-            let why = format!("it depends on {dep}, which failed");
-            wave.steps.push(StepOutcome {
-                step: *id,
-                status: StepStatus::Skipped,
-                error: Some(why.clone()),
-                output: None,
-            });
-            let report = StepReport {
-                resource: r.id.clone(),
-                action: r.action.step(),
-                status: StepStatus::Skipped,
-                error: Some(why),
-                output: None,
-                attempts: 0,
-            };
-            env.events.emit(&Event::Step(report.clone()));
-            reports.push(report);
-        }
-        let t = Instant::now();
-        journal.record_outcomes(epoch, run, &wave)?;
-        timings.journal_ms += ms(t);
-        Failpoint::hit(options.failpoint, "after-outcome");
     }
-    Ok(reports)
+}
+
+/// Runs the refreshes of `due` that are owed, each once: its intent journaled, the refresh
+/// run, its success recorded (which clears every pending refresh of it). A target that failed
+/// in this run, or could not be observed, keeps its refresh pending for the next run.
+#[expect(clippy::too_many_arguments, reason = "the run's parts, each borrowed differently")]
+fn refresh(
+    stack: &Stack<'_>,
+    env: &Env<'_>,
+    (journal, epoch, run): (&mut dyn Store, Epoch, RunId),
+    due: &[String],
+    owed: &mut BTreeMap<String, BTreeSet<String>>,
+    failed: &mut BTreeSet<String>,
+    options: &Options<'_>,
+    timings: &mut Timings,
+    reports: &mut Vec<StepReport>,
+) -> Result<(), JournalError> {
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1000.0;
+    let mut targets: Vec<(PlannedResource, Vec<String>)> = Vec::new();
+    for id in due {
+        let Some(by) = owed.remove(id) else { continue };
+        let Some(node) = stack.graph.node(id) else { continue };
+        if failed.contains(id)
+            || deps_failed(stack, id, failed)
+            || node.manage != iade_intent::Manage::Enforce
+        {
+            continue;
+        }
+        let mut r = deferred(node, Vec::new());
+        r.action = Action::None;
+        targets.push((r, by.into_iter().collect()));
+    }
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let intents: Vec<StepIntent> = targets
+        .iter()
+        .map(|(r, by)| {
+            let d = digest(r);
+            StepIntent {
+                resource: r.id.clone(),
+                action: StepAction::Refresh,
+                idempotency_key: format!("{}:refresh:{d}", r.id),
+                digest: d,
+                changes: vec![StepChange {
+                    field: "refresh".into(),
+                    observed: None,
+                    intended: format!("notified by {}", by.join(", ")),
+                }],
+            }
+        })
+        .collect();
+    Failpoint::hit(options.failpoint, "before-intent");
+    let t = Instant::now();
+    journal.renew_lease(epoch, options.lease_ttl)?;
+    let ids = journal.record_intents(epoch, run, &intents, &[], &[])?;
+    timings.journal_ms += ms(t);
+    Failpoint::hit(options.failpoint, "after-intent");
+    let cx = env.context();
+    let t = Instant::now();
+    let results =
+        crate::parallel_map(&targets, env.parallelism, |(r, _)| match env.providers.get(&r.provider) {
+            Some(p) => p.refresh(&r.kind, &r.target, &cx),
+            None => {
+                Err(ProviderError::permanent(format!("no provider `{}` in this build of iade", r.provider)))
+            }
+        });
+    timings.apply_ms += ms(t);
+    Failpoint::hit(options.failpoint, "after-effect");
+    let mut wave = WaveOutcome::default();
+    for (((r, _), result), id) in targets.iter().zip(results).zip(ids) {
+        let (status, error, out) = match result {
+            Ok(applied) => {
+                wave.refreshed.push(r.id.clone());
+                (StepStatus::Done, None, applied.output.map(output))
+            }
+            Err(e) => {
+                failed.insert(r.id.clone());
+                (StepStatus::Failed, Some(e.message), e.output.map(output))
+            }
+        };
+        wave.steps.push(StepOutcome { step: id, status, error: error.clone(), output: out.clone() });
+        let report = StepReport {
+            resource: r.id.clone(),
+            action: Some(StepAction::Refresh),
+            status,
+            error,
+            output: out,
+            attempts: 1,
+        };
+        env.events.emit(&Event::Step(report.clone()));
+        reports.push(report);
+    }
+    let t = Instant::now();
+    journal.record_outcomes(epoch, run, &wave)?;
+    timings.journal_ms += ms(t);
+    Failpoint::hit(options.failpoint, "after-outcome");
+    Ok(())
+}
+
+/// Whether a dependency of `id` failed in this run.
+fn deps_failed(stack: &Stack<'_>, id: &str, failed: &BTreeSet<String>) -> bool {
+    stack.graph.edges.iter().any(|e| e.to == id && failed.contains(&e.from))
 }
 
 fn output(o: iade_provider::Output) -> Output {
@@ -625,7 +914,7 @@ fn output(o: iade_provider::Output) -> Output {
 }
 
 /// The record that proves this stack applied the object, where no mark on it can.
-fn applied_identity(env: &Env<'_>, r: &PlannedResource) -> AppliedIdentity {
+fn applied_identity(env: &Env<'_>, stack: &Stack<'_>, r: &PlannedResource) -> AppliedIdentity {
     let cx = env.context();
     let identity = match env.providers.get(&r.provider) {
         Some(p) => p.canonical_identity(&r.kind, &r.target.identity, &cx),
@@ -637,6 +926,7 @@ fn applied_identity(env: &Env<'_>, r: &PlannedResource) -> AppliedIdentity {
         provider: r.provider.clone(),
         instance: None,
         identity: serde_json::to_value(&identity).unwrap_or(serde_json::Value::Null),
+        protected: stack.graph.node(&r.id).is_some_and(|n| n.protect),
     }
 }
 
@@ -671,6 +961,7 @@ fn apply_once(
         attempt += 1;
         let result = match r.action {
             Action::Delete => provider.delete(&r.kind, &target, cx),
+            Action::Adopt => provider.set_mark(&r.kind, &target, cx),
             _ => provider.apply(&r.kind, &target, &observed, cx),
         };
         match result {

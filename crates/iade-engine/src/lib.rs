@@ -14,6 +14,7 @@ mod converge;
 mod events;
 mod graph;
 mod plan;
+mod removal;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,7 +30,8 @@ pub use converge::{
 };
 pub use events::{Event, Events, NoEvents};
 pub use graph::dependency_closure;
-pub use plan::{Action, Plan, PlanSummary, PlannedChange, PlannedResource, plan};
+pub use plan::{Action, Plan, PlanSummary, PlannedChange, PlannedRefresh, PlannedResource, plan};
+pub use removal::{Proof, Removal};
 
 /// The providers available to a run, by the provider type kinds bind to.
 #[derive(Clone, Default)]
@@ -71,6 +73,8 @@ impl Providers {
 /// What every run needs: providers, secrets, where the stack is, how wide to go, and where its
 /// events go.
 pub struct Env<'a> {
+    /// The stack's name: what ownership marks this run writes and accepts say.
+    pub stack: &'a str,
     pub providers: &'a Providers,
     pub secrets: &'a dyn Secrets,
     pub stack_dir: PathBuf,
@@ -94,6 +98,7 @@ impl std::fmt::Debug for Env<'_> {
 impl Env<'_> {
     pub(crate) fn context(&self) -> Context<'_> {
         Context {
+            stack: self.stack,
             secrets: self.secrets,
             stack_dir: &self.stack_dir,
             cancelled: self.cancelled,
@@ -116,10 +121,40 @@ pub fn target(node: &Node) -> Target {
     }
 }
 
-/// The program's kinds and the graph's node of a resource, as the run sees them.
+/// The program's kinds and the graph's node of a resource, as the run sees them, with the
+/// journal's obligations (objects applied, refreshes pending) for a `plan`; `converge` reads
+/// them from its journal itself.
 pub struct Stack<'a> {
     pub graph: &'a IntentGraph,
     pub program: &'a Program,
+    /// Objects the stack applied (orphan candidates, ownership where no mark can prove it).
+    pub applied: &'a [iade_journal::AppliedIdentity],
+    /// Refreshes notified earlier and not yet run.
+    pub pending_refreshes: &'a [iade_journal::PendingRefresh],
+    /// Whether objects the stack applied and no longer declares are deleted.
+    pub prune: bool,
+}
+
+impl<'a> Stack<'a> {
+    pub fn new(graph: &'a IntentGraph, program: &'a Program) -> Stack<'a> {
+        Stack { graph, program, applied: &[], pending_refreshes: &[], prune: false }
+    }
+
+    /// With the journal's obligations, as `plan` reads them.
+    pub fn with_obligations(
+        mut self,
+        applied: &'a [iade_journal::AppliedIdentity],
+        pending_refreshes: &'a [iade_journal::PendingRefresh],
+    ) -> Stack<'a> {
+        self.applied = applied;
+        self.pending_refreshes = pending_refreshes;
+        self
+    }
+
+    pub fn pruning(mut self, prune: bool) -> Stack<'a> {
+        self.prune = prune;
+        self
+    }
 }
 
 impl std::fmt::Debug for Stack<'_> {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use iade_intent::{Manage, Node, SourceLoc, Value};
 use iade_journal::StepAction;
-use iade_provider::{Change, Observed, ProviderError, Target, Verb};
+use iade_provider::{Change, Mark, Observed, ProviderError, Target, Verb};
 use serde::Serialize;
 
 use crate::graph::Deps;
@@ -28,6 +28,12 @@ pub enum Action {
     /// Observed only after its dependencies are applied: it depends on pending changes, and
     /// observing it now would see the environment before them.
     Deferred,
+    /// An existing object without an ownership mark gets this stack's (nothing else differs;
+    /// not drift).
+    Adopt,
+    /// An object this stack applied and no longer declares, kept: `--prune` (or `stack {
+    /// prune = true }`) deletes it.
+    Orphan,
 }
 
 impl Action {
@@ -39,6 +45,8 @@ impl Action {
             Action::Delete => "-",
             Action::Drift => "!",
             Action::Deferred => "…",
+            Action::Adopt => "@",
+            Action::Orphan => "?",
         }
     }
 
@@ -51,7 +59,14 @@ impl Action {
             Action::Run => "run",
             Action::Drift => "drift",
             Action::Deferred => "deferred",
+            Action::Adopt => "adopt",
+            Action::Orphan => "orphan",
         }
+    }
+
+    /// Whether a change of this kind notifies the resources in `notify`.
+    pub fn notifies(self) -> bool {
+        matches!(self, Action::Create | Action::Update | Action::Delete | Action::Run)
     }
 
     /// The step a correction of this kind journals.
@@ -61,7 +76,8 @@ impl Action {
             Action::Update => Some(StepAction::Update),
             Action::Delete => Some(StepAction::Delete),
             Action::Run => Some(StepAction::Run),
-            Action::None | Action::Drift | Action::Deferred => None,
+            Action::Adopt => Some(StepAction::Adopt),
+            Action::None | Action::Drift | Action::Deferred | Action::Orphan => None,
         }
     }
 }
@@ -99,6 +115,13 @@ pub struct PlannedResource {
     /// Dependencies with pending changes: this resource is observed (again) after them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// The plan refuses to touch it: another stack's mark claims it, or it is protected and
+    /// would be deleted. `error` says why.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
+    /// For an object the source does not declare: why it is removed (or kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removal: Option<crate::removal::Removal>,
     #[serde(skip)]
     pub(crate) observed: Option<Observed>,
     #[serde(skip)]
@@ -138,11 +161,28 @@ impl PlannedResource {
     }
 }
 
+/// A refresh the plan would run: notified by changes it makes, or pending from earlier runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlannedRefresh {
+    pub resource: String,
+    /// The resources whose changes notify it (in this plan or earlier runs).
+    pub notified_by: Vec<String>,
+    /// Whether an earlier run notified it and it has not run yet.
+    pub pending: bool,
+}
+
 /// The result of one observation pass.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {
     /// Every resource looked at, sorted by id.
     pub resources: Vec<PlannedResource>,
+    /// Objects the source does not declare: a purged directory's undeclared entries (listed
+    /// first), then the objects this stack applied and no longer declares.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removals: Vec<PlannedResource>,
+    /// Refreshes this plan's changes would notify, and those pending from earlier runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refreshes: Vec<PlannedRefresh>,
 }
 
 /// A plan's counts, for its one-line summary and its exit code.
@@ -158,6 +198,14 @@ pub struct PlanSummary {
     pub deferred: usize,
     /// Resources that could not be observed, and attributes that could not be compared.
     pub unobservable: usize,
+    /// Objects the plan refuses to touch (another stack's, or protected).
+    pub refused: usize,
+    /// Existing objects that get this stack's mark (not drift).
+    pub adopt: usize,
+    /// Objects this stack applied and no longer declares, kept without `--prune`.
+    pub orphans: usize,
+    /// Refreshes to run.
+    pub refresh: usize,
 }
 
 impl std::fmt::Display for PlanSummary {
@@ -170,7 +218,11 @@ impl std::fmt::Display for PlanSummary {
             (self.run, "to run"),
             (self.deferred, "to observe after their dependencies"),
             (self.drift, "drifted (observe only)"),
+            (self.refresh, "to refresh"),
             (self.unobservable, "not observable"),
+            (self.refused, "refused"),
+            (self.orphans, "no longer declared (kept; --prune deletes)"),
+            (self.adopt, "to mark as this stack's"),
         ]
         .iter()
         .filter(|(n, _)| *n > 0)
@@ -182,11 +234,11 @@ impl std::fmt::Display for PlanSummary {
 
 impl PlanSummary {
     pub fn has_errors(&self) -> bool {
-        self.unobservable > 0
+        self.unobservable + self.refused > 0
     }
 
     pub fn has_changes(&self) -> bool {
-        self.create + self.update + self.delete + self.run + self.drift + self.deferred > 0
+        self.create + self.update + self.delete + self.run + self.drift + self.deferred + self.refresh > 0
     }
 }
 
@@ -194,21 +246,24 @@ impl Plan {
     /// Resources that differ: to correct, observe-only drift, or to observe after their
     /// dependencies.
     pub fn pending(&self) -> impl Iterator<Item = &PlannedResource> {
-        self.resources.iter().filter(|r| r.action != Action::None)
+        self.resources.iter().filter(|r| !matches!(r.action, Action::None | Action::Adopt))
     }
 
     pub fn errors(&self) -> impl Iterator<Item = &PlannedResource> {
-        self.resources.iter().filter(|r| r.error.is_some())
+        self.resources.iter().chain(&self.removals).filter(|r| r.error.is_some())
     }
 
-    /// Whether anything differs (including observe-only drift).
+    /// Whether anything differs (including observe-only drift, deletions of what the source
+    /// no longer declares, and refreshes to run).
     pub fn has_drift(&self) -> bool {
         self.pending().next().is_some()
+            || self.removals.iter().any(|r| r.action == Action::Delete)
+            || !self.refreshes.is_empty()
     }
 
     pub fn summary(&self) -> PlanSummary {
         let mut s = PlanSummary { resources: self.resources.len(), ..PlanSummary::default() };
-        for r in &self.resources {
+        for r in self.resources.iter().chain(&self.removals) {
             match r.action {
                 Action::Create => s.create += 1,
                 Action::Update => s.update += 1,
@@ -216,10 +271,17 @@ impl Plan {
                 Action::Run => s.run += 1,
                 Action::Drift => s.drift += 1,
                 Action::Deferred => s.deferred += 1,
+                Action::Adopt => s.adopt += 1,
+                Action::Orphan => s.orphans += 1,
                 Action::None => {}
             }
-            s.unobservable += usize::from(r.error.is_some()) + r.unknown().count();
+            if r.refused {
+                s.refused += 1;
+            } else {
+                s.unobservable += usize::from(r.error.is_some()) + r.unknown().count();
+            }
         }
+        s.refresh = self.refreshes.len();
         s
     }
 }
@@ -263,7 +325,40 @@ pub fn plan(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<String>>) -
         }
         r.after = after;
     }
-    Plan { resources }
+    let removals = if only.is_none() { crate::removal::plan_removals(stack, env) } else { Vec::new() };
+    let mut plan = Plan { resources, removals, refreshes: Vec::new() };
+    plan.refreshes = planned_refreshes(stack, &plan, stack.pending_refreshes);
+    plan
+}
+
+/// The refreshes a plan's changes notify, with those pending from earlier runs.
+pub(crate) fn planned_refreshes(
+    stack: &Stack<'_>,
+    plan: &Plan,
+    pending: &[iade_journal::PendingRefresh],
+) -> Vec<PlannedRefresh> {
+    let mut by_target: BTreeMap<String, (BTreeSet<String>, bool)> = BTreeMap::new();
+    for p in pending {
+        if stack.graph.node(&p.resource).is_some() {
+            let e = by_target.entry(p.resource.clone()).or_default();
+            e.0.insert(p.notified_by.clone());
+            e.1 = true;
+        }
+    }
+    for r in plan.resources.iter().filter(|r| r.action.notifies()) {
+        let Some(node) = stack.graph.node(&r.id) else { continue };
+        for t in &node.notify {
+            by_target.entry(t.clone()).or_default().0.insert(r.id.clone());
+        }
+    }
+    by_target
+        .into_iter()
+        .map(|(resource, (by, pending))| PlannedRefresh {
+            resource,
+            notified_by: by.into_iter().collect(),
+            pending,
+        })
+        .collect()
 }
 
 /// A resource not observed yet: it waits for `after`, dependencies with pending changes.
@@ -278,6 +373,8 @@ pub(crate) fn deferred(node: &Node, after: Vec<String>) -> PlannedResource {
         changes: Vec::new(),
         error: None,
         after,
+        refused: false,
+        removal: None,
         observed: None,
         target: target(node),
         provider: node.provider_type.clone().unwrap_or_default(),
@@ -287,12 +384,24 @@ pub(crate) fn deferred(node: &Node, after: Vec<String>) -> PlannedResource {
 /// A resource as planned from one observation: its changes and what correcting it does.
 pub(crate) fn planned(
     node: &Node,
-    result: Result<Observed, ProviderError>,
+    (result, mark): (Result<Observed, ProviderError>, Mark),
     env: &Env<'_>,
 ) -> PlannedResource {
     let provider = env.provider(node);
     let mut r = deferred(node, Vec::new());
     r.action = Action::None;
+    if let (Ok(Observed::Present(_)), Mark::Stack(other)) = (&result, &mark)
+        && other != env.stack
+    {
+        r.refused = true;
+        r.error = Some(format!(
+            "it belongs to stack `{other}` (its ownership mark says so); iade leaves it alone: manage it in one stack only, or remove the mark (setfattr -x {} PATH) to let this stack adopt it",
+            iade_provider::MARK_XATTR
+        ));
+        r.observed = result.ok();
+        return r;
+    }
+    let unmarked = mark == Mark::Unmarked;
     match (result, provider) {
         (Err(e), _) => r.error = Some(e.message),
         (Ok(_), None) => r.error = Some(format!("no provider `{}` in this build of iade", r.provider)),
@@ -311,6 +420,24 @@ pub(crate) fn planned(
                 },
             };
             r.changes = changes.into_iter().map(|c| planned_change(node, c)).collect();
+            // An existing object without a mark is adopted: marked with the next write, or
+            // alone when nothing else differs.
+            if r.action == Action::None
+                && unmarked
+                && node.manage == Manage::Enforce
+                && matches!(obs, Observed::Present(_))
+                && r.target.wants_present()
+            {
+                r.action = Action::Adopt;
+            }
+            if r.action == Action::Delete && node.protect {
+                r.refused = true;
+                r.error = Some(
+                    "it is protected (`protect = true`) and its intent is `ensure = absent`: iade will not delete it; remove `protect` first"
+                        .to_string(),
+                );
+                r.action = Action::None;
+            }
             r.observed = Some(obs);
         }
     }
@@ -325,6 +452,15 @@ fn shown(v: &Value) -> String {
     }
 }
 
+/// A change as a plan shows it, for an object no resource declares.
+pub(crate) fn planned_change_plain(c: Change) -> PlannedChange {
+    let (observed, intended) = match c.shown {
+        Some(shown) => shown,
+        None => (c.observed.map(|v| v.to_string()), c.intended.to_string()),
+    };
+    PlannedChange { field: c.field, observed, intended, source: None, unknown: c.unknown, diff: c.diff }
+}
+
 fn planned_change(node: &Node, c: Change) -> PlannedChange {
     let source = node.attrs.get(&c.field).and_then(|a| a.source.clone());
     let (observed, intended) = match c.shown {
@@ -336,42 +472,58 @@ fn planned_change(node: &Node, c: Change) -> PlannedChange {
 
 /// Observes nodes through their providers: batched per kind, at most `parallelism` calls at
 /// once. One result per node, in order.
-pub(crate) fn observe(nodes: &[&Node], env: &Env<'_>) -> Vec<Result<Observed, ProviderError>> {
+pub(crate) fn observe(nodes: &[&Node], env: &Env<'_>) -> Vec<(Result<Observed, ProviderError>, Mark)> {
+    let targets: Vec<Target> = nodes.iter().map(|n| target(n)).collect();
+    let providers: Vec<String> = nodes.iter().map(|n| n.provider_type.clone().unwrap_or_default()).collect();
+    observe_targets(&targets, &providers, env)
+}
+
+/// Observes targets (and reads their ownership marks) through the providers named beside
+/// them: batched per provider and kind, at most `parallelism` calls at once.
+pub(crate) fn observe_targets(
+    targets: &[Target],
+    providers: &[String],
+    env: &Env<'_>,
+) -> Vec<(Result<Observed, ProviderError>, Mark)> {
     // Batches of one provider and one kind; each remembers where its results go.
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for (i, n) in nodes.iter().enumerate() {
-        groups.entry((n.provider_type.clone().unwrap_or_default(), n.kind.clone())).or_default().push(i);
+    for (i, t) in targets.iter().enumerate() {
+        groups.entry((providers[i].clone(), t.kind.clone())).or_default().push(i);
     }
     let mut batches: Vec<(String, String, Vec<usize>)> = Vec::new();
     for ((provider, kind), mut idx) in groups {
         // Objects with neighbouring identities (the files of one directory) share a batch, so
         // a provider can reach them together.
         idx.sort_by_cached_key(|&i| {
-            nodes[i].identity.values().map(|v| v.as_text().unwrap_or_default()).collect::<Vec<_>>()
+            targets[i].identity.values().map(|v| v.as_text().unwrap_or_default()).collect::<Vec<_>>()
         });
         for chunk in idx.chunks(BATCH) {
             batches.push((provider.clone(), kind.clone(), chunk.to_vec()));
         }
     }
-    let targets: Vec<Target> = nodes.iter().map(|n| target(n)).collect();
     let cx = env.context();
     let results = parallel_map(&batches, env.parallelism, |(provider, kind, idx)| {
         let Some(p) = env.providers.get(provider) else {
             let e = ProviderError::permanent(format!("no provider `{provider}` in this build of iade"));
-            return idx.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
+            return idx.iter().map(|_| (Err(e.clone()), Mark::Unsupported)).collect::<Vec<_>>();
         };
         let batch: Vec<&Target> = idx.iter().map(|&i| &targets[i]).collect();
         let mut out = p.observe(kind, &batch, &cx);
         out.resize_with(idx.len(), || {
             Err(ProviderError::permanent("the provider returned too few observations"))
         });
-        out
+        let mut marks = p.marks(kind, &batch, &cx);
+        marks.resize(idx.len(), Mark::Unsupported);
+        out.into_iter().zip(marks).collect()
     });
-    let mut out: Vec<Option<Result<Observed, ProviderError>>> = (0..nodes.len()).map(|_| None).collect();
+    let mut out: Vec<Option<(Result<Observed, ProviderError>, Mark)>> =
+        (0..targets.len()).map(|_| None).collect();
     for ((_, _, idx), rs) in batches.iter().zip(results) {
         for (&i, r) in idx.iter().zip(rs) {
             out[i] = Some(r);
         }
     }
-    out.into_iter().map(|r| r.unwrap_or_else(|| Err(ProviderError::permanent("not observed")))).collect()
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| (Err(ProviderError::permanent("not observed")), Mark::Unsupported)))
+        .collect()
 }

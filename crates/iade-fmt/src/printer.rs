@@ -560,7 +560,8 @@ impl<'a> Printer<'a> {
             ExprKind::Paren(x) => format!("({})", self.flat(x)),
             ExprKind::Comprehension(c) => {
                 let b: Vec<&str> = c.bindings.iter().map(|n| n.text.as_str()).collect();
-                let mut s = format!("[{} for {} in {}", self.flat(&c.value), b.join(", "), self.flat(&c.iter));
+                let mut s =
+                    format!("[{} for {} in {}", self.flat(&c.value), b.join(", "), self.flat(&c.iter));
                 if let Some(cond) = &c.cond {
                     s.push_str(" if ");
                     s.push_str(&self.flat(cond));

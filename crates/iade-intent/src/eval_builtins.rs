@@ -80,7 +80,9 @@ pub(crate) fn call(b: Builtin, args: &[Value]) -> R {
             Ok(Value::list((start..end).map(Value::Int).collect()))
         }
         Builtin::Get => match (arg(0), arg(1)) {
-            (Value::Record(m), Value::Str(k)) => Ok(m.get(k.as_ref()).cloned().unwrap_or_else(|| arg(2).clone())),
+            (Value::Record(m), Value::Str(k)) => {
+                Ok(m.get(k.as_ref()).cloned().unwrap_or_else(|| arg(2).clone()))
+            }
             (Value::Record(_), other) => Err(format!("get needs a string key, not {}", describe(other))),
             (other, _) => Err(format!("get needs a map, not {}", describe(other))),
         },

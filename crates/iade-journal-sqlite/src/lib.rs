@@ -197,8 +197,8 @@ impl SqliteJournal {
         }
         for a in &applied {
             tx.execute(
-                "INSERT OR IGNORE INTO applied (resource, kind, provider, instance, identity, applied_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![a.resource, a.kind, a.provider, a.instance, a.identity.to_string(), now_ms()],
+                "INSERT OR IGNORE INTO applied (resource, kind, provider, instance, identity, applied_ms, protected) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![a.resource, a.kind, a.provider, a.instance, a.identity.to_string(), now_ms(), a.protected],
             )
             .map_err(|e| backend(&location, e))?;
         }
@@ -398,9 +398,17 @@ impl Store for SqliteJournal {
         epoch: Epoch,
         runs: &[RunId],
         steps: &[(StepId, StepStatus)],
+        notified: &[PendingRefresh],
     ) -> Result<()> {
         self.write(epoch, |tx| {
             let now = now_ms();
+            for p in notified {
+                tx.execute(
+                    "INSERT INTO pending_refreshes (resource, notified_by, run, since_ms) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(resource, notified_by) DO NOTHING",
+                    params![p.resource, p.notified_by, p.run.0, now],
+                )?;
+            }
             for (id, status) in steps {
                 tx.execute(
                     "UPDATE steps SET status = ?1, finished_ms = ?2 WHERE id = ?3",
@@ -501,11 +509,19 @@ impl Store for SqliteJournal {
             }
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO applied (resource, kind, provider, instance, identity, applied_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT(resource) DO UPDATE SET kind = ?2, provider = ?3, instance = ?4, identity = ?5, applied_ms = ?6",
+                    "INSERT INTO applied (resource, kind, provider, instance, identity, applied_ms, protected) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(resource) DO UPDATE SET kind = ?2, provider = ?3, instance = ?4, identity = ?5, applied_ms = ?6, protected = ?7",
                 )?;
                 for a in &wave.applied {
-                    stmt.execute(params![a.resource, a.kind, a.provider, a.instance, a.identity.to_string(), now])?;
+                    stmt.execute(params![
+                        a.resource,
+                        a.kind,
+                        a.provider,
+                        a.instance,
+                        a.identity.to_string(),
+                        now,
+                        a.protected
+                    ])?;
                 }
             }
             for r in &wave.deleted {
@@ -561,7 +577,7 @@ impl Store for SqliteJournal {
 
     fn applied(&self) -> Result<Vec<AppliedIdentity>> {
         self.query(
-            "SELECT resource, kind, provider, instance, identity FROM applied ORDER BY resource",
+            "SELECT resource, kind, provider, instance, identity, protected FROM applied ORDER BY resource",
             &[],
             |r| {
                 Ok(AppliedIdentity {
@@ -570,6 +586,7 @@ impl Store for SqliteJournal {
                     provider: r.get(2)?,
                     instance: r.get(3)?,
                     identity: json(4, &r.get::<_, String>(4)?)?,
+                    protected: r.get(5)?,
                 })
             },
         )

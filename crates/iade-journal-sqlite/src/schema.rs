@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, Transaction, params};
 
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 /// One migration: SQL, then (optionally) a conversion of rows that SQL alone cannot express.
 struct Migration {
@@ -134,6 +134,8 @@ const MIGRATIONS: &[Migration] = &[
         );",
         convert: Some(locations_to_json),
     },
+    // 2 → 3: whether an applied object was protected (`protect = true`).
+    Migration { sql: "ALTER TABLE applied ADD COLUMN protected INTEGER NOT NULL DEFAULT 0;", convert: None },
 ];
 
 /// Version 1 kept a finding's location as `path:line:column`; version 2 keeps the typed

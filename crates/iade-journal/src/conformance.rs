@@ -117,7 +117,7 @@ pub fn a_stale_epoch_can_neither_renew_nor_write(h: &dyn Harness) {
         Err(JournalError::LeaseLost(_))
     ));
     assert!(matches!(a.record_outcomes(old, run, &WaveOutcome::default()), Err(JournalError::LeaseLost(_))));
-    assert!(matches!(a.settle_interrupted(old, &[run], &[]), Err(JournalError::LeaseLost(_))));
+    assert!(matches!(a.settle_interrupted(old, &[run], &[], &[]), Err(JournalError::LeaseLost(_))));
     // Releasing with a stale epoch does not free the new holder's lease.
     a.release_lease(old).expect("release is a no-op for a stale epoch");
     assert!(b.holder().expect("holder").is_some_and(|h| h.pid == 2));
@@ -260,8 +260,16 @@ pub fn an_interrupted_run_is_listed_and_settled(h: &dyn Harness) {
     let left = next.interrupted().expect("interrupted");
     assert_eq!(left.runs, vec![run]);
     assert_eq!(left.steps.iter().map(|s| s.id).collect::<Vec<_>>(), vec![ids[1]]);
-    next.settle_interrupted(epoch2, &[run], &[(ids[1], StepStatus::Abandoned)]).expect("settle");
+    let notified = PendingRefresh { resource: "exec.reload".into(), notified_by: "file.b".into(), run };
+    next.settle_interrupted(
+        epoch2,
+        &[run],
+        &[(ids[1], StepStatus::Abandoned)],
+        std::slice::from_ref(&notified),
+    )
+    .expect("settle");
     assert!(next.interrupted().expect("interrupted").is_empty());
+    assert_eq!(next.pending_refreshes().expect("refreshes"), vec![notified], "recorded with the settlement");
     assert_eq!(next.run(run).expect("run").map(|r| r.status), Some(RunStatus::Interrupted));
     assert_eq!(next.steps(run).expect("steps")[1].status, StepStatus::Abandoned);
 }
@@ -277,6 +285,7 @@ pub fn obligations_survive_reopening_and_clear_only_on_success(h: &dyn Harness) 
         provider: "local".into(),
         instance: None,
         identity: serde_json::json!({ "path": "/etc/app.conf" }),
+        protected: true,
     };
     j.record_outcomes(
         epoch,

@@ -84,12 +84,14 @@ pub trait Store: Send {
 
     /// Runs left `running` by an engine that is gone, and their unfinished steps.
     fn interrupted(&self) -> Result<Interrupted>;
-    /// Marks interrupted runs as such and settles their unfinished steps.
+    /// Marks interrupted runs as such and settles their unfinished steps; in the same
+    /// transaction, records the refreshes that steps found done (by observation) notified.
     fn settle_interrupted(
         &mut self,
         epoch: Epoch,
         runs: &[RunId],
         steps: &[(StepId, StepStatus)],
+        notified: &[PendingRefresh],
     ) -> Result<()>;
     /// Begins a run with what its observation found, in one transaction.
     fn begin_run(&mut self, epoch: Epoch, start: &RunStart) -> Result<RunId>;

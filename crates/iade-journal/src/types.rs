@@ -143,6 +143,9 @@ pub enum StepAction {
     Run,
     /// A refresh a change notified (an `exec`'s `refresh` command).
     Refresh,
+    /// An existing object the stack declares, without an ownership mark, gets this stack's
+    /// mark (nothing else about it differs; not drift).
+    Adopt,
 }
 
 impl StepAction {
@@ -153,13 +156,21 @@ impl StepAction {
             StepAction::Delete => "delete",
             StepAction::Run => "run",
             StepAction::Refresh => "refresh",
+            StepAction::Adopt => "adopt",
         }
     }
 
     pub fn parse(text: &str) -> Option<StepAction> {
-        [StepAction::Create, StepAction::Update, StepAction::Delete, StepAction::Run, StepAction::Refresh]
-            .into_iter()
-            .find(|a| a.as_str() == text)
+        [
+            StepAction::Create,
+            StepAction::Update,
+            StepAction::Delete,
+            StepAction::Run,
+            StepAction::Refresh,
+            StepAction::Adopt,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == text)
     }
 }
 
@@ -438,6 +449,10 @@ pub struct AppliedIdentity {
     pub instance: Option<String>,
     /// The identity fields, as JSON (strings and numbers).
     pub identity: serde_json::Value,
+    /// Declared with `protect = true` when it was applied: never deleted, even once the
+    /// source no longer declares it.
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// Everything one wave's outcomes commit together, after the wave's effects are durable.

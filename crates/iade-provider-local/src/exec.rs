@@ -238,6 +238,10 @@ fn first_line(command: &str) -> &str {
     command.lines().next().unwrap_or(command)
 }
 
+fn refresh_only(target: &Target) -> bool {
+    matches!(target.intended.get("refresh_only"), Some(Value::Bool(true)))
+}
+
 /// A command, revealed for running and as shown in messages (secrets redacted).
 fn command(target: &Target, name: &str, cx: &Context<'_>) -> Result<(String, String), ProviderError> {
     match target.intended.get(name) {
@@ -261,6 +265,10 @@ impl Provider for ExecProvider {
         targets
             .iter()
             .map(|t| {
+                // A refresh-only exec is not judged by its check: it runs only when notified.
+                if refresh_only(t) {
+                    return Ok(Observed::Present(Fields::new()));
+                }
                 let (check, shown) = command(t, "check", cx)?;
                 let o = run(&check, &shown, t, cx)?;
                 let mut f = Fields::new();
@@ -273,7 +281,10 @@ impl Provider for ExecProvider {
             .collect()
     }
 
-    fn diff(&self, _kind: &str, _target: &Target, observed: &Observed, _cx: &Context<'_>) -> Vec<Change> {
+    fn diff(&self, _kind: &str, target: &Target, observed: &Observed, _cx: &Context<'_>) -> Vec<Change> {
+        if refresh_only(target) {
+            return Vec::new();
+        }
         match observed.field("exit_code") {
             Some(Value::Int(0)) => Vec::new(),
             code => vec![
@@ -323,6 +334,30 @@ impl Provider for ExecProvider {
 
     fn delete(&self, _kind: &str, target: &Target, _cx: &Context<'_>) -> Result<Applied, ProviderError> {
         Err(ProviderError::permanent(format!("`{}`: an exec cannot be deleted", target.id)))
+    }
+
+    fn owns_objects(&self, _kind: &str) -> bool {
+        false
+    }
+
+    /// Runs `refresh`, or `apply` when it is unset; its check is not consulted.
+    fn refresh(&self, _kind: &str, target: &Target, cx: &Context<'_>) -> Result<Applied, ProviderError> {
+        let which = if target.intended.contains_key("refresh") { "refresh" } else { "apply" };
+        let (cmd, shown) = command(target, which, cx)?;
+        let o = run(&cmd, &shown, target, cx)?;
+        let output = Output { stdout: o.stdout.clone(), stderr: o.stderr.clone() };
+        if o.code != 0 {
+            return Err(ProviderError::permanent(format!(
+                "{which} exited {}{}",
+                o.code,
+                match o.stderr.trim().lines().last() {
+                    Some(line) => format!(": {line}"),
+                    None => String::new(),
+                }
+            ))
+            .with_output(output));
+        }
+        Ok(Applied { output: Some(output) })
     }
 
     fn discover(

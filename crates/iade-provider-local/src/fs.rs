@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use iade_intent::Value;
 use iade_provider::{
-    Applied, Change, Context, Discovered, Fields, Observed, Provider, ProviderError, Target, default_diff,
-    reveal,
+    Applied, Change, Context, Discovered, Fields, MARK_XATTR, Mark, Observed, Provider, ProviderError,
+    Target, default_diff, reveal,
 };
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
@@ -92,6 +92,49 @@ fn temp_name(name: &std::ffi::OsStr) -> OsString {
     out.push(name);
     out.push(format!("{TEMP_MARKER}{}.{n}", std::process::id()));
     out
+}
+
+/// Fields that say how to make the object, not what to compare with its observation.
+const NOT_OBSERVED: &[&str] = &["content", "source", "purge"];
+
+/// Marks an open file or directory with the run's stack. A file system without extended
+/// attributes cannot carry the mark: the journal proves ownership there.
+fn write_mark(fd: &OwnedFd, path: &Path, cx: &Context<'_>) -> Result<(), ProviderError> {
+    if cx.stack.is_empty() {
+        return Ok(());
+    }
+    match rustix::fs::fsetxattr(fd, MARK_XATTR, cx.stack.as_bytes(), rustix::fs::XattrFlags::empty()) {
+        Ok(()) | Err(Errno::NOTSUP | Errno::PERM) => Ok(()),
+        Err(e) => Err(io_error(format!("cannot mark `{}` as this stack's", path.display()), e)),
+    }
+}
+
+/// The mark on a path (never following a final link).
+fn read_mark(path: &Path) -> Mark {
+    let mut buf = [0u8; 256];
+    match rustix::fs::lgetxattr(path, MARK_XATTR, &mut buf[..]) {
+        Ok(n) => Mark::Stack(String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned()),
+        Err(Errno::NODATA) => Mark::Unmarked,
+        // Too long to be a stack name iade wrote: someone else's.
+        Err(Errno::RANGE) => Mark::Stack("(unreadable)".into()),
+        Err(_) => Mark::Unsupported,
+    }
+}
+
+/// The bytes a file's intent says it holds: its `content`, or the bytes of its `source`.
+fn intended_bytes(target: &Target, cx: &Context<'_>) -> Result<Option<Vec<u8>>, ProviderError> {
+    if let Some(v) = target.intended.get("content") {
+        return Ok(Some(reveal(v, cx.secrets)?.into_bytes()));
+    }
+    match target.intended.get("source") {
+        Some(Value::Str(src)) => {
+            let path = crate::resolve(cx.stack_dir, src);
+            std::fs::read(&path)
+                .map(Some)
+                .map_err(|e| ProviderError::io(format!("cannot read the source `{}`", path.display()), &e))
+        }
+        _ => Ok(None),
+    }
 }
 
 impl LocalProvider {
@@ -240,13 +283,10 @@ impl LocalProvider {
         let parent = self.parent_for_change(path)?;
         let expect = self.expected(path);
         let mode = intended_mode(target);
-        let content = match target.intended.get("content") {
-            Some(v) => Some(reveal(v, cx.secrets)?),
-            None => None,
-        };
+        let content = intended_bytes(target, cx)?;
         let rewrite = match (&content, observed) {
             (Some(c), Observed::Present(f)) => {
-                f.get("sha256").and_then(|v| v.as_text()) != Some(sha256_hex(c.as_bytes()))
+                f.get("sha256").and_then(|v| v.as_text()) != Some(sha256_hex(c))
             }
             (_, Observed::Absent) => true,
             (None, Observed::Present(_)) => false,
@@ -257,6 +297,7 @@ impl LocalProvider {
             if let Some(mode) = mode {
                 Self::chmod(&fd, path, mode)?;
             }
+            write_mark(&fd, path, cx)?;
             return rustix::fs::fsync(&fd)
                 .map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e));
         }
@@ -272,7 +313,9 @@ impl LocalProvider {
             // them back.
             self.chown(&fd, path, target, Some(observed))?;
             Self::chmod(&fd, path, mode)?;
-            let bytes = content.as_deref().unwrap_or("").as_bytes();
+            // Marked before the rename: the file is this stack's from the moment it is visible.
+            write_mark(&fd, path, cx)?;
+            let bytes = content.as_deref().unwrap_or_default();
             let mut at = 0;
             while at < bytes.len() {
                 match rustix::io::write(&fd, &bytes[at..]) {
@@ -306,6 +349,7 @@ impl LocalProvider {
         path: &Path,
         target: &Target,
         observed: &Observed,
+        cx: &Context<'_>,
     ) -> Result<(), ProviderError> {
         let parent = self.parent_for_change(path)?;
         let absent = matches!(observed, Observed::Absent);
@@ -326,6 +370,7 @@ impl LocalProvider {
         if let Some(mode) = intended_mode(target).or(absent.then_some(0o755)) {
             Self::chmod(&fd, path, mode)?;
         }
+        write_mark(&fd, path, cx)?;
         rustix::fs::fsync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e))?;
         self.dirty(path, parent.fd.clone());
         Ok(())
@@ -508,7 +553,8 @@ impl Provider for LocalProvider {
                     .clone()?;
                 let name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
                 let parent = opened.map(|fd| Parent { fd, name });
-                self.observe_at(kind, &path, parent.as_ref(), t.intended.contains_key("content"), cx)
+                let hash = t.intended.contains_key("content") || t.intended.contains_key("source");
+                self.observe_at(kind, &path, parent.as_ref(), hash, cx)
             })
             .collect()
     }
@@ -530,6 +576,30 @@ impl Provider for LocalProvider {
                 Some(Value::Enum("absent".into())),
                 Value::Enum("present".into()),
             ));
+        }
+        if kind == "file"
+            && let Some(Value::Str(src)) = target.intended.get("source")
+        {
+            let observed_hash = observed.field("sha256").and_then(Value::as_text);
+            match intended_bytes(target, cx) {
+                Ok(Some(bytes)) => {
+                    let hash = sha256_hex(&bytes);
+                    if observed_hash.as_deref() != Some(hash.as_str()) {
+                        let before = match (&observed_hash, observed.field("size")) {
+                            (Some(old), Some(size)) => {
+                                Some(format!("{size} bytes, sha256 {}…", &old[..old.len().min(12)]))
+                            }
+                            _ => None,
+                        };
+                        changes.push(Change::new("source", None, Value::str(src.as_ref())).shown(
+                            before,
+                            format!("{} bytes, sha256 {}… (from {src})", bytes.len(), &hash[..12]),
+                        ));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => changes.push(Change::unknown("source", Value::str(src.as_ref()), e.message)),
+            }
         }
         if kind == "file"
             && let Some(intended) = target.intended.get("content")
@@ -567,7 +637,9 @@ impl Provider for LocalProvider {
             }
         }
         let mut rest = target.clone();
-        rest.intended.remove("content");
+        for f in NOT_OBSERVED {
+            rest.intended.remove(*f);
+        }
         // Fields built from secrets are compared on their revealed value and never shown.
         let secret_fields: Vec<String> =
             rest.intended.iter().filter(|(_, v)| v.contains_secret()).map(|(k, _)| k.clone()).collect();
@@ -600,7 +672,7 @@ impl Provider for LocalProvider {
         let path = path_of(target, cx)?;
         match kind {
             "file" => self.apply_file(&path, target, observed, cx),
-            "directory" => self.apply_directory(&path, target, observed),
+            "directory" => self.apply_directory(&path, target, observed, cx),
             "symlink" => self.apply_symlink(&path, target, cx),
             other => Err(ProviderError::permanent(format!("the local provider has no kind `{other}`"))),
         }
@@ -613,6 +685,86 @@ impl Provider for LocalProvider {
 
     fn discover(&self, kind: &str, under: &str, cx: &Context<'_>) -> Result<Vec<Discovered>, ProviderError> {
         self.sweep(kind, under, cx)
+    }
+
+    fn marks(&self, kind: &str, targets: &[&Target], cx: &Context<'_>) -> Vec<Mark> {
+        targets
+            .iter()
+            .map(|t| match (kind, path_of(t, cx)) {
+                // Links cannot carry user attributes: the journal proves their ownership.
+                ("symlink", _) | (_, Err(_)) => Mark::Unsupported,
+                (_, Ok(path)) => read_mark(&path),
+            })
+            .collect()
+    }
+
+    fn set_mark(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<Applied, ProviderError> {
+        if kind == "symlink" {
+            return Ok(Applied::default());
+        }
+        let path = path_of(target, cx)?;
+        let parent = safe::parent(&path)?.ok_or_else(|| safe::changed(&path))?;
+        let fd = parent.open(&path, want(kind), self.expected(&path))?;
+        write_mark(&fd, &path, cx)?;
+        rustix::fs::fsync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e))?;
+        Ok(Applied::default())
+    }
+
+    /// Every entry under the directory, deepest first, never following a link nor crossing
+    /// into another file system; temporary files of writes in progress are left alone.
+    fn purge_candidates(
+        &self,
+        kind: &str,
+        target: &Target,
+        cx: &Context<'_>,
+    ) -> Result<Vec<Target>, ProviderError> {
+        if kind != "directory" {
+            return Ok(Vec::new());
+        }
+        let root = path_of(target, cx)?;
+        let Ok(root_meta) = std::fs::symlink_metadata(&root) else { return Ok(Vec::new()) };
+        let dev = std::os::unix::fs::MetadataExt::dev(&root_meta);
+        let mut out = Vec::new();
+        // Depth-first, children before their directory.
+        fn walk(dir: &Path, dev: u64, out: &mut Vec<Target>) -> Result<(), ProviderError> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(ProviderError::io(format!("cannot list `{}`", dir.display()), &e)),
+            };
+            let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+            entries.sort_by_key(|e| e.file_name());
+            for entry in entries {
+                if entry.file_name().to_string_lossy().contains(TEMP_MARKER) {
+                    continue;
+                }
+                let path = entry.path();
+                let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+                let ft = meta.file_type();
+                let kind = if ft.is_symlink() {
+                    "symlink"
+                } else if ft.is_dir() {
+                    "directory"
+                } else if ft.is_file() {
+                    "file"
+                } else {
+                    continue;
+                };
+                if kind == "directory" && std::os::unix::fs::MetadataExt::dev(&meta) == dev {
+                    walk(&path, dev, out)?;
+                } else if kind == "directory" {
+                    continue;
+                }
+                let shown = path.to_string_lossy().into_owned();
+                let identity = Fields::from([("path".to_string(), Value::str(shown.as_str()))]);
+                let mut intended = identity.clone();
+                intended.insert("ensure".into(), Value::Enum("absent".into()));
+                out.push(Target { id: format!("{kind}[{shown}]"), kind: kind.into(), identity, intended });
+            }
+            Ok(())
+        }
+        walk(&root, dev, &mut out)?;
+        Ok(out)
     }
 
     fn canonical_identity(&self, _kind: &str, identity: &Fields, cx: &Context<'_>) -> Fields {

@@ -236,8 +236,25 @@ pub fn scrub(text: &str, secrets: &[String]) -> String {
     out
 }
 
+/// Who owns an object, as its ownership mark says.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Mark {
+    /// The object cannot carry a mark (a symlink, a file system without extended attributes),
+    /// or is absent: the journal's record of what the stack applied proves ownership instead.
+    Unsupported,
+    /// It can carry a mark and carries none.
+    Unmarked,
+    /// The stack its mark names.
+    Stack(String),
+}
+
+/// The name of the extended attribute that marks a file or directory with its stack.
+pub const MARK_XATTR: &str = "user.iade.stack";
+
 /// What a provider call may use besides its arguments.
 pub struct Context<'a> {
+    /// The name of the stack being run: what ownership marks this run writes say.
+    pub stack: &'a str,
     pub secrets: &'a dyn Secrets,
     /// Relative paths in intent are relative to the stack directory.
     pub stack_dir: &'a Path,
@@ -342,6 +359,42 @@ pub trait Provider: Send + Sync {
     /// crash interrupted whose effect is visible, before it is recorded done.
     fn make_durable(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Result<(), ProviderError> {
         Ok(())
+    }
+
+    /// Whether resources of this kind are objects the stack owns (and may delete once the
+    /// source no longer declares them). An `exec` names commands, not an object.
+    fn owns_objects(&self, _kind: &str) -> bool {
+        true
+    }
+
+    /// The ownership marks of objects, one per target, in order. The default: marks are not
+    /// supported.
+    fn marks(&self, _kind: &str, targets: &[&Target], _cx: &Context<'_>) -> Vec<Mark> {
+        vec![Mark::Unsupported; targets.len()]
+    }
+
+    /// Marks an existing object as the run's stack's (adoption: nothing else about it
+    /// differs). Every `apply` marks what it writes itself.
+    fn set_mark(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Result<Applied, ProviderError> {
+        Ok(Applied::default())
+    }
+
+    /// Runs the object's refresh action (a change it was notified of). Only kinds declared
+    /// `refreshable` are asked.
+    fn refresh(&self, kind: &str, _target: &Target, _cx: &Context<'_>) -> Result<Applied, ProviderError> {
+        Err(ProviderError::permanent(format!("a {kind} cannot be refreshed")))
+    }
+
+    /// Objects under an object that asks for its contents to be purged (`directory { purge =
+    /// true }`), as targets to delete, deepest first. The engine keeps those the stack
+    /// declares and those another stack's mark claims.
+    fn purge_candidates(
+        &self,
+        _kind: &str,
+        _target: &Target,
+        _cx: &Context<'_>,
+    ) -> Result<Vec<Target>, ProviderError> {
+        Ok(Vec::new())
     }
 
     /// Removes what an interrupted `apply` may have left behind (temporary files, commands

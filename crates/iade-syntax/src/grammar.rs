@@ -172,7 +172,10 @@ where
                     })
                     .or(just(Token::Comma)
                         .ignore_then(
-                            expr.clone().separated_by(just(Token::Comma)).allow_trailing().collect::<Vec<_>>(),
+                            expr.clone()
+                                .separated_by(just(Token::Comma))
+                                .allow_trailing()
+                                .collect::<Vec<_>>(),
                         )
                         .or_not()
                         .map(|rest| ListTail::Items(rest.unwrap_or_default()))),

@@ -45,7 +45,7 @@ pub fn parse_template(file: FileId, text: &str) -> (Vec<TemplatePart>, Vec<Diagn
             }
             match parse_expr(file, &text[..close], open + 2) {
                 Ok(e) => parts.push(TemplatePart::Expr(e)),
-                Err(d) => diags.push(d),
+                Err(d) => diags.push(*d),
             }
             i = close + 1;
         } else {
@@ -102,36 +102,42 @@ fn scan_string(b: &[u8], mut i: usize) -> Option<usize> {
 }
 
 /// Parses the expression `src[start..]`; its spans are absolute in `src`.
-fn parse_expr(file: FileId, src: &str, start: usize) -> Result<Expr, Diagnostic> {
+fn parse_expr(file: FileId, src: &str, start: usize) -> Result<Expr, Box<Diagnostic>> {
     let whole = Span::from(start..src.len());
     let lexed = lex_from(file, src, start);
     if let Some(d) = lexed.diagnostics.into_iter().next() {
-        return Err(d);
+        return Err(Box::new(d));
     }
     if lexed.tokens.is_empty() {
-        return Err(Diagnostic::new(codes::E0217, "empty `${}` in a template")
-            .primary(file, whole, "nothing to interpolate")
-            .help("write an expression, such as `${port}`, or `$${` for a literal `${`"));
+        return Err(Box::new(
+            Diagnostic::new(codes::E0217, "empty `${}` in a template")
+                .primary(file, whole, "nothing to interpolate")
+                .help("write an expression, such as `${port}`, or `$${` for a literal `${`"),
+        ));
     }
     // Parsed as the value of an entry `_ = EXPR`, with spans absolute in the template.
     let at = SimpleSpan::from(start..start);
     let mut toks: Vec<(Token<'_>, SimpleSpan)> = vec![(Token::Ident("_"), at), (Token::Eq, at)];
-    toks.extend(lexed.tokens.iter().map(|t| (t.token, SimpleSpan::from(t.span.start as usize..t.span.end as usize))));
+    toks.extend(
+        lexed.tokens.iter().map(|t| (t.token, SimpleSpan::from(t.span.start as usize..t.span.end as usize))),
+    );
     let eoi = SimpleSpan::from(src.len()..src.len());
     let parser = grammar::item::<_, RichErr<'_, '_>>();
     let (out, errors) = parser.parse(toks.as_slice().map(eoi, |(t, s)| (t, s))).into_output_errors();
     match (out, errors.first()) {
         (Some(stmt), None) => match stmt.kind {
             StmtKind::Attr(a) => Ok(a.value),
-            _ => Err(not_an_expression(file, whole)),
+            _ => Err(Box::new(not_an_expression(file, whole))),
         },
         (_, Some(e)) => {
             let span = Span::from(e.span().start.max(start)..e.span().end.max(start));
-            Err(Diagnostic::new(codes::E0217, "this template expression does not parse")
-                .primary(file, span, format!("{}", e.reason()))
-                .help("a template holds expressions over its variables and the builtins: `${port}`, `${join(hosts, \" \")}`"))
+            Err(Box::new(
+                Diagnostic::new(codes::E0217, "this template expression does not parse")
+                    .primary(file, span, format!("{}", e.reason()))
+                    .help("a template holds expressions over its variables and the builtins: `${port}`, `${join(hosts, \" \")}`"),
+            ))
         }
-        (None, None) => Err(not_an_expression(file, whole)),
+        (None, None) => Err(Box::new(not_an_expression(file, whole))),
     }
 }
 

@@ -79,9 +79,9 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
         (Ctx::Resource, S::Resource(_)) => {
             Err("declare the resource at the top level; use `after = [...]` or a reference to order it")
         }
-        (Ctx::Component, S::Attr(_)) => Err(
-            "a component holds resources; its inputs are params: `component NAME(port: int) { … }`",
-        ),
+        (Ctx::Component, S::Attr(_)) => {
+            Err("a component holds resources; its inputs are params: `component NAME(port: int) { … }`")
+        }
         (Ctx::Top | Ctx::Gen, S::Attr(_)) => {
             Err("entries `name = value` belong in a block; use `let name = value` for a named value")
         }

@@ -70,8 +70,11 @@ pub enum Declares {
 
 /// Resolves `file`, `web.vhost`: a kind or a component in scope.
 pub fn resolve_declared(db: &dyn Db, scope: &Scope, path: &[ast::Name]) -> Option<Declares> {
-    let mut defs: Vec<Def> =
-        scope.defs.get(&path.first().map(|n| n.text.clone()).unwrap_or_default()).cloned().unwrap_or_default();
+    let mut defs: Vec<Def> = scope
+        .defs
+        .get(&path.first().map(|n| n.text.clone()).unwrap_or_default())
+        .cloned()
+        .unwrap_or_default();
     for seg in path.iter().skip(1) {
         let Some(Def::Module(m)) = defs.iter().find(|d| matches!(d, Def::Module(_))) else { return None };
         defs = own_scope(db, *m).defs.get(&seg.text).cloned().unwrap_or_default();
@@ -183,7 +186,8 @@ pub(super) struct ComponentCx {
 impl Cx<'_> {
     pub(super) fn component(&mut self, c: &ast::ComponentDecl) -> LoweredKind {
         let members = component_members(self.db, self.item);
-        self.component = Some(ComponentCx { members: members.iter().map(|(n, d, _)| (n.clone(), *d)).collect() });
+        self.component =
+            Some(ComponentCx { members: members.iter().map(|(n, d, _)| (n.clone(), *d)).collect() });
         // `name` first, so that a param's default may use it (`server: string = name`).
         let name_slot = self.bind("name", Some(Ty::String));
         let mut params = Vec::new();
@@ -191,7 +195,12 @@ impl Cx<'_> {
         for p in &c.params {
             if let Some(first) = seen.get(p.name.text.as_str()) {
                 let d = self
-                    .at(codes::E0104, p.name.span, format!("param `{}` is declared twice", p.name.text), "declared again here")
+                    .at(
+                        codes::E0104,
+                        p.name.span,
+                        format!("param `{}` is declared twice", p.name.text),
+                        "declared again here",
+                    )
                     .secondary(&self.origin, *first, "first declared here")
                     .help("rename one of them");
                 self.error(d);
@@ -222,7 +231,10 @@ impl Cx<'_> {
                 let d = self
                     .at(codes::E0214, *span, format!("member `{name}` has the name of a param"), "a member")
                     .secondary(&self.origin, *param, "the param")
-                    .help(format!("`{}.ID.{name}` would be ambiguous: rename the member or the param", c.name.text));
+                    .help(format!(
+                        "`{}.ID.{name}` would be ambiguous: rename the member or the param",
+                        c.name.text
+                    ));
                 self.error(d);
             } else if name == "name" {
                 let d = self
@@ -263,7 +275,9 @@ impl Cx<'_> {
             for (j, d) in declares.iter().enumerate() {
                 let refers = |d: &String| {
                     siblings.iter().any(|s| {
-                        s == d || s.starts_with(&format!("{d}/")) || (s.ends_with('.') && d.starts_with(s.as_str()))
+                        s == d
+                            || s.starts_with(&format!("{d}/"))
+                            || (s.ends_with('.') && d.starts_with(s.as_str()))
                     })
                 };
                 if j != i && d.as_ref().is_some_and(refers) {
@@ -361,12 +375,20 @@ impl Cx<'_> {
                         } else {
                             format!(
                                 "`{comp_name}` params: {}",
-                                sig.iter().map(|(p, t, _)| format!("{p}: {t}")).collect::<Vec<_>>().join(", ")
+                                sig.iter()
+                                    .map(|(p, t, _)| format!("{p}: {t}"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )
                         }
                     });
                     let d = self
-                        .at(codes::E0103, key_span, format!("component `{comp_name}` has no param `{key}`"), "no such param")
+                        .at(
+                            codes::E0103,
+                            key_span,
+                            format!("component `{comp_name}` has no param `{key}`"),
+                            "no such param",
+                        )
                         .help(help);
                     self.error(d);
                 }
@@ -376,7 +398,8 @@ impl Cx<'_> {
             sig.iter().filter(|(p, _, has_default)| !has_default && !seen.contains_key(p)).collect();
         if !missing.is_empty() {
             let list = missing.iter().map(|(p, _, _)| format!("`{p}`")).collect::<Vec<_>>().join(", ");
-            let example = missing.iter().map(|(p, t, _)| format!("{p} = …  # {t}")).collect::<Vec<_>>().join("; ");
+            let example =
+                missing.iter().map(|(p, t, _)| format!("{p} = …  # {t}")).collect::<Vec<_>>().join("; ");
             let d = self
                 .at(
                     codes::E0213,
@@ -402,7 +425,15 @@ impl Cx<'_> {
         };
         let block = ast::Block { stmts: meta_stmts, span: r.body.span };
         let meta = self.scoped(|cx| cx.body(&empty, &block));
-        Some(Gen::Instance(Box::new(InstanceIr { component: comp, component_name: comp_name, name, args, meta, span, name_span })))
+        Some(Gen::Instance(Box::new(InstanceIr {
+            component: comp,
+            component_name: comp_name,
+            name,
+            args,
+            meta,
+            span,
+            name_span,
+        })))
     }
 
     /// The static type of an instance's value: its params, `name`, and its members.
@@ -472,8 +503,11 @@ impl Cx<'_> {
             defs.iter().any(|d| match d {
                 Def::Resource(i) => instance_component(self.db, *i) == Some(comp),
                 Def::Nested(_, n) => {
-                    let path: Vec<ast::Name> =
-                        n.kind(self.db).iter().map(|t| ast::Name { text: t.clone(), span: Span::default() }).collect();
+                    let path: Vec<ast::Name> = n
+                        .kind(self.db)
+                        .iter()
+                        .map(|t| ast::Name { text: t.clone(), span: Span::default() })
+                        .collect();
                     resolve_declared(self.db, self.scope, &path) == Some(Declares::Component(comp))
                 }
                 _ => false,
@@ -517,7 +551,12 @@ impl Cx<'_> {
             .chain(component_members(self.db, comp).iter().map(|(m, _, _)| m.clone()))
             .collect();
         let d = self
-            .at(codes::E0103, name.span, format!("component `{comp_name}` has no param or member `{}`", name.text), "not declared in the component")
+            .at(
+                codes::E0103,
+                name.span,
+                format!("component `{comp_name}` has no param or member `{}`", name.text),
+                "not declared in the component",
+            )
             .help(did_you_mean(&name.text, names.iter().map(String::as_str)).unwrap_or_else(|| {
                 if names.is_empty() {
                     format!("`{comp_name}` has no params or members")

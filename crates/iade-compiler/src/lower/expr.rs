@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use iade_diagnostics::codes;
 use iade_intent::ir::{BinOp, Builtin, ComprehensionIr, IrKind, ObjectSource, UnOp};
-use iade_intent::{Ty, Value, KindSchema};
-use iade_syntax::ast::{self, Expr, ExprKind, StrLit};
+use iade_intent::{KindSchema, Ty, Value};
 use iade_span::Span;
+use iade_syntax::ast::{self, Expr, ExprKind, StrLit};
 
-use super::*;
 use super::component;
+use super::*;
 
 impl Cx<'_> {
     // ----- expressions -----
@@ -68,7 +68,9 @@ impl Cx<'_> {
             ExprKind::Index(inner, index) => {
                 let target = match self.path(inner) {
                     Some(Path::Kind(k)) => Some((kind_name(self.db, k), Ty::Kind(kind_name(self.db, k)))),
-                    Some(Path::Component(c)) => Some((component::component_name(self.db, c), self.instance_ty(c))),
+                    Some(Path::Component(c)) => {
+                        Some((component::component_name(self.db, c), self.instance_ty(c)))
+                    }
                     _ => None,
                 };
                 if let Some((kind, ty)) = target {
@@ -77,7 +79,11 @@ impl Cx<'_> {
                     let relative = self.component.is_some();
                     return (
                         self.node(
-                            IrKind::ResourceByName { kind: Arc::from(kind.as_str()), name: Box::new(name), relative },
+                            IrKind::ResourceByName {
+                                kind: Arc::from(kind.as_str()),
+                                name: Box::new(name),
+                                relative,
+                            },
                             span,
                         ),
                         Some(ty),
@@ -260,7 +266,9 @@ impl Cx<'_> {
             .iter()
             .map(|t| ast::Name { text: t.clone(), span: Span::default() })
             .collect();
-        if let Some(component::Declares::Component(c)) = component::resolve_declared(self.db, self.scope, &path) {
+        if let Some(component::Declares::Component(c)) =
+            component::resolve_declared(self.db, self.scope, &path)
+        {
             let id = format!("{}.{}", component::component_name(self.db, c), nested.name(self.db));
             return (self.node(IrKind::Resource(Arc::from(id.as_str())), span), Some(self.instance_ty(c)));
         }

@@ -49,14 +49,24 @@ impl Cx<'_> {
                             schema.exclusive.push(names);
                         } else {
                             let d = self
-                                .at(codes::E0209, a.value.span, "a kind's `exclusive` lists two or more field names", "not a list of names")
+                                .at(
+                                    codes::E0209,
+                                    a.value.span,
+                                    "a kind's `exclusive` lists two or more field names",
+                                    "not a list of names",
+                                )
                                 .help("write `exclusive = [\"content\", \"source\"]`");
                             self.error(d);
                         }
                     }
                     _ => {
                         let d = self
-                            .at(codes::E0209, a.value.span, "a kind's `exclusive` lists field names", "not a list")
+                            .at(
+                                codes::E0209,
+                                a.value.span,
+                                "a kind's `exclusive` lists field names",
+                                "not a list",
+                            )
                             .help("write `exclusive = [\"content\", \"source\"]`");
                         self.error(d);
                     }
@@ -229,5 +239,4 @@ impl Cx<'_> {
             TypeKind::Error => Ty::Any,
         }
     }
-
 }

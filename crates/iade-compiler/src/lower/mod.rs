@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use iade_diagnostics::codes;
-use iade_intent::ir::{
-    BinOp, CheckIr, CheckKind, CheckStmt, Ir, IrKind, RuleIr,
-};
+use iade_intent::ir::{BinOp, CheckIr, CheckKind, CheckStmt, Ir, IrKind, RuleIr};
 use iade_intent::{FieldRole, FieldSchema, KindSchema, Origin, Severity, Ty, Value};
 use iade_span::Span;
 use iade_syntax::ast::{self, Block, Expr, ExprKind, Key, StmtKind, StrPart, Type, TypeKind};
@@ -394,17 +392,19 @@ impl<'a> Cx<'a> {
             return;
         }
         let octal = raw.trim_start_matches('0');
-        let mut d = self
-            .at(
-                codes::E0216,
-                e.span,
-                format!("the mode `{}` is written in decimal", lit.raw),
-                format!("the decimal number {} is {}", lit.value, iade_intent::value::format_mode(lit.value)),
-            );
+        let mut d = self.at(
+            codes::E0216,
+            e.span,
+            format!("the mode `{}` is written in decimal", lit.raw),
+            format!("the decimal number {} is {}", lit.value, iade_intent::value::format_mode(lit.value)),
+        );
         if !octal.is_empty() && octal.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            d = d
-                .help(format!("write it in octal: `0o{octal}`"))
-                .fix(&self.origin, e.span, format!("0o{octal}"), format!("write `0o{octal}`"));
+            d = d.help(format!("write it in octal: `0o{octal}`")).fix(
+                &self.origin,
+                e.span,
+                format!("0o{octal}"),
+                format!("write `0o{octal}`"),
+            );
         } else {
             d = d.help("a mode is written in octal, with digits 0 to 7: `0o644`, `0o755`");
         }
@@ -1009,7 +1009,6 @@ impl<'a> Cx<'a> {
         }
         out
     }
-
 }
 
 fn bin_op(op: ast::BinOp) -> BinOp {

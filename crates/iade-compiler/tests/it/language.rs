@@ -66,7 +66,10 @@ fn a_crlf_source_gives_the_same_graph_as_its_lf_twin() {
 fn an_included_file_keeps_its_crlf_line_endings() {
     let db = memory_db(
         &[
-            ("main.iade", "use std.fs.{file}\r\nfile f {\r\n  path = \"/x\"\r\n  content = include(\"dos.txt\")\r\n}\r\n"),
+            (
+                "main.iade",
+                "use std.fs.{file}\r\nfile f {\r\n  path = \"/x\"\r\n  content = include(\"dos.txt\")\r\n}\r\n",
+            ),
             ("dos.txt", "one\r\ntwo\r\n"),
         ],
         false,
@@ -97,7 +100,8 @@ file summary {
     assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
     let g = db.intent_graph();
     assert_eq!(content(&g, "file.summary"), "/etc/sites/api.conf 1 api /etc/sites/x.conf 2");
-    let deps: Vec<&str> = g.edges.iter().filter(|e| e.to == "file.summary").map(|e| e.from.as_str()).collect();
+    let deps: Vec<&str> =
+        g.edges.iter().filter(|e| e.to == "file.summary").map(|e| e.from.as_str()).collect();
     assert_eq!(deps, ["site.api/file.conf", "site.x/file.conf"], "members read are dependencies");
     let ids: Vec<&str> = g.instances.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids, ["site.api", "site.x", "site.y"]);
@@ -129,7 +133,10 @@ file f {
 fn editing_a_template_recomputes_what_uses_it() {
     let mut db = memory_db(
         &[
-            ("main.iade", "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  content = template(\"t.tmpl\", { port = 1 })\n}\n"),
+            (
+                "main.iade",
+                "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  content = template(\"t.tmpl\", { port = 1 })\n}\n",
+            ),
             ("t.tmpl", "port ${port}\n"),
         ],
         false,
@@ -146,7 +153,8 @@ fn editing_a_template_recomputes_what_uses_it() {
 
 #[test]
 fn a_decimal_mode_carries_a_fix_that_writes_it_in_octal() {
-    let db = memory_db(&[("main.iade", "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  mode = 644\n}\n")], false);
+    let db =
+        memory_db(&[("main.iade", "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  mode = 644\n}\n")], false);
     let d = db.diagnostics();
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].code.as_str(), "E0216");

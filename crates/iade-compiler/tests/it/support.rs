@@ -20,7 +20,9 @@ pub fn disk_db(log_queries: bool) -> Database {
     Database::new(Options {
         stdlib: None,
         loader: Box::new(move |p: &str| std::fs::read_to_string(root.join(p)).map_err(|e| e.to_string())),
-        probe: Box::new(move |p: &str| std::fs::File::open(probe_root.join(p)).map(drop).map_err(|e| e.to_string())),
+        probe: Box::new(move |p: &str| {
+            std::fs::File::open(probe_root.join(p)).map(drop).map_err(|e| e.to_string())
+        }),
         log_queries,
     })
 }
@@ -34,11 +36,16 @@ pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
         loader: Box::new(move |p: &str| {
             extra.iter().find(|(q, _)| q == p).map(|(_, t)| t.clone()).ok_or_else(|| format!("no file `{p}`"))
         }),
-        probe: Box::new(move |p: &str| if names.iter().any(|n| n == p) { Ok(()) } else { Err(format!("no file `{p}`")) }),
+        probe: Box::new(
+            move |p: &str| if names.iter().any(|n| n == p) { Ok(()) } else { Err(format!("no file `{p}`")) },
+        ),
         log_queries,
     });
-    let stack: Vec<(String, String)> =
-        files.iter().filter(|(p, _)| !p.contains('/') && p.ends_with(".iade")).map(|(p, t)| (p.to_string(), t.to_string())).collect();
+    let stack: Vec<(String, String)> = files
+        .iter()
+        .filter(|(p, _)| !p.contains('/') && p.ends_with(".iade"))
+        .map(|(p, t)| (p.to_string(), t.to_string()))
+        .collect();
     db.set_stack_files(stack);
     db
 }

@@ -20,6 +20,7 @@ use super::{NoSecrets, converge_graph, journal, node, status};
 
 fn env<'a>(providers: &'a Providers, cancelled: &'a AtomicBool, events: &'a dyn Events) -> Env<'a> {
     Env {
+        stack: "test",
         providers,
         secrets: &NoSecrets,
         stack_dir: std::env::temp_dir(),
@@ -49,7 +50,7 @@ fn plan(provider: &Arc<MemoryProvider>, g: &IntentGraph) -> iade_engine::Plan {
     let providers = Providers::new().with_as("memory", provider.clone());
     let cancelled = AtomicBool::new(false);
     let program = Program::default();
-    iade_engine::plan(&Stack { graph: g, program: &program }, &env(&providers, &cancelled, &NoEvents), None)
+    iade_engine::plan(&Stack::new(g, &program), &env(&providers, &cancelled, &NoEvents), None)
 }
 
 #[test]
@@ -227,7 +228,7 @@ fn subjects(provider: &Arc<MemoryProvider>, g: &IntentGraph, program: &Program) 
     let providers = Providers::new().with_as("memory", provider.clone());
     let cancelled = AtomicBool::new(false);
     let env = env(&providers, &cancelled, &NoEvents);
-    let stack = Stack { graph: g, program };
+    let stack = Stack::new(g, program);
     let p = iade_engine::plan(&stack, &env, None);
     let report = iade_engine::evaluate_controls(&stack, &env, &p);
     report.findings.iter().filter_map(|f| f.subject.clone()).collect()
@@ -280,8 +281,7 @@ fn a_run_reports_observation_waves_and_steps_as_events_in_order() {
     let program = Program::default();
     let (mut j, epoch) = journal("events");
     let env = env(&providers, &cancelled, &recorder);
-    iade_engine::converge(&Stack { graph: &g, program: &program }, &env, &mut j, epoch, &super::options(0))
-        .expect("run");
+    iade_engine::converge(&Stack::new(&g, &program), &env, &mut j, epoch, &super::options(0)).expect("run");
     let events = recorder.0.lock().expect("lock").clone();
     assert_eq!(
         events,

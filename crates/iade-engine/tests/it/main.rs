@@ -89,6 +89,7 @@ pub fn converge_graph(
     let providers = Providers::new().with_as("memory", provider.clone());
     let cancelled = AtomicBool::new(false);
     let env = Env {
+        stack: "test",
         providers: &providers,
         secrets: &NoSecrets,
         stack_dir: std::env::temp_dir(),
@@ -98,7 +99,7 @@ pub fn converge_graph(
         diffs: false,
     };
     let program = Program::default();
-    let stack = Stack { graph: g, program: &program };
+    let stack = Stack::new(g, &program);
     iade_engine::converge(&stack, &env, j, epoch, &options(2)).expect("run completes")
 }
 
@@ -206,6 +207,7 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
         let providers = Providers::new().with_as("memory", provider.clone());
         let cancelled = AtomicBool::new(false);
         let env = Env {
+            stack: "test",
             providers: &providers,
             secrets: &NoSecrets,
             stack_dir: std::env::temp_dir(),
@@ -215,7 +217,7 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
             diffs: false,
         };
         let program = Program::default();
-        let stack = Stack { graph: &g, program: &program };
+        let stack = Stack::new(&g, &program);
         let options = options(0);
         let report = iade_engine::converge(&stack, &env, &mut j, epoch, &options).expect("run");
         let calls = provider.calls.lock().expect("lock").clone();

@@ -63,7 +63,13 @@ fn random_file_types_and_names_never_hang_redirect_or_panic_the_local_provider()
     let dir = root.path().join("tree");
     std::fs::create_dir(&dir).expect("tree");
     let cancelled = AtomicBool::new(false);
-    let cx = Context { secrets: &NoSecrets, stack_dir: root.path(), cancelled: &cancelled, diffs: true };
+    let cx = Context {
+        stack: "test",
+        secrets: &NoSecrets,
+        stack_dir: root.path(),
+        cancelled: &cancelled,
+        diffs: true,
+    };
     let provider = LocalProvider::new();
     for i in 0..300 {
         let path = dir.join(name(&mut rng, i));
