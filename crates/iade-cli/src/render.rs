@@ -39,7 +39,7 @@ pub fn plan(p: &Plan, stack: &str, style: Style, took: Duration) {
             None => String::new(),
         };
         let (code, verb) = match (r.action, &r.error) {
-            (_, Some(e)) => ("31", format!("refused: {}", safe(e))),
+            (_, Some(e)) => ("31", safe(e).into_owned()),
             (Action::Delete, None) => ("31", "delete".to_string()),
             (Action::Orphan, None) if matches!(r.removal, Some(Removal::Orphan { proof: Some(_) })) => {
                 ("33", "kept (converge --prune deletes it)".to_string())
@@ -139,6 +139,11 @@ pub fn findings(findings: &[Finding], style: Style) {
 /// What could not be observed or compared.
 fn problems(errors: &[ResourceError], style: Style) {
     for e in errors {
+        // The engine's refusals (another stack's object, a protected one) say so themselves.
+        if e.message.starts_with("refused: ") {
+            println!("{} {}  {}", style.paint("31", "!"), style.paint("1", &e.resource), safe(&e.message));
+            continue;
+        }
         let what =
             e.field.as_ref().map_or("cannot be observed".into(), |f| format!("{f} cannot be compared"));
         println!(

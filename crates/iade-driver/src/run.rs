@@ -101,7 +101,24 @@ fn obligations(
         return Ok((Vec::new(), Vec::new()));
     }
     let store = location.open(&compiled.stack_id(&rt.host))?;
-    Ok((store.applied()?, store.pending_refreshes()?))
+    let mut pending = store.pending_refreshes()?;
+    // A change a crash interrupted before its outcome was recorded owes its refreshes too: the
+    // next converge settles it and records them (or makes the change again, which notifies).
+    use iade_journal::StepAction::{Create, Delete, Run, Update};
+    for step in store.interrupted()?.steps {
+        if !matches!(step.action, Create | Update | Delete | Run) {
+            continue;
+        }
+        let Some(node) = compiled.graph.node(&step.resource) else { continue };
+        for t in &node.notify {
+            pending.push(iade_journal::PendingRefresh {
+                resource: t.clone(),
+                notified_by: step.resource.clone(),
+                run: step.run,
+            });
+        }
+    }
+    Ok((store.applied()?, pending))
 }
 
 /// Observes and diffs, changing nothing and taking no lease.

@@ -329,7 +329,8 @@ pub fn converge(
     timings.observe_ms += ms(t);
     Failpoint::hit(options.failpoint, "after-observe");
     let drift: Vec<Drift> = current.resources.iter().flat_map(drift_of).collect();
-    let errors: Vec<ResourceError> = current.resources.iter().flat_map(PlannedResource::problems).collect();
+    let errors: Vec<ResourceError> =
+        current.resources.iter().chain(&current.removals).flat_map(PlannedResource::problems).collect();
     // A filesystem event that turns out to be no drift (often the echo of a correction)
     // leaves no trace in the journal.
     if options.mode == RunMode::Event

@@ -395,7 +395,7 @@ pub(crate) fn planned(
     {
         r.refused = true;
         r.error = Some(format!(
-            "it belongs to stack `{other}` (its ownership mark says so); iade leaves it alone: manage it in one stack only, or remove the mark (setfattr -x {} PATH) to let this stack adopt it",
+            "refused: it belongs to stack `{other}` (its ownership mark says so); iade leaves it alone: manage it in one stack only, or remove the mark (setfattr -x {} PATH) to let this stack adopt it",
             iade_provider::MARK_XATTR
         ));
         r.observed = result.ok();
@@ -433,7 +433,7 @@ pub(crate) fn planned(
             if r.action == Action::Delete && node.protect {
                 r.refused = true;
                 r.error = Some(
-                    "it is protected (`protect = true`) and its intent is `ensure = absent`: iade will not delete it; remove `protect` first"
+                    "refused: it is protected (`protect = true`) and its intent is `ensure = absent`: iade will not delete it; remove `protect` first"
                         .to_string(),
                 );
                 r.action = Action::None;

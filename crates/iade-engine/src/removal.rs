@@ -224,7 +224,7 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
                 if c.protected && (delete || matches!(r.removal, Some(Removal::Orphan { proof: Some(_) }))) {
                     r.refused = true;
                     r.error = Some(
-                        "it is protected (`protect = true` when it was applied) and the source no longer declares it: iade will not delete it; declare it again, or delete it by hand"
+                        "refused: it is protected (`protect = true` when it was applied) and the source no longer declares it: iade will not delete it; declare it again, or delete it by hand"
                             .to_string(),
                     );
                     out.push(r);

@@ -3,6 +3,8 @@
 mod engine;
 mod hardening;
 mod journal;
+mod ownership;
+mod refresh;
 mod runs;
 mod secrets;
 
