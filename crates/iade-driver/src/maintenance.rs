@@ -41,8 +41,8 @@ pub fn prune_journal(
 pub fn recover_journal(path: &Path, journal: Option<JournalLocation>) -> Result<Recovery, Error> {
     let stack_dir = crate::stack_dir_of(path);
     let location = location(&stack_dir, journal)?;
-    let (_lock, locked) = lock_stack(&stack_dir, Wait::No, &|| {})?;
-    if !locked {
+    let lock = lock_stack(&stack_dir, None, Wait::No, &|| {})?;
+    if lock.is_none() {
         return Err(Error::Io(
             "an engine is running on this stack: stop it before recovering its journal".into(),
         ));

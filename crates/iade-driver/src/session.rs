@@ -124,7 +124,7 @@ impl Heartbeat {
 /// One engine's hold on a stack: the lock, the journal and the lease's epoch. Dropping it
 /// stops the heartbeat and releases the lease.
 pub struct Session {
-    _lock: File,
+    _lock: StackLock,
     store: Box<dyn Store>,
     epoch: Epoch,
     location: JournalLocation,
@@ -138,32 +138,102 @@ impl std::fmt::Debug for Session {
     }
 }
 
-/// Takes `STACK/.iade/lock`, waiting as `wait` says; `Ok(false)` when another process holds it.
-pub fn lock_stack(stack_dir: &Path, wait: Wait, waiting: &dyn Fn()) -> Result<(File, bool), Error> {
-    let dir = stack_dir.join(".iade");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Error::Io(format!("cannot create `{}`: {e}", dir.display())))?;
-    let path = dir.join("lock");
-    let lock = File::options()
+/// Where this host's stack-name locks live: `$IADE_LOCK_DIR`, else `/run/iade` when it can be
+/// created, else `$XDG_RUNTIME_DIR/iade`, else a directory of the user's under the temporary
+/// directory.
+pub fn host_lock_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("IADE_LOCK_DIR") {
+        return PathBuf::from(d);
+    }
+    let run = PathBuf::from("/run/iade");
+    if std::fs::create_dir_all(&run).is_ok()
+        && File::options().append(true).create(true).open(run.join(".probe")).is_ok()
+    {
+        return run;
+    }
+    if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(x).join("iade");
+    }
+    std::env::temp_dir().join(format!("iade-{}", rustix::process::getuid().as_raw()))
+}
+
+/// A lock file, opened (created if needed) for `flock`.
+fn lock_file(path: &Path) -> Result<File, Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Io(format!("cannot create `{}`: {e}", dir.display())))?;
+    }
+    File::options()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
-        .map_err(|e| Error::Io(format!("cannot open `{}`: {e}", path.display())))?;
+        .read(true)
+        .open(path)
+        .map_err(|e| Error::Io(format!("cannot open `{}`: {e}", path.display())))
+}
+
+/// The locks an engine holds on a stack: its directory's and its name's on this host.
+#[derive(Debug)]
+pub struct StackLock {
+    _dir: File,
+    _name: Option<File>,
+}
+
+/// Takes `STACK/.iade/lock` and this host's lock of the stack's name (so two directories with
+/// one stack name are one stack), waiting as `wait` says; `Ok(None)` when another process
+/// holds either.
+pub fn lock_stack(
+    stack_dir: &Path,
+    name: Option<&str>,
+    wait: Wait,
+    waiting: &dyn Fn(),
+) -> Result<Option<StackLock>, Error> {
+    let path = stack_dir.join(".iade").join("lock");
+    let dir_lock = lock_file(&path)?;
+    let name_path = name.map(|n| {
+        let safe: String = n
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+            .collect();
+        host_lock_dir().join(format!("{safe}.lock"))
+    });
+    let name_lock = match &name_path {
+        Some(p) => Some(lock_file(p)?),
+        None => None,
+    };
     let deadline = match wait {
         Wait::No => None,
         Wait::For(d) => {
             Some(Instant::now().checked_add(d).unwrap_or_else(|| Instant::now() + LEASE_TTL * 1000))
         }
     };
+    let try_one = |f: &File, p: &Path| -> Result<bool, Error> {
+        match f.try_lock() {
+            Ok(()) => Ok(true),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(Error::Io(format!("cannot lock `{}`: {e}", p.display())))
+            }
+        }
+    };
     let mut told = false;
     loop {
-        match lock.try_lock() {
-            Ok(()) => return Ok((lock, true)),
-            Err(std::fs::TryLockError::WouldBlock) => {}
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::Io(format!("cannot lock `{}`: {e}", path.display())));
+        if try_one(&dir_lock, &path)? {
+            let named = match (&name_lock, &name_path) {
+                (Some(f), Some(p)) => try_one(f, p)?,
+                _ => true,
+            };
+            if named {
+                if let Some(mut f) = name_lock.as_ref() {
+                    // Who holds the name, for an engine refused it from another directory.
+                    use std::io::{Seek, Write};
+                    let _ = f.set_len(0);
+                    let _ = f.seek(std::io::SeekFrom::Start(0));
+                    let _ = writeln!(f, "{} {}", std::process::id(), stack_dir.display());
+                }
+                return Ok(Some(StackLock { _dir: dir_lock, _name: name_lock }));
             }
+            let _ = dir_lock.unlock();
         }
         match deadline {
             Some(d) if Instant::now() < d => {
@@ -173,9 +243,20 @@ pub fn lock_stack(stack_dir: &Path, wait: Wait, waiting: &dyn Fn()) -> Result<(F
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            _ => return Ok((lock, false)),
+            _ => return Ok(None),
         }
     }
+}
+
+/// Who holds a stack's name on this host, as its lock file says (`pid directory`).
+pub fn name_holder(name: &str) -> Option<(u32, String)> {
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    let text = std::fs::read_to_string(host_lock_dir().join(format!("{safe}.lock"))).ok()?;
+    let (pid, dir) = text.trim().split_once(' ')?;
+    Some((pid.parse().ok()?, dir.to_string()))
 }
 
 /// Options of [`Session::open`].
@@ -207,12 +288,22 @@ impl Session {
             Wait::For(_) if holder_now().is_some_and(|h| h.watch) => Wait::No,
             w => w,
         };
-        let (lock, locked) =
-            lock_stack(stack_dir, wait, &|| waiting(holder_now().as_ref())).map_err(SessionError::Failed)?;
-        if !locked {
-            // Only what the journal knows is named: a holder it does not record stays unnamed.
-            return Err(SessionError::Held(holder_now()));
-        }
+        let lock = lock_stack(stack_dir, Some(&stack.name), wait, &|| waiting(holder_now().as_ref()))
+            .map_err(SessionError::Failed)?;
+        let Some(lock) = lock else {
+            // Only what the journal knows is named: a holder it does not record stays unnamed;
+            // an engine of this host on the same stack name from another directory is named by
+            // its lock.
+            return Err(SessionError::Held(holder_now().or_else(|| {
+                name_holder(&stack.name).map(|(pid, dir)| Holder {
+                    pid,
+                    host: format!("{} (from {dir})", options.host),
+                    since_ms: 0,
+                    expires_ms: 0,
+                    watch: false,
+                })
+            })));
+        };
         let mut store = location.open(stack)?;
         // A lease left held means the last engine did not stop cleanly (killed, or the host
         // lost power): check the journal before writing into it.

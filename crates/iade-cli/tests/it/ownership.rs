@@ -196,3 +196,38 @@ fn a_symlink_is_owned_through_the_journal_and_output_says_so() {
     assert!(std::fs::symlink_metadata(tree.join("l")).is_err(), "the link is pruned");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_directories_with_one_stack_name_are_one_stack_on_a_host() {
+    let dir = sandbox("same-name");
+    let tree = dir.join("tree");
+    let src = |f: &str| {
+        format!(
+            "use std.fs.{{file}}\nstack shared {{}}\nfile {f} {{ path = \"{}/{f}\"  content = \"x\\n\" }}\n",
+            tree.display()
+        )
+    };
+    let one = write_stack(&dir, "one", &src("a"));
+    let two = write_stack(&dir, "two", &src("b"));
+    let mut watcher = std::process::Command::new(super::engine::iade_bin())
+        .args(["converge", "--watch", "--interval", "1h"])
+        .current_dir(&one)
+        .env("IADE_LOCK_DIR", dir.join(".iade-locks"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("watcher starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !tree.join("a").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = run(&two, &["converge"], &[]);
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(code(&o), Some(3), "the name is held from the other directory:\n{}", text(&o));
+    assert!(text(&o).contains("from ") && text(&o).contains("one"), "the holder is named:\n{}", text(&o));
+    assert!(!tree.join("b").exists());
+    let o = run(&two, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "free again once the first engine is gone:\n{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
