@@ -47,11 +47,16 @@ pub fn plan(p: &Plan, stack: &str, style: Style, took: Duration) {
             _ => ("2", "kept".to_string()),
         };
         let symbol = if r.error.is_some() { "!" } else { r.action.symbol() };
+        // An entry found on disk is named by its path already.
+        let shown = if identity.iter().all(|i| r.id.contains(i.as_str())) {
+            String::new()
+        } else {
+            format!(" ({})", identity.join(", "))
+        };
         println!(
-            "{} {} ({})  {verb}  {}",
+            "{} {}{shown}  {verb}  {}",
             style.paint(code, symbol),
             style.paint("1", &safe(&r.id)),
-            identity.join(", "),
             style.paint("2", &why)
         );
     }

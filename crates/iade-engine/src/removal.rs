@@ -88,6 +88,15 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
         declared.insert(key(provider, &canon));
         declared_objects.push((provider.to_string(), n.kind.clone(), canon));
     }
+    // What the stack applied, by identity: a purged entry it applied keeps its resource id.
+    let applied_by_key: std::collections::HashMap<(String, String), &iade_journal::AppliedIdentity> = stack
+        .applied
+        .iter()
+        .filter_map(|a| {
+            let p = env.providers.get(&a.provider)?;
+            Some((key(&a.provider, &p.canonical_identity(&a.kind, &identity_fields(&a.identity), &cx)), a))
+        })
+        .collect();
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut problems: Vec<PlannedResource> = Vec::new();
@@ -107,8 +116,14 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
                 for c in list {
                     let canon = p.canonical_identity(&c.kind, &c.identity, &cx);
                     let k = key(&provider, &canon);
-                    if declared.contains(&k) || !seen.insert(k) {
+                    if declared.contains(&k) || !seen.insert(k.clone()) {
                         continue;
+                    }
+                    let mut c = c;
+                    let mut protected = false;
+                    if let Some(a) = applied_by_key.get(&k) {
+                        c.id = a.resource.clone();
+                        protected = a.protected;
                     }
                     // An entry that holds a declared object stays (so does what leads to it).
                     let under = canon.values().find_map(Value::as_text).unwrap_or_default();
@@ -122,7 +137,7 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
                         target: c,
                         provider: provider.clone(),
                         removal: Removal::Purge { directory: n.id.clone() },
-                        protected: false,
+                        protected,
                         declared: n.declared.clone(),
                     });
                 }
@@ -148,12 +163,7 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
             continue;
         }
         if !seen.insert(k.clone()) {
-            // Purge found it too; its record says whether it is protected.
-            if let Some(c) = candidates.iter_mut().find(|c| {
-                key(&c.provider, &p.canonical_identity(&c.target.kind, &c.target.identity, &cx)) == k
-            }) {
-                c.protected |= a.protected;
-            }
+            // Purge found it too (under its resource id).
             continue;
         }
         let mut intended = identity.clone();

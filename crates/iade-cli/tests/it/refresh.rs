@@ -122,3 +122,30 @@ fn a_crash_between_a_change_and_its_refresh_never_loses_or_doubles_it() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[test]
+fn the_nginx_example_converges_reloads_once_and_then_changes_nothing() {
+    let src = super::root().join("examples/nginx");
+    let dir = std::env::temp_dir().join(format!("iade-nginx-example-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for f in ["main.iade", "vhost.conf.tmpl"] {
+        std::fs::copy(src.join(f), dir.join(f)).expect("copy the example");
+    }
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let log = std::fs::read_to_string(dir.join("out/reloads.log")).expect("reloaded");
+    assert_eq!(log.lines().count(), 1, "two sites, one reload");
+    let conf = std::fs::read_to_string(dir.join("out/nginx/sites-available/shop.conf")).expect("rendered");
+    assert!(conf.contains("server_name shop www.shop.example;"), "{conf}");
+    assert!(conf.contains("try_files $uri $uri/ =404;"), "{conf}");
+    let link = std::fs::read_link(dir.join("out/nginx/sites-enabled/blog.conf")).expect("enabled");
+    assert_eq!(link, std::path::Path::new("../sites-available/blog.conf"));
+    std::fs::write(dir.join("out/nginx/sites-enabled/stray.conf"), "x").expect("stray");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(!dir.join("out/nginx/sites-enabled/stray.conf").exists(), "purged");
+    assert_eq!(std::fs::read_to_string(dir.join("out/reloads.log")).expect("log").lines().count(), 1);
+    assert_eq!(code(&run(&dir, &["plan"], &[])), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
