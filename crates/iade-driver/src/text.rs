@@ -77,8 +77,14 @@ impl std::fmt::Display for RunView {
             s.failed,
             s.skipped
         )?;
+        if s.refreshed > 0 {
+            write!(f, ", {} refreshed", s.refreshed)?;
+        }
         if s.unobservable > 0 {
             write!(f, ", {} not observable", s.unobservable)?;
+        }
+        if s.refused > 0 {
+            write!(f, ", {} refused", s.refused)?;
         }
         let c = s.controls;
         if c.passed + c.failed + c.unknown > 0 {

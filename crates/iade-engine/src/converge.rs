@@ -452,8 +452,10 @@ fn summarize(
             .resources
             .iter()
             .chain(&plan.removals)
+            .filter(|r| !r.refused)
             .map(|r| usize::from(r.error.is_some()) + r.unknown().count())
             .sum(),
+        refused: plan.resources.iter().chain(&plan.removals).filter(|r| r.refused).count(),
         refreshed: steps
             .iter()
             .filter(|r| r.status == StepStatus::Done && r.action == Some(StepAction::Refresh))

@@ -377,6 +377,9 @@ pub struct RunSummary {
     /// Resources that could not be observed, or attributes that could not be decided.
     #[serde(alias = "observe_errors")]
     pub unobservable: usize,
+    /// Objects the run refused to touch: another stack's, or protected ones it would delete.
+    pub refused: usize,
+    /// Refreshes that ran (changes notified them).
     pub refreshed: usize,
     pub controls: ControlCounts,
     pub resumed: ResumeCounts,
@@ -385,7 +388,7 @@ pub struct RunSummary {
 impl RunSummary {
     /// Whether the run had errors: a failed step or something it could not observe.
     pub fn has_errors(&self) -> bool {
-        self.failed > 0 || self.unobservable > 0
+        self.failed > 0 || self.unobservable > 0 || self.refused > 0
     }
 }
 
