@@ -163,3 +163,31 @@ fn a_decimal_mode_carries_a_fix_that_writes_it_in_octal() {
     let text = "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  mode = 644\n}\n";
     assert_eq!(&text[d[0].fixes[0].span.range()], "644");
 }
+
+#[test]
+fn notifying_an_instance_notifies_its_members_that_can_be_refreshed() {
+    let db = memory_db(
+        &[(
+            "main.iade",
+            r#"use std.fs.{file}
+use std.exec.{exec}
+component service() {
+  file unit { path = "/etc/${name}.service" }
+  exec restart { name = "restart-${name}"  apply = "true"  refresh_only = true }
+}
+service web {}
+file conf { path = "/etc/web.conf"  notify = [service.web] }
+"#,
+        )],
+        false,
+    );
+    assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
+    let g = db.intent_graph();
+    assert_eq!(
+        g.node("file.conf").map(|n| n.notify.clone()),
+        Some(vec!["service.web/exec.restart".to_string()])
+    );
+    assert!(g.edges.iter().any(|e| e.from == "file.conf"
+        && e.to == "service.web/exec.restart"
+        && e.reason == iade_intent::EdgeReason::Notify));
+}
