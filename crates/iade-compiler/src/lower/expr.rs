@@ -625,7 +625,7 @@ impl Cx<'_> {
             let e = self
                 .at(codes::E0110, f.span, format!("unknown function `{shown}`"), "not a builtin or a rule")
                 .help(did_you_mean(&shown, names).unwrap_or_else(|| {
-                    "builtins are listed in docs/language.md §11; rules are declared with `rule`".into()
+                    "builtins are listed in docs/language.md §12; rules are declared with `rule`".into()
                 }));
             self.error(e);
             for a in args {
