@@ -153,6 +153,11 @@ impl Database {
         }
     }
 
+    /// The file already known at this path, without loading it.
+    pub fn known_file(&self, path: &str) -> Option<SourceFile> {
+        lock(&self.shared.by_path).get(path).copied()
+    }
+
     /// Sets a file's text (an edit, or an unsaved buffer in the language server).
     pub fn set_file(&mut self, path: String, text: String) -> SourceFile {
         let existing = lock(&self.shared.by_path).get(&path).copied();

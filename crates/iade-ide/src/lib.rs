@@ -1,0 +1,223 @@
+//! Editor features as plain functions over the compiler's database: what a language server
+//! asks, answerable from tests without a server. Positions are byte offsets into a file's text;
+//! the protocol crate converts them (UTF-16 lines and columns) at its edge.
+//!
+//! **Invariant:** this crate knows no protocol: it returns its own types, and `iade-lsp` is
+//! the only crate that speaks LSP.
+
+use iade_compiler::{Database, ItemCategory, ItemInfo, Place};
+use iade_intent::ir::Builtin;
+use iade_span::Span;
+use iade_syntax::token::{Token, lex};
+
+/// A symbol of a file's outline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Symbol {
+    pub name: String,
+    pub detail: Option<String>,
+    pub category: ItemCategory,
+    pub span: Span,
+    pub name_span: Span,
+}
+
+/// What hovering shows: Markdown, and the range it is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hover {
+    pub markdown: String,
+    pub span: Span,
+}
+
+/// A completion candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub label: String,
+    /// A type, a signature or what the name is.
+    pub detail: String,
+    pub doc: Option<String>,
+    pub kind: CompletionKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletionKind {
+    Kind,
+    Field,
+    Name,
+    Function,
+    EnumMember,
+}
+
+/// The outline of a file.
+pub fn outline(db: &Database, path: &str) -> Vec<Symbol> {
+    let Some(file) = db.file_at(path) else { return Vec::new() };
+    db.file_outline(file)
+        .into_iter()
+        .filter(|i| i.category != ItemCategory::Use)
+        .map(|ItemInfo { name, detail, category, span, name_span }| Symbol {
+            name,
+            detail,
+            category,
+            span,
+            name_span,
+        })
+        .collect()
+}
+
+/// The identifier under `offset` (or just before it), with its span and the identifier before
+/// a `.` that precedes it, if any (`file` in `file.config`).
+fn ident_at(text: &str, offset: u32) -> Option<(String, Span, Option<String>)> {
+    let lexed = lex(iade_span::FileId(0), text);
+    let toks = &lexed.tokens;
+    let i = toks
+        .iter()
+        .position(|t| t.span.start <= offset && offset <= t.span.end && matches!(t.token, Token::Ident(_)))?;
+    let Token::Ident(name) = toks[i].token else { return None };
+    let qualifier = match (i.checked_sub(2).map(|j| toks[j].token), i.checked_sub(1).map(|j| toks[j].token)) {
+        (Some(Token::Ident(q)), Some(Token::Dot)) => Some(q.to_string()),
+        _ => None,
+    };
+    Some((name.to_string(), toks[i].span, qualifier))
+}
+
+/// Where what is under `offset` is declared: a resource named `kind.name`, or a name in scope.
+pub fn definition(db: &Database, path: &str, offset: u32) -> Vec<Place> {
+    let Some(file) = db.file_at(path) else { return Vec::new() };
+    let text = file_text(db, path);
+    let Some((name, _, qualifier)) = ident_at(&text, offset) else { return Vec::new() };
+    if let Some(q) = qualifier
+        && let Some(p) = db.resource_declaration(&format!("{q}.{name}"))
+    {
+        return vec![p];
+    }
+    db.declaration_of(file, &name)
+}
+
+/// Every use of what is under `offset`, its declaration included.
+pub fn references(db: &Database, path: &str, offset: u32) -> Vec<Place> {
+    let Some(file) = db.file_at(path) else { return Vec::new() };
+    let text = file_text(db, path);
+    let Some((name, _, _)) = ident_at(&text, offset) else { return Vec::new() };
+    db.references_of(file, &name)
+}
+
+/// What hovering over `offset` shows: a kind's or field's docs, a value, a resource's id.
+pub fn hover(db: &Database, path: &str, offset: u32) -> Option<Hover> {
+    let file = db.file_at(path)?;
+    let text = file_text(db, path);
+    let (name, span, _) = ident_at(&text, offset)?;
+    if let Some(schema) = db.kind_named(file, &name) {
+        let mut md = format!("```iade\nkind {}\n```\n", schema.name);
+        if let Some(doc) = &schema.doc {
+            md.push_str(&format!("\n{doc}\n"));
+        }
+        md.push_str("\n| field | role | type |\n|---|---|---|\n");
+        for f in &schema.fields {
+            md.push_str(&format!("| `{}` | {:?} | `{}` |\n", f.name, f.role, f.ty));
+        }
+        return Some(Hover { markdown: md, span });
+    }
+    // A field of the resource being written.
+    let outline = db.file_outline(file);
+    if let Some(item) =
+        outline.iter().find(|i| i.span.contains(offset) && i.category == ItemCategory::Resource)
+        && let Some(kind) = &item.detail
+        && let Some(schema) = db.kind_named(file, kind)
+        && let Some(field) = schema.field(&name)
+        && !item.name_span.contains(offset)
+    {
+        let mut md = format!("```iade\n{:?} {}: {}\n```\n", field.role, field.name, field.ty).to_lowercase();
+        if let Some(doc) = &field.doc {
+            md.push_str(&format!("\n{doc}\n"));
+        }
+        return Some(Hover { markdown: md, span });
+    }
+    if let Some(item) = outline.iter().find(|i| i.name_span.contains(offset) || i.name_span.end == offset)
+        && matches!(item.category, ItemCategory::Resource | ItemCategory::Instance)
+        && let Some((id, value)) = db.resource_at(file, offset)
+    {
+        return Some(Hover { markdown: format!("```iade\n{id}\n```\n\n{value}"), span });
+    }
+    if let Some(v) = db.value_of(file, &name) {
+        let shown = match &v {
+            iade_intent::Value::Unknown(u) => format!("unknown: {}", u.reason),
+            other => other.to_string(),
+        };
+        return Some(Hover { markdown: format!("```iade\n{name} = {shown}\n```"), span });
+    }
+    if let Some(b) = Builtin::from_name(&name) {
+        return Some(Hover { markdown: format!("```iade\n{}\n```\n\n{}", b.signature(), b.doc()), span });
+    }
+    None
+}
+
+/// Candidates at `offset`: the fields of the resource being written (those not set yet,
+/// identity fields first), kinds, names in scope and builtins.
+pub fn completion(db: &Database, path: &str, offset: u32) -> Vec<Completion> {
+    let Some(file) = db.file_at(path) else { return Vec::new() };
+    let text = file_text(db, path);
+    let mut out = Vec::new();
+    let outline = db.file_outline(file);
+    if let Some(item) =
+        outline.iter().find(|i| i.span.contains(offset) && i.category == ItemCategory::Resource)
+        && let Some(kind) = &item.detail
+        && let Some(schema) = db.kind_named(file, kind)
+    {
+        let body = text.get(item.span.range()).unwrap_or_default();
+        let mut fields: Vec<_> =
+            schema.fields.iter().filter(|f| f.role != iade_intent::FieldRole::Observed).collect();
+        fields.sort_by_key(|f| f.role != iade_intent::FieldRole::Identity);
+        for f in fields {
+            let set = body.lines().any(|l| {
+                l.trim_start().starts_with(&format!("{} ", f.name))
+                    || l.trim_start().starts_with(&format!("{}=", f.name))
+            });
+            if set {
+                continue;
+            }
+            out.push(Completion {
+                label: f.name.clone(),
+                detail: f.ty.to_string(),
+                doc: f.doc.clone(),
+                kind: CompletionKind::Field,
+            });
+        }
+        for meta in ["after", "notify", "manage", "provider", "protect"] {
+            out.push(Completion {
+                label: meta.into(),
+                detail: "meta-attribute".into(),
+                doc: None,
+                kind: CompletionKind::Field,
+            });
+        }
+    }
+    for (name, schema) in db.kinds_in_scope(file) {
+        out.push(Completion {
+            label: name,
+            detail: "kind".into(),
+            doc: schema.doc.clone(),
+            kind: CompletionKind::Kind,
+        });
+    }
+    for (name, what) in db.names_in_scope(file) {
+        if !out.iter().any(|c| c.label == name) {
+            out.push(Completion { label: name, detail: what.into(), doc: None, kind: CompletionKind::Name });
+        }
+    }
+    for b in Builtin::ALL {
+        out.push(Completion {
+            label: b.name().into(),
+            detail: b.signature().into(),
+            doc: Some(b.doc().into()),
+            kind: CompletionKind::Function,
+        });
+    }
+    out
+}
+
+/// The file formatted as `iade fmt` formats it; `None` when it has syntax errors.
+pub fn format(text: &str) -> Option<String> {
+    iade_fmt::format(text).ok()
+}
+
+fn file_text(db: &Database, path: &str) -> String {
+    db.file_text(path).unwrap_or_default()
+}

@@ -1,0 +1,101 @@
+//! The editor features on real stacks, without a server.
+
+use iade_compiler::{Database, ItemCategory, Options};
+
+const MAIN: &str = r#"use std.fs.{file, directory}
+
+## Where the app lives.
+param root: path = "/srv/app"
+
+let port = 8080
+
+directory app {
+  path = root
+}
+
+file config {
+  path = "${directory.app.path}/config.toml"
+  content = "port = ${port}\n"
+  mode = 0o640
+}
+"#;
+
+fn db() -> Database {
+    let mut db = Database::new(Options::default());
+    db.set_stack_files(vec![("main.iade".into(), MAIN.into())]);
+    db
+}
+
+fn at(text: &str, needle: &str) -> u32 {
+    text.find(needle).expect("needle in text") as u32
+}
+
+#[test]
+fn the_outline_lists_every_item_with_its_name_span() {
+    let db = db();
+    let symbols = iade_ide::outline(&db, "main.iade");
+    let names: Vec<(&str, ItemCategory)> = symbols.iter().map(|s| (s.name.as_str(), s.category)).collect();
+    assert_eq!(
+        names,
+        [
+            ("root", ItemCategory::Param),
+            ("port", ItemCategory::Let),
+            ("app", ItemCategory::Resource),
+            ("config", ItemCategory::Resource)
+        ]
+    );
+    let config = &symbols[3];
+    assert_eq!(&MAIN[config.name_span.range()], "config");
+    assert_eq!(config.detail.as_deref(), Some("file"));
+}
+
+#[test]
+fn definition_goes_to_a_resource_a_value_and_a_kind_in_the_standard_library() {
+    let db = db();
+    let d = iade_ide::definition(&db, "main.iade", at(MAIN, "app.path") + 1);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].path, "main.iade");
+    assert_eq!(&MAIN[d[0].span.range()], "app");
+    let d = iade_ide::definition(&db, "main.iade", at(MAIN, "port}") + 1);
+    assert_eq!(&MAIN[d[0].span.range()], "port");
+    let d = iade_ide::definition(&db, "main.iade", at(MAIN, "file config") + 1);
+    assert!(d[0].path.contains("fs.iade"), "{d:?}");
+}
+
+#[test]
+fn references_find_every_use_of_a_value() {
+    let db = db();
+    let refs = iade_ide::references(&db, "main.iade", at(MAIN, "root\n") + 1);
+    assert_eq!(refs.len(), 2, "{refs:?}");
+}
+
+#[test]
+fn hover_shows_kind_and_field_docs_values_and_builtins() {
+    let db = db();
+    let h = iade_ide::hover(&db, "main.iade", at(MAIN, "file config") + 1).expect("kind hover");
+    assert!(h.markdown.contains("kind file") && h.markdown.contains("content"), "{}", h.markdown);
+    let h = iade_ide::hover(&db, "main.iade", at(MAIN, "mode = 0o640") + 1).expect("field hover");
+    assert!(h.markdown.contains("desired mode: mode"), "{}", h.markdown);
+    let h = iade_ide::hover(&db, "main.iade", at(MAIN, "port}") + 1).expect("value hover");
+    assert!(h.markdown.contains("port = 8080"), "{}", h.markdown);
+}
+
+#[test]
+fn completion_offers_unset_fields_first_then_kinds_names_and_builtins() {
+    let db = db();
+    let c = iade_ide::completion(&db, "main.iade", at(MAIN, "mode = 0o640"));
+    let labels: Vec<&str> = c.iter().map(|c| c.label.as_str()).collect();
+    assert!(labels.contains(&"owner") && labels.contains(&"group"), "{labels:?}");
+    assert!(!labels.contains(&"content"), "a field already set is left out: {labels:?}");
+    assert!(labels.contains(&"directory") && labels.contains(&"join"), "{labels:?}");
+}
+
+#[test]
+fn formatting_is_byte_identical_to_iade_fmt() {
+    let messy = "directory app{path=\"/a\" mode=0o755}\n";
+    assert_eq!(
+        iade_ide::format(messy).as_deref(),
+        Some("directory app {\n  path = \"/a\"\n  mode = 0o755\n}\n")
+    );
+    assert_eq!(iade_ide::format("file x {"), None);
+}
