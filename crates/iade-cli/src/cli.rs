@@ -107,6 +107,9 @@ enum Command {
     /// Explain a diagnostic code.
     #[command(after_help = "Examples:\n  iade explain E0004\n  iade explain --list")]
     Explain(ExplainArgs),
+    /// Run the language server on standard input and output (LSP), for editors: diagnostics as
+    /// you type, hover, go to definition, references, completion, symbols and formatting.
+    Lsp,
 }
 
 #[derive(Debug, Args)]
@@ -391,6 +394,13 @@ pub fn run() -> ExitCode {
         }
         Command::Fmt(a) => commands::fmt(&a.paths, a.check, style),
         Command::Explain(a) => commands::explain(a.code, a.list),
+        Command::Lsp => match iade_lsp::run() {
+            Ok(()) => Exit::Success,
+            Err(e) => {
+                crate::output::error(&format!("the language server stopped: {e}"));
+                Exit::Errors
+            }
+        },
     };
     Exit::into(exit)
 }

@@ -207,6 +207,11 @@ impl LoadedStack {
         Ok(loaded)
     }
 
+    /// The compiler database, for the editor features of `iade-ide`.
+    pub fn database(&self) -> &iade_compiler::Database {
+        &self.db
+    }
+
     /// The stack directory, absolute.
     pub fn stack_dir(&self) -> &Path {
         &self.stack_dir

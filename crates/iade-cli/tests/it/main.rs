@@ -3,6 +3,7 @@
 mod engine;
 mod hardening;
 mod journal;
+mod lsp;
 mod ownership;
 mod refresh;
 mod runs;

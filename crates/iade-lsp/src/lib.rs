@@ -1,0 +1,398 @@
+//! `iade lsp`: the language server, over stdio. The only crate that knows the protocol: every
+//! feature is a function of `iade-ide` over the compiler's database, and stacks are loaded
+//! through `iade-driver` with the editor's unsaved buffers as overlays. Positions are converted
+//! here, at the edge, between LSP's UTF-16 lines and columns and the byte offsets every other
+//! layer speaks.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use iade_driver::{LoadOptions, LoadedStack, absolute};
+use iade_span::LineIndex;
+use tower_lsp_server::jsonrpc::Result;
+use tower_lsp_server::ls_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService, Server};
+
+/// An open document: its text and version.
+struct Doc {
+    text: String,
+    version: i32,
+}
+
+#[derive(Default)]
+struct State {
+    docs: HashMap<PathBuf, Doc>,
+    /// One loaded stack per stack directory, kept across requests.
+    stacks: HashMap<PathBuf, LoadedStack>,
+}
+
+pub struct Backend {
+    client: Client,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend").finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn path_of(uri: &Uri) -> Option<PathBuf> {
+    uri.to_file_path().map(|p| absolute(&p))
+}
+
+fn position(index: &LineIndex, offset: u32) -> Position {
+    let lc = index.line_col_utf16(offset);
+    Position { line: lc.line, character: lc.col }
+}
+
+fn offset(index: &LineIndex, p: Position) -> u32 {
+    index.offset_utf16(iade_span::LineCol { line: p.line, col: p.character })
+}
+
+fn range(text: &str, span: iade_span::Span) -> Range {
+    let index = LineIndex::new(text);
+    Range { start: position(&index, span.start), end: position(&index, span.end) }
+}
+
+impl State {
+    /// The stack a document belongs to (its directory), loaded on first use, with every open
+    /// document of that directory as an overlay.
+    fn stack_for(&mut self, path: &Path) -> Option<&mut LoadedStack> {
+        let dir = path.parent()?.to_path_buf();
+        if !self.stacks.contains_key(&dir) {
+            let mut overlays = std::collections::BTreeMap::new();
+            for (p, d) in &self.docs {
+                if p.parent() == Some(dir.as_path()) {
+                    overlays.insert(p.clone(), d.text.clone());
+                }
+            }
+            let stack = LoadedStack::load_with(&dir, &LoadOptions::default(), overlays).ok()?;
+            self.stacks.insert(dir.clone(), stack);
+        }
+        self.stacks.get_mut(&dir)
+    }
+
+    /// The path under which the stack's database knows a file.
+    fn db_path(stack: &LoadedStack, path: &Path) -> Option<String> {
+        stack
+            .database()
+            .sources()
+            .iter()
+            .find(|(_, f)| absolute(Path::new(&f.path)) == path)
+            .map(|(_, f)| f.path.clone())
+    }
+}
+
+impl Backend {
+    /// Recomputes the diagnostics of the stack `path` belongs to and publishes them for each of
+    /// its files, tagged with the open documents' versions.
+    async fn publish(&self, path: &Path) {
+        let batches: Vec<(Uri, Vec<Diagnostic>, Option<i32>)> = {
+            let mut state = lock(&self.state);
+            let versions: HashMap<PathBuf, i32> =
+                state.docs.iter().map(|(p, d)| (p.clone(), d.version)).collect();
+            let Some(stack) = state.stack_for(path) else { return };
+            let diags = stack.diagnostics();
+            let sources = stack.sources();
+            let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = HashMap::new();
+            for (_, f) in sources.iter() {
+                if f.path.ends_with(".iade") && !f.path.starts_with("<") {
+                    by_file.entry(absolute(Path::new(&f.path))).or_default();
+                }
+            }
+            for d in &diags {
+                let Some(primary) = d.primary_label() else { continue };
+                let Some(file) = sources.get(primary.file) else { continue };
+                let index = LineIndex::new(&file.text);
+                let related: Vec<DiagnosticRelatedInformation> = d
+                    .labels
+                    .iter()
+                    .filter(|l| !l.primary)
+                    .filter_map(|l| {
+                        let f = sources.get(l.file)?;
+                        let idx = LineIndex::new(&f.text);
+                        Some(DiagnosticRelatedInformation {
+                            location: Location {
+                                uri: Uri::from_file_path(absolute(Path::new(&f.path)))?,
+                                range: Range {
+                                    start: position(&idx, l.span.start),
+                                    end: position(&idx, l.span.end),
+                                },
+                            },
+                            message: l.message.clone(),
+                        })
+                    })
+                    .collect();
+                let mut message = d.message.clone();
+                if let Some(h) = &d.help {
+                    message.push_str(&format!("\nhelp: {h}"));
+                }
+                by_file.entry(absolute(Path::new(&file.path))).or_default().push(Diagnostic {
+                    range: Range {
+                        start: position(&index, primary.span.start),
+                        end: position(&index, primary.span.end),
+                    },
+                    severity: Some(if d.is_error() {
+                        DiagnosticSeverity::ERROR
+                    } else {
+                        DiagnosticSeverity::WARNING
+                    }),
+                    code: Some(NumberOrString::String(d.code.as_str().to_string())),
+                    source: Some("iade".into()),
+                    message,
+                    related_information: (!related.is_empty()).then_some(related),
+                    ..Diagnostic::default()
+                });
+            }
+            by_file
+                .into_iter()
+                .filter_map(|(p, ds)| Some((Uri::from_file_path(&p)?, ds, versions.get(&p).copied())))
+                .collect()
+        };
+        for (uri, diags, version) in batches {
+            self.client.publish_diagnostics(uri, diags, version).await;
+        }
+    }
+
+    /// Runs `f` with the stack's database path of the document and its text.
+    fn with_doc<T>(&self, uri: &Uri, f: impl FnOnce(&LoadedStack, &str, &str) -> Option<T>) -> Option<T> {
+        let path = path_of(uri)?;
+        let mut state = lock(&self.state);
+        let text = state.docs.get(&path).map(|d| d.text.clone());
+        let stack = state.stack_for(&path)?;
+        let db_path = State::db_path(stack, &path)?;
+        let text = text.or_else(|| stack.database().file_text(&db_path))?;
+        f(stack, &db_path, &text)
+    }
+
+    fn location(&self, place: &iade_compiler::Place) -> Option<Location> {
+        let state = lock(&self.state);
+        let text =
+            state.stacks.values().find_map(|s| s.database().file_text(&place.path)).unwrap_or_default();
+        let abs = absolute(Path::new(&place.path));
+        let uri = Uri::from_file_path(&abs)?;
+        Some(Location { uri, range: range(&text, place.span) })
+    }
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, _: InitializeParams) -> Result<InitializeResult> {
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                text_document_sync: Some(TextDocumentSyncCapability::Kind(TextDocumentSyncKind::INCREMENTAL)),
+                hover_provider: Some(HoverProviderCapability::Simple(true)),
+                definition_provider: Some(OneOf::Left(true)),
+                references_provider: Some(OneOf::Left(true)),
+                document_symbol_provider: Some(OneOf::Left(true)),
+                document_formatting_provider: Some(OneOf::Left(true)),
+                completion_provider: Some(CompletionOptions {
+                    trigger_characters: Some(vec![".".into()]),
+                    ..CompletionOptions::default()
+                }),
+                ..ServerCapabilities::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "iade".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+            ..InitializeResult::default()
+        })
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let Some(path) = path_of(&params.text_document.uri) else { return };
+        {
+            let mut state = lock(&self.state);
+            let text = params.text_document.text;
+            state
+                .docs
+                .insert(path.clone(), Doc { text: text.clone(), version: params.text_document.version });
+            if let Some(stack) = state.stack_for(&path) {
+                let _ = stack.set_overlay(&path, Some(text));
+            }
+        }
+        self.publish(&path).await;
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let Some(path) = path_of(&params.text_document.uri) else { return };
+        {
+            let mut state = lock(&self.state);
+            let Some(doc) = state.docs.get_mut(&path) else { return };
+            // Changes apply in order, each to the text the previous one left.
+            for change in params.content_changes {
+                match change.range {
+                    Some(r) => {
+                        let index = LineIndex::new(&doc.text);
+                        let (a, b) = (offset(&index, r.start) as usize, offset(&index, r.end) as usize);
+                        if a <= b
+                            && b <= doc.text.len()
+                            && doc.text.is_char_boundary(a)
+                            && doc.text.is_char_boundary(b)
+                        {
+                            doc.text.replace_range(a..b, &change.text);
+                        }
+                    }
+                    None => doc.text = change.text,
+                }
+            }
+            doc.version = params.text_document.version;
+            let text = doc.text.clone();
+            if let Some(stack) = state.stack_for(&path) {
+                let _ = stack.set_overlay(&path, Some(text));
+            }
+        }
+        self.publish(&path).await;
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        let Some(path) = path_of(&params.text_document.uri) else { return };
+        {
+            let mut state = lock(&self.state);
+            state.docs.remove(&path);
+            if let Some(stack) = state.stack_for(&path) {
+                let _ = stack.set_overlay(&path, None);
+            }
+        }
+        self.publish(&path).await;
+    }
+
+    async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
+        let p = params.text_document_position_params;
+        Ok(self.with_doc(&p.text_document.uri, |stack, db_path, text| {
+            let index = LineIndex::new(text);
+            let h = iade_ide::hover(stack.database(), db_path, offset(&index, p.position))?;
+            Some(Hover {
+                contents: HoverContents::Markup(MarkupContent {
+                    kind: MarkupKind::Markdown,
+                    value: h.markdown,
+                }),
+                range: Some(Range {
+                    start: position(&index, h.span.start),
+                    end: position(&index, h.span.end),
+                }),
+            })
+        }))
+    }
+
+    async fn goto_definition(&self, params: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
+        let p = params.text_document_position_params;
+        let places = self
+            .with_doc(&p.text_document.uri, |stack, db_path, text| {
+                let index = LineIndex::new(text);
+                Some(iade_ide::definition(stack.database(), db_path, offset(&index, p.position)))
+            })
+            .unwrap_or_default();
+        let locations: Vec<Location> = places.iter().filter_map(|pl| self.location(pl)).collect();
+        Ok((!locations.is_empty()).then_some(GotoDefinitionResponse::Array(locations)))
+    }
+
+    async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
+        let p = params.text_document_position;
+        let places = self
+            .with_doc(&p.text_document.uri, |stack, db_path, text| {
+                let index = LineIndex::new(text);
+                Some(iade_ide::references(stack.database(), db_path, offset(&index, p.position)))
+            })
+            .unwrap_or_default();
+        Ok(Some(places.iter().filter_map(|pl| self.location(pl)).collect()))
+    }
+
+    async fn document_symbol(&self, params: DocumentSymbolParams) -> Result<Option<DocumentSymbolResponse>> {
+        Ok(self.with_doc(&params.text_document.uri, |stack, db_path, text| {
+            let symbols: Vec<DocumentSymbol> = iade_ide::outline(stack.database(), db_path)
+                .into_iter()
+                .map(|s| {
+                    let kind = match s.category {
+                        iade_compiler::ItemCategory::Resource | iade_compiler::ItemCategory::Instance => {
+                            SymbolKind::OBJECT
+                        }
+                        iade_compiler::ItemCategory::Component | iade_compiler::ItemCategory::Kind => {
+                            SymbolKind::CLASS
+                        }
+                        iade_compiler::ItemCategory::Param | iade_compiler::ItemCategory::Let => {
+                            SymbolKind::VARIABLE
+                        }
+                        iade_compiler::ItemCategory::Rule => SymbolKind::FUNCTION,
+                        _ => SymbolKind::NAMESPACE,
+                    };
+                    #[expect(deprecated, reason = "the field is deprecated in LSP but required by the type")]
+                    DocumentSymbol {
+                        name: if s.name.is_empty() { "(anonymous)".into() } else { s.name },
+                        detail: s.detail,
+                        kind,
+                        tags: None,
+                        deprecated: None,
+                        range: range(text, s.span),
+                        selection_range: range(text, s.name_span),
+                        children: None,
+                    }
+                })
+                .collect();
+            Some(DocumentSymbolResponse::Nested(symbols))
+        }))
+    }
+
+    async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
+        Ok(self.with_doc(&params.text_document.uri, |_, _, text| {
+            let formatted = iade_ide::format(text)?;
+            if formatted == text {
+                return Some(Vec::new());
+            }
+            let whole = range(text, iade_span::Span::from(0..text.len()));
+            Some(vec![TextEdit { range: whole, new_text: formatted }])
+        }))
+    }
+
+    async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
+        let p = params.text_document_position;
+        Ok(self.with_doc(&p.text_document.uri, |stack, db_path, text| {
+            let index = LineIndex::new(text);
+            let items: Vec<CompletionItem> =
+                iade_ide::completion(stack.database(), db_path, offset(&index, p.position))
+                    .into_iter()
+                    .map(|c| CompletionItem {
+                        label: c.label,
+                        detail: Some(c.detail),
+                        documentation: c.doc.map(|d| {
+                            Documentation::MarkupContent(MarkupContent {
+                                kind: MarkupKind::Markdown,
+                                value: d,
+                            })
+                        }),
+                        kind: Some(match c.kind {
+                            iade_ide::CompletionKind::Kind => CompletionItemKind::CLASS,
+                            iade_ide::CompletionKind::Field => CompletionItemKind::FIELD,
+                            iade_ide::CompletionKind::Name => CompletionItemKind::VARIABLE,
+                            iade_ide::CompletionKind::Function => CompletionItemKind::FUNCTION,
+                            iade_ide::CompletionKind::EnumMember => CompletionItemKind::ENUM_MEMBER,
+                        }),
+                        ..CompletionItem::default()
+                    })
+                    .collect();
+            Some(CompletionResponse::Array(items))
+        }))
+    }
+}
+
+/// Serves the language server on stdin and stdout until the client exits.
+pub fn run() -> std::io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async {
+        let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
+        let (service, socket) =
+            LspService::new(|client| Backend { client, state: Mutex::new(State::default()) });
+        Server::new(stdin, stdout, socket).serve(service).await;
+    });
+    Ok(())
+}
