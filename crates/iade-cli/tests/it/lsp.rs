@@ -213,3 +213,150 @@ fn the_language_server_answers_over_stdio_as_an_editor_uses_it() {
     assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `(code, line, column)` of each diagnostic of `iade check --format json` (1-based).
+fn check_json(dir: &Path) -> Vec<(String, u64, u64)> {
+    let o = Command::new(super::engine::iade_bin())
+        .args(["check", "--format", "json", "."])
+        .current_dir(dir)
+        .output()
+        .expect("check runs");
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json report");
+    let mut out: Vec<(String, u64, u64)> = v["diagnostics"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|d| d["labels"][0]["file"].as_str().is_some_and(|f| f.ends_with("main.iade")))
+        .map(|d| {
+            let l = d["labels"]
+                .as_array()
+                .expect("labels")
+                .iter()
+                .find(|l| l["primary"] == true)
+                .unwrap_or(&d["labels"][0])
+                .clone();
+            (
+                d["code"].as_str().unwrap_or_default().to_string(),
+                l["start"]["line"].as_u64().unwrap_or(0),
+                l["start"]["column"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_servers_diagnostics_equal_iade_checks_for_every_golden_input() {
+    let root = super::root();
+    let mut inputs: Vec<std::path::PathBuf> = Vec::new();
+    for dir in ["tests/check/err", "tests/syntax/err", "tests/check/ok", "tests/syntax/ok"] {
+        for e in std::fs::read_dir(root.join(dir)).expect("golden dir") {
+            let p = e.expect("entry").path();
+            if p.extension().is_some_and(|x| x == "iade") {
+                inputs.push(p);
+            }
+        }
+    }
+    inputs.sort();
+    let base = std::env::temp_dir().join(format!("iade-lsp-goldens-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let mut lsp = Lsp::start(&root);
+    let _ = lsp.request("initialize", json!({ "processId": null, "rootUri": null, "capabilities": {} }));
+    lsp.notify("initialized", json!({}));
+    let mut checked = 0;
+    for (i, input) in inputs.iter().enumerate() {
+        let text = String::from_utf8_lossy(&std::fs::read(input).expect("golden")).into_owned();
+        if text.contains('\0') || std::fs::read_to_string(input).is_err() {
+            continue; // not text: the server only ever gets text from an editor
+        }
+        let dir = base.join(format!("{i}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let main = dir.join("main.iade");
+        std::fs::write(&main, &text).expect("copy");
+        let want = check_json(&dir);
+        let u = uri(&main);
+        lsp.notify(
+            "textDocument/didOpen",
+            json!({ "textDocument": { "uri": u, "languageId": "iade", "version": 1, "text": text } }),
+        );
+        let published = lsp.diagnostics(&u);
+        let index = iade_span_index(&text);
+        let mut got: Vec<(String, u64, u64)> = published["diagnostics"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|d| {
+                let line = d["range"]["start"]["line"].as_u64().unwrap_or(0);
+                let utf16 = d["range"]["start"]["character"].as_u64().unwrap_or(0);
+                (
+                    d["code"].as_str().unwrap_or_default().to_string(),
+                    line + 1,
+                    chars_column(&index, line, utf16) + 1,
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{}: the server and `iade check` disagree", input.display());
+        checked += 1;
+    }
+    assert!(checked > 100, "only {checked} golden inputs were compared");
+    let _ = lsp.request("shutdown", json!(null));
+    lsp.notify("exit", json!(null));
+    let _ = lsp.child.wait();
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// The lines of a text, for converting a UTF-16 column to a column in characters.
+fn iade_span_index(text: &str) -> Vec<String> {
+    text.split('\n').map(str::to_string).collect()
+}
+
+fn chars_column(lines: &[String], line: u64, utf16: u64) -> u64 {
+    let Some(l) = lines.get(line as usize) else { return utf16 };
+    let mut units = 0u64;
+    let mut chars = 0u64;
+    for c in l.chars() {
+        if units >= utf16 {
+            break;
+        }
+        units += c.len_utf16() as u64;
+        chars += 1;
+    }
+    chars
+}
+
+#[test]
+fn positions_are_utf16_for_emoji_and_cjk_text() {
+    let dir = std::env::temp_dir().join(format!("iade-lsp-utf16-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let text = "use std.fs.{file}\n# 🚀 deploy 日本語\nfile x { path = \"/srv/日本/🚀\"  contnet = \"y\" }\n";
+    let main = dir.join("main.iade");
+    std::fs::write(&main, text).expect("source");
+    let u = uri(&main);
+    let mut lsp = Lsp::start(&dir);
+    let _ = lsp.request("initialize", json!({ "processId": null, "rootUri": null, "capabilities": {} }));
+    lsp.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": u, "languageId": "iade", "version": 1, "text": text } }),
+    );
+    let d = lsp.diagnostics(&u);
+    let line = text.lines().nth(2).expect("line");
+    let want = line[..line.find("contnet").expect("typo")].encode_utf16().count();
+    assert_eq!(d["diagnostics"][0]["range"]["start"], json!({ "line": 2, "character": want }), "{d}");
+    // An edit after the emoji, addressed in UTF-16 units, lands where the editor meant.
+    let start = want as u32;
+    lsp.notify(
+        "textDocument/didChange",
+        json!({
+            "textDocument": { "uri": u, "version": 2 },
+            "contentChanges": [{ "range": { "start": { "line": 2, "character": start }, "end": { "line": 2, "character": start + 7 } }, "text": "content" }]
+        }),
+    );
+    assert_eq!(lsp.diagnostics(&u)["diagnostics"], json!([]));
+    let _ = lsp.request("shutdown", json!(null));
+    lsp.notify("exit", json!(null));
+    let _ = lsp.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
