@@ -95,3 +95,33 @@ pub fn history(
     }
     Ok(())
 }
+
+/// What the journal last saw of a stack, for an editor's live status: the newest run, the
+/// drift it found and did not correct, the findings that fail, and the resources it corrected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveStatus {
+    pub run: RunRow,
+    pub drift: Vec<DriftRow>,
+    pub findings: Vec<Finding>,
+    /// Resources a step of that run corrected, with when.
+    pub corrected: Vec<(String, i64)>,
+}
+
+/// The stack's live status, or `None` when it has no journal or no run yet.
+pub fn live_status(store: &dyn Store) -> Result<Option<LiveStatus>, Error> {
+    let runs = store.runs(&RunFilter { limit: 1, ..RunFilter::default() })?;
+    let Some(run) = runs.into_iter().next() else { return Ok(None) };
+    let drift = store.drift(run.id)?.into_iter().filter(|d| d.corrected_ms.is_none()).collect();
+    let findings = store
+        .findings(run.id)?
+        .into_iter()
+        .filter(|f| f.outcome == iade_journal::FindingOutcome::Fail)
+        .collect();
+    let corrected = store
+        .steps(run.id)?
+        .into_iter()
+        .filter(|s| s.status == iade_journal::StepStatus::Done)
+        .map(|s| (s.resource, s.finished_ms.unwrap_or(s.started_ms)))
+        .collect();
+    Ok(Some(LiveStatus { run, drift, findings, corrected }))
+}

@@ -4,9 +4,9 @@
 //! here, at the edge, between LSP's UTF-16 lines and columns and the byte offsets every other
 //! layer speaks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use iade_driver::{LoadOptions, LoadedStack, absolute};
 use iade_span::LineIndex;
@@ -25,11 +25,15 @@ struct State {
     docs: HashMap<PathBuf, Doc>,
     /// One loaded stack per stack directory, kept across requests.
     stacks: HashMap<PathBuf, LoadedStack>,
+    /// What each stack's journal last saw (live status), by stack directory.
+    status: HashMap<PathBuf, iade_driver::LiveStatus>,
+    /// Stack directories whose journal is watched for changes.
+    watched: HashSet<PathBuf>,
 }
 
 pub struct Backend {
     client: Client,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -40,6 +44,37 @@ impl std::fmt::Debug for Backend {
 
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The journal's view of the stack in `dir`, when it has a journal with a run.
+fn read_status(dir: &Path) -> Option<iade_driver::LiveStatus> {
+    let store = iade_driver::open_history(dir, None).ok()?;
+    iade_driver::live_status(store.as_ref()).ok().flatten()
+}
+
+/// Status lines for a resource, as hover and information diagnostics show them.
+fn status_lines(status: &iade_driver::LiveStatus, id: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let when = iade_driver::text::fmt_time;
+    for d in status.drift.iter().filter(|d| d.resource == id) {
+        out.push(format!(
+            "drifted (run {}, {}): `{}` is {}, intended {}",
+            status.run.id,
+            when(d.detected_ms),
+            d.field,
+            d.observed.as_deref().unwrap_or("absent"),
+            d.intended
+        ));
+    }
+    for f in status.findings.iter().filter(|f| f.subject.as_deref() == Some(id)) {
+        out.push(format!(
+            "control {} fails (run {}): {}",
+            f.control,
+            status.run.id,
+            f.message.as_deref().unwrap_or("")
+        ));
+    }
+    out
 }
 
 fn path_of(uri: &Uri) -> Option<PathBuf> {
@@ -89,75 +124,136 @@ impl State {
     }
 }
 
-impl Backend {
-    /// Recomputes the diagnostics of the stack `path` belongs to and publishes them for each of
-    /// its files, tagged with the open documents' versions.
-    async fn publish(&self, path: &Path) {
-        let batches: Vec<(Uri, Vec<Diagnostic>, Option<i32>)> = {
-            let mut state = lock(&self.state);
-            let versions: HashMap<PathBuf, i32> =
-                state.docs.iter().map(|(p, d)| (p.clone(), d.version)).collect();
-            let Some(stack) = state.stack_for(path) else { return };
-            let diags = stack.diagnostics();
-            let sources = stack.sources();
-            let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = HashMap::new();
-            for (_, f) in sources.iter() {
-                if f.path.ends_with(".iade") && !f.path.starts_with("<") {
-                    by_file.entry(absolute(Path::new(&f.path))).or_default();
-                }
+/// Recomputes the diagnostics of the stack `path` belongs to and publishes them for each of
+/// its files, tagged with the open documents' versions; drift and failing controls the
+/// journal last recorded are information diagnostics on their resources.
+async fn publish(client: &Client, state: &Arc<Mutex<State>>, path: &Path) {
+    let batches: Vec<(Uri, Vec<Diagnostic>, Option<i32>)> = {
+        let mut state = lock(state);
+        let versions: HashMap<PathBuf, i32> =
+            state.docs.iter().map(|(p, d)| (p.clone(), d.version)).collect();
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let status = state.status.get(&dir).cloned();
+        let Some(stack) = state.stack_for(path) else { return };
+        let diags = stack.diagnostics();
+        let sources = stack.sources();
+        let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = HashMap::new();
+        for (_, f) in sources.iter() {
+            if f.path.ends_with(".iade") && !f.path.starts_with('<') {
+                by_file.entry(absolute(Path::new(&f.path))).or_default();
             }
-            for d in &diags {
-                let Some(primary) = d.primary_label() else { continue };
-                let Some(file) = sources.get(primary.file) else { continue };
-                let index = LineIndex::new(&file.text);
-                let related: Vec<DiagnosticRelatedInformation> = d
-                    .labels
-                    .iter()
-                    .filter(|l| !l.primary)
-                    .filter_map(|l| {
-                        let f = sources.get(l.file)?;
-                        let idx = LineIndex::new(&f.text);
-                        Some(DiagnosticRelatedInformation {
-                            location: Location {
-                                uri: Uri::from_file_path(absolute(Path::new(&f.path)))?,
-                                range: Range {
-                                    start: position(&idx, l.span.start),
-                                    end: position(&idx, l.span.end),
-                                },
-                            },
-                            message: l.message.clone(),
-                        })
-                    })
-                    .collect();
-                let mut message = d.message.clone();
-                if let Some(h) = &d.help {
-                    message.push_str(&format!("\nhelp: {h}"));
-                }
-                by_file.entry(absolute(Path::new(&file.path))).or_default().push(Diagnostic {
-                    range: Range {
-                        start: position(&index, primary.span.start),
-                        end: position(&index, primary.span.end),
-                    },
-                    severity: Some(if d.is_error() {
-                        DiagnosticSeverity::ERROR
-                    } else {
-                        DiagnosticSeverity::WARNING
-                    }),
-                    code: Some(NumberOrString::String(d.code.as_str().to_string())),
-                    source: Some("iade".into()),
-                    message,
-                    related_information: (!related.is_empty()).then_some(related),
-                    ..Diagnostic::default()
-                });
-            }
-            by_file
-                .into_iter()
-                .filter_map(|(p, ds)| Some((Uri::from_file_path(&p)?, ds, versions.get(&p).copied())))
-                .collect()
-        };
-        for (uri, diags, version) in batches {
-            self.client.publish_diagnostics(uri, diags, version).await;
         }
+        for d in &diags {
+            let Some(primary) = d.primary_label() else { continue };
+            let Some(file) = sources.get(primary.file) else { continue };
+            let index = LineIndex::new(&file.text);
+            let related: Vec<DiagnosticRelatedInformation> = d
+                .labels
+                .iter()
+                .filter(|l| !l.primary)
+                .filter_map(|l| {
+                    let f = sources.get(l.file)?;
+                    let idx = LineIndex::new(&f.text);
+                    Some(DiagnosticRelatedInformation {
+                        location: Location {
+                            uri: Uri::from_file_path(absolute(Path::new(&f.path)))?,
+                            range: Range {
+                                start: position(&idx, l.span.start),
+                                end: position(&idx, l.span.end),
+                            },
+                        },
+                        message: l.message.clone(),
+                    })
+                })
+                .collect();
+            let mut message = d.message.clone();
+            if let Some(h) = &d.help {
+                message.push_str(&format!("\nhelp: {h}"));
+            }
+            by_file.entry(absolute(Path::new(&file.path))).or_default().push(Diagnostic {
+                range: Range {
+                    start: position(&index, primary.span.start),
+                    end: position(&index, primary.span.end),
+                },
+                severity: Some(if d.is_error() {
+                    DiagnosticSeverity::ERROR
+                } else {
+                    DiagnosticSeverity::WARNING
+                }),
+                code: Some(NumberOrString::String(d.code.as_str().to_string())),
+                source: Some("iade".into()),
+                message,
+                related_information: (!related.is_empty()).then_some(related),
+                ..Diagnostic::default()
+            });
+        }
+        // Live status: what the journal's last run saw, on the resources it concerns.
+        if let Some(status) = &status {
+            let mut ids: Vec<&str> = status.drift.iter().map(|d| d.resource.as_str()).collect();
+            ids.extend(status.findings.iter().filter_map(|f| f.subject.as_deref()));
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                let Some(place) = stack.database().resource_declaration(id) else { continue };
+                let Some(text) = stack.database().file_text(&place.path) else { continue };
+                for line in status_lines(status, id) {
+                    by_file.entry(absolute(Path::new(&place.path))).or_default().push(Diagnostic {
+                        range: range(&text, place.span),
+                        severity: Some(DiagnosticSeverity::INFORMATION),
+                        source: Some("iade (journal)".into()),
+                        message: format!("{id} {line}"),
+                        ..Diagnostic::default()
+                    });
+                }
+            }
+        }
+        by_file
+            .into_iter()
+            .filter_map(|(p, ds)| Some((Uri::from_file_path(&p)?, ds, versions.get(&p).copied())))
+            .collect()
+    };
+    for (uri, diags, version) in batches {
+        client.publish_diagnostics(uri, diags, version).await;
+    }
+}
+
+/// Reads the stack's live status and, once per stack, follows its journal: each change
+/// (a run of any engine) re-reads the status and publishes again. No polling: the journal's
+/// change notification wakes it.
+fn follow_journal(client: &Client, state: &Arc<Mutex<State>>, path: &Path) {
+    let Some(dir) = path.parent().map(Path::to_path_buf) else { return };
+    {
+        let mut st = lock(state);
+        if let Some(status) = read_status(&dir) {
+            st.status.insert(dir.clone(), status);
+        }
+        if !st.watched.insert(dir.clone()) {
+            return;
+        }
+    }
+    let Ok(store) = iade_driver::open_history(&dir, None) else { return };
+    let Ok(subscription) = store.subscribe() else { return };
+    let handle = tokio::runtime::Handle::current();
+    let (client, state, path) = (client.clone(), state.clone(), path.to_path_buf());
+    std::thread::spawn(move || {
+        let _keep = subscription.keep;
+        while subscription.changes.recv().is_ok() {
+            // A run writes in bursts: let it settle, then read once.
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            while subscription.changes.try_recv().is_ok() {}
+            if let Some(status) = iade_driver::live_status(store.as_ref()).ok().flatten() {
+                lock(&state).status.insert(dir.clone(), status);
+            }
+            let (client, state, path) = (client.clone(), state.clone(), path.clone());
+            handle.spawn(async move { publish(&client, &state, &path).await });
+        }
+    });
+}
+
+impl Backend {
+    async fn publish(&self, path: &Path) {
+        follow_journal(&self.client, &self.state, path);
+        publish(&self.client, &self.state, path).await;
     }
 
     /// Runs `f` with the stack's database path of the document and its text.
@@ -269,9 +365,33 @@ impl LanguageServer for Backend {
 
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         let p = params.text_document_position_params;
+        let status = path_of(&p.text_document.uri)
+            .and_then(|path| path.parent().map(Path::to_path_buf))
+            .and_then(|dir| lock(&self.state).status.get(&dir).cloned());
         Ok(self.with_doc(&p.text_document.uri, |stack, db_path, text| {
             let index = LineIndex::new(text);
-            let h = iade_ide::hover(stack.database(), db_path, offset(&index, p.position))?;
+            let at = offset(&index, p.position);
+            let mut h = iade_ide::hover(stack.database(), db_path, at)?;
+            // A resource's last observed state, as the journal recorded it.
+            if let (Some(status), Some(file)) = (&status, stack.database().file_at(db_path))
+                && let Some((id, _)) = stack.database().resource_at(file, at)
+                && h.markdown.contains(&id)
+            {
+                let lines = status_lines(status, &id);
+                h.markdown.push_str("\n\n---\n\n");
+                if lines.is_empty() {
+                    h.markdown.push_str(&format!(
+                        "in sync as of run {} ({})",
+                        status.run.id,
+                        iade_driver::text::fmt_time(status.run.started_ms)
+                    ));
+                } else {
+                    h.markdown.push_str(&lines.join("\n\n"));
+                }
+                if let Some((_, ms)) = status.corrected.iter().find(|(r, _)| *r == id) {
+                    h.markdown.push_str(&format!("\n\nlast corrected {}", iade_driver::text::fmt_time(*ms)));
+                }
+            }
             Some(Hover {
                 contents: HoverContents::Markup(MarkupContent {
                     kind: MarkupKind::Markdown,
@@ -391,7 +511,7 @@ pub fn run() -> std::io::Result<()> {
     rt.block_on(async {
         let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
         let (service, socket) =
-            LspService::new(|client| Backend { client, state: Mutex::new(State::default()) });
+            LspService::new(|client| Backend { client, state: Arc::new(Mutex::new(State::default())) });
         Server::new(stdin, stdout, socket).serve(service).await;
     });
     Ok(())

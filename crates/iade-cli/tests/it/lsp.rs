@@ -360,3 +360,54 @@ fn positions_are_utf16_for_emoji_and_cjk_text() {
     let _ = lsp.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn live_status_shows_journal_drift_on_its_resource_and_follows_new_runs() {
+    let dir = std::env::temp_dir().join(format!("iade-lsp-live-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let text = format!(
+        "use std.fs.{{file}}\n\nfile notes {{\n  path = \"{}/notes.txt\"\n  content = \"x\\n\"\n  manage = observe\n}}\n",
+        dir.display()
+    );
+    let main = dir.join("main.iade");
+    std::fs::write(&main, &text).expect("source");
+    std::fs::write(dir.join("notes.txt"), "edited by hand\n").expect("drifted file");
+    let converge = || super::engine::run(&dir, &["converge"], &[]);
+    let o = converge();
+    assert_eq!(super::engine::code(&o), Some(0), "{}", super::engine::text(&o));
+    let u = uri(&main);
+    let mut lsp = Lsp::start(&dir);
+    let _ = lsp.request("initialize", json!({ "processId": null, "rootUri": null, "capabilities": {} }));
+    lsp.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": u, "languageId": "iade", "version": 1, "text": text } }),
+    );
+    let d = lsp.diagnostics(&u);
+    let infos: Vec<&Value> =
+        d["diagnostics"].as_array().expect("list").iter().filter(|d| d["severity"] == 3).collect();
+    assert_eq!(infos.len(), 1, "{d}");
+    assert!(infos[0]["message"].as_str().unwrap_or_default().contains("file.notes drifted"), "{d}");
+    let line = text.lines().position(|l| l.contains("file notes")).expect("line") as u64;
+    assert_eq!(infos[0]["range"]["start"]["line"].as_u64(), Some(line));
+    let hover = lsp.request(
+        "textDocument/hover",
+        json!({ "textDocument": { "uri": u }, "position": { "line": line, "character": 6 } }),
+    );
+    assert!(hover["contents"]["value"].as_str().unwrap_or_default().contains("drifted"), "{hover}");
+    // The drift goes away outside the editor; the next run's journal change updates it.
+    std::fs::write(dir.join("notes.txt"), "x\n").expect("repaired by hand");
+    assert_eq!(super::engine::code(&converge()), Some(0));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no update after the journal changed");
+        let d = lsp.diagnostics(&u);
+        if d["diagnostics"] == json!([]) {
+            break;
+        }
+    }
+    let _ = lsp.request("shutdown", json!(null));
+    lsp.notify("exit", json!(null));
+    let _ = lsp.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
