@@ -132,6 +132,7 @@ impl StackArgs {
             params: self.params.clone(),
             env_params: iade_driver::params_from_env(),
             stdlib: self.stdlib.clone(),
+            params_optional: false,
         }
     }
 }

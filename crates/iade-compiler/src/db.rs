@@ -30,6 +30,9 @@ pub trait Db: salsa::Database {
     fn file_by_id(&self, id: FileId) -> Option<SourceFile>;
     /// Whether a file can be read (for `source = …`), through the driver's prober.
     fn probe_file(&self, path: &str) -> Result<(), String>;
+    /// Whether a param without a value is unknown rather than an error (in an editor, where
+    /// no `--param` is given).
+    fn params_optional(&self) -> bool;
 }
 
 pub struct Options {
@@ -37,6 +40,8 @@ pub struct Options {
     pub stdlib: Option<Vec<(String, String, String)>>,
     pub loader: Box<Loader>,
     pub probe: Box<Prober>,
+    /// A param without a value is unknown, not an error (an editor's view of a stack).
+    pub params_optional: bool,
     /// Record which queries execute (for incremental tests and `--explain`-style tracing).
     pub log_queries: bool,
 }
@@ -53,6 +58,7 @@ impl Default for Options {
             stdlib: None,
             loader: Box::new(|p| Err(format!("cannot read `{p}`: no loader"))),
             probe: Box::new(|p| Err(format!("cannot read `{p}`: no loader"))),
+            params_optional: false,
             log_queries: false,
         }
     }
@@ -64,6 +70,7 @@ type QueryLog = Arc<Mutex<Vec<(String, salsa::Id)>>>;
 struct Shared {
     loader: Box<Loader>,
     probe: Box<Prober>,
+    params_optional: bool,
     /// Every file known to the database, by id (ids are dense indexes).
     files: Mutex<Vec<SourceFile>>,
     by_path: Mutex<HashMap<String, SourceFile>>,
@@ -111,6 +118,7 @@ impl Database {
         let shared = Arc::new(Shared {
             loader: options.loader,
             probe: options.probe,
+            params_optional: options.params_optional,
             files: Mutex::new(Vec::new()),
             by_path: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
@@ -359,6 +367,10 @@ impl Db for Database {
 
     fn probe_file(&self, path: &str) -> Result<(), String> {
         (self.shared.probe)(path)
+    }
+
+    fn params_optional(&self) -> bool {
+        self.shared.params_optional
     }
 
     fn file_by_id(&self, id: FileId) -> Option<SourceFile> {

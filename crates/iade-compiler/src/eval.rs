@@ -200,6 +200,9 @@ pub fn eval_global(db: &dyn Db, item: Item) -> GlobalResult {
                         Value::unknown("the param's default has an error")
                     }
                 },
+                (None, None) if db.params_optional() => Value::unknown(format!(
+                    "param `{name}` has no value here (give it with --param {name}=…)"
+                )),
                 (None, None) => {
                     diags.push(
                         Diag::new(codes::E0205, format!("param `{name}` has no value"))

@@ -22,6 +22,9 @@ pub struct LoadOptions {
     pub env_params: BTreeMap<String, String>,
     /// The standard library's directory (`DIR/std/*.iade`) instead of the embedded one.
     pub stdlib: Option<PathBuf>,
+    /// A param without a value is unknown rather than an error: an editor's view, where no
+    /// `--param` is given.
+    pub params_optional: bool,
 }
 
 /// Params from `IADE_PARAM_<NAME>` (the name lowercased).
@@ -176,7 +179,13 @@ impl LoadedStack {
             }
             std::fs::File::open(path).map(drop).map_err(|e| format!("cannot read `{p}`: {e}"))
         });
-        let db = Database::new(Options { stdlib, loader, probe, log_queries: false });
+        let db = Database::new(Options {
+            stdlib,
+            loader,
+            probe,
+            params_optional: options.params_optional,
+            log_queries: false,
+        });
         let stack_dir = stack_dir_of(path);
         let mut loaded = LoadedStack {
             db,

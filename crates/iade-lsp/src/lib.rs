@@ -107,7 +107,8 @@ impl State {
                     overlays.insert(p.clone(), d.text.clone());
                 }
             }
-            let stack = LoadedStack::load_with(&dir, &LoadOptions::default(), overlays).ok()?;
+            let options = LoadOptions { params_optional: true, ..LoadOptions::default() };
+            let stack = LoadedStack::load_with(&dir, &options, overlays).ok()?;
             self.stacks.insert(dir.clone(), stack);
         }
         self.stacks.get_mut(&dir)

@@ -23,6 +23,7 @@ pub fn disk_db(log_queries: bool) -> Database {
         probe: Box::new(move |p: &str| {
             std::fs::File::open(probe_root.join(p)).map(drop).map_err(|e| e.to_string())
         }),
+        params_optional: false,
         log_queries,
     })
 }
@@ -39,6 +40,7 @@ pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
         probe: Box::new(
             move |p: &str| if names.iter().any(|n| n == p) { Ok(()) } else { Err(format!("no file `{p}`")) },
         ),
+        params_optional: false,
         log_queries,
     });
     let stack: Vec<(String, String)> = files

@@ -99,3 +99,13 @@ fn formatting_is_byte_identical_to_iade_fmt() {
     );
     assert_eq!(iade_ide::format("file x {"), None);
 }
+
+#[test]
+fn a_param_without_a_value_is_unknown_in_an_editor_not_an_error() {
+    let text = "use std.fs.{file}\nparam token: string\nfile f {\n  path = \"/x\"\n  content = token\n}\n";
+    let mut db = Database::new(Options { params_optional: true, ..Options::default() });
+    db.set_stack_files(vec![("main.iade".into(), text.into())]);
+    assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
+    let h = iade_ide::hover(&db, "main.iade", text.find("token\n}").expect("use") as u32 + 1).expect("hover");
+    assert!(h.markdown.contains("unknown") && h.markdown.contains("--param token"), "{}", h.markdown);
+}
