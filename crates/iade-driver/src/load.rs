@@ -233,6 +233,21 @@ impl LoadedStack {
     /// Sets (or with `None` removes) an unsaved buffer and reloads.
     pub fn set_overlay(&mut self, path: &Path, text: Option<String>) -> Result<(), Error> {
         let key = absolute(path);
+        // An edit of a file the database already knows only sets that file's text: nothing is
+        // read again, and only what depends on the file is recompiled.
+        if let Some(t) = &text {
+            let known = self
+                .db
+                .sources()
+                .iter()
+                .find(|(_, f)| absolute(Path::new(&f.path)) == key)
+                .map(|(_, f)| f.path.clone());
+            if let Some(shown) = known {
+                lock(&self.overlays).insert(key, t.clone());
+                self.db.set_file(shown, t.clone());
+                return Ok(());
+            }
+        }
         match text {
             Some(t) => lock(&self.overlays).insert(key, t),
             None => lock(&self.overlays).remove(&key),

@@ -221,3 +221,130 @@ pub fn format(text: &str) -> Option<String> {
 fn file_text(db: &Database, path: &str) -> String {
     db.file_text(path).unwrap_or_default()
 }
+
+/// An edit of one file: replace `span` with `text`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edit {
+    pub path: String,
+    pub span: Span,
+    pub text: String,
+}
+
+/// A quick fix for a diagnostic: a title and its edits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuickFix {
+    pub title: String,
+    pub edits: Vec<Edit>,
+    /// The diagnostic it fixes (its code).
+    pub code: String,
+}
+
+/// The quick fixes of the diagnostics whose primary label in `path` overlaps `span`: each
+/// machine-applicable fix they carry, and each "did you mean `x`?" help as a replacement of the
+/// primary label's text.
+pub fn quick_fixes(
+    db: &Database,
+    diagnostics: &[iade_diagnostics::Diagnostic],
+    path: &str,
+    span: Span,
+) -> Vec<QuickFix> {
+    let sources = db.sources();
+    let mut out = Vec::new();
+    for d in diagnostics {
+        let Some(primary) = d.primary_label() else { continue };
+        let Some(file) = sources.get(primary.file) else { continue };
+        if file.path != path || primary.span.end < span.start || primary.span.start > span.end {
+            continue;
+        }
+        for f in &d.fixes {
+            let Some(target) = sources.get(f.file) else { continue };
+            out.push(QuickFix {
+                title: f.title.clone(),
+                edits: vec![Edit { path: target.path.clone(), span: f.span, text: f.replacement.clone() }],
+                code: d.code.as_str().to_string(),
+            });
+        }
+        if let Some(help) = &d.help
+            && let Some(rest) = help.strip_prefix("did you mean `")
+            && let Some(name) = rest.split('`').next()
+            && !name.is_empty()
+            && name.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        {
+            out.push(QuickFix {
+                title: format!("change to `{name}`"),
+                edits: vec![Edit { path: file.path.clone(), span: primary.span, text: name.to_string() }],
+                code: d.code.as_str().to_string(),
+            });
+        }
+    }
+    out
+}
+
+/// Why a rename cannot be made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RenameError {
+    NothingToRename,
+    InvalidName(String),
+    Taken(String),
+}
+
+/// The edits that rename what is under `offset` (a resource, let, param or rule of the stack)
+/// to `new_name` everywhere it is used. Refused when the name is not an identifier or is taken.
+pub fn rename(db: &Database, path: &str, offset: u32, new_name: &str) -> Result<Vec<Edit>, RenameError> {
+    let file = db.file_at(path).ok_or(RenameError::NothingToRename)?;
+    let text = file_text(db, path);
+    let (name, _, _) = ident_at(&text, offset).ok_or(RenameError::NothingToRename)?;
+    let valid = new_name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && new_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !lex(iade_span::FileId(0), new_name).tokens.iter().any(|t| t.token.is_keyword());
+    if !valid {
+        return Err(RenameError::InvalidName(new_name.to_string()));
+    }
+    let decls = db.declaration_of(file, &name);
+    if decls.is_empty() || decls.iter().any(|d| d.path.contains("std/") || d.path.starts_with('<')) {
+        return Err(RenameError::NothingToRename);
+    }
+    if !db.declaration_of(file, new_name).is_empty() {
+        return Err(RenameError::Taken(new_name.to_string()));
+    }
+    Ok(db
+        .references_of(file, &name)
+        .into_iter()
+        .map(|p| Edit { path: p.path, span: p.span, text: new_name.to_string() })
+        .collect())
+}
+
+/// How a token is highlighted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenClass {
+    Keyword,
+    String,
+    Number,
+    Comment,
+    Operator,
+    Name,
+}
+
+/// Every token of a text with its class, in order, comments included.
+pub fn highlight(text: &str) -> Vec<(Span, TokenClass)> {
+    let lexed = lex(iade_span::FileId(0), text);
+    let mut out: Vec<(Span, TokenClass)> = lexed
+        .tokens
+        .iter()
+        .filter_map(|t| {
+            let class = match t.token {
+                Token::Ident(_) => TokenClass::Name,
+                Token::Int(_) => TokenClass::Number,
+                Token::StrText(_) => TokenClass::String,
+                ref k if k.is_keyword() => TokenClass::Keyword,
+                Token::StrOpen | Token::MStrOpen | Token::StrClose => TokenClass::String,
+                Token::Error => return None,
+                _ => TokenClass::Operator,
+            };
+            Some((t.span, class))
+        })
+        .collect();
+    out.extend(lexed.comments.iter().map(|c| (c.span, TokenClass::Comment)));
+    out.sort_by_key(|(s, _)| (s.start, s.end));
+    out
+}

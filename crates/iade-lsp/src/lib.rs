@@ -288,6 +288,19 @@ impl LanguageServer for Backend {
                 references_provider: Some(OneOf::Left(true)),
                 document_symbol_provider: Some(OneOf::Left(true)),
                 document_formatting_provider: Some(OneOf::Left(true)),
+                code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
+                rename_provider: Some(OneOf::Left(true)),
+                semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(
+                    SemanticTokensOptions {
+                        legend: SemanticTokensLegend {
+                            token_types: TOKEN_TYPES.to_vec(),
+                            token_modifiers: Vec::new(),
+                        },
+                        full: Some(SemanticTokensFullOptions::Bool(true)),
+                        range: None,
+                        ..SemanticTokensOptions::default()
+                    },
+                )),
                 completion_provider: Some(CompletionOptions {
                     trigger_characters: Some(vec![".".into()]),
                     ..CompletionOptions::default()
@@ -475,6 +488,86 @@ impl LanguageServer for Backend {
         }))
     }
 
+    async fn semantic_tokens_full(
+        &self,
+        params: SemanticTokensParams,
+    ) -> Result<Option<SemanticTokensResult>> {
+        Ok(self.with_doc(&params.text_document.uri, |_, _, text| {
+            Some(SemanticTokensResult::Tokens(SemanticTokens {
+                result_id: None,
+                data: semantic_tokens(text),
+            }))
+        }))
+    }
+
+    async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
+        let uri = params.text_document.uri.clone();
+        let fixes = self
+            .with_doc(&uri, |stack, db_path, text| {
+                let index = LineIndex::new(text);
+                let span = iade_span::Span::new(
+                    offset(&index, params.range.start),
+                    offset(&index, params.range.end),
+                );
+                let diags = stack.diagnostics();
+                Some(iade_ide::quick_fixes(stack.database(), &diags, db_path, span))
+            })
+            .unwrap_or_default();
+        let mut actions = Vec::new();
+        for fix in fixes {
+            let mut changes: HashMap<Uri, Vec<TextEdit>> = HashMap::new();
+            for e in &fix.edits {
+                let Some(loc) = self.location(&iade_compiler::Place { path: e.path.clone(), span: e.span })
+                else {
+                    continue;
+                };
+                changes
+                    .entry(loc.uri)
+                    .or_default()
+                    .push(TextEdit { range: loc.range, new_text: e.text.clone() });
+            }
+            actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+                title: fix.title,
+                kind: Some(CodeActionKind::QUICKFIX),
+                is_preferred: Some(true),
+                edit: Some(WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() }),
+                ..CodeAction::default()
+            }));
+        }
+        Ok(Some(actions))
+    }
+
+    async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
+        let p = params.text_document_position;
+        let result = self.with_doc(&p.text_document.uri, |stack, db_path, text| {
+            let index = LineIndex::new(text);
+            Some(iade_ide::rename(stack.database(), db_path, offset(&index, p.position), &params.new_name))
+        });
+        let edits = match result {
+            Some(Ok(edits)) => edits,
+            Some(Err(iade_ide::RenameError::InvalidName(n))) => {
+                return Err(tower_lsp_server::jsonrpc::Error::invalid_params(format!(
+                    "`{n}` is not a valid name"
+                )));
+            }
+            Some(Err(iade_ide::RenameError::Taken(n))) => {
+                return Err(tower_lsp_server::jsonrpc::Error::invalid_params(format!(
+                    "`{n}` is already declared"
+                )));
+            }
+            _ => return Ok(None),
+        };
+        let mut changes: HashMap<Uri, Vec<TextEdit>> = HashMap::new();
+        for e in edits {
+            let Some(loc) = self.location(&iade_compiler::Place { path: e.path.clone(), span: e.span })
+            else {
+                continue;
+            };
+            changes.entry(loc.uri).or_default().push(TextEdit { range: loc.range, new_text: e.text });
+        }
+        Ok(Some(WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() }))
+    }
+
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let p = params.text_document_position;
         Ok(self.with_doc(&p.text_document.uri, |stack, db_path, text| {
@@ -504,6 +597,56 @@ impl LanguageServer for Backend {
             Some(CompletionResponse::Array(items))
         }))
     }
+}
+
+/// The semantic token types, in the order of `iade_ide::TokenClass`'s mapping below.
+const TOKEN_TYPES: [SemanticTokenType; 6] = [
+    SemanticTokenType::KEYWORD,
+    SemanticTokenType::STRING,
+    SemanticTokenType::NUMBER,
+    SemanticTokenType::COMMENT,
+    SemanticTokenType::OPERATOR,
+    SemanticTokenType::VARIABLE,
+];
+
+/// Semantic tokens of a text, LSP's relative encoding, one token per line of a multi-line one.
+fn semantic_tokens(text: &str) -> Vec<SemanticToken> {
+    let index = LineIndex::new(text);
+    let mut out = Vec::new();
+    let (mut prev_line, mut prev_col) = (0u32, 0u32);
+    for (span, class) in iade_ide::highlight(text) {
+        let kind = match class {
+            iade_ide::TokenClass::Keyword => 0,
+            iade_ide::TokenClass::String => 1,
+            iade_ide::TokenClass::Number => 2,
+            iade_ide::TokenClass::Comment => 3,
+            iade_ide::TokenClass::Operator => 4,
+            iade_ide::TokenClass::Name => 5,
+        };
+        // Split at line breaks: a token never spans lines in LSP's encoding.
+        let mut start = span.start as usize;
+        let end = (span.end as usize).min(text.len());
+        while start < end {
+            let line_end = text[start..end].find('\n').map_or(end, |i| start + i);
+            if line_end > start {
+                let a = index.line_col_utf16(start as u32);
+                let length = text[start..line_end].encode_utf16().count() as u32;
+                let delta_line = a.line - prev_line;
+                let delta_start = if delta_line == 0 { a.col - prev_col } else { a.col };
+                out.push(SemanticToken {
+                    delta_line,
+                    delta_start,
+                    length,
+                    token_type: kind,
+                    token_modifiers_bitset: 0,
+                });
+                prev_line = a.line;
+                prev_col = a.col;
+            }
+            start = line_end + 1;
+        }
+    }
+    out
 }
 
 /// Serves the language server on stdin and stdout until the client exits.
