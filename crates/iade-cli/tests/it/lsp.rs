@@ -479,7 +479,7 @@ fn rename_quick_fixes_and_semantic_tokens_work_over_stdio() {
 
     let tokens = lsp.request("textDocument/semanticTokens/full", json!({ "textDocument": { "uri": u } }));
     let data = tokens["data"].as_array().expect("data");
-    assert!(data.len() > 20 && data.len() % 5 == 0, "{tokens}");
+    assert!(data.len() > 20 && data.len().is_multiple_of(5), "{tokens}");
     assert_eq!(data[3], 0, "the first token, `use`, is a keyword");
 
     let _ = lsp.request("shutdown", json!(null));
