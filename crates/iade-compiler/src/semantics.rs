@@ -193,7 +193,16 @@ impl Database {
     pub fn names_in_scope(&self, file: SourceFile) -> Vec<(String, &'static str)> {
         let db: &dyn Db = self;
         let scope = module_scope(db, module_of(db, file));
-        scope.defs.iter().filter_map(|(n, defs)| defs.first().map(|d| (n.clone(), d.describe()))).collect()
+        // Resources are reached as `kind.name`, not by their bare name: a stack of thousands of
+        // resources does not flood the list.
+        scope
+            .defs
+            .iter()
+            .filter_map(|(n, defs)| {
+                let d = defs.iter().find(|d| !matches!(d, Def::Resource(_) | Def::Nested(..)))?;
+                Some((n.clone(), d.describe()))
+            })
+            .collect()
     }
 
     /// The evaluated value of a `let` or `param` named `name` in `file`'s scope (secrets stay

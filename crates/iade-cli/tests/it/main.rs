@@ -1,5 +1,6 @@
 //! End-to-end tests of the `iade` binary: exit codes, output formats, fmt in place.
 
+mod editors;
 mod engine;
 mod hardening;
 mod journal;

@@ -1,0 +1,2 @@
+" iade source files.
+autocmd BufRead,BufNewFile *.iade setfiletype iade
