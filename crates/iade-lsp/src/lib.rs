@@ -272,7 +272,12 @@ impl Backend {
         let state = lock(&self.state);
         let text =
             state.stacks.values().find_map(|s| s.database().file_text(&place.path)).unwrap_or_default();
-        let abs = absolute(Path::new(&place.path));
+        let mut abs = absolute(Path::new(&place.path));
+        // The embedded standard library has no file on disk: it is served as read-only copies
+        // under one directory per version, so its URIs are stable.
+        if !abs.exists() && !text.is_empty() {
+            abs = stdlib_copy(&place.path, &text)?;
+        }
         let uri = Uri::from_file_path(&abs)?;
         Some(Location { uri, range: range(&text, place.span) })
     }
@@ -647,6 +652,25 @@ fn semantic_tokens(text: &str) -> Vec<SemanticToken> {
         }
     }
     out
+}
+
+/// A read-only copy of an embedded standard library file (`std/fs.iade`), written once per
+/// version under the temporary directory.
+fn stdlib_copy(path: &str, text: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let rel: PathBuf = Path::new(path)
+        .components()
+        .filter(|c| matches!(c, std::path::Component::Normal(n) if !n.to_string_lossy().starts_with('<')))
+        .collect();
+    let dir = std::env::temp_dir().join(format!("iade-stdlib-{}", env!("CARGO_PKG_VERSION")));
+    let file = dir.join(rel);
+    if std::fs::read_to_string(&file).ok().as_deref() != Some(text) {
+        std::fs::create_dir_all(file.parent()?).ok()?;
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644));
+        std::fs::write(&file, text).ok()?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).ok()?;
+    }
+    Some(file)
 }
 
 /// Serves the language server on stdin and stdout until the client exits.

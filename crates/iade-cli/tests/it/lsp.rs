@@ -180,6 +180,16 @@ fn the_language_server_answers_over_stdio_as_an_editor_uses_it() {
     );
     assert_eq!(def[0]["uri"], u, "{def}");
     assert_eq!(def[0]["range"]["start"], pos("app {", 0));
+    // A kind's definition is in the standard library, served as a read-only file.
+    let def = lsp.request(
+        "textDocument/definition",
+        json!({ "textDocument": { "uri": u }, "position": pos("file config", 1) }),
+    );
+    let std_uri = def[0]["uri"].as_str().unwrap_or_default().to_string();
+    let std_path = std_uri.trim_start_matches("file://");
+    assert!(std_path.ends_with("fs.iade"), "{def}");
+    let std_text = std::fs::read_to_string(std_path).unwrap_or_else(|e| panic!("{std_path}: {e}: {def}"));
+    assert!(std_text.contains("kind file"), "{std_text}");
     let refs = lsp.request(
         "textDocument/references",
         json!({ "textDocument": { "uri": u }, "position": pos("port = 8080", 1), "context": { "includeDeclaration": true } }),
