@@ -56,6 +56,12 @@ impl Database {
         self.known_file(path)
     }
 
+    /// The paths of the stack's own files.
+    pub fn stack_file_paths(&self) -> Vec<String> {
+        let db: &dyn Db = self;
+        db.stack().files(db).iter().map(|f| f.path(db).clone()).collect()
+    }
+
     /// The text of a known file.
     pub fn file_text(&self, path: &str) -> Option<String> {
         let f = self.known_file(path)?;

@@ -156,6 +156,49 @@ pub fn completion(db: &Database, path: &str, offset: u32) -> Vec<Completion> {
     let text = file_text(db, path);
     let mut out = Vec::new();
     let outline = db.file_outline(file);
+    let at = (offset as usize).min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let before = &text[line_start..at];
+    // After `KIND.`: the resources of that kind the stack declares.
+    let word_start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    if before[..word_start].ends_with('.') {
+        let head = &before[..word_start - 1];
+        let q_start = head.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+        let qualifier = &head[q_start..];
+        for f in db.stack_file_paths() {
+            let Some(other) = db.file_at(&f) else { continue };
+            for item in db.file_outline(other) {
+                if item.detail.as_deref() == Some(qualifier) {
+                    out.push(Completion {
+                        label: item.name,
+                        detail: format!("{qualifier} resource"),
+                        doc: None,
+                        kind: CompletionKind::Name,
+                    });
+                }
+            }
+        }
+        return out;
+    }
+    // After `field = `: the members of an enum-typed field.
+    let assignment = before.trim_start();
+    if let Some((field, value)) = assignment.split_once('=')
+        && value.trim().chars().all(|c| c.is_alphanumeric() || c == '_')
+        && let Some(kind) = enclosing_kind(&outline, &text, offset)
+        && let Some(schema) = db.kind_named(file, &kind)
+        && let Some(f) = schema.field(field.trim())
+        && let Some(members) = f.ty.enum_members()
+    {
+        return members
+            .iter()
+            .map(|m| Completion {
+                label: m.clone(),
+                detail: f.ty.to_string(),
+                doc: None,
+                kind: CompletionKind::EnumMember,
+            })
+            .collect();
+    }
     if let Some(item) =
         outline.iter().find(|i| i.span.contains(offset) && i.category == ItemCategory::Resource)
         && let Some(kind) = &item.detail
@@ -211,6 +254,29 @@ pub fn completion(db: &Database, path: &str, offset: u32) -> Vec<Completion> {
         });
     }
     out
+}
+
+/// The kind of the resource being written at `offset`: from the parsed item, or, while the
+/// text does not parse, from the nearest `KIND NAME {` line above.
+fn enclosing_kind(outline: &[ItemInfo], text: &str, offset: u32) -> Option<String> {
+    if let Some(item) =
+        outline.iter().find(|i| i.span.contains(offset) && i.category == ItemCategory::Resource)
+    {
+        return item.detail.clone();
+    }
+    let at = (offset as usize).min(text.len());
+    for line in text[..at].lines().rev() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let [kind, _name, "{", ..] = words.as_slice()
+            && kind.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        {
+            return Some((*kind).to_string());
+        }
+        if line.starts_with('}') {
+            return None;
+        }
+    }
+    None
 }
 
 /// The file formatted as `iade fmt` formats it; `None` when it has syntax errors.

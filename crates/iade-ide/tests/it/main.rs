@@ -109,3 +109,19 @@ fn a_param_without_a_value_is_unknown_in_an_editor_not_an_error() {
     let h = iade_ide::hover(&db, "main.iade", text.find("token\n}").expect("use") as u32 + 1).expect("hover");
     assert!(h.markdown.contains("unknown") && h.markdown.contains("--param token"), "{}", h.markdown);
 }
+
+#[test]
+fn completion_after_a_kind_lists_its_resources_and_an_enum_field_its_members() {
+    let text = format!("{MAIN}\nfile other {{\n  path = file.\n  ensure = \n}}\n");
+    let mut db = Database::new(Options::default());
+    db.set_stack_files(vec![("main.iade".into(), text.clone())]);
+    let after_dot = text.find("= file.").expect("dot") as u32 + 7;
+    let labels: Vec<String> =
+        iade_ide::completion(&db, "main.iade", after_dot).into_iter().map(|c| c.label).collect();
+    assert!(labels.contains(&"config".to_string()), "{labels:?}");
+    assert!(!labels.contains(&"app".to_string()), "a directory is not a file: {labels:?}");
+    let after_eq = text.find("ensure = ").expect("ensure") as u32 + 9;
+    let labels: Vec<String> =
+        iade_ide::completion(&db, "main.iade", after_eq).into_iter().map(|c| c.label).collect();
+    assert_eq!(labels, ["present", "absent"]);
+}
