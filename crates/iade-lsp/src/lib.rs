@@ -292,6 +292,7 @@ impl LanguageServer for Backend {
                 definition_provider: Some(OneOf::Left(true)),
                 references_provider: Some(OneOf::Left(true)),
                 document_symbol_provider: Some(OneOf::Left(true)),
+                workspace_symbol_provider: Some(OneOf::Left(true)),
                 document_formatting_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 rename_provider: Some(OneOf::Left(true)),
@@ -480,6 +481,43 @@ impl LanguageServer for Backend {
                 .collect();
             Some(DocumentSymbolResponse::Nested(symbols))
         }))
+    }
+
+    async fn symbol(&self, params: WorkspaceSymbolParams) -> Result<Option<WorkspaceSymbolResponse>> {
+        let query = params.query.to_lowercase();
+        let mut places: Vec<(String, Option<String>, iade_compiler::Place)> = Vec::new();
+        {
+            let state = lock(&self.state);
+            for stack in state.stacks.values() {
+                let db = stack.database();
+                for path in db.stack_file_paths() {
+                    for s in iade_ide::outline(db, &path) {
+                        if s.name.to_lowercase().contains(&query) {
+                            places.push((
+                                s.name,
+                                s.detail,
+                                iade_compiler::Place { path: path.clone(), span: s.name_span },
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        let symbols: Vec<WorkspaceSymbol> = places
+            .into_iter()
+            .filter_map(|(name, detail, place)| {
+                let location = self.location(&place)?;
+                Some(WorkspaceSymbol {
+                    name,
+                    kind: SymbolKind::OBJECT,
+                    tags: None,
+                    container_name: detail,
+                    location: OneOf::Left(location),
+                    data: None,
+                })
+            })
+            .collect();
+        Ok(Some(WorkspaceSymbolResponse::Nested(symbols)))
     }
 
     async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {

@@ -206,6 +206,10 @@ fn the_language_server_answers_over_stdio_as_an_editor_uses_it() {
     let names: Vec<&str> =
         symbols.as_array().expect("symbols").iter().filter_map(|s| s["name"].as_str()).collect();
     assert_eq!(names, ["port", "app", "config"]);
+    let found = lsp.request("workspace/symbol", json!({ "query": "conf" }));
+    let names: Vec<&str> =
+        found.as_array().expect("symbols").iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["config"], "{found}");
     let messy = "directory app{path=\"/a\"}\n";
     lsp.notify(
         "textDocument/didChange",
