@@ -230,18 +230,29 @@ impl LoadedStack {
         &self.path
     }
 
+    /// The path under which the database knows the file at `path` (absolute), if it does: a
+    /// stack file is known by the path it was read from; any other by a scan.
+    pub fn known_path(&self, path: &Path) -> Option<String> {
+        if let Some(name) = path.file_name() {
+            let shown = display_path(&self.path.join(name));
+            if absolute(Path::new(&shown)) == path && self.db.known_file(&shown).is_some() {
+                return Some(shown);
+            }
+        }
+        self.db
+            .sources()
+            .iter()
+            .find(|(_, f)| absolute(Path::new(&f.path)) == path)
+            .map(|(_, f)| f.path.clone())
+    }
+
     /// Sets (or with `None` removes) an unsaved buffer and reloads.
     pub fn set_overlay(&mut self, path: &Path, text: Option<String>) -> Result<(), Error> {
         let key = absolute(path);
         // An edit of a file the database already knows only sets that file's text: nothing is
         // read again, and only what depends on the file is recompiled.
         if let Some(t) = &text {
-            let known = self
-                .db
-                .sources()
-                .iter()
-                .find(|(_, f)| absolute(Path::new(&f.path)) == key)
-                .map(|(_, f)| f.path.clone());
+            let known = self.known_path(&key);
             if let Some(shown) = known {
                 lock(&self.overlays).insert(key, t.clone());
                 self.db.set_file(shown, t.clone());

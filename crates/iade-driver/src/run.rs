@@ -52,6 +52,11 @@ impl Default for RunOptions {
 }
 
 impl RunOptions {
+    /// Whether removed objects are pruned: `--prune`, or the stack's `stack { prune = true }`.
+    pub fn prunes(&self, compiled: &Compiled) -> bool {
+        self.prune || compiled.settings.prune
+    }
+
     pub fn journal_for(&self, compiled: &Compiled) -> JournalLocation {
         self.journal.clone().unwrap_or_else(|| JournalLocation::default_for(&compiled.stack_dir))
     }
@@ -123,15 +128,7 @@ fn obligations(
 
 /// Observes and diffs, changing nothing and taking no lease.
 pub fn plan(compiled: &Compiled, rt: &Runtime, options: &RunOptions, sink: &dyn Sink) -> Result<Plan, Error> {
-    let only = scope(compiled, &options.targets)?;
-    let forward = Forward(sink);
-    let name = compiled.stack_name();
-    let env = env(compiled, &name, rt, options, &forward);
-    let (applied, pending) = obligations(compiled, rt, options)?;
-    let stack = Stack::new(&compiled.graph, &compiled.program)
-        .with_obligations(&applied, &pending)
-        .pruning(options.prune || compiled.settings.prune);
-    Ok(iade_engine::plan(&stack, &env, only.as_ref()))
+    Ok(observe(compiled, rt, options, sink, false)?.0)
 }
 
 /// What `converge --detect-only` found: the plan and the controls on what it observed.
@@ -148,6 +145,19 @@ pub fn detect(
     options: &RunOptions,
     sink: &dyn Sink,
 ) -> Result<Detection, Error> {
+    let (plan, compliance) = observe(compiled, rt, options, sink, true)?;
+    Ok(Detection { plan, compliance: compliance.unwrap_or_default() })
+}
+
+/// The plan of `plan` and `--detect-only`, with the journal's obligations read (never
+/// written), and the controls on what it observed when asked.
+fn observe(
+    compiled: &Compiled,
+    rt: &Runtime,
+    options: &RunOptions,
+    sink: &dyn Sink,
+    controls: bool,
+) -> Result<(Plan, Option<ComplianceReport>), Error> {
     let only = scope(compiled, &options.targets)?;
     let forward = Forward(sink);
     let name = compiled.stack_name();
@@ -155,10 +165,10 @@ pub fn detect(
     let (applied, pending) = obligations(compiled, rt, options)?;
     let stack = Stack::new(&compiled.graph, &compiled.program)
         .with_obligations(&applied, &pending)
-        .pruning(options.prune || compiled.settings.prune);
+        .pruning(options.prunes(compiled));
     let plan = iade_engine::plan(&stack, &env, only.as_ref());
-    let compliance = iade_engine::evaluate_controls(&stack, &env, &plan);
-    Ok(Detection { plan, compliance })
+    let compliance = controls.then(|| iade_engine::evaluate_controls(&stack, &env, &plan));
+    Ok((plan, compliance))
 }
 
 /// How a one-shot `converge` ended.
@@ -211,8 +221,7 @@ pub fn converge(
     // A converge shows what it did, not diffs of what it is about to write.
     let name = compiled.stack_name();
     let env = Env { diffs: false, ..env(compiled, &name, rt, options, &forward) };
-    let graph =
-        Stack::new(&compiled.graph, &compiled.program).pruning(options.prune || compiled.settings.prune);
+    let graph = Stack::new(&compiled.graph, &compiled.program).pruning(options.prunes(compiled));
     let epoch = session.epoch();
     let result = iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options);
     session.close()?;

@@ -289,8 +289,7 @@ pub fn watch(
         let forward = Forward(sink);
         let name = compiled.stack_name();
         let env = iade_engine::Env { diffs: false, ..env(&compiled, &name, rt, &options.run, &forward) };
-        let graph = Stack::new(&compiled.graph, &compiled.program)
-            .pruning(options.run.prune || compiled.settings.prune);
+        let graph = Stack::new(&compiled.graph, &compiled.program).pruning(options.run.prunes(&compiled));
         let epoch = session.epoch();
         match iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options) {
             Ok(report) => {

@@ -116,12 +116,7 @@ impl State {
 
     /// The path under which the stack's database knows a file.
     fn db_path(stack: &LoadedStack, path: &Path) -> Option<String> {
-        stack
-            .database()
-            .sources()
-            .iter()
-            .find(|(_, f)| absolute(Path::new(&f.path)) == path)
-            .map(|(_, f)| f.path.clone())
+        stack.known_path(path)
     }
 }
 

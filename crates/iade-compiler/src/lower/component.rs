@@ -341,15 +341,9 @@ impl Cx<'_> {
             };
             let key = key_text(&a.key);
             let key_span = a.key.span();
-            if let Some(first) = seen.get(&key) {
-                let d = self
-                    .at(codes::E0104, key_span, format!("`{key}` is set twice"), "set again here")
-                    .secondary(&self.origin, *first, "first set here")
-                    .help("remove one of them");
-                self.error(d);
+            if self.set_twice(&mut seen, &key, key_span) {
                 continue;
             }
-            seen.insert(key.clone(), key_span);
             if INSTANCE_META.contains(&key.as_str()) {
                 meta_stmts.push(stmt.clone());
                 continue;

@@ -411,6 +411,20 @@ impl<'a> Cx<'a> {
         self.error(d);
     }
 
+    /// Reports an entry set a second time in one body (E0104); records the first.
+    fn set_twice(&mut self, seen: &mut BTreeMap<String, Span>, name: &str, span: Span) -> bool {
+        if let Some(first) = seen.get(name) {
+            let d = self
+                .at(codes::E0104, span, format!("`{name}` is set twice"), "set again here")
+                .secondary(&self.origin, *first, "first set here")
+                .help("remove one of them");
+            self.error(d);
+            return true;
+        }
+        seen.insert(name.to_string(), span);
+        false
+    }
+
     /// Binds a variable the source names (a loop or comprehension variable); inside a
     /// component, `name` is the instance's name and may not be rebound.
     fn bind_var(&mut self, n: &ast::Name, ty: Option<Ty>) -> u32 {
@@ -688,15 +702,9 @@ impl<'a> Cx<'a> {
                 StmtKind::Attr(a) => {
                     let name = key_text(&a.key);
                     let key_span = a.key.span();
-                    if let Some(first) = seen.get(&name) {
-                        let d = self
-                            .at(codes::E0104, key_span, format!("`{name}` is set twice"), "set again here")
-                            .secondary(&self.origin, *first, "first set here")
-                            .help("remove one of them");
-                        self.error(d);
+                    if self.set_twice(&mut seen, &name, key_span) {
                         continue;
                     }
-                    seen.insert(name.clone(), key_span);
                     match name.as_str() {
                         "after" => {
                             let v = self.expr(&a.value, None).0;
