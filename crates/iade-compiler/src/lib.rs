@@ -30,6 +30,8 @@ pub use graph::{StackResources, Summary, stack_resources};
 pub use items::{Item, Module, SourceFile, Stack, item_syntax, parse_file};
 pub use lower::{Lowered, LoweredKind, STACK_SETTINGS, StackSettings, lower_item};
 pub use policy::check_policy;
-pub use semantics::{ItemCategory, ItemInfo, Place};
+/// A query of a database handle unwound because the database is being edited.
+pub use salsa::Cancelled;
+pub use semantics::{ItemCategory, ItemInfo, Member, MissingRequired, Place};
 pub use stdlib::EMBEDDED as EMBEDDED_STDLIB;
 pub use suggest::closest;

@@ -10,6 +10,7 @@ use iade_syntax::ast::StmtKind;
 
 use crate::db::{Database, Db};
 use crate::items::{Item, SourceFile, file_items, item_offset, item_syntax};
+use crate::lower::component::Declares;
 use crate::lower::{LoweredKind, decl_name_span, lower_item};
 use crate::scope::{Def, module_of, module_scope};
 
@@ -41,6 +42,25 @@ pub struct ItemInfo {
     pub category: ItemCategory,
     pub span: Span,
     pub name_span: Span,
+}
+
+/// A name that may follow a `.`: a field of a resource, a param or member of an instance, a
+/// key of a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// Its type, or the kind or component a member declares.
+    pub detail: String,
+    pub doc: Option<String>,
+}
+
+/// What a resource or an instance must set and does not yet: identity fields of a resource,
+/// params without defaults of an instance, with their types.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingRequired {
+    /// The item's span (absolute).
+    pub span: Span,
+    pub missing: Vec<(String, iade_intent::Ty)>,
 }
 
 /// A place a name is declared: the file's path and the absolute span of the declared name.
@@ -240,5 +260,174 @@ impl Database {
             return values.first().cloned();
         }
         None
+    }
+
+    /// The names that may follow `chain.` in `file`: `[file, config]` gives the fields of
+    /// the file kind, `[vhost, api]` the params and members of the component, `[vhost, api,
+    /// conf]` the fields of that member's kind, `[cfg]` (a let holding a record) its keys.
+    pub fn members_after(&self, file: SourceFile, chain: &[String]) -> Vec<Member> {
+        let db: &dyn Db = self;
+        let scope = module_scope(db, module_of(db, file));
+        let Some(head) = chain.first() else { return Vec::new() };
+        let Some(defs) = scope.defs.get(head) else { return Vec::new() };
+        for d in defs {
+            match (d, chain.len()) {
+                (Def::Kind(k), 2) => {
+                    let Some(schema) = crate::lower::kind_schema(db, *k) else { continue };
+                    return kind_members(&schema);
+                }
+                (Def::Component(c), n) if n >= 2 => return self.component_members_after(*c, &chain[2..]),
+                (Def::Value(_), _) => {
+                    let Some(mut v) = self.value_of(file, head) else { continue };
+                    for key in &chain[1..] {
+                        let Value::Record(r) = &v else { return Vec::new() };
+                        let Some(next) = r.get(key) else { return Vec::new() };
+                        v = next.clone();
+                    }
+                    let Value::Record(r) = &v else { return Vec::new() };
+                    return r
+                        .iter()
+                        .map(|(k, v)| Member { name: k.clone(), detail: value_detail(v), doc: None })
+                        .collect();
+                }
+                _ => {}
+            }
+        }
+        Vec::new()
+    }
+
+    fn component_members_after(&self, comp: Item, rest: &[String]) -> Vec<Member> {
+        let db: &dyn Db = self;
+        let members = crate::lower::component::component_members(db, comp);
+        match rest.first() {
+            None => {
+                let mut out: Vec<Member> = crate::lower::component::component_signature(db, comp)
+                    .iter()
+                    .map(|(n, ty, _)| Member { name: n.clone(), detail: ty.to_string(), doc: None })
+                    .collect();
+                out.extend(members.iter().map(|(n, decl, _)| Member {
+                    name: n.clone(),
+                    detail: match decl {
+                        Declares::Kind(k) => {
+                            crate::lower::kind_schema(db, *k).map(|s| s.name.clone()).unwrap_or_default()
+                        }
+                        Declares::Component(c) => crate::lower::component::component_name(db, *c),
+                    },
+                    doc: None,
+                }));
+                out
+            }
+            Some(member) => match members.iter().find(|(n, _, _)| n == member).map(|(_, d, _)| *d) {
+                Some(Declares::Kind(k)) if rest.len() == 1 => {
+                    crate::lower::kind_schema(db, k).map(|s| kind_members(&s)).unwrap_or_default()
+                }
+                Some(Declares::Component(c)) if rest.len() >= 2 => {
+                    self.component_members_after(c, &rest[2..])
+                }
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// The required fields (or params) the resource (or instance) at `offset` does not set.
+    pub fn missing_required(&self, file: SourceFile, offset: u32) -> Option<MissingRequired> {
+        let db: &dyn Db = self;
+        for &item in &file_items(db, file).items {
+            let Some(stmt) = item_syntax(db, item).clone() else { continue };
+            let start = item_offset(db, file, item.name(db))?;
+            let span = stmt.span.absolute_from(start);
+            if !span.contains(offset) {
+                continue;
+            }
+            let StmtKind::Resource(r) = &stmt.kind else { return None };
+            let set: Vec<String> = r
+                .body
+                .stmts
+                .iter()
+                .filter_map(|s| match &s.kind {
+                    StmtKind::Attr(a) => Some(crate::lower::key_text(&a.key)),
+                    _ => None,
+                })
+                .collect();
+            let missing: Vec<(String, iade_intent::Ty)> =
+                match crate::lower::component::instance_component(db, item) {
+                    Some(comp) => crate::lower::component::component_signature(db, comp)
+                        .iter()
+                        .filter(|(n, _, has_default)| !has_default && !set.contains(n))
+                        .map(|(n, ty, _)| (n.clone(), ty.clone()))
+                        .collect(),
+                    None => {
+                        let kind: Vec<&str> = r.kind.iter().map(|n| n.text.as_str()).collect();
+                        let schema = self.kind_named(file, &kind.join("."))?;
+                        schema
+                            .identity_fields()
+                            .filter(|f| !set.contains(&f.name))
+                            .map(|f| (f.name.clone(), f.ty.clone()))
+                            .collect()
+                    }
+                };
+            return Some(MissingRequired { span, missing });
+        }
+        None
+    }
+
+    /// The evaluated value of each interpolated string a top-level `let` or a field of a
+    /// top-level resource holds, at the string's end (absolute), for inlay hints. Generated
+    /// resources and component members are left out: one string stands for many values there.
+    pub fn interpolation_values(&self, file: SourceFile) -> Vec<(u32, Value)> {
+        let db: &dyn Db = self;
+        let interpolated = |e: &iade_syntax::ast::Expr| match &e.kind {
+            iade_syntax::ast::ExprKind::Str(s) => {
+                s.parts.iter().any(|p| matches!(p, iade_syntax::ast::StrPart::Interp(_)))
+            }
+            _ => false,
+        };
+        let mut out = Vec::new();
+        for &item in &file_items(db, file).items {
+            let Some(stmt) = item_syntax(db, item).clone() else { continue };
+            let Some(start) = item_offset(db, file, item.name(db)) else { continue };
+            match &stmt.kind {
+                StmtKind::Let(l) if interpolated(&l.value) => {
+                    if let Some(v) = self.value_of(file, &l.name.text) {
+                        out.push((l.value.span.absolute_from(start).end, v));
+                    }
+                }
+                StmtKind::Resource(r) if crate::lower::component::instance_component(db, item).is_none() => {
+                    let values = crate::eval::resource_values(db, item);
+                    let Some((_, Value::Resource(res))) = values.first() else { continue };
+                    for s in &r.body.stmts {
+                        if let StmtKind::Attr(a) = &s.kind
+                            && interpolated(&a.value)
+                            && let Some(v) = res.fields.get(&crate::lower::key_text(&a.key))
+                        {
+                            out.push((a.value.span.absolute_from(start).end, v.clone()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+fn kind_members(schema: &KindSchema) -> Vec<Member> {
+    schema
+        .fields
+        .iter()
+        .map(|f| Member { name: f.name.clone(), detail: f.ty.to_string(), doc: f.doc.clone() })
+        .collect()
+}
+
+fn value_detail(v: &Value) -> String {
+    match v {
+        Value::Secret(_) => "secret".into(),
+        Value::Record(_) => "record".into(),
+        Value::List(_) => "list".into(),
+        Value::Unknown(_) => "unknown".into(),
+        other => {
+            let s = other.to_string();
+            if s.chars().count() > 40 { format!("{}…", s.chars().take(40).collect::<String>()) } else { s }
+        }
     }
 }

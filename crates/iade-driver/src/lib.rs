@@ -26,7 +26,7 @@ pub use events::{Event, PassKind, Quiet, Sink};
 pub use files::{absolute, display_path, stack_dir_of};
 pub use history::{HistoryQuery, LiveStatus, RunRecord, history, live_status, open_history, record};
 pub use json::{Document, write_history};
-pub use load::{CheckSummary, Compiled, LoadOptions, LoadedStack, params_from_env};
+pub use load::{CheckSummary, Compiled, LoadOptions, LoadedStack, Snapshot, params_from_env};
 pub use maintenance::{check_journal, prune_journal, recover_journal};
 pub use run::{Converged, Detection, RunOptions, converge, detect, intent_digest, plan, scope};
 pub use runtime::{EnvSecrets, Runtime, builtin_providers, cancel_on_signal, host_name};

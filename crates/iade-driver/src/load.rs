@@ -45,6 +45,46 @@ fn lock(m: &Mutex<BTreeMap<PathBuf, String>>) -> std::sync::MutexGuard<'_, BTree
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn sources_of(db: &Database, shown_text: &HashMap<String, String>) -> Sources {
+    let mut out = Sources::new();
+    for (_, f) in db.sources().iter() {
+        let text = shown_text.get(&f.path).cloned().unwrap_or_else(|| f.text.clone());
+        out.add(f.path.clone(), text);
+    }
+    out
+}
+
+fn diagnostics_of(db: &Database, read_diags: &[Diagnostic]) -> Vec<Diagnostic> {
+    let mut out = read_diags.to_vec();
+    out.extend(db.diagnostics());
+    iade_diagnostics::sort(&mut out);
+    out
+}
+
+/// A read-only view of a [`LoadedStack`], see [`LoadedStack::snapshot`].
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    db: Database,
+    read_diags: Arc<Vec<Diagnostic>>,
+    shown_text: Arc<HashMap<String, String>>,
+}
+
+impl Snapshot {
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Every file the database knows, for rendering diagnostics.
+    pub fn sources(&self) -> Sources {
+        sources_of(&self.db, &self.shown_text)
+    }
+
+    /// Every diagnostic: reading, syntax and semantics, sorted.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        diagnostics_of(&self.db, &self.read_diags)
+    }
+}
+
 /// A stack loaded into one compiler database. Reloading it after an edit recompiles only what
 /// changed.
 #[derive(Debug)]
@@ -336,20 +376,24 @@ impl LoadedStack {
 
     /// Every file the database knows, for rendering diagnostics.
     pub fn sources(&self) -> Sources {
-        let mut out = Sources::new();
-        for (_, f) in self.db.sources().iter() {
-            let text = self.shown_text.get(&f.path).cloned().unwrap_or_else(|| f.text.clone());
-            out.add(f.path.clone(), text);
-        }
-        out
+        sources_of(&self.db, &self.shown_text)
     }
 
     /// Every diagnostic: reading, syntax and semantics, sorted.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        let mut out = self.read_diags.clone();
-        out.extend(self.db.diagnostics());
-        iade_diagnostics::sort(&mut out);
-        out
+        diagnostics_of(&self.db, &self.read_diags)
+    }
+
+    /// A read-only view of the stack as it is now, to answer from another thread. It shares
+    /// the database's storage: an edit of the stack (`set_overlay`, `reload`) cancels the
+    /// snapshot's running queries — they unwind with [`iade_compiler::Cancelled`], which the
+    /// caller catches — and waits until every snapshot is dropped.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            db: self.db.clone(),
+            read_diags: Arc::new(self.read_diags.clone()),
+            shown_text: Arc::new(self.shown_text.clone()),
+        }
     }
 
     pub fn summary(&self, diagnostics: &[Diagnostic]) -> CheckSummary {

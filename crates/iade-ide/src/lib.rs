@@ -159,25 +159,37 @@ pub fn completion(db: &Database, path: &str, offset: u32) -> Vec<Completion> {
     let at = (offset as usize).min(text.len());
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let before = &text[line_start..at];
-    // After `KIND.`: the resources of that kind the stack declares.
+    // After `a.b.`: what may follow the dots.
     let word_start = before.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
-    if before[..word_start].ends_with('.') {
-        let head = &before[..word_start - 1];
-        let q_start = head.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
-        let qualifier = &head[q_start..];
-        for f in db.stack_file_paths() {
-            let Some(other) = db.file_at(&f) else { continue };
-            for item in db.file_outline(other) {
-                if item.detail.as_deref() == Some(qualifier) {
-                    out.push(Completion {
-                        label: item.name,
-                        detail: format!("{qualifier} resource"),
-                        doc: None,
-                        kind: CompletionKind::Name,
-                    });
+    if let Some(chain) = dotted_chain(&before[..word_start]) {
+        if let [qualifier] = chain.as_slice() {
+            // `KIND.` or `COMPONENT.`: the resources or instances the stack declares.
+            for f in db.stack_file_paths() {
+                let Some(other) = db.file_at(&f) else { continue };
+                for item in db.file_outline(other) {
+                    if item.detail.as_deref() == Some(qualifier.as_str()) {
+                        out.push(Completion {
+                            label: item.name,
+                            detail: format!(
+                                "{qualifier} {}",
+                                match item.category {
+                                    ItemCategory::Instance => "instance",
+                                    _ => "resource",
+                                }
+                            ),
+                            doc: None,
+                            kind: CompletionKind::Name,
+                        });
+                    }
                 }
             }
         }
+        out.extend(db.members_after(file, &chain).into_iter().map(|m| Completion {
+            label: m.name,
+            detail: m.detail,
+            doc: m.doc,
+            kind: CompletionKind::Field,
+        }));
         return out;
     }
     // After `field = `: the members of an enum-typed field.
@@ -254,6 +266,27 @@ pub fn completion(db: &Database, path: &str, offset: u32) -> Vec<Completion> {
         });
     }
     out
+}
+
+/// The names before a trailing `.` (`vhost.api.` gives `[vhost, api]`), or `None` when the
+/// text does not end in a dotted chain of names.
+fn dotted_chain(text: &str) -> Option<Vec<String>> {
+    let mut rest = text.strip_suffix('.')?;
+    let mut chain = Vec::new();
+    loop {
+        let start = rest.rfind(|c: char| !(c.is_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+        let name = &rest[start..];
+        if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        chain.push(name.to_string());
+        match rest[..start].strip_suffix('.') {
+            Some(r) => rest = r,
+            None => break,
+        }
+    }
+    chain.reverse();
+    Some(chain)
 }
 
 /// The kind of the resource being written at `offset`: from the parsed item, or, while the
@@ -413,4 +446,102 @@ pub fn highlight(text: &str) -> Vec<(Span, TokenClass)> {
     out.extend(lexed.comments.iter().map(|c| (c.span, TokenClass::Comment)));
     out.sort_by_key(|(s, _)| (s.start, s.end));
     out
+}
+
+/// "Add the missing required fields" for the resource or instance at `offset`: one edit that
+/// inserts each unset identity field (or param without a default) with a placeholder of its
+/// type before the closing brace. `None` when nothing is missing.
+pub fn add_missing_fields(db: &Database, path: &str, offset: u32) -> Option<QuickFix> {
+    let file = db.file_at(path)?;
+    let text = file_text(db, path);
+    let missing = db.missing_required(file, offset)?;
+    if missing.missing.is_empty() {
+        return None;
+    }
+    let item = text.get(missing.span.range())?;
+    if !item.ends_with('}') {
+        return None;
+    }
+    let close = missing.span.end - 1;
+    let line_start = text[..missing.span.start as usize].rfind('\n').map_or(0, |i| i + 1);
+    let indent: String = text[line_start..].chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+    let fields: String = missing
+        .missing
+        .iter()
+        .map(|(name, ty)| format!("{indent}    {name} = {}\n", placeholder(ty)))
+        .collect();
+    // The closing brace alone on its line: insert above it; otherwise open the body up.
+    let close_line = text[..close as usize].rfind('\n').map_or(0, |i| i + 1);
+    let edit = if text[close_line..close as usize].trim().is_empty() {
+        Edit { path: path.to_string(), span: Span::empty(close_line as u32), text: fields }
+    } else {
+        let open = item.find('{').map(|i| missing.span.start + i as u32 + 1)?;
+        let inner = text.get(open as usize..close as usize).unwrap_or_default().trim();
+        let mut body = String::from("\n");
+        if !inner.is_empty() {
+            body.push_str(&format!("{indent}    {inner}\n"));
+        }
+        body.push_str(&fields);
+        body.push_str(&indent);
+        Edit { path: path.to_string(), span: Span::new(open, close), text: body }
+    };
+    let names: Vec<String> = missing.missing.iter().map(|(n, _)| format!("`{n}`")).collect();
+    Some(QuickFix {
+        title: format!(
+            "add the missing required {} {}",
+            if names.len() == 1 { "field" } else { "fields" },
+            names.join(", ")
+        ),
+        edits: vec![edit],
+        code: String::new(),
+    })
+}
+
+/// A value of the type to fill in: the type's simplest value, for the user to replace.
+fn placeholder(ty: &iade_intent::Ty) -> String {
+    use iade_intent::Ty;
+    match ty {
+        Ty::Bool => "false".into(),
+        Ty::Int => "0".into(),
+        Ty::Mode => "0o644".into(),
+        Ty::List(_) => "[]".into(),
+        Ty::Map(_) => "{}".into(),
+        Ty::Record(fields) => {
+            let inner: Vec<String> =
+                fields.iter().map(|(k, t)| format!("{k} = {}", placeholder(t))).collect();
+            format!("{{ {} }}", inner.join(", "))
+        }
+        Ty::Enum(members) => members.first().cloned().unwrap_or_else(|| "null".into()),
+        Ty::StrLit(s) => format!("{s:?}"),
+        Ty::IntLit(i) => i.to_string(),
+        Ty::Union(alts) => alts.first().map_or_else(|| "null".into(), placeholder),
+        Ty::Optional(_) | Ty::Null | Ty::Any | Ty::Kind(_) => "null".into(),
+        Ty::String | Ty::Path | Ty::Source | Ty::Secret => "\"\"".into(),
+    }
+}
+
+/// An inlay hint: a label shown at an offset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlayHint {
+    pub offset: u32,
+    pub label: String,
+}
+
+/// The evaluated value after each interpolated string of a top-level `let` or resource field
+/// (`"/srv/${app}"` shows `= "/srv/api"`); secrets stay redacted, long values are cut.
+pub fn inlay_hints(db: &Database, path: &str) -> Vec<InlayHint> {
+    let Some(file) = db.file_at(path) else { return Vec::new() };
+    db.interpolation_values(file)
+        .into_iter()
+        .filter(|(_, v)| !matches!(v, iade_intent::Value::Unknown(_)))
+        .map(|(offset, v)| {
+            let shown = v.to_string().replace('\n', "\\n");
+            let label = if shown.chars().count() > 60 {
+                format!("= {}…", shown.chars().take(60).collect::<String>())
+            } else {
+                format!("= {shown}")
+            };
+            InlayHint { offset, label }
+        })
+        .collect()
 }

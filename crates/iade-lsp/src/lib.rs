@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use iade_driver::{LoadOptions, LoadedStack, absolute};
+use iade_driver::{LoadOptions, LoadedStack, Snapshot, absolute};
 use iade_span::LineIndex;
 use tower_lsp_server::jsonrpc::Result;
 use tower_lsp_server::ls_types::*;
@@ -29,6 +29,9 @@ struct State {
     status: HashMap<PathBuf, iade_driver::LiveStatus>,
     /// Stack directories whose journal is watched for changes.
     watched: HashSet<PathBuf>,
+    /// How many edits each stack (by directory) has seen: diagnostics computed before the
+    /// latest edit are never published.
+    revisions: HashMap<PathBuf, u64>,
 }
 
 pub struct Backend {
@@ -114,9 +117,46 @@ impl State {
         self.stacks.get_mut(&dir)
     }
 
+    /// Counts an edit of the stack `path` belongs to.
+    fn edited(&mut self, path: &Path) {
+        if let Some(dir) = path.parent() {
+            *self.revisions.entry(dir.to_path_buf()).or_default() += 1;
+        }
+    }
+
     /// The path under which the stack's database knows a file.
     fn db_path(stack: &LoadedStack, path: &Path) -> Option<String> {
         stack.known_path(path)
+    }
+}
+
+/// Runs `f` on the blocking pool, catching the cancellation of its queries: `f` owns the
+/// snapshot it reads, so the snapshot is dropped (and an edit waiting for it proceeds) as soon
+/// as `f` returns or unwinds.
+///
+/// **Invariant:** a database snapshot lives only inside such a closure, never across an
+/// `await` or while the state lock is taken: an edit holds the lock while it waits for every
+/// snapshot to be dropped.
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> Option<T> + Send + 'static) -> Result<Option<T>> {
+    let task =
+        tokio::task::spawn_blocking(move || iade_compiler::Cancelled::catch(std::panic::AssertUnwindSafe(f)));
+    match task.await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(_cancelled)) => Err(content_modified()),
+        Err(e) => Err(tower_lsp_server::jsonrpc::Error {
+            code: tower_lsp_server::jsonrpc::ErrorCode::InternalError,
+            message: format!("the request failed: {e}").into(),
+            data: None,
+        }),
+    }
+}
+
+/// LSP's "content modified": the document changed while the request was answered.
+fn content_modified() -> tower_lsp_server::jsonrpc::Error {
+    tower_lsp_server::jsonrpc::Error {
+        code: tower_lsp_server::jsonrpc::ErrorCode::ServerError(-32801),
+        message: "the document changed while the request was answered".into(),
+        data: None,
     }
 }
 
@@ -124,93 +164,107 @@ impl State {
 /// its files, tagged with the open documents' versions; drift and failing controls the
 /// journal last recorded are information diagnostics on their resources.
 async fn publish(client: &Client, state: &Arc<Mutex<State>>, path: &Path) {
-    let batches: Vec<(Uri, Vec<Diagnostic>, Option<i32>)> = {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let (snapshot, versions, status, revision) = {
         let mut state = lock(state);
         let versions: HashMap<PathBuf, i32> =
             state.docs.iter().map(|(p, d)| (p.clone(), d.version)).collect();
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let status = state.status.get(&dir).cloned();
+        let revision = state.revisions.get(&dir).copied().unwrap_or(0);
         let Some(stack) = state.stack_for(path) else { return };
-        let diags = stack.diagnostics();
-        let sources = stack.sources();
-        let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = HashMap::new();
-        for (_, f) in sources.iter() {
-            if f.path.ends_with(".iade") && !f.path.starts_with('<') {
-                by_file.entry(absolute(Path::new(&f.path))).or_default();
-            }
-        }
-        for d in &diags {
-            let Some(primary) = d.primary_label() else { continue };
-            let Some(file) = sources.get(primary.file) else { continue };
-            let index = LineIndex::new(&file.text);
-            let related: Vec<DiagnosticRelatedInformation> = d
-                .labels
-                .iter()
-                .filter(|l| !l.primary)
-                .filter_map(|l| {
-                    let f = sources.get(l.file)?;
-                    let idx = LineIndex::new(&f.text);
-                    Some(DiagnosticRelatedInformation {
-                        location: Location {
-                            uri: Uri::from_file_path(absolute(Path::new(&f.path)))?,
-                            range: Range {
-                                start: position(&idx, l.span.start),
-                                end: position(&idx, l.span.end),
-                            },
-                        },
-                        message: l.message.clone(),
-                    })
-                })
-                .collect();
-            let mut message = d.message.clone();
-            if let Some(h) = &d.help {
-                message.push_str(&format!("\nhelp: {h}"));
-            }
-            by_file.entry(absolute(Path::new(&file.path))).or_default().push(Diagnostic {
-                range: Range {
-                    start: position(&index, primary.span.start),
-                    end: position(&index, primary.span.end),
-                },
-                severity: Some(if d.is_error() {
-                    DiagnosticSeverity::ERROR
-                } else {
-                    DiagnosticSeverity::WARNING
-                }),
-                code: Some(NumberOrString::String(d.code.as_str().to_string())),
-                source: Some("iade".into()),
-                message,
-                related_information: (!related.is_empty()).then_some(related),
-                ..Diagnostic::default()
-            });
-        }
-        // Live status: what the journal's last run saw, on the resources it concerns.
-        if let Some(status) = &status {
-            let mut ids: Vec<&str> = status.drift.iter().map(|d| d.resource.as_str()).collect();
-            ids.extend(status.findings.iter().filter_map(|f| f.subject.as_deref()));
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                let Some(place) = stack.database().resource_declaration(id) else { continue };
-                let Some(text) = stack.database().file_text(&place.path) else { continue };
-                for line in status_lines(status, id) {
-                    by_file.entry(absolute(Path::new(&place.path))).or_default().push(Diagnostic {
-                        range: range(&text, place.span),
-                        severity: Some(DiagnosticSeverity::INFORMATION),
-                        source: Some("iade (journal)".into()),
-                        message: format!("{id} {line}"),
-                        ..Diagnostic::default()
-                    });
-                }
-            }
-        }
-        by_file
-            .into_iter()
-            .filter_map(|(p, ds)| Some((Uri::from_file_path(&p)?, ds, versions.get(&p).copied())))
-            .collect()
+        (stack.snapshot(), versions, status, revision)
     };
-    for (uri, diags, version) in batches {
-        client.publish_diagnostics(uri, diags, version).await;
+    // Cancelled by a newer edit: that edit publishes its own diagnostics.
+    let Ok(Some(by_file)) = off_runtime(move || Some(diagnostics_by_file(&snapshot, status.as_ref()))).await
+    else {
+        return;
+    };
+    // Never stale: an edit since the snapshot was taken publishes its own.
+    if lock(state).revisions.get(&dir).copied().unwrap_or(0) != revision {
+        return;
     }
+    for (p, diags) in by_file {
+        let Some(uri) = Uri::from_file_path(&p) else { continue };
+        client.publish_diagnostics(uri, diags, versions.get(&p).copied()).await;
+    }
+}
+
+/// The diagnostics of a stack by file (every file of the stack, also those without any), with
+/// drift and failing controls the journal last recorded as information on their resources.
+fn diagnostics_by_file(
+    stack: &Snapshot,
+    status: Option<&iade_driver::LiveStatus>,
+) -> HashMap<PathBuf, Vec<Diagnostic>> {
+    let sources = stack.sources();
+    let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = HashMap::new();
+    for (_, f) in sources.iter() {
+        if f.path.ends_with(".iade") && !f.path.starts_with('<') {
+            by_file.entry(absolute(Path::new(&f.path))).or_default();
+        }
+    }
+    let diags = stack.diagnostics();
+    for d in &diags {
+        let Some(primary) = d.primary_label() else { continue };
+        let Some(file) = sources.get(primary.file) else { continue };
+        let index = LineIndex::new(&file.text);
+        let related: Vec<DiagnosticRelatedInformation> = d
+            .labels
+            .iter()
+            .filter(|l| !l.primary)
+            .filter_map(|l| {
+                let f = sources.get(l.file)?;
+                let idx = LineIndex::new(&f.text);
+                Some(DiagnosticRelatedInformation {
+                    location: Location {
+                        uri: Uri::from_file_path(absolute(Path::new(&f.path)))?,
+                        range: Range { start: position(&idx, l.span.start), end: position(&idx, l.span.end) },
+                    },
+                    message: l.message.clone(),
+                })
+            })
+            .collect();
+        let mut message = d.message.clone();
+        if let Some(h) = &d.help {
+            message.push_str(&format!("\nhelp: {h}"));
+        }
+        by_file.entry(absolute(Path::new(&file.path))).or_default().push(Diagnostic {
+            range: Range {
+                start: position(&index, primary.span.start),
+                end: position(&index, primary.span.end),
+            },
+            severity: Some(if d.is_error() {
+                DiagnosticSeverity::ERROR
+            } else {
+                DiagnosticSeverity::WARNING
+            }),
+            code: Some(NumberOrString::String(d.code.as_str().to_string())),
+            source: Some("iade".into()),
+            message,
+            related_information: (!related.is_empty()).then_some(related),
+            ..Diagnostic::default()
+        });
+    }
+    // Live status: what the journal's last run saw, on the resources it concerns.
+    if let Some(status) = status {
+        let mut ids: Vec<&str> = status.drift.iter().map(|d| d.resource.as_str()).collect();
+        ids.extend(status.findings.iter().filter_map(|f| f.subject.as_deref()));
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            let Some(place) = stack.database().resource_declaration(id) else { continue };
+            let Some(text) = stack.database().file_text(&place.path) else { continue };
+            for line in status_lines(status, id) {
+                by_file.entry(absolute(Path::new(&place.path))).or_default().push(Diagnostic {
+                    range: range(&text, place.span),
+                    severity: Some(DiagnosticSeverity::INFORMATION),
+                    source: Some("iade (journal)".into()),
+                    message: format!("{id} {line}"),
+                    ..Diagnostic::default()
+                });
+            }
+        }
+    }
+    by_file
 }
 
 /// Reads the stack's live status and, once per stack, follows its journal: each change
@@ -252,15 +306,29 @@ impl Backend {
         publish(&self.client, &self.state, path).await;
     }
 
-    /// Runs `f` with the stack's database path of the document and its text.
-    fn with_doc<T>(&self, uri: &Uri, f: impl FnOnce(&LoadedStack, &str, &str) -> Option<T>) -> Option<T> {
-        let path = path_of(uri)?;
-        let mut state = lock(&self.state);
-        let text = state.docs.get(&path).map(|d| d.text.clone());
-        let stack = state.stack_for(&path)?;
-        let db_path = State::db_path(stack, &path)?;
-        let text = text.or_else(|| stack.database().file_text(&db_path))?;
-        f(stack, &db_path, &text)
+    /// Runs `f` with a snapshot of the document's stack, the document's path in its database
+    /// and its text, off the async runtime. An edit that arrives meanwhile cancels the
+    /// computation (the request answers "content modified"), so a stale request never delays
+    /// the edit's own diagnostics.
+    async fn with_doc<T: Send + 'static>(
+        &self,
+        uri: &Uri,
+        f: impl FnOnce(&Snapshot, &str, &str) -> Option<T> + Send + 'static,
+    ) -> Result<Option<T>> {
+        let view = {
+            let Some(path) = path_of(uri) else { return Ok(None) };
+            let mut state = lock(&self.state);
+            let text = state.docs.get(&path).map(|d| d.text.clone());
+            let Some(stack) = state.stack_for(&path) else { return Ok(None) };
+            let Some(db_path) = State::db_path(stack, &path) else { return Ok(None) };
+            let Some(text) = text.or_else(|| stack.database().file_text(&db_path)) else { return Ok(None) };
+            (stack.snapshot(), db_path, text)
+        };
+        off_runtime(move || {
+            let (snapshot, db_path, text) = view;
+            f(&snapshot, &db_path, &text)
+        })
+        .await
     }
 
     fn location(&self, place: &iade_compiler::Place) -> Option<Location> {
@@ -291,6 +359,7 @@ impl LanguageServer for Backend {
                 document_formatting_provider: Some(OneOf::Left(true)),
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 rename_provider: Some(OneOf::Left(true)),
+                inlay_hint_provider: Some(OneOf::Left(true)),
                 semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(
                     SemanticTokensOptions {
                         legend: SemanticTokensLegend {
@@ -331,6 +400,7 @@ impl LanguageServer for Backend {
             if let Some(stack) = state.stack_for(&path) {
                 let _ = stack.set_overlay(&path, Some(text));
             }
+            state.edited(&path);
         }
         self.publish(&path).await;
     }
@@ -362,6 +432,7 @@ impl LanguageServer for Backend {
             if let Some(stack) = state.stack_for(&path) {
                 let _ = stack.set_overlay(&path, Some(text));
             }
+            state.edited(&path);
         }
         self.publish(&path).await;
     }
@@ -374,6 +445,7 @@ impl LanguageServer for Backend {
             if let Some(stack) = state.stack_for(&path) {
                 let _ = stack.set_overlay(&path, None);
             }
+            state.edited(&path);
         }
         self.publish(&path).await;
     }
@@ -383,7 +455,7 @@ impl LanguageServer for Backend {
         let status = path_of(&p.text_document.uri)
             .and_then(|path| path.parent().map(Path::to_path_buf))
             .and_then(|dir| lock(&self.state).status.get(&dir).cloned());
-        Ok(self.with_doc(&p.text_document.uri, |stack, db_path, text| {
+        self.with_doc(&p.text_document.uri, move |stack, db_path, text| {
             let index = LineIndex::new(text);
             let at = offset(&index, p.position);
             let mut h = iade_ide::hover(stack.database(), db_path, at)?;
@@ -417,16 +489,18 @@ impl LanguageServer for Backend {
                     end: position(&index, h.span.end),
                 }),
             })
-        }))
+        })
+        .await
     }
 
     async fn goto_definition(&self, params: GotoDefinitionParams) -> Result<Option<GotoDefinitionResponse>> {
         let p = params.text_document_position_params;
         let places = self
-            .with_doc(&p.text_document.uri, |stack, db_path, text| {
+            .with_doc(&p.text_document.uri, move |stack, db_path, text| {
                 let index = LineIndex::new(text);
                 Some(iade_ide::definition(stack.database(), db_path, offset(&index, p.position)))
             })
+            .await?
             .unwrap_or_default();
         let locations: Vec<Location> = places.iter().filter_map(|pl| self.location(pl)).collect();
         Ok((!locations.is_empty()).then_some(GotoDefinitionResponse::Array(locations)))
@@ -435,16 +509,17 @@ impl LanguageServer for Backend {
     async fn references(&self, params: ReferenceParams) -> Result<Option<Vec<Location>>> {
         let p = params.text_document_position;
         let places = self
-            .with_doc(&p.text_document.uri, |stack, db_path, text| {
+            .with_doc(&p.text_document.uri, move |stack, db_path, text| {
                 let index = LineIndex::new(text);
                 Some(iade_ide::references(stack.database(), db_path, offset(&index, p.position)))
             })
+            .await?
             .unwrap_or_default();
         Ok(Some(places.iter().filter_map(|pl| self.location(pl)).collect()))
     }
 
     async fn document_symbol(&self, params: DocumentSymbolParams) -> Result<Option<DocumentSymbolResponse>> {
-        Ok(self.with_doc(&params.text_document.uri, |stack, db_path, text| {
+        self.with_doc(&params.text_document.uri, move |stack, db_path, text| {
             let symbols: Vec<DocumentSymbol> = iade_ide::outline(stack.database(), db_path)
                 .into_iter()
                 .map(|s| {
@@ -475,7 +550,8 @@ impl LanguageServer for Backend {
                 })
                 .collect();
             Some(DocumentSymbolResponse::Nested(symbols))
-        }))
+        })
+        .await
     }
 
     async fn symbol(&self, params: WorkspaceSymbolParams) -> Result<Option<WorkspaceSymbolResponse>> {
@@ -516,40 +592,45 @@ impl LanguageServer for Backend {
     }
 
     async fn formatting(&self, params: DocumentFormattingParams) -> Result<Option<Vec<TextEdit>>> {
-        Ok(self.with_doc(&params.text_document.uri, |_, _, text| {
+        self.with_doc(&params.text_document.uri, move |_, _, text| {
             let formatted = iade_ide::format(text)?;
             if formatted == text {
                 return Some(Vec::new());
             }
             let whole = range(text, iade_span::Span::from(0..text.len()));
             Some(vec![TextEdit { range: whole, new_text: formatted }])
-        }))
+        })
+        .await
     }
 
     async fn semantic_tokens_full(
         &self,
         params: SemanticTokensParams,
     ) -> Result<Option<SemanticTokensResult>> {
-        Ok(self.with_doc(&params.text_document.uri, |_, _, text| {
+        self.with_doc(&params.text_document.uri, move |_, _, text| {
             Some(SemanticTokensResult::Tokens(SemanticTokens {
                 result_id: None,
                 data: semantic_tokens(text),
             }))
-        }))
+        })
+        .await
     }
 
     async fn code_action(&self, params: CodeActionParams) -> Result<Option<CodeActionResponse>> {
         let uri = params.text_document.uri.clone();
         let fixes = self
-            .with_doc(&uri, |stack, db_path, text| {
+            .with_doc(&uri, move |stack, db_path, text| {
                 let index = LineIndex::new(text);
                 let span = iade_span::Span::new(
                     offset(&index, params.range.start),
                     offset(&index, params.range.end),
                 );
                 let diags = stack.diagnostics();
-                Some(iade_ide::quick_fixes(stack.database(), &diags, db_path, span))
+                let mut fixes = iade_ide::quick_fixes(stack.database(), &diags, db_path, span);
+                fixes.extend(iade_ide::add_missing_fields(stack.database(), db_path, span.start));
+                Some(fixes)
             })
+            .await?
             .unwrap_or_default();
         let mut actions = Vec::new();
         for fix in fixes {
@@ -564,10 +645,12 @@ impl LanguageServer for Backend {
                     .or_default()
                     .push(TextEdit { range: loc.range, new_text: e.text.clone() });
             }
+            // A fix a diagnostic carries is preferred; placeholders to fill in are not.
+            let preferred = !fix.code.is_empty();
             actions.push(CodeActionOrCommand::CodeAction(CodeAction {
                 title: fix.title,
                 kind: Some(CodeActionKind::QUICKFIX),
-                is_preferred: Some(true),
+                is_preferred: Some(preferred),
                 edit: Some(WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() }),
                 ..CodeAction::default()
             }));
@@ -577,10 +660,17 @@ impl LanguageServer for Backend {
 
     async fn rename(&self, params: RenameParams) -> Result<Option<WorkspaceEdit>> {
         let p = params.text_document_position;
-        let result = self.with_doc(&p.text_document.uri, |stack, db_path, text| {
-            let index = LineIndex::new(text);
-            Some(iade_ide::rename(stack.database(), db_path, offset(&index, p.position), &params.new_name))
-        });
+        let result = self
+            .with_doc(&p.text_document.uri, move |stack, db_path, text| {
+                let index = LineIndex::new(text);
+                Some(iade_ide::rename(
+                    stack.database(),
+                    db_path,
+                    offset(&index, p.position),
+                    &params.new_name,
+                ))
+            })
+            .await?;
         let edits = match result {
             Some(Ok(edits)) => edits,
             Some(Err(iade_ide::RenameError::InvalidName(n))) => {
@@ -606,9 +696,33 @@ impl LanguageServer for Backend {
         Ok(Some(WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() }))
     }
 
+    async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
+        let wanted = params.range;
+        self.with_doc(&params.text_document.uri, move |stack, db_path, text| {
+            let index = LineIndex::new(text);
+            let hints = iade_ide::inlay_hints(stack.database(), db_path)
+                .into_iter()
+                .map(|h| (position(&index, h.offset), h.label))
+                .filter(|(at, _)| wanted.start <= *at && *at <= wanted.end)
+                .map(|(at, label)| InlayHint {
+                    position: at,
+                    label: InlayHintLabel::String(label),
+                    kind: None,
+                    text_edits: None,
+                    tooltip: Some(InlayHintTooltip::String("the value this string evaluates to".into())),
+                    padding_left: Some(true),
+                    padding_right: None,
+                    data: None,
+                })
+                .collect();
+            Some(hints)
+        })
+        .await
+    }
+
     async fn completion(&self, params: CompletionParams) -> Result<Option<CompletionResponse>> {
         let p = params.text_document_position;
-        Ok(self.with_doc(&p.text_document.uri, |stack, db_path, text| {
+        self.with_doc(&p.text_document.uri, move |stack, db_path, text| {
             let index = LineIndex::new(text);
             let items: Vec<CompletionItem> =
                 iade_ide::completion(stack.database(), db_path, offset(&index, p.position))
@@ -633,7 +747,8 @@ impl LanguageServer for Backend {
                     })
                     .collect();
             Some(CompletionResponse::Array(items))
-        }))
+        })
+        .await
     }
 }
 

@@ -501,3 +501,128 @@ fn rename_quick_fixes_and_semantic_tokens_work_over_stdio() {
     let _ = lsp.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn inlay_hints_and_adding_the_missing_required_fields_work_over_stdio() {
+    let dir = std::env::temp_dir().join(format!("iade-lsp-hints-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let main = dir.join("main.iade");
+    let text = format!("{MAIN}\nfile bare {{\n  mode = 0o600\n}}\n");
+    std::fs::write(&main, &text).expect("source");
+    let u = uri(&main);
+    let mut lsp = Lsp::start(&dir);
+    let init = lsp.request("initialize", json!({ "processId": null, "rootUri": null, "capabilities": {} }));
+    assert_eq!(init["capabilities"]["inlayHintProvider"], true, "{init}");
+    lsp.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": u, "languageId": "iade", "version": 1, "text": text } }),
+    );
+    let d = lsp.diagnostics(&u);
+    assert_eq!(d["diagnostics"][0]["code"], "E0202", "{d}");
+
+    let hints = lsp.request(
+        "textDocument/inlayHint",
+        json!({ "textDocument": { "uri": u }, "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 99, "character": 0 } } }),
+    );
+    let labels: Vec<&str> =
+        hints.as_array().expect("hints").iter().filter_map(|h| h["label"].as_str()).collect();
+    assert_eq!(labels, ["= \"/srv/app/config.toml\"", "= \"port = 8080\\n\""], "{hints}");
+    let line = MAIN.lines().position(|l| l.contains("config.toml")).expect("line");
+    assert_eq!(hints[0]["position"]["line"], line, "{hints}");
+
+    let l = text[..text.find("bare").expect("bare")].matches('\n').count() as u64;
+    let actions = lsp.request(
+        "textDocument/codeAction",
+        json!({ "textDocument": { "uri": u }, "range": { "start": { "line": l, "character": 6 }, "end": { "line": l, "character": 6 } }, "context": { "diagnostics": [] } }),
+    );
+    let add = actions
+        .as_array()
+        .expect("actions")
+        .iter()
+        .find(|a| a["title"] == "add the missing required field `path`")
+        .unwrap_or_else(|| panic!("{actions}"));
+    let edit = &add["edit"]["changes"][&u][0];
+    assert_eq!(edit["newText"], "    path = \"\"\n", "{add}");
+    assert_eq!(edit["range"]["start"]["line"], l + 2, "above the closing brace: {add}");
+
+    let _ = lsp.request("shutdown", json!(null));
+    lsp.notify("exit", json!(null));
+    let _ = lsp.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_burst_of_edits_applies_in_order_and_neither_a_crash_nor_stale_diagnostics_follow() {
+    let dir = std::env::temp_dir().join(format!("iade-lsp-burst-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let main = dir.join("main.iade");
+    // Big enough that checking it takes a while, so edits arrive while it is being checked.
+    let mut text = String::from("use std.fs.{file}\n\nlet port = 1\n");
+    for i in 0..3000 {
+        text.push_str(&format!("file f{i} {{\n  path = \"/srv/f{i}\"\n  content = \"${{port}}\"\n}}\n"));
+    }
+    std::fs::write(&main, &text).expect("source");
+    let u = uri(&main);
+    let mut lsp = Lsp::start(&dir);
+    let _ = lsp.request("initialize", json!({ "processId": null, "rootUri": null, "capabilities": {} }));
+    lsp.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": u, "languageId": "iade", "version": 1, "text": text } }),
+    );
+    let _ = lsp.diagnostics(&u);
+
+    // Forty edits, each typing ` + 1` after the port (`let port = 1 + 1 + 1…`), with a hover
+    // and a completion after each, all sent without waiting; the last edit types ` + nope`.
+    let col = "let port = 1".len() as u64;
+    let mut ids = Vec::new();
+    let edits = 40u64;
+    for v in 0..edits {
+        let new_text = if v + 1 == edits { " + nope" } else { " + 1" };
+        lsp.notify(
+            "textDocument/didChange",
+            json!({ "textDocument": { "uri": u, "version": v + 2 }, "contentChanges": [{
+                "range": { "start": { "line": 2, "character": col + 4 * v }, "end": { "line": 2, "character": col + 4 * v } },
+                "text": new_text }] }),
+        );
+        for method in ["textDocument/hover", "textDocument/completion"] {
+            let id = 1000 + ids.len() as i64;
+            ids.push(id);
+            lsp.send(&json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": {
+                "textDocument": { "uri": u }, "position": { "line": 5, "character": 10 } } }));
+        }
+    }
+    let last = edits + 1;
+    let mut answered = std::collections::BTreeSet::new();
+    let mut versions = Vec::new();
+    while answered.len() < ids.len() || versions.last() != Some(&last) {
+        let m = lsp.messages.recv_timeout(Duration::from_secs(60)).expect("the server keeps answering");
+        if let Some(id) = m["id"].as_i64() {
+            match m.get("error") {
+                Some(e) => assert_eq!(e["code"], -32801, "only cancelled as content modified: {m}"),
+                None => assert!(m.get("result").is_some(), "{m}"),
+            }
+            answered.insert(id);
+        } else if m["method"] == "textDocument/publishDiagnostics" && m["params"]["uri"] == u {
+            let v = m["params"]["version"].as_u64().expect("a version");
+            if v == last {
+                // The edits applied in order: the typo sits after the thirty-nine ` + 1`s.
+                let d = &m["params"]["diagnostics"][0];
+                assert_eq!(d["code"], "E0101", "{m}");
+                assert_eq!(
+                    d["range"]["start"],
+                    json!({ "line": 2, "character": col + 4 * (edits - 1) + 3 }),
+                    "{m}"
+                );
+            }
+            versions.push(v);
+        }
+    }
+    assert!(versions.windows(2).all(|w| w[0] <= w[1]), "published in order, never stale: {versions:?}");
+    assert!(lsp.child.try_wait().expect("status").is_none(), "the server is alive");
+    let _ = lsp.request("shutdown", json!(null));
+    lsp.notify("exit", json!(null));
+    let _ = lsp.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -125,3 +125,117 @@ fn completion_after_a_kind_lists_its_resources_and_an_enum_field_its_members() {
         iade_ide::completion(&db, "main.iade", after_eq).into_iter().map(|c| c.label).collect();
     assert_eq!(labels, ["present", "absent"]);
 }
+
+const COMPONENTS: &str = r#"use std.fs.{file, directory}
+
+let settings = { tier = "web", limits = { cpu = 2 } }
+
+component vhost(port: int, root: path = "/srv") {
+  directory dir {
+    path = "${root}/${name}"
+  }
+  file conf {
+    path = "${directory.dir.path}/site.conf"
+    content = "listen ${port}\n"
+  }
+}
+
+vhost api {
+  port = 8080
+}
+"#;
+
+fn labels_at(text: &str, offset: u32) -> Vec<String> {
+    let mut db = Database::new(Options::default());
+    db.set_stack_files(vec![("main.iade".into(), text.into())]);
+    iade_ide::completion(&db, "main.iade", offset).into_iter().map(|c| c.label).collect()
+}
+
+#[test]
+fn completion_after_an_instance_a_member_a_resource_and_a_record_lists_what_follows_the_dot() {
+    for (written, expected, absent) in [
+        ("vhost.", &["api"][..], "conf"),
+        ("vhost.api.", &["port", "root", "dir", "conf"][..], "api"),
+        ("vhost.api.conf.", &["path", "content", "mode", "sha256"][..], "port"),
+        ("file.config.", &["path", "content", "owner"][..], "config"),
+        ("settings.", &["tier", "limits"][..], "cpu"),
+        ("settings.limits.", &["cpu"][..], "tier"),
+    ] {
+        let text = format!("{MAIN}\n{COMPONENTS_BODY}\nlet probe = {written}\n");
+        let labels = labels_at(&text, text.len() as u32 - 1);
+        for e in expected {
+            assert!(labels.contains(&(*e).to_string()), "after `{written}`: {labels:?}");
+        }
+        assert!(!labels.contains(&absent.to_string()), "after `{written}`, not {absent}: {labels:?}");
+    }
+}
+
+/// The component stack without its `use` line (MAIN has one).
+const COMPONENTS_BODY: &str = r#"
+let settings = { tier = "web", limits = { cpu = 2 } }
+
+component vhost(port: int, root: path = "/srv") {
+  directory dir {
+    path = "${root}/${name}"
+  }
+  file conf {
+    path = "${directory.dir.path}/site.conf"
+    content = "listen ${port}\n"
+  }
+}
+
+vhost api {
+  port = 8080
+}
+"#;
+
+fn apply(text: &str, fix: &iade_ide::QuickFix) -> String {
+    let mut out = text.to_string();
+    let mut edits = fix.edits.clone();
+    edits.sort_by_key(|e| std::cmp::Reverse(e.span.start));
+    for e in edits {
+        out.replace_range(e.span.range(), &e.text);
+    }
+    out
+}
+
+#[test]
+fn adding_the_missing_required_fields_fills_a_resource_and_an_instance_with_placeholders() {
+    let mut text =
+        format!("{COMPONENTS}\nfile bare {{\n  mode = 0o600\n}}\n\nvhost web {{ root = \"/www\" }}\n");
+    let mut db = Database::new(Options::default());
+    db.set_stack_files(vec![("main.iade".into(), text.clone())]);
+    let codes =
+        |db: &Database| db.diagnostics().iter().map(|d| d.code.as_str().to_string()).collect::<Vec<_>>();
+    assert_eq!(codes(&db), ["E0202", "E0213"]);
+    assert_eq!(iade_ide::add_missing_fields(&db, "main.iade", at(&text, "api")), None, "api sets its port");
+
+    let fix = iade_ide::add_missing_fields(&db, "main.iade", at(&text, "bare")).expect("a fix for bare");
+    assert_eq!(fix.title, "add the missing required field `path`");
+    text = apply(&text, &fix);
+    assert!(text.contains("file bare {\n  mode = 0o600\n    path = \"\"\n}"), "{text}");
+    db.set_stack_files(vec![("main.iade".into(), text.clone())]);
+    assert!(!codes(&db).contains(&"E0202".to_string()), "{:?}", codes(&db));
+
+    let fix = iade_ide::add_missing_fields(&db, "main.iade", at(&text, "vhost web")).expect("a fix for web");
+    assert_eq!(fix.title, "add the missing required field `port`");
+    text = apply(&text, &fix);
+    assert!(text.contains("vhost web {\n    root = \"/www\"\n    port = 0\n}"), "{text}");
+    db.set_stack_files(vec![("main.iade".into(), text.clone())]);
+    assert!(!codes(&db).contains(&"E0213".to_string()), "{:?}", codes(&db));
+}
+
+#[test]
+fn inlay_hints_show_the_evaluated_value_of_interpolated_strings() {
+    let db = db();
+    let hints: Vec<(u32, String)> =
+        iade_ide::inlay_hints(&db, "main.iade").into_iter().map(|h| (h.offset, h.label)).collect();
+    let end_of = |needle: &str| at(MAIN, needle) + needle.len() as u32;
+    assert_eq!(
+        hints,
+        [
+            (end_of("config.toml\""), "= \"/srv/app/config.toml\"".to_string()),
+            (end_of("${port}\\n\""), "= \"port = 8080\\n\"".to_string())
+        ]
+    );
+}
