@@ -130,24 +130,61 @@ impl State {
     }
 }
 
-/// Runs `f` on the blocking pool, catching the cancellation of its queries: `f` owns the
+/// A unit of work for the analysis thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The analysis thread: it answers every request and computes every diagnostic from database
+/// snapshots, one at a time. One thread, so the memory the answers allocate is reused from one
+/// edit to the next rather than spread over a pool's threads.
+fn analysis() -> &'static std::sync::mpsc::Sender<Job> {
+    static ANALYSIS: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
+    ANALYSIS.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("iade-analysis".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            })
+            .map(drop)
+            .unwrap_or_else(|e| eprintln!("iade lsp: cannot start the analysis thread: {e}"));
+        tx
+    })
+}
+
+/// Runs `f` on the analysis thread, catching the cancellation of its queries: `f` owns the
 /// snapshot it reads, so the snapshot is dropped (and an edit waiting for it proceeds) as soon
-/// as `f` returns or unwinds.
+/// as `f` returns or unwinds. A panic in `f` answers an internal error; the thread goes on.
 ///
 /// **Invariant:** a database snapshot lives only inside such a closure, never across an
 /// `await` or while the state lock is taken: an edit holds the lock while it waits for every
 /// snapshot to be dropped.
 async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> Option<T> + Send + 'static) -> Result<Option<T>> {
-    let task =
-        tokio::task::spawn_blocking(move || iade_compiler::Cancelled::catch(std::panic::AssertUnwindSafe(f)));
-    match task.await {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    let internal = |message: String| tower_lsp_server::jsonrpc::Error {
+        code: tower_lsp_server::jsonrpc::ErrorCode::InternalError,
+        message: message.into(),
+        data: None,
+    };
+    if analysis().send(job).is_err() {
+        return Err(internal("the analysis thread is gone".into()));
+    }
+    match rx.await {
         Ok(Ok(t)) => Ok(t),
-        Ok(Err(_cancelled)) => Err(content_modified()),
-        Err(e) => Err(tower_lsp_server::jsonrpc::Error {
-            code: tower_lsp_server::jsonrpc::ErrorCode::InternalError,
-            message: format!("the request failed: {e}").into(),
-            data: None,
-        }),
+        Ok(Err(payload)) if payload.is::<iade_compiler::Cancelled>() => Err(content_modified()),
+        Ok(Err(payload)) => {
+            let what = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_string()))
+                .unwrap_or_default();
+            Err(internal(format!("the request failed: {what}")))
+        }
+        Err(_) => Err(internal("the analysis thread is gone".into())),
     }
 }
 
