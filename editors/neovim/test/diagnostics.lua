@@ -101,6 +101,9 @@ local function run()
   if #other ~= 1 or other[1].id ~= client.id then
     error('the second file of the directory is not attached to the same client')
   end
+  if vim.g.iade_expect_lsp_start and not vim.g.iade_used_lsp_start then
+    error('the plugin did not start the client through vim.lsp.start')
+  end
   out('ok: ' .. #diagnostics .. ' diagnostic(s) from iade lsp (client ' .. client.id
     .. ', root ' .. client.config.root_dir .. ')')
 end

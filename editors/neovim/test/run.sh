@@ -23,6 +23,35 @@ vim.opt.swapfile = false
 vim.cmd('filetype plugin on')
 INIT
 
-IADE_BIN=$bin XDG_STATE_HOME=$work XDG_DATA_HOME=$work XDG_CACHE_HOME=$work \
-  timeout 60 nvim --headless -n -i NONE -u "$work/init.lua" \
-  -c "luafile $here/diagnostics.lua"
+run() {
+  IADE_BIN=$bin XDG_STATE_HOME=$work XDG_DATA_HOME=$work XDG_CACHE_HOME=$work \
+    timeout 60 nvim --headless -n -i NONE -u "$1" \
+    -c "luafile $here/diagnostics.lua"
+}
+
+run "$work/init.lua"
+
+# The `vim.lsp.start` path of Neovim 0.8 and later. Where this Neovim lacks it, a stand-in with
+# its documented behaviour (reuse the client with the same name and root directory, else start
+# one; attach the buffer) exercises the plugin's call; where it has it, the run above did.
+if nvim --headless -n -i NONE -u NONE -c 'lua io.stdout:write(vim.lsp.start and "yes" or "no")' -c 'qa!' 2>/dev/null | grep -q no; then
+  cat > "$work/init-start.lua" <<INIT
+dofile('$work/init.lua')
+vim.g.iade_expect_lsp_start = true
+local started = {}
+vim.lsp.start = function(config, opts)
+  local key = config.name .. '|' .. config.root_dir
+  local id = started[key]
+  local client = id and vim.lsp.get_client_by_id(id)
+  if client == nil or client.is_stopped() then
+    id = vim.lsp.start_client(config)
+    started[key] = id
+  end
+  vim.lsp.buf_attach_client((opts and opts.bufnr) or 0, id)
+  vim.g.iade_used_lsp_start = true
+  return id
+end
+INIT
+  echo "again, through vim.lsp.start:"
+  run "$work/init-start.lua"
+fi
