@@ -6,4 +6,5 @@ pub const EMBEDDED: &[(&str, &str, &str)] = &[
     ("std.exec", "<stdlib>/std/exec.iade", include_str!("../../../stdlib/std/exec.iade")),
     ("std.postgres", "<stdlib>/std/postgres.iade", include_str!("../../../stdlib/std/postgres.iade")),
     ("std.rules", "<stdlib>/std/rules.iade", include_str!("../../../stdlib/std/rules.iade")),
+    ("std.users", "<stdlib>/std/users.iade", include_str!("../../../stdlib/std/users.iade")),
 ];

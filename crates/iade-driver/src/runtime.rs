@@ -58,6 +58,7 @@ pub fn builtin_providers() -> Providers {
     Providers::new()
         .with(Arc::new(iade_provider_local::LocalProvider::new()))
         .with(Arc::new(iade_provider_local::ExecProvider::new()))
+        .with(Arc::new(iade_provider_local::AccountsProvider::new()))
 }
 
 /// This host's name, as leases and runs record it.

@@ -1,17 +1,20 @@
-//! The built-in local providers: `local` (file, directory, symlink) and `exec` (a check/apply
-//! command pair).
+//! The built-in local providers: `local` (file, directory, symlink), `exec` (a check/apply
+//! command pair) and `users` (local users and groups).
 //!
 //! **Invariant:** file content is written atomically — a temporary file in the same directory,
 //! created with the intended mode before any byte is written, synced, then renamed over the
 //! target, and the directory synced — so a crash at any instant leaves either the old file or
 //! the new one, and at worst a temporary file that [`Provider::cleanup`] removes.
 
+mod accounts;
+mod command;
 mod diff;
 mod exec;
 mod fs;
 mod safe;
 mod users;
 
+pub use accounts::AccountsProvider;
 pub use exec::ExecProvider;
 pub use fs::{LocalProvider, TEMP_MARKER};
 

@@ -423,6 +423,22 @@ pub fn resolve_path(base: &Path, path: &Path) -> std::path::PathBuf {
     out
 }
 
+/// The changes of an object with an `ensure` field: when it should be absent, only its removal
+/// (if present); when it should exist, its creation (if absent) and then `fields`'s changes.
+pub fn presence_diff(target: &Target, observed: &Observed, fields: impl FnOnce() -> Vec<Change>) -> Vec<Change> {
+    let present = matches!(observed, Observed::Present(_));
+    let word = |w: &str| Value::Enum(w.into());
+    if !target.wants_present() {
+        return if present { vec![Change::new("ensure", Some(word("present")), word("absent"))] } else { Vec::new() };
+    }
+    let mut out = Vec::new();
+    if !present {
+        out.push(Change::new("ensure", Some(word("absent")), word("present")));
+    }
+    out.extend(fields());
+    out
+}
+
 /// Compares each intended field (but identity and `ensure`) with its observed value.
 pub fn default_diff(target: &Target, observed: &Observed) -> Vec<Change> {
     let mut out = Vec::new();

@@ -3,6 +3,7 @@
 mod editors;
 mod engine;
 mod hardening;
+mod host;
 mod journal;
 mod lsp;
 mod ownership;
