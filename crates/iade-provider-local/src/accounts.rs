@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use iade_intent::Value;
 use iade_provider::{
-    Applied, Change, Context, Discovered, Fields, Observed, Provider, ProviderError, Target, default_diff, presence_diff, reveal,
+    Applied, Change, Context, Discovered, Fields, Observed, Provider, ProviderError, Target, default_diff,
+    presence_diff, reveal,
 };
 
 use crate::command::{Ran, run_ok};
@@ -219,8 +220,14 @@ impl AccountsProvider {
         out
     }
 
-    fn apply_user(&self, target: &Target, observed: &Observed, cx: &Context<'_>) -> Result<Applied, ProviderError> {
-        let name = target.identity_str("name").ok_or_else(|| ProviderError::permanent("a user needs a name"))?;
+    fn apply_user(
+        &self,
+        target: &Target,
+        observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<Applied, ProviderError> {
+        let name =
+            target.identity_str("name").ok_or_else(|| ProviderError::permanent("a user needs a name"))?;
         let i = &target.intended;
         let mut args: Vec<String> = Vec::new();
         let int = |f: &str| match i.get(f) {
@@ -233,7 +240,9 @@ impl AccountsProvider {
         };
         let changed: BTreeSet<String> = match observed {
             Observed::Absent => i.keys().cloned().collect(),
-            Observed::Present(_) => self.user_changes(target, observed, cx).into_iter().map(|c| c.field).collect(),
+            Observed::Present(_) => {
+                self.user_changes(target, observed, cx).into_iter().map(|c| c.field).collect()
+            }
         };
         let mut push = |flag: &str, v: Option<String>, field: &str| {
             if let Some(v) = v
@@ -292,7 +301,8 @@ impl AccountsProvider {
     }
 
     fn apply_group(&self, target: &Target, observed: &Observed) -> Result<Applied, ProviderError> {
-        let name = target.identity_str("name").ok_or_else(|| ProviderError::permanent("a group needs a name"))?;
+        let name =
+            target.identity_str("name").ok_or_else(|| ProviderError::permanent("a group needs a name"))?;
         let gid = match target.intended.get("gid") {
             Some(Value::Int(n)) => Some(n.to_string()),
             _ => None,
@@ -324,7 +334,12 @@ impl Provider for AccountsProvider {
         "users"
     }
 
-    fn observe(&self, kind: &str, targets: &[&Target], _cx: &Context<'_>) -> Vec<Result<Observed, ProviderError>> {
+    fn observe(
+        &self,
+        kind: &str,
+        targets: &[&Target],
+        _cx: &Context<'_>,
+    ) -> Vec<Result<Observed, ProviderError>> {
         let db = match self.databases(kind == "user") {
             Ok(db) => db,
             Err(e) => return targets.iter().map(|_| Err(e.clone())).collect(),
@@ -336,7 +351,11 @@ impl Provider for AccountsProvider {
                 Ok(match kind {
                     "user" => db.users.get(name).map(|u| Observed::Present(Self::user_fields(&db, u))),
                     "group" => db.groups.get(name).map(|g| Observed::Present(Self::group_fields(g))),
-                    other => return Err(ProviderError::permanent(format!("the users provider has no kind `{other}`"))),
+                    other => {
+                        return Err(ProviderError::permanent(format!(
+                            "the users provider has no kind `{other}`"
+                        )));
+                    }
                 }
                 .unwrap_or(Observed::Absent))
             })
@@ -354,7 +373,13 @@ impl Provider for AccountsProvider {
         })
     }
 
-    fn apply(&self, kind: &str, target: &Target, observed: &Observed, cx: &Context<'_>) -> Result<Applied, ProviderError> {
+    fn apply(
+        &self,
+        kind: &str,
+        target: &Target,
+        observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<Applied, ProviderError> {
         match kind {
             "user" => self.apply_user(target, observed, cx),
             "group" => self.apply_group(target, observed),
@@ -376,10 +401,15 @@ impl Provider for AccountsProvider {
         Ok(Applied { output: Some(ran.output()) })
     }
 
-    fn discover(&self, kind: &str, _under: &str, _cx: &Context<'_>) -> Result<Vec<Discovered>, ProviderError> {
+    fn discover(
+        &self,
+        kind: &str,
+        _under: &str,
+        _cx: &Context<'_>,
+    ) -> Result<Vec<Discovered>, ProviderError> {
         let db = self.databases(kind == "user")?;
         let one = |name: &str, fields: Fields| Discovered {
-            name: format!("{kind}[{name}]"),
+            name: name.to_string(),
             identity: Fields::from([("name".to_string(), str_value(name))]),
             fields,
         };
@@ -400,7 +430,9 @@ mod tests {
 
     #[test]
     fn the_databases_parse_as_debian_writes_them() {
-        let users = parse_passwd("root:x:0:0:root:/root:/bin/bash\nbad line\nalice:x:1000:1000:Alice,,,:/home/alice:/bin/sh\n");
+        let users = parse_passwd(
+            "root:x:0:0:root:/root:/bin/bash\nbad line\nalice:x:1000:1000:Alice,,,:/home/alice:/bin/sh\n",
+        );
         assert_eq!(users["alice"].uid, 1000);
         assert_eq!(users["alice"].comment, "Alice,,,");
         assert_eq!(users.len(), 2);

@@ -77,6 +77,7 @@ pub(crate) fn run_ok(
     }
     let first = ran.stderr.lines().chain(ran.stdout.lines()).find(|l| !l.trim().is_empty()).unwrap_or("");
     let message = format!("`{program}` exited with {}: {}", ran.code, first.trim());
-    let err = if transient(&ran) { ProviderError::transient(message) } else { ProviderError::permanent(message) };
+    let err =
+        if transient(&ran) { ProviderError::transient(message) } else { ProviderError::permanent(message) };
     Err(err.with_output(ran.output()))
 }

@@ -1,4 +1,4 @@
-//! `file`, `directory` and `symlink` on the local filesystem, every operation through a
+//! `file`, `directory`, `symlink` and `line` on the local filesystem, every operation through a
 //! descriptor of the observed parent directory and checked against the observed inode (see
 //! [`crate::safe`]).
 
@@ -13,12 +13,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use iade_intent::Value;
 use iade_provider::{
     Applied, Change, Context, Discovered, Fields, MARK_XATTR, Mark, Observed, Provider, ProviderError,
-    Target, default_diff, reveal,
+    Target, default_diff, presence_diff, reveal,
 };
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat};
 use rustix::io::Errno;
 use sha2::{Digest, Sha256};
 
+use crate::lines::{self, LineEdit};
 use crate::safe::{self, Inode, Parent, file_type, inode, io_error};
 use crate::target_path;
 use crate::users::Names;
@@ -40,6 +41,18 @@ pub struct LocalProvider {
     /// Directories opened for this wave's changes, each walked once; dropped at the flush, so
     /// the next wave walks again.
     wave_dirs: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
+    /// The edited texts of files whose lines this wave changes, written once per file at the
+    /// flush.
+    lines: Mutex<BTreeMap<PathBuf, LineWrite>>,
+}
+
+/// A file some `line` resources edit in this wave: its text with their edits made, and the
+/// file as observed (its mode and owner are kept).
+#[derive(Debug)]
+struct LineWrite {
+    text: String,
+    ids: Vec<String>,
+    observed: Observed,
 }
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -273,6 +286,92 @@ impl LocalProvider {
         Ok(Parent { fd, name })
     }
 
+    /// The text of a regular file and its metadata, read through its observed parent; `None`
+    /// when it does not exist. Observing records what the path names; otherwise the file must
+    /// still be what was observed.
+    fn read_text(
+        &self,
+        path: &Path,
+        observing: bool,
+        cx: &Context<'_>,
+    ) -> Result<Option<(String, Fields)>, ProviderError> {
+        let Some(parent) = safe::parent(path)? else {
+            if observing {
+                lock(&self.seen).insert(path.to_path_buf(), None);
+            }
+            return Ok(None);
+        };
+        let Some(st) =
+            parent.stat().map_err(|e| io_error(format!("cannot inspect `{}`", path.display()), e))?
+        else {
+            if observing {
+                lock(&self.seen).insert(path.to_path_buf(), None);
+            }
+            return Ok(None);
+        };
+        let expect = if observing {
+            lock(&self.seen).insert(path.to_path_buf(), Some(inode(&st)));
+            Some(inode(&st))
+        } else {
+            self.expected(path)
+        };
+        let found = kind_of(file_type(&st));
+        if found != "file" {
+            return Err(ProviderError::permanent(format!("`{}` is a {found}, not a file", path.display())));
+        }
+        let fd = parent.open(path, FileType::RegularFile, expect)?;
+        let mut bytes = Vec::new();
+        safe::read_cancellable(&fd, path, cx.cancelled, |chunk| bytes.extend_from_slice(chunk))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| ProviderError::permanent(format!("`{}` is not UTF-8 text", path.display())))?;
+        Ok(Some((text, self.metadata_fields(&st))))
+    }
+
+    /// A `line` as observed: present with the first matching line, or absent (no matching
+    /// line, or no file).
+    fn observe_line(&self, target: &Target, cx: &Context<'_>) -> Result<Observed, ProviderError> {
+        let path = path_of(target, cx)?;
+        let matcher = match target.identity.get("match") {
+            Some(Value::Str(m)) => regex::Regex::new(m).map_err(|e| {
+                ProviderError::permanent(format!("`match` is not a valid regular expression: {e}"))
+            })?,
+            _ => return Err(ProviderError::permanent("a line needs a `match` pattern")),
+        };
+        let Some((text, _)) = self.read_text(&path, true, cx)? else { return Ok(Observed::Absent) };
+        Ok(match lines::first_match(&text, &matcher) {
+            Some(found) => {
+                let mut f = Fields::new();
+                f.insert("ensure".into(), Value::Enum("present".into()));
+                f.insert("line".into(), Value::str(found));
+                Observed::Present(f)
+            }
+            None => Observed::Absent,
+        })
+    }
+
+    /// Makes a `line` resource's edit on the file's text of this wave (read on the first
+    /// edit); the file is written once, at the flush.
+    fn queue_line(&self, path: &Path, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
+        let edit = LineEdit::of(target)?;
+        let mut pending = lock(&self.lines);
+        if !pending.contains_key(path) {
+            let (text, meta) = self.read_text(path, false, cx)?.ok_or_else(|| {
+                ProviderError::permanent(format!(
+                    "`{}` does not exist; a `line` edits a file, declare the file with `file` to create it",
+                    path.display()
+                ))
+            })?;
+            pending.insert(
+                path.to_path_buf(),
+                LineWrite { text, ids: Vec::new(), observed: Observed::Present(meta) },
+            );
+        }
+        let write = pending.get_mut(path).ok_or_else(|| safe::changed(path))?;
+        write.text = lines::apply(&write.text, &edit);
+        write.ids.push(target.id.clone());
+        Ok(())
+    }
+
     fn apply_file(
         &self,
         path: &Path,
@@ -280,10 +379,25 @@ impl LocalProvider {
         observed: &Observed,
         cx: &Context<'_>,
     ) -> Result<(), ProviderError> {
+        let content = intended_bytes(target, cx)?;
+        self.write_file(path, target, observed, content, true, cx)
+    }
+
+    /// Writes a file: `content` (when given and different) atomically through a temporary
+    /// file renamed at the flush, then the managed mode and owner. `mark`: whether the file
+    /// becomes the stack's (a file the stack only edits a line of does not).
+    fn write_file(
+        &self,
+        path: &Path,
+        target: &Target,
+        observed: &Observed,
+        content: Option<Vec<u8>>,
+        mark: bool,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError> {
         let parent = self.parent_for_change(path)?;
         let expect = self.expected(path);
         let mode = intended_mode(target);
-        let content = intended_bytes(target, cx)?;
         let rewrite = match (&content, observed) {
             (Some(c), Observed::Present(f)) => {
                 f.get("sha256").and_then(|v| v.as_text()) != Some(sha256_hex(c))
@@ -297,7 +411,9 @@ impl LocalProvider {
             if let Some(mode) = mode {
                 Self::chmod(&fd, path, mode)?;
             }
-            write_mark(&fd, path, cx)?;
+            if mark {
+                write_mark(&fd, path, cx)?;
+            }
             return rustix::fs::fsync(&fd)
                 .map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e));
         }
@@ -314,7 +430,9 @@ impl LocalProvider {
             self.chown(&fd, path, target, Some(observed))?;
             Self::chmod(&fd, path, mode)?;
             // Marked before the rename: the file is this stack's from the moment it is visible.
-            write_mark(&fd, path, cx)?;
+            if mark {
+                write_mark(&fd, path, cx)?;
+            }
             let bytes = content.as_deref().unwrap_or_default();
             let mut at = 0;
             while at < bytes.len() {
@@ -402,6 +520,15 @@ impl LocalProvider {
 
     fn delete_kind(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<(), ProviderError> {
         let path = path_of(target, cx)?;
+        if kind == "line" {
+            let mut absent = target.clone();
+            absent.intended.insert("ensure".into(), Value::Enum("absent".into()));
+            return match self.read_text(&path, false, cx) {
+                Ok(None) => Ok(()),
+                Ok(Some(_)) => self.queue_line(&path, &absent, cx),
+                Err(e) => Err(e),
+            };
+        }
         let Some(parent) = safe::parent(&path)? else { return Ok(()) };
         let Some(st) =
             parent.stat().map_err(|e| io_error(format!("cannot inspect `{}`", path.display()), e))?
@@ -540,6 +667,9 @@ impl Provider for LocalProvider {
         targets: &[&Target],
         cx: &Context<'_>,
     ) -> Vec<Result<Observed, ProviderError>> {
+        if kind == "line" {
+            return targets.iter().map(|t| self.observe_line(t, cx)).collect();
+        }
         // One walk per directory in the batch: a batch is usually one directory's files.
         let mut dirs: HashMap<PathBuf, Result<Option<Arc<OwnedFd>>, ProviderError>> = HashMap::new();
         targets
@@ -560,6 +690,15 @@ impl Provider for LocalProvider {
     }
 
     fn diff(&self, kind: &str, target: &Target, observed: &Observed, cx: &Context<'_>) -> Vec<Change> {
+        if kind == "line" {
+            // Where a missing line goes is not observable: only the line itself is compared.
+            return presence_diff(target, observed, || {
+                let mut t = target.clone();
+                t.intended.remove("insert_after");
+                t.intended.remove("insert_before");
+                default_diff(&t, observed)
+            });
+        }
         let present = |o: &Observed| matches!(o, Observed::Present(_));
         if !target.wants_present() {
             return if present(observed) {
@@ -674,6 +813,7 @@ impl Provider for LocalProvider {
             "file" => self.apply_file(&path, target, observed, cx),
             "directory" => self.apply_directory(&path, target, observed, cx),
             "symlink" => self.apply_symlink(&path, target, cx),
+            "line" => self.queue_line(&path, target, cx),
             other => Err(ProviderError::permanent(format!("the local provider has no kind `{other}`"))),
         }
         .map(|()| Applied::default())
@@ -691,15 +831,16 @@ impl Provider for LocalProvider {
         targets
             .iter()
             .map(|t| match (kind, path_of(t, cx)) {
-                // Links cannot carry user attributes: the journal proves their ownership.
-                ("symlink", _) | (_, Err(_)) => Mark::Unsupported,
+                // Links cannot carry user attributes: the journal proves their ownership. A line
+                // is the stack's, not the file that holds it.
+                ("symlink" | "line", _) | (_, Err(_)) => Mark::Unsupported,
                 (_, Ok(path)) => read_mark(&path),
             })
             .collect()
     }
 
     fn set_mark(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<Applied, ProviderError> {
-        if kind == "symlink" {
+        if kind == "symlink" || kind == "line" {
             return Ok(Applied::default());
         }
         let path = path_of(target, cx)?;
@@ -801,29 +942,55 @@ impl Provider for LocalProvider {
 
     /// Publishes the wave's changes durably: renames each synced temporary object over its
     /// path (still the object that was observed), then syncs every changed directory once.
-    fn flush(&self, _cx: &Context<'_>) -> Result<Vec<(String, ProviderError)>, ProviderError> {
+    fn flush(&self, cx: &Context<'_>) -> Result<Vec<(String, ProviderError)>, ProviderError> {
+        let mut failures = Vec::new();
+        // Files whose lines changed: one write each, attributed to every line resource on it.
+        let mut line_ids: HashMap<String, Vec<String>> = HashMap::new();
+        for (path, w) in std::mem::take(&mut *lock(&self.lines)) {
+            let Some(first) = w.ids.first().cloned() else { continue };
+            let target = Target {
+                id: first.clone(),
+                kind: "line".into(),
+                identity: Fields::new(),
+                intended: Fields::new(),
+            };
+            match self.write_file(&path, &target, &w.observed, Some(w.text.into_bytes()), false, cx) {
+                Ok(()) => {
+                    line_ids.insert(first, w.ids);
+                }
+                Err(e) => failures.extend(w.ids.into_iter().map(|id| (id, e.clone()))),
+            }
+        }
         let pending = std::mem::take(&mut *lock(&self.pending));
         lock(&self.wave_dirs).clear();
-        let mut failures = Vec::new();
+        let mut fail = |id: String, e: ProviderError| match line_ids.get(&id) {
+            Some(ids) => failures.extend(ids.iter().map(|i| (i.clone(), e.clone()))),
+            None => failures.push((id, e)),
+        };
         for r in pending.renames {
             let now = match rustix::fs::statat(&*r.dir, r.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
                 Ok(st) => Some(inode(&st)),
                 Err(Errno::NOENT) => None,
                 Err(e) => {
                     let _ = rustix::fs::unlinkat(&*r.dir, r.tmp.as_os_str(), AtFlags::empty());
-                    failures.push((r.id, io_error(format!("cannot inspect `{}`", r.path.display()), e)));
+                    fail(r.id, io_error(format!("cannot inspect `{}`", r.path.display()), e));
                     continue;
                 }
             };
             if now != r.expect {
                 let _ = rustix::fs::unlinkat(&*r.dir, r.tmp.as_os_str(), AtFlags::empty());
-                failures.push((r.id, safe::changed(&r.path)));
+                fail(r.id, safe::changed(&r.path));
                 continue;
             }
             if let Err(e) = rustix::fs::renameat(&*r.dir, r.tmp.as_os_str(), &*r.dir, r.name.as_os_str()) {
                 let _ = rustix::fs::unlinkat(&*r.dir, r.tmp.as_os_str(), AtFlags::empty());
-                failures.push((r.id, io_error(format!("cannot replace `{}`", r.path.display()), e)));
+                fail(r.id, io_error(format!("cannot replace `{}`", r.path.display()), e));
+                continue;
             }
+            // The path now names the new file: a later wave (a line removed from the same
+            // file) acts on it.
+            let now = rustix::fs::statat(&*r.dir, r.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
+            lock(&self.seen).insert(r.path.clone(), now.as_ref().map(inode));
         }
         for (dir, fd) in pending.dirs {
             rustix::fs::fsync(&*fd)

@@ -11,6 +11,7 @@ mod command;
 mod diff;
 mod exec;
 mod fs;
+mod lines;
 mod safe;
 mod users;
 

@@ -425,11 +425,19 @@ pub fn resolve_path(base: &Path, path: &Path) -> std::path::PathBuf {
 
 /// The changes of an object with an `ensure` field: when it should be absent, only its removal
 /// (if present); when it should exist, its creation (if absent) and then `fields`'s changes.
-pub fn presence_diff(target: &Target, observed: &Observed, fields: impl FnOnce() -> Vec<Change>) -> Vec<Change> {
+pub fn presence_diff(
+    target: &Target,
+    observed: &Observed,
+    fields: impl FnOnce() -> Vec<Change>,
+) -> Vec<Change> {
     let present = matches!(observed, Observed::Present(_));
     let word = |w: &str| Value::Enum(w.into());
     if !target.wants_present() {
-        return if present { vec![Change::new("ensure", Some(word("present")), word("absent"))] } else { Vec::new() };
+        return if present {
+            vec![Change::new("ensure", Some(word("present")), word("absent"))]
+        } else {
+            Vec::new()
+        };
     }
     let mut out = Vec::new();
     if !present {

@@ -112,7 +112,8 @@ user u {{
     let o = run(&dir, &["converge"], &env);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
     let out = text(&o);
-    let (u_at, g_at) = (out.find("- user.u").expect("user deleted"), out.find("- group.g").expect("group deleted"));
+    let (u_at, g_at) =
+        (out.find("- user.u").expect("user deleted"), out.find("- group.g").expect("group deleted"));
     assert!(u_at < g_at, "the user is deleted before its group: {out}");
     assert_eq!(line_of("/etc/passwd", &user), None);
     assert_eq!(line_of("/etc/group", &group), None);
@@ -158,7 +159,81 @@ control its_group_is_seen {{
     let o = run(&dir, &["converge", "--detect-only"], &[]);
     let out = text(&o);
     assert_eq!(code(&o), Some(4), "one control fails: {out}");
-    assert!(out.contains(&format!("{name} is locked")), "{out}");
+    assert!(out.contains(&format!("fails on user[{name}]: {name} is locked")), "{out}");
     assert!(!out.contains("only_root_has_uid_0 fail"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn lines_are_edited_in_place_keeping_mode_owner_and_line_endings() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = stack(
+        "lines",
+        r#"use std.fs.{line}
+
+line root_login {
+  path  = "sshd.conf"
+  match = "^PermitRootLogin\\s"
+  line  = "PermitRootLogin no"
+}
+
+line banner {
+  path  = "sshd.conf"
+  match = "^Banner\\s"
+  line  = "Banner /etc/issue"
+}
+
+line job {
+  path         = "crontab"
+  match        = "^c="
+  line         = "c=3"
+  insert_after = "^a="
+}
+
+line old_job {
+  path   = "crontab"
+  match  = "^b="
+  ensure = absent
+}
+"#,
+    );
+    let sshd = dir.join("sshd.conf");
+    let crontab = dir.join("crontab");
+    // CRLF, and no line break at the end.
+    std::fs::write(&sshd, "# sshd\r\nPermitRootLogin yes\r\nPort 22").expect("write");
+    std::fs::set_permissions(&sshd, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::os::unix::fs::chown(&sshd, Some(1), Some(1)).expect("chown");
+    std::fs::write(&crontab, "a=1\nb=2\n").expect("write");
+    let inode = std::fs::metadata(&sshd).expect("meta").ino();
+
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(&sshd).expect("read"),
+        "# sshd\r\nPermitRootLogin no\r\nPort 22\r\nBanner /etc/issue\r\n"
+    );
+    assert_eq!(std::fs::read_to_string(&crontab).expect("read"), "a=1\nc=3\n");
+    let meta = std::fs::metadata(&sshd).expect("meta");
+    assert_eq!((meta.mode() & 0o7777, meta.uid(), meta.gid()), (0o600, 1, 1), "mode and owner kept");
+    assert_ne!(meta.ino(), inode, "written atomically: a new file renamed over the old one");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+
+    // Edited behind iade's back: the line is put back, the rest left as it is now.
+    std::fs::write(&crontab, "a=1\nc=9\nd=4\nb=7\n").expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&crontab).expect("read"), "a=1\nc=3\nd=4\n");
+
+    // A line that does not match its own `match` would be added again on every run.
+    std::fs::write(
+        dir.join("main.iade"),
+        "use std.fs.{line}\n\nline bad {\n  path  = \"crontab\"\n  match = \"^x=\"\n  line  = \"y=1\"\n}\n",
+    )
+    .expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("does not match its own `match`"), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&crontab).expect("read"), "a=1\nc=3\nd=4\n", "untouched");
     let _ = std::fs::remove_dir_all(&dir);
 }
