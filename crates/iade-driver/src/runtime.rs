@@ -59,6 +59,7 @@ pub fn builtin_providers() -> Providers {
         .with(Arc::new(iade_provider_local::LocalProvider::new()))
         .with(Arc::new(iade_provider_local::ExecProvider::new()))
         .with(Arc::new(iade_provider_local::AccountsProvider::new()))
+        .with(Arc::new(iade_provider_local::PackageProvider::new()))
 }
 
 /// This host's name, as leases and runs record it.

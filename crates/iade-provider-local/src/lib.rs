@@ -1,5 +1,5 @@
 //! The built-in local providers: `local` (file, directory, symlink), `exec` (a check/apply
-//! command pair) and `users` (local users and groups).
+//! command pair), `users` (local users and groups) and `dpkg` (Debian packages).
 //!
 //! **Invariant:** file content is written atomically — a temporary file in the same directory,
 //! created with the intended mode before any byte is written, synced, then renamed over the
@@ -12,12 +12,14 @@ mod diff;
 mod exec;
 mod fs;
 mod lines;
+mod pkg;
 mod safe;
 mod users;
 
 pub use accounts::AccountsProvider;
 pub use exec::ExecProvider;
 pub use fs::{LocalProvider, TEMP_MARKER};
+pub use pkg::PackageProvider;
 
 use std::path::{Path, PathBuf};
 

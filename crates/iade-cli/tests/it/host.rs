@@ -237,3 +237,196 @@ line old_job {
     assert_eq!(std::fs::read_to_string(&crontab).expect("read"), "a=1\nc=3\nd=4\n", "untouched");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Purges packages when dropped, whatever the test did.
+struct Packages(Vec<String>);
+
+impl Drop for Packages {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").arg("--purge").args(&self.0).output();
+    }
+}
+
+fn installed_version(name: &str) -> Option<String> {
+    let o = Command::new("dpkg-query").args(["-W", "-f", "${Status}|${Version}", name]).output().ok()?;
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let (status, version) = out.split_once('|')?;
+    status.ends_with(" installed").then(|| version.to_string())
+}
+
+/// A local apt repository of tiny packages built here with `dpkg-deb`, and an apt
+/// configuration that sees only it (its own lists and cache), so the tests need no mirror and
+/// leave the host's lists alone.
+struct Repo {
+    dir: std::path::PathBuf,
+    apt_config: std::path::PathBuf,
+}
+
+impl Repo {
+    fn new(tag: &str, packages: &[(&str, &str, Option<&str>)]) -> Repo {
+        use sha2_free::{sha256_hex, size};
+        let dir = std::env::temp_dir().join(format!("iade-repo-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let pool = dir.join("pool");
+        std::fs::create_dir_all(&pool).expect("pool");
+        let mut index = String::new();
+        for (name, version, depends) in packages {
+            let root = dir.join(format!("build-{name}-{version}"));
+            std::fs::create_dir_all(root.join("DEBIAN")).expect("DEBIAN");
+            std::fs::create_dir_all(root.join(format!("usr/share/doc/{name}"))).expect("doc");
+            std::fs::write(root.join(format!("usr/share/doc/{name}/version")), version).expect("payload");
+            let mut control = format!(
+                "Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: iade tests <tests@iade.invalid>\nDescription: a package the iade tests build\n"
+            );
+            if let Some(d) = depends {
+                control.push_str(&format!("Depends: {d}\n"));
+            }
+            std::fs::write(root.join("DEBIAN/control"), &control).expect("control");
+            let deb = pool.join(format!("{name}_{version}_all.deb"));
+            let built = Command::new("dpkg-deb")
+                .args(["--root-owner-group", "-Zgzip", "--build"])
+                .arg(&root)
+                .arg(&deb)
+                .output()
+                .expect("dpkg-deb runs");
+            assert!(built.status.success(), "{built:?}");
+            let bytes = std::fs::read(&deb).expect("deb");
+            index.push_str(&control);
+            index.push_str(&format!(
+                "Filename: pool/{name}_{version}_all.deb\nSize: {}\nSHA256: {}\n\n",
+                size(&bytes),
+                sha256_hex(&bytes)
+            ));
+        }
+        std::fs::write(dir.join("Packages"), index).expect("Packages");
+        std::fs::write(dir.join("sources.list"), format!("deb [trusted=yes] file:{} ./\n", dir.display()))
+            .expect("sources");
+        for sub in ["parts", "lists/partial", "cache/archives/partial"] {
+            std::fs::create_dir_all(dir.join(sub)).expect("apt dirs");
+        }
+        let apt_config = dir.join("apt.conf");
+        std::fs::write(
+            &apt_config,
+            format!(
+                "Dir::Etc::SourceList \"{d}/sources.list\";\nDir::Etc::SourceParts \"{d}/parts\";\nDir::State::Lists \"{d}/lists\";\nDir::Cache \"{d}/cache\";\n",
+                d = dir.display()
+            ),
+        )
+        .expect("apt.conf");
+        Repo { dir, apt_config }
+    }
+}
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// SHA-256 without a dependency: `sha256sum` does it.
+mod sha2_free {
+    pub fn sha256_hex(bytes: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sha256sum runs");
+        child.stdin.take().expect("stdin").write_all(bytes).expect("write");
+        let out = child.wait_with_output().expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+    }
+
+    pub fn size(bytes: &[u8]) -> usize {
+        bytes.len()
+    }
+}
+
+#[test]
+fn packages_install_pin_upgrade_and_refuse_a_removal_that_takes_others() {
+    let _lock = host_lock();
+    let tag = format!("t{}", std::process::id() % 100_000);
+    let (a, b) = (format!("iade-{tag}-a"), format!("iade-{tag}-b"));
+    let _purge = Packages(vec![b.clone(), a.clone()]);
+    let repo = Repo::new(&tag, &[(&a, "1.0", None), (&a, "2.0", None), (&b, "1.0", Some(&a))]);
+    let apt = repo.apt_config.to_string_lossy().into_owned();
+    let env = [("APT_CONFIG", apt.as_str())];
+    let source = |a_ensure: &str, a_version: Option<&str>, b_ensure: &str| {
+        let pin = a_version.map(|v| format!("\n  version = \"{v}\"")).unwrap_or_default();
+        format!(
+            "use std.pkg.{{package}}\n\npackage a {{\n  name = \"{a}\"\n  ensure = {a_ensure}{pin}\n}}\n\npackage b {{\n  name = \"{b}\"\n  ensure = {b_ensure}\n}}\n"
+        )
+    };
+    let dir = stack("packages", &source("present", Some("1.0"), "absent"));
+
+    // Not in the (empty) lists yet: plan does not update them; converge does, once.
+    let o = run(&dir, &["plan"], &env);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(
+        !repo
+            .dir
+            .join("lists")
+            .read_dir()
+            .expect("lists")
+            .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().contains("Packages"))),
+        "plan never updates the lists"
+    );
+    let o = run(&dir, &["converge"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(installed_version(&a).as_deref(), Some("1.0"), "the pinned version");
+    let o = run(&dir, &["plan"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+
+    // latest: the candidate is 2.0.
+    std::fs::write(dir.join("main.iade"), source("latest", None, "present")).expect("write");
+    let o = run(&dir, &["plan"], &env);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("version: \"1.0\" → \"2.0\""), "{}", text(&o));
+    let o = run(&dir, &["converge"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(installed_version(&a).as_deref(), Some("2.0"));
+    assert_eq!(installed_version(&b).as_deref(), Some("1.0"));
+
+    // Removing a alone would take b with it: refused, naming b, and nothing is removed.
+    std::fs::write(dir.join("main.iade"), source("absent", None, "present")).expect("write");
+    let o = run(&dir, &["converge"], &env);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(&format!("would also remove `{b}`")), "{}", text(&o));
+    assert_eq!(installed_version(&a).as_deref(), Some("2.0"));
+
+    // Both absent: removed together.
+    std::fs::write(dir.join("main.iade"), source("purged", None, "absent")).expect("write");
+    let o = run(&dir, &["converge"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!((installed_version(&a), installed_version(&b)), (None, None));
+    let o = run(&dir, &["plan"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_package_from_debians_own_repository_is_installed_and_removed() {
+    let _lock = host_lock();
+    let name = "hello";
+    if installed_version(name).is_some() {
+        // Installed by someone else: this test must not remove it.
+        return;
+    }
+    let _purge = Packages(vec![name.to_string()]);
+    let dir = stack(
+        "debian-package",
+        "use std.pkg.{package}\n\npackage hello {\n  name = \"hello\"\n}\n\ncontrol no_telnetd {\n  severity = high\n  for p in observe(package) { require p.name != \"telnetd\" }\n}\n",
+    );
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(installed_version(name).is_some(), "installed from Debian's repository");
+    std::fs::write(
+        dir.join("main.iade"),
+        "use std.pkg.{package}\n\npackage hello {\n  name = \"hello\"\n  ensure = purged\n}\n",
+    )
+    .expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(installed_version(name), None);
+    let _ = std::fs::remove_dir_all(&dir);
+}
