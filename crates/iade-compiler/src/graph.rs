@@ -128,6 +128,10 @@ pub struct Fact {
     /// The identity as compared (normalized), as shown, and where it was written.
     pub identity: Option<(String, String, Span)>,
     pub refs: Vec<String>,
+    /// The module of its kind (`std.users`), with `kind`: what a `refers` names.
+    pub module: String,
+    /// What its `refers` fields name: the kind and the identity key (as `identity` compares).
+    pub names: Vec<(iade_intent::Refers, String)>,
     pub after: Vec<String>,
     pub notify: Vec<(String, Span)>,
     /// Whether its kind can be refreshed.
@@ -195,6 +199,18 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
         let mut refs: Vec<String> = r.refs.iter().map(|(id, _)| id.clone()).collect();
         refs.sort();
         refs.dedup();
+        let mut names = Vec::new();
+        for f in schema.iter().flat_map(|s| s.fields.iter()) {
+            let (Some(to), Some((v, _))) = (&f.refers, r.attrs.get(&f.name)) else { continue };
+            // One name, or a list of names (`groups`).
+            let values: Vec<&Value> = match v {
+                Value::List(items) => items.iter().collect(),
+                other => vec![other],
+            };
+            for v in values.into_iter().filter(|v| matches!(v, Value::Str(_))) {
+                names.push((to.clone(), format!("{}\u{0}", identity_text(v))));
+            }
+        }
         out.facts.push(Fact {
             id: r.id.clone(),
             kind: r.kind.clone(),
@@ -202,6 +218,8 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
             name_span: r.name_span,
             identity,
             refs,
+            module: schema.as_ref().map(|s| s.module.clone()).unwrap_or_default(),
+            names,
             after: r.after.iter().map(|(id, _)| id.clone()).collect(),
             notify: r.notify.clone(),
             refreshable: schema.is_some_and(|s| s.refreshable),
@@ -359,10 +377,30 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     };
     let mut edges = Vec::new();
     let mut unrefreshable: BTreeSet<(Origin, Span, String)> = BTreeSet::new();
+    // What `refers` fields can name: resources by kind and identity.
+    let named: HashMap<(&str, &str, &str), &str> = order
+        .iter()
+        .filter_map(|(f, _)| {
+            let (key, _, _) = f.identity.as_ref()?;
+            Some(((f.module.as_str(), f.kind.as_str(), key.as_str()), f.id.as_str()))
+        })
+        .collect();
     for (f, _) in &order {
         for dep in &f.refs {
             if by_id.contains_key(dep.as_str()) {
                 edges.push(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::Reference });
+            }
+        }
+        // A file whose `owner` names a declared user is applied after that user.
+        for (to, key) in &f.names {
+            if let Some(dep) = named.get(&(to.module.as_str(), to.kind.as_str(), key.as_str()))
+                && *dep != f.id
+            {
+                edges.push(Edge {
+                    from: (*dep).to_string(),
+                    to: f.id.clone(),
+                    reason: EdgeReason::Reference,
+                });
             }
         }
         for dep in f.after.iter().flat_map(|a| expand(a)) {

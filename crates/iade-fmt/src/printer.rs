@@ -231,7 +231,11 @@ impl<'a> Printer<'a> {
                 self.block(&k.body, level);
             }
             StmtKind::Field(f) => {
-                let head = format!("{} {}: {}", f.role.text, f.name.text, self.ty(&f.ty));
+                let mut head = format!("{} {}: {}", f.role.text, f.name.text, self.ty(&f.ty));
+                if let Some(path) = &f.refers {
+                    let path: Vec<&str> = path.iter().map(|n| n.text.as_str()).collect();
+                    head.push_str(&format!(" refers {}", path.join(".")));
+                }
                 self.out.push_str(&head);
                 if let Some(d) = &f.default {
                     self.assign_tail(d, level);

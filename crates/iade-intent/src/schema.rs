@@ -39,6 +39,17 @@ pub struct FieldSchema {
     /// The constraint as written, for messages (`mode <= 0o7777`).
     pub constraint_text: Option<String>,
     pub doc: Option<String>,
+    /// What a value of the field names (`owner: string refers user.name`): a resource of
+    /// that kind whose identity is the value is applied before this one.
+    pub refers: Option<Refers>,
+}
+
+/// The kind (by module and name) and identity field a field's value names.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Refers {
+    pub module: String,
+    pub kind: String,
+    pub field: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -166,6 +166,9 @@ impl AccountsProvider {
         f.insert("ensure".into(), Value::Enum(Arc::from("present")));
         f.insert("uid".into(), Value::Int(u.uid));
         f.insert("gid".into(), Value::Int(u.gid));
+        if let Some(g) = db.groups.values().find(|g| g.gid == u.gid) {
+            f.insert("group".into(), str_value(&g.name));
+        }
         let groups = db.groups.values().filter(|g| g.members.contains(&u.name)).map(|g| g.name.clone());
         f.insert("groups".into(), name_list(groups));
         f.insert("home".into(), str_value(&u.home));
@@ -254,6 +257,7 @@ impl AccountsProvider {
         };
         push("-u", int("uid"), "uid");
         push("-g", int("gid"), "gid");
+        push("-g", text("group"), "group");
         push("-d", text("home"), "home");
         push("-s", text("shell"), "shell");
         push("-c", text("comment"), "comment");
@@ -273,7 +277,7 @@ impl AccountsProvider {
                 }
                 // No gid: the group of the user's own name, created unless it exists (Debian's
                 // default for new users).
-                if !i.contains_key("gid") {
+                if !i.contains_key("gid") && !i.contains_key("group") {
                     let exists = self.databases(false)?.groups.contains_key(name);
                     args.extend(if exists { vec!["-g".into(), name.to_string()] } else { vec!["-U".into()] });
                 }

@@ -194,6 +194,8 @@ pub struct FieldDecl {
     pub role: Name,
     pub name: Name,
     pub ty: Type,
+    /// `refers user.name`: the kind and identity field a value of this field names.
+    pub refers: Option<Vec<Name>>,
     pub default: Option<Expr>,
     pub constraint: Option<Expr>,
 }

@@ -511,10 +511,12 @@ where
             .then(ident.clone())
             .then_ignore(just(Token::Colon))
             .then(ty.clone())
+            // `refers` is a word only here: elsewhere it is an ordinary name.
+            .then(select! { Token::Ident(w) if w == "refers" => () }.ignore_then(name_path.clone()).or_not())
             .then(just(Token::Eq).ignore_then(expr.clone()).or_not())
             .then(just(Token::Where).ignore_then(expr.clone()).or_not())
-            .map(|((((role, name), ty), default), constraint)| {
-                StmtKind::Field(Box::new(FieldDecl { role, name, ty, default, constraint }))
+            .map(|(((((role, name), ty), refers), default), constraint)| {
+                StmtKind::Field(Box::new(FieldDecl { role, name, ty, refers, default, constraint }))
             })
             .labelled("a field declaration")
             .as_context();

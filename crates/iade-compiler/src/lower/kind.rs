@@ -141,6 +141,7 @@ impl Cx<'_> {
                         }),
                         None => (None, None),
                     };
+                    let refers = f.refers.as_ref().and_then(|path| self.refers(path));
                     schema.fields.push(FieldSchema {
                         name: f.name.text.clone(),
                         role,
@@ -149,12 +150,60 @@ impl Cx<'_> {
                         constraint,
                         constraint_text,
                         doc: stmt.doc.clone(),
+                        refers,
                     });
                 }
                 _ => {}
             }
         }
         LoweredKind::Kind(Arc::new(schema))
+    }
+
+    /// `refers user.name`: a kind in scope and one of its identity fields. Read from the
+    /// referred kind's declaration, never its lowering, so kinds that refer to each other do
+    /// not make lowering recursive.
+    fn refers(&mut self, path: &[ast::Name]) -> Option<iade_intent::Refers> {
+        let (field, kind_path) = path.split_last()?;
+        let span = kind_path.first().map_or(field.span, |n| n.span.cover(field.span));
+        let written: Vec<&str> = path.iter().map(|n| n.text.as_str()).collect();
+        let Some(crate::lower::component::Declares::Kind(kind)) =
+            crate::lower::component::resolve_declared(self.db, self.scope, kind_path)
+        else {
+            let d = self
+                .at(codes::E0102, span, format!("`refers {}` names no kind in scope", written.join(".")), "not a kind")
+                .help("write `refers KIND.FIELD`, with the kind imported (`use std.users.{user}`) or declared here");
+            self.error(d);
+            return None;
+        };
+        let decl = crate::items::item_syntax(self.db, kind).clone()?;
+        let StmtKind::Kind(k) = &decl.kind else { return None };
+        let identities: Vec<&str> = k
+            .body
+            .stmts
+            .iter()
+            .filter_map(|s| match &s.kind {
+                StmtKind::Field(fd) if fd.role.text == "identity" => Some(fd.name.text.as_str()),
+                _ => None,
+            })
+            .collect();
+        if !identities.contains(&field.text.as_str()) {
+            let d = self
+                .at(
+                    codes::E0103,
+                    field.span,
+                    format!("kind `{}` has no identity field `{}`", k.name.text, field.text),
+                    "not an identity field",
+                )
+                .help(format!(
+                    "a field refers to a resource by an identity field; `{}` has {}",
+                    k.name.text,
+                    identities.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+                ));
+            self.error(d);
+            return None;
+        }
+        let module = crate::scope::module_of(self.db, kind.file(self.db)).name(self.db).clone();
+        Some(iade_intent::Refers { module, kind: k.name.text.clone(), field: field.text.clone() })
     }
 
     // ----- types -----

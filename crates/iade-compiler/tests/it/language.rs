@@ -191,3 +191,40 @@ file conf { path = "/etc/web.conf"  notify = [service.web] }
         && e.to == "service.web/exec.restart"
         && e.reason == iade_intent::EdgeReason::Notify));
 }
+
+#[test]
+fn a_field_that_refers_to_a_user_or_group_orders_its_resource_after_the_declared_one() {
+    let db = memory_db(
+        &[(
+            "main.iade",
+            r#"use std.fs.{file, directory}
+use std.users.{user, group}
+
+file key {
+  path  = "/home/deploy/.ssh/authorized_keys"
+  owner = "deploy"
+  group = "root"
+}
+directory www {
+  path  = "/srv/www"
+  group = "web"
+}
+user deploy {
+  name   = "deploy"
+  groups = ["web", "adm"]
+}
+group web { name = "web" }
+"#,
+        )],
+        false,
+    );
+    assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
+    let g = db.intent_graph();
+    let mut edges: Vec<(&str, &str)> = g.edges.iter().map(|e| (e.from.as_str(), e.to.as_str())).collect();
+    edges.sort_unstable();
+    // `root` and `adm` are not declared: nothing to order after.
+    assert_eq!(
+        edges,
+        [("group.web", "directory.www"), ("group.web", "user.deploy"), ("user.deploy", "file.key")]
+    );
+}
