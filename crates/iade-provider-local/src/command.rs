@@ -23,7 +23,8 @@ impl Ran {
     }
 }
 
-fn tail(text: &str) -> String {
+/// The end of a tool's output, cut at a character boundary.
+pub(crate) fn tail(text: &str) -> String {
     let mut start = text.len().saturating_sub(OUTPUT_TAIL);
     while !text.is_char_boundary(start) {
         start += 1;

@@ -108,7 +108,7 @@ fn temp_name(name: &std::ffi::OsStr) -> OsString {
 }
 
 /// Fields that say how to make the object, not what to compare with its observation.
-const NOT_OBSERVED: &[&str] = &["content", "source", "purge"];
+const NOT_OBSERVED: &[&str] = &["content", "source", "purge", "validate"];
 
 /// Marks an open file or directory with the run's stack. A file system without extended
 /// attributes cannot carry the mark: the journal proves ownership there.
@@ -443,7 +443,9 @@ impl LocalProvider {
                 }
             }
             // The data is on disk before a rename can make it visible.
-            rustix::fs::fdatasync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", shown()), e))
+            rustix::fs::fdatasync(&fd).map_err(|e| io_error(format!("cannot sync `{}`", shown()), e))?;
+            // The new content is checked where it will live, before it replaces anything.
+            validate(target, &path.with_file_name(&tmp), cx)
         })();
         if let Err(e) = written {
             let _ = rustix::fs::unlinkat(&*parent.fd, tmp.as_os_str(), AtFlags::empty());
@@ -613,6 +615,33 @@ impl LocalProvider {
 }
 
 /// A target's absolute path; every local kind is identified by one.
+/// Runs a file's `validate` command on the written temporary file (`%` in the command is its
+/// path, quoted for the shell); a non-zero exit fails the step and the old file stays.
+fn validate(target: &Target, tmp: &Path, cx: &Context<'_>) -> Result<(), ProviderError> {
+    let Some(Value::Str(command)) = target.intended.get("validate") else { return Ok(()) };
+    let quoted = format!("'{}'", tmp.to_string_lossy().replace('\'', r"'\''"));
+    let line = command.replace('%', &quoted);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .current_dir(cx.stack_dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| ProviderError::io("cannot run `validate`", &e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+    let tail = |b: &[u8]| crate::command::tail(&String::from_utf8_lossy(b));
+    Err(ProviderError::permanent(format!(
+        "`validate` rejected the new content (`{command}` exited with {}){}; the file was left as it was",
+        out.status.code().unwrap_or(-1),
+        if first.is_empty() { String::new() } else { format!(": {first}") }
+    ))
+    .with_output(iade_provider::Output { stdout: tail(&out.stdout), stderr: tail(&out.stderr) }))
+}
+
 fn path_of(target: &Target, cx: &Context<'_>) -> Result<PathBuf, ProviderError> {
     target_path(target, cx.stack_dir)
         .ok_or_else(|| ProviderError::permanent(format!("`{}` has no path", target.id)))

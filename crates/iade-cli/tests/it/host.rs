@@ -430,3 +430,29 @@ fn a_package_from_debians_own_repository_is_installed_and_removed() {
     assert_eq!(installed_version(name), None);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn validate_rejects_a_broken_file_and_leaves_the_old_one() {
+    let dir = stack(
+        "validate",
+        "use std.fs.{file}\n\nfile sudoers {\n  path     = \"app.conf\"\n  content  = \"valid = yes\\n\"\n  validate = \"grep -q '^valid = yes$' %\"\n}\n",
+    );
+    let conf = dir.join("app.conf");
+    std::fs::write(&conf, "old\n").expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(&conf).expect("read"), "valid = yes\n");
+
+    let broken = "use std.fs.{file}\n\nfile sudoers {\n  path     = \"app.conf\"\n  content  = \"valid = no\\n\"\n  validate = \"grep -q '^valid = yes$' % || { echo 'syntax error near line 1' >&2; exit 1; }\"\n}\n";
+    std::fs::write(dir.join("main.iade"), broken).expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("`validate` rejected the new content") && out.contains("syntax error near line 1"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read_to_string(&conf).expect("read"), "valid = yes\n", "the old file stays");
+    assert!(super::engine::temp_files(&dir).is_empty(), "no temporary file is left");
+    let _ = std::fs::remove_dir_all(&dir);
+}
