@@ -285,7 +285,8 @@ fn observe_in_order(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<Str
         let mut differ = 0;
         for (n, result) in now.iter().zip(observe(&now, env)) {
             let r = planned(n, result, env);
-            if r.is_pending() {
+            // A dependency being deleted goes after its dependents: they are observed now.
+            if r.is_pending() && r.action != Action::Delete {
                 waiting.insert(r.id.clone());
             }
             differ += usize::from(r.action != Action::None);

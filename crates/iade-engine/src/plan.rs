@@ -308,8 +308,11 @@ pub fn plan(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<String>>) -
             .direct(&id)
             .iter()
             .filter(|d| {
+                // A dependency being deleted goes after its dependents, not before.
                 waiting.contains(d.as_str())
-                    || index.get(d.as_str()).is_some_and(|&j| resources[j].is_pending())
+                    || index
+                        .get(d.as_str())
+                        .is_some_and(|&j| resources[j].is_pending() && resources[j].action != Action::Delete)
             })
             .cloned()
             .collect();

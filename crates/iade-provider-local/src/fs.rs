@@ -113,10 +113,15 @@ const NOT_OBSERVED: &[&str] = &["content", "source", "purge", "validate"];
 /// Marks an open file or directory with the run's stack. A file system without extended
 /// attributes cannot carry the mark: the journal proves ownership there.
 fn write_mark(fd: &OwnedFd, path: &Path, cx: &Context<'_>) -> Result<(), ProviderError> {
-    if cx.stack.is_empty() {
+    write_mark_as(fd, path, cx.stack)
+}
+
+/// Marks an open file or directory with a stack's name.
+fn write_mark_as(fd: &OwnedFd, path: &Path, stack: &str) -> Result<(), ProviderError> {
+    if stack.is_empty() {
         return Ok(());
     }
-    match rustix::fs::fsetxattr(fd, MARK_XATTR, cx.stack.as_bytes(), rustix::fs::XattrFlags::empty()) {
+    match rustix::fs::fsetxattr(fd, MARK_XATTR, stack.as_bytes(), rustix::fs::XattrFlags::empty()) {
         Ok(()) | Err(Errno::NOTSUP | Errno::PERM) => Ok(()),
         Err(e) => Err(io_error(format!("cannot mark `{}` as this stack's", path.display()), e)),
     }
@@ -380,19 +385,20 @@ impl LocalProvider {
         cx: &Context<'_>,
     ) -> Result<(), ProviderError> {
         let content = intended_bytes(target, cx)?;
-        self.write_file(path, target, observed, content, true, cx)
+        self.write_file(path, target, observed, content, Some(cx.stack), cx)
     }
 
     /// Writes a file: `content` (when given and different) atomically through a temporary
-    /// file renamed at the flush, then the managed mode and owner. `mark`: whether the file
-    /// becomes the stack's (a file the stack only edits a line of does not).
+    /// file renamed at the flush, then the managed mode and owner. `mark`: the stack the file
+    /// is marked as (the run's for a file it manages; for a file whose lines it edits, the
+    /// mark the file already had, if any).
     fn write_file(
         &self,
         path: &Path,
         target: &Target,
         observed: &Observed,
         content: Option<Vec<u8>>,
-        mark: bool,
+        mark: Option<&str>,
         cx: &Context<'_>,
     ) -> Result<(), ProviderError> {
         let parent = self.parent_for_change(path)?;
@@ -411,8 +417,8 @@ impl LocalProvider {
             if let Some(mode) = mode {
                 Self::chmod(&fd, path, mode)?;
             }
-            if mark {
-                write_mark(&fd, path, cx)?;
+            if let Some(stack) = mark {
+                write_mark_as(&fd, path, stack)?;
             }
             return rustix::fs::fsync(&fd)
                 .map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e));
@@ -430,8 +436,8 @@ impl LocalProvider {
             self.chown(&fd, path, target, Some(observed))?;
             Self::chmod(&fd, path, mode)?;
             // Marked before the rename: the file is this stack's from the moment it is visible.
-            if mark {
-                write_mark(&fd, path, cx)?;
+            if let Some(stack) = mark {
+                write_mark_as(&fd, path, stack)?;
             }
             let bytes = content.as_deref().unwrap_or_default();
             let mut at = 0;
@@ -983,7 +989,13 @@ impl Provider for LocalProvider {
                 identity: Fields::new(),
                 intended: Fields::new(),
             };
-            match self.write_file(&path, &target, &w.observed, Some(w.text.into_bytes()), false, cx) {
+            // The file keeps the mark it had (a file the stack also manages stays the stack's).
+            let kept = match read_mark(&path) {
+                Mark::Stack(name) => Some(name),
+                _ => None,
+            };
+            match self.write_file(&path, &target, &w.observed, Some(w.text.into_bytes()), kept.as_deref(), cx)
+            {
                 Ok(()) => {
                     line_ids.insert(first, w.ids);
                 }

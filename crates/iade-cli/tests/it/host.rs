@@ -456,3 +456,35 @@ fn validate_rejects_a_broken_file_and_leaves_the_old_one() {
     assert!(super::engine::temp_files(&dir).is_empty(), "no temporary file is left");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_host_example_converges_and_its_absent_state_undoes_it() {
+    let _lock = host_lock();
+    if installed_version("hello").is_some() || line_of("/etc/passwd", "iade-demo").is_some() {
+        panic!("the host example's package or user exists already on this machine; remove them first");
+    }
+    let _accounts = Accounts { users: vec!["iade-demo".into()], groups: vec!["iade-demo".into()] };
+    let _purge = Packages(vec!["hello".into()]);
+    // A copy of the example, so its journal is not written into the source tree.
+    let example = stack(
+        "host-example",
+        &std::fs::read_to_string(super::root().join("examples/host/main.iade")).expect("example"),
+    );
+    let root = example.join("files");
+    let param = format!("root={}", root.display());
+    let o = run(&example, &["converge", "--param", &param], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(installed_version("hello").is_some());
+    assert!(line_of("/etc/passwd", "iade-demo").is_some_and(|l| l.ends_with(":/usr/sbin/nologin")));
+    assert_eq!(std::fs::read_to_string(root.join("environment")).expect("read"), "DEMO_MODE=on\n");
+    let o = run(&example, &["plan", "--param", &param], &[]);
+    assert_eq!(code(&o), Some(0), "converged: {}", text(&o));
+
+    let o = run(&example, &["converge", "--param", &param, "--param", "state=absent"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(!root.exists(), "the files are gone");
+    assert_eq!(installed_version("hello"), None);
+    assert_eq!(line_of("/etc/passwd", "iade-demo"), None);
+    assert_eq!(line_of("/etc/group", "iade-demo"), None);
+    let _ = std::fs::remove_dir_all(&example);
+}
