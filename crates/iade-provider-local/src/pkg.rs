@@ -128,6 +128,7 @@ fn locked(ran: &Ran) -> bool {
     t.contains("Could not get lock")
         || t.contains("Unable to acquire the dpkg")
         || t.contains("is locked by another")
+        || t.contains("locked by another process")
 }
 
 /// What apt says when a package or version is not in its lists.
@@ -189,14 +190,22 @@ impl PackageProvider {
         f
     }
 
-    /// dpkg left a change half done (a killed install): finish it before anything else.
+    /// dpkg left a change half done (a killed install): finish it before anything else. Seen
+    /// as pending entries of dpkg's update journal, or a package left between states.
     fn repair(&self) -> Result<(), ProviderError> {
-        let interrupted = std::fs::read_dir(self.admin.join("updates"))
+        let journal = std::fs::read_dir(self.admin.join("updates"))
             .map(|d| {
                 d.filter_map(Result::ok)
                     .any(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
             })
             .unwrap_or(false);
+        let between = self.status()?.values().any(|r| {
+            matches!(
+                r.state.as_str(),
+                "half-installed" | "half-configured" | "unpacked" | "triggers-awaited" | "triggers-pending"
+            )
+        });
+        let interrupted = journal || between;
         if interrupted {
             run_ok("dpkg", &["--configure".into(), "-a".into()], None, APT_ENV, locked)?;
         }

@@ -263,14 +263,15 @@ struct Repo {
 }
 
 impl Repo {
-    fn new(tag: &str, packages: &[(&str, &str, Option<&str>)]) -> Repo {
+    /// Packages as `(name, version, depends, postinst)`.
+    fn new(tag: &str, packages: &[(&str, &str, Option<&str>, Option<&str>)]) -> Repo {
         use sha2_free::{sha256_hex, size};
         let dir = std::env::temp_dir().join(format!("iade-repo-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let pool = dir.join("pool");
         std::fs::create_dir_all(&pool).expect("pool");
         let mut index = String::new();
-        for (name, version, depends) in packages {
+        for (name, version, depends, postinst) in packages {
             let root = dir.join(format!("build-{name}-{version}"));
             std::fs::create_dir_all(root.join("DEBIAN")).expect("DEBIAN");
             std::fs::create_dir_all(root.join(format!("usr/share/doc/{name}"))).expect("doc");
@@ -282,6 +283,12 @@ impl Repo {
                 control.push_str(&format!("Depends: {d}\n"));
             }
             std::fs::write(root.join("DEBIAN/control"), &control).expect("control");
+            if let Some(script) = postinst {
+                use std::os::unix::fs::PermissionsExt;
+                let path = root.join("DEBIAN/postinst");
+                std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).expect("postinst");
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            }
             let deb = pool.join(format!("{name}_{version}_all.deb"));
             let built = Command::new("dpkg-deb")
                 .args(["--root-owner-group", "-Zgzip", "--build"])
@@ -348,7 +355,8 @@ fn packages_install_pin_upgrade_and_refuse_a_removal_that_takes_others() {
     let tag = format!("t{}", std::process::id() % 100_000);
     let (a, b) = (format!("iade-{tag}-a"), format!("iade-{tag}-b"));
     let _purge = Packages(vec![b.clone(), a.clone()]);
-    let repo = Repo::new(&tag, &[(&a, "1.0", None), (&a, "2.0", None), (&b, "1.0", Some(&a))]);
+    let repo =
+        Repo::new(&tag, &[(&a, "1.0", None, None), (&a, "2.0", None, None), (&b, "1.0", Some(&a), None)]);
     let apt = repo.apt_config.to_string_lossy().into_owned();
     let env = [("APT_CONFIG", apt.as_str())];
     let source = |a_ensure: &str, a_version: Option<&str>, b_ensure: &str| {
@@ -487,4 +495,66 @@ fn the_host_example_converges_and_its_absent_state_undoes_it() {
     assert_eq!(line_of("/etc/passwd", "iade-demo"), None);
     assert_eq!(line_of("/etc/group", "iade-demo"), None);
     let _ = std::fs::remove_dir_all(&example);
+}
+
+fn dpkg_status(name: &str) -> String {
+    let o = Command::new("dpkg-query").args(["-W", "-f", "${Status}", name]).output().expect("dpkg-query");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn a_package_install_killed_mid_way_is_finished_by_the_next_converge() {
+    use std::os::unix::process::CommandExt;
+    let _lock = host_lock();
+    let tag = format!("k{}", std::process::id() % 100_000);
+    let name = format!("iade-{tag}-slow");
+    let _purge = Packages(vec![name.clone()]);
+    // Its configuration takes a while: long enough to kill everything in the middle of it.
+    let repo = Repo::new(&tag, &[(&name, "1.0", None, Some("sleep 4"))]);
+    let apt = repo.apt_config.to_string_lossy().into_owned();
+    let dir = stack(
+        "killed-install",
+        &format!("use std.pkg.{{package}}\n\npackage slow {{\n  name = \"{name}\"\n}}\n"),
+    );
+    let mut child = Command::new(super::engine::iade_bin())
+        .arg("converge")
+        .current_dir(&dir)
+        .env("APT_CONFIG", &apt)
+        .env("IADE_LOCK_DIR", dir.join(".locks"))
+        .process_group(0)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("iade runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dpkg_status(&name).contains("half-configured") {
+        assert!(std::time::Instant::now() < deadline, "the install never reached its configuration");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The engine, apt-get and dpkg, all at once.
+    let pgid = rustix::process::Pid::from_raw(i32::try_from(child.id()).expect("pid")).expect("a pid");
+    rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL).expect("killed");
+    // apt-get runs dpkg in a session of its own: dpkg and this package's script die too, as
+    // in a power cut.
+    for entry in std::fs::read_dir("/proc").expect("/proc").filter_map(Result::ok) {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmdline =
+            String::from_utf8_lossy(&std::fs::read(entry.path().join("cmdline")).unwrap_or_default())
+                .into_owned();
+        let argv0 = cmdline.split('\0').next().unwrap_or_default().to_string();
+        if (argv0.ends_with("/dpkg") || argv0 == "dpkg" || cmdline.contains(&name))
+            && let Some(pid) = rustix::process::Pid::from_raw(pid)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    }
+    let _ = child.wait();
+    assert!(dpkg_status(&name).contains("half-configured"), "left half done: {}", dpkg_status(&name));
+
+    let o = run(&dir, &["converge"], &[("APT_CONFIG", apt.as_str())]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(installed_version(&name).as_deref(), Some("1.0"), "{}", dpkg_status(&name));
+    let o = run(&dir, &["plan"], &[("APT_CONFIG", apt.as_str())]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
 }
