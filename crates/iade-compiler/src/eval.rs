@@ -534,6 +534,33 @@ impl Run<'_> {
         }
     }
 
+    /// The kind's `require` checks over the resource's fields; a check that reads an unset
+    /// field (or one not known yet) decides nothing here.
+    fn kind_checks(&mut self, schema: &KindSchema, res: &EvaluatedResource) {
+        for check in &schema.checks {
+            let mut cev = Evaluator::new(&NullEnv, self.origin.clone(), schema.fields.len() as u32);
+            for (i, f) in schema.fields.iter().enumerate() {
+                let v = match (res.attrs.get(&f.name), &f.default) {
+                    (Some((v, _)), _) => v.clone(),
+                    (None, Some(d)) => d.clone(),
+                    (None, None) => Value::unknown(format!("`{}` is not set", f.name)),
+                };
+                cev.set_local(i as u32, v);
+            }
+            if let Ok(Value::Bool(false)) = cev.eval(&check.cond) {
+                let message = match check.message.as_ref().map(|m| cev.eval(m)) {
+                    Some(Ok(Value::Str(m))) => m.to_string(),
+                    _ => format!("`{}` does not hold", check.text),
+                };
+                self.out.diags.push(
+                    Diag::new(codes::E0203, format!("`{}`: {message}", res.id))
+                        .primary(&self.origin, res.name_span, message)
+                        .help(format!("kind `{}` requires `{}`", schema.name, check.text)),
+                );
+            }
+        }
+    }
+
     fn resource(&mut self, r: &ResourceIr, ev: &mut Evaluator<'_>) {
         let Some(schema) = kind_schema(self.db, r.kind) else { return };
         let errors_before = self.out.diags.len();
@@ -563,6 +590,7 @@ impl Run<'_> {
         };
         self.body(&schema, &r.body, ev, &mut res);
         self.apply_inherited(&mut res);
+        self.kind_checks(&schema, &res);
         for group in &schema.exclusive {
             let set: Vec<&String> = group.iter().filter(|f| res.attrs.contains_key(*f)).collect();
             if let [first, second, ..] = set.as_slice() {
@@ -904,6 +932,7 @@ impl Run<'_> {
             doc: None,
             refreshable: false,
             exclusive: Vec::new(),
+            checks: Vec::new(),
         };
         self.body(&empty, &inst.meta, ev, &mut meta);
         let mut inherit = self.inherit.clone();

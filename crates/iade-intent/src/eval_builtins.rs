@@ -60,6 +60,12 @@ pub(crate) fn call(b: Builtin, args: &[Value]) -> R {
         },
         Builtin::StartsWith => Ok(Value::Bool(string(b, arg(0))?.starts_with(string(b, arg(1))?))),
         Builtin::EndsWith => Ok(Value::Bool(string(b, arg(0))?.ends_with(string(b, arg(1))?))),
+        Builtin::Matches => {
+            let pattern = string(b, arg(1))?;
+            let re = regex::Regex::new(pattern)
+                .map_err(|e| format!("`{pattern}` is not a valid regular expression: {e}"))?;
+            Ok(Value::Bool(re.is_match(string(b, arg(0))?)))
+        }
         Builtin::Keys => match arg(0) {
             Value::Record(m) => Ok(Value::list(m.keys().map(|k| Value::str(k.as_str())).collect())),
             other => Err(format!("keys needs a map, not {}", describe(other))),

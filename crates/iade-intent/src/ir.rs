@@ -200,6 +200,7 @@ builtins! {
     Contains = "contains" (2..=2), "contains(haystack: string | list | map, needle) -> bool", "Whether a string contains a substring, a list an element, or a map a key.";
     StartsWith = "starts_with" (2..=2), "starts_with(s: string, prefix: string) -> bool", "Whether a string starts with a prefix.";
     EndsWith = "ends_with" (2..=2), "ends_with(s: string, suffix: string) -> bool", "Whether a string ends with a suffix.";
+    Matches = "matches" (2..=2), "matches(s: string, pattern: string) -> bool", "Whether a regular expression (Rust `regex` syntax) matches somewhere in the string; anchor it with `^` and `$`.";
     Keys = "keys" (1..=1), "keys(m: map) -> list(string)", "The keys of a map, in sorted order.";
     Values = "values" (1..=1), "values(m: map) -> list", "The values of a map, in the order of their keys.";
     Range = "range" (1..=2), "range(end: int) / range(start: int, end: int) -> list(int)", "The integers from start (default 0) up to but not including end; at most 100000.";

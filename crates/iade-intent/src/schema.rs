@@ -66,6 +66,19 @@ pub struct KindSchema {
     pub refreshable: bool,
     /// Groups of fields of which a resource sets at most one (`content`, `source`).
     pub exclusive: Vec<Vec<String>>,
+    /// `require` statements of the kind: conditions over a resource's fields (slot `i` holds
+    /// field `i`; an unset field without a default is unknown, so a check decides only where
+    /// the fields it reads are known).
+    pub checks: Vec<KindCheck>,
+}
+
+/// `require line == "" or matches(line, match) else "…"` in a kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KindCheck {
+    pub cond: crate::ir::Ir,
+    pub message: Option<crate::ir::Ir>,
+    /// The condition as written, for messages.
+    pub text: String,
 }
 
 impl KindSchema {

@@ -56,7 +56,7 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
         | (Ctx::Top, S::Rule(_) | S::Policy(_) | S::Control(_) | S::For(_) | S::If(_)) => Ok(()),
         (Ctx::Gen | Ctx::Component, S::Resource(_) | S::Let(_) | S::For(_) | S::If(_)) => Ok(()),
         (Ctx::Resource, S::Attr(_) | S::Let(_) | S::For(_) | S::If(_)) => Ok(()),
-        (Ctx::Kind, S::Field(_) | S::Attr(_)) => Ok(()),
+        (Ctx::Kind, S::Field(_) | S::Attr(_) | S::Require(_)) => Ok(()),
         (Ctx::Rules, S::Attr(_) | S::Let(_) | S::For(_) | S::If(_) | S::Require(_)) => Ok(()),
         (Ctx::Provider, S::Attr(_) | S::Let(_)) => Ok(()),
         (Ctx::Stack, S::Attr(_)) => Ok(()),
@@ -73,7 +73,7 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
             | S::Component(_),
         ) => Err("move it to the top level of the file"),
         (_, S::Require(_)) => {
-            Err("`require` states a condition of a `policy` or `control`; move it into one")
+            Err("`require` states a condition of a `policy`, a `control` or a `kind`; move it into one")
         }
         (_, S::Field(_)) => Err("field declarations (`identity`, `desired`, `observed`) belong in a `kind`"),
         (Ctx::Resource, S::Resource(_)) => {

@@ -416,6 +416,7 @@ impl Cx<'_> {
             doc: None,
             refreshable: false,
             exclusive: Vec::new(),
+            checks: Vec::new(),
         };
         let block = ast::Block { stmts: meta_stmts, span: r.body.span };
         let meta = self.scoped(|cx| cx.body(&empty, &block));

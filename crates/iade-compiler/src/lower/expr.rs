@@ -671,7 +671,7 @@ impl Cx<'_> {
         }
         let ty = match builtin {
             Builtin::Len => Some(Ty::Int),
-            Builtin::Contains | Builtin::StartsWith | Builtin::EndsWith => Some(Ty::Bool),
+            Builtin::Contains | Builtin::StartsWith | Builtin::EndsWith | Builtin::Matches => Some(Ty::Bool),
             Builtin::Secret => Some(Ty::Secret),
             Builtin::Upper
             | Builtin::Lower

@@ -22,9 +22,12 @@ impl Cx<'_> {
             doc,
             refreshable: false,
             exclusive: Vec::new(),
+            checks: Vec::new(),
         };
+        let mut requires = Vec::new();
         for stmt in &k.body.stmts {
             match &stmt.kind {
+                StmtKind::Require(r) => requires.push(r),
                 StmtKind::Attr(a) if key_text(&a.key) == "provider" => match &a.value.kind {
                     ExprKind::Str(s) if s.as_plain().is_some() => schema.provider = s.as_plain(),
                     _ => {
@@ -155,6 +158,20 @@ impl Cx<'_> {
                 }
                 _ => {}
             }
+        }
+        // Checks over several fields: each field is bound, in order, to its slot.
+        for r in requires {
+            let fields: Vec<(String, Ty)> =
+                schema.fields.iter().map(|f| (f.name.clone(), f.ty.clone())).collect();
+            let check = self.scoped(|cx| {
+                for (name, ty) in &fields {
+                    cx.bind(name, Some(ty.clone()));
+                }
+                let cond = cx.expr(&r.cond, Some(&Ty::Bool)).0;
+                let message = r.message.as_ref().map(|m| cx.expr(m, Some(&Ty::String)).0);
+                iade_intent::KindCheck { cond, message, text: cx.slice(r.cond.span).to_string() }
+            });
+            schema.checks.push(check);
         }
         LoweredKind::Kind(Arc::new(schema))
     }
