@@ -43,8 +43,14 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("iade-bench-host-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let cx =
-        Context { stack: "bench", secrets: &NoSecrets, stack_dir: &dir, cancelled: &cancelled, diffs: false };
+    let cx = Context {
+        stack: "bench",
+        secrets: &NoSecrets,
+        stack_dir: &dir,
+        cancelled: &cancelled,
+        diffs: false,
+        state_dir: None,
+    };
 
     // Discovery, in process.
     let packages = iade_provider_local::PackageProvider::new();

@@ -264,7 +264,7 @@ pub fn history(
     json: bool,
     style: Style,
 ) -> Exit {
-    let store = match iade_driver::open_history(path, journal) {
+    let store = match iade_driver::open_history(path, journal.clone()) {
         Ok(s) => s,
         Err(e) => return failed(e, None, style),
     };
@@ -279,6 +279,20 @@ pub fn history(
             .map(|()| printed)
         }
     };
+    if let (Some(resource), false, Ok(_)) = (&query.resource, json, &result) {
+        let kept = iade_driver::backups(path, journal, resource);
+        if !kept.is_empty() {
+            println!("backups of {resource}, newest first (restore one with cp):");
+            for b in kept {
+                println!(
+                    "  {}  {} bytes  {}",
+                    iade_driver::text::fmt_time(b.taken_ms as i64),
+                    b.size,
+                    iade_driver::text::safe(&b.path.display().to_string())
+                );
+            }
+        }
+    }
     match result {
         Err(e) => failed(e, None, style),
         Ok(0) if !json => {

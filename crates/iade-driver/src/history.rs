@@ -20,6 +20,36 @@ pub fn open_history(
     Ok(location.open(&stack_id(&stack_dir, &host_name()))?)
 }
 
+/// A file's content kept before a change replaced it (`file { backup = true }`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Backup {
+    /// When it was taken, in milliseconds since the Unix epoch.
+    pub taken_ms: u64,
+    pub size: u64,
+    /// Where it is kept: `cp` it back to restore it.
+    pub path: std::path::PathBuf,
+}
+
+/// The backups kept of a resource's file, newest first.
+pub fn backups(path: &std::path::Path, journal: Option<JournalLocation>, resource: &str) -> Vec<Backup> {
+    let stack_dir = stack_dir_of(path);
+    let JournalLocation::Sqlite(db) = journal.unwrap_or_else(|| JournalLocation::default_for(&stack_dir));
+    let Some(state) = db.parent() else { return Vec::new() };
+    let dir = iade_provider_local::backup_dir(state, resource);
+    let mut out: Vec<Backup> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let taken_ms = e.file_name().to_str()?.parse().ok()?;
+                    Some(Backup { taken_ms, size: e.metadata().ok()?.len(), path: e.path() })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| b.taken_ms.cmp(&a.taken_ms));
+    out
+}
+
 /// One run and everything recorded about it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct RunRecord {

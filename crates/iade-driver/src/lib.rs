@@ -24,7 +24,9 @@ mod watch;
 
 pub use events::{Event, PassKind, Quiet, Sink};
 pub use files::{absolute, display_path, stack_dir_of};
-pub use history::{HistoryQuery, LiveStatus, RunRecord, history, live_status, open_history, record};
+pub use history::{
+    Backup, HistoryQuery, LiveStatus, RunRecord, backups, history, live_status, open_history, record,
+};
 pub use json::{Document, write_history};
 pub use load::{CheckSummary, Compiled, LoadOptions, LoadedStack, Snapshot, params_from_env};
 pub use maintenance::{check_journal, prune_journal, recover_journal};

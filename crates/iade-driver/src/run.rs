@@ -91,6 +91,9 @@ pub(crate) fn env<'a>(
         cancelled: &rt.cancelled,
         events,
         diffs: options.diffs,
+        state_dir: match options.journal_for(compiled) {
+            JournalLocation::Sqlite(p) => p.parent().map(std::path::Path::to_path_buf),
+        },
     }
 }
 

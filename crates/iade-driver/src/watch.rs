@@ -55,6 +55,7 @@ fn managed_paths(compiled: &Compiled, rt: &Runtime) -> BTreeMap<PathBuf, Vec<Str
         stack_dir: &compiled.stack_dir,
         cancelled: &rt.cancelled,
         diffs: false,
+        state_dir: None,
     };
     let mut out: BTreeMap<PathBuf, Vec<String>> = BTreeMap::new();
     for n in &compiled.graph.nodes {

@@ -84,6 +84,8 @@ pub struct Env<'a> {
     pub events: &'a dyn Events,
     /// Whether plans carry unified diffs of text content.
     pub diffs: bool,
+    /// The journal's directory, for what providers keep (backups); `None` for a plan.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Env<'_> {
@@ -103,6 +105,7 @@ impl Env<'_> {
             stack_dir: &self.stack_dir,
             cancelled: self.cancelled,
             diffs: self.diffs,
+            state_dir: self.state_dir.as_deref(),
         }
     }
 

@@ -108,7 +108,11 @@ fn temp_name(name: &std::ffi::OsStr) -> OsString {
 }
 
 /// Fields that say how to make the object, not what to compare with its observation.
-const NOT_OBSERVED: &[&str] = &["content", "source", "purge", "validate"];
+const NOT_OBSERVED: &[&str] = &["content", "source", "purge", "validate", "backup"];
+
+/// How many backups of one file are kept, and the largest file backed up.
+pub const BACKUPS_KEPT: usize = 5;
+const BACKUP_LIMIT: u64 = 8 << 20;
 
 /// Marks an open file or directory with the run's stack. A file system without extended
 /// attributes cannot carry the mark: the journal proves ownership there.
@@ -291,6 +295,55 @@ impl LocalProvider {
         Ok(Parent { fd, name })
     }
 
+    /// Keeps the content a write is about to replace in `STATE_DIR/backups/ID/MILLIS` (the
+    /// newest [`BACKUPS_KEPT`] of each file), unless it is built from a secret, larger than
+    /// 8 MiB, or there is no state directory (nothing is kept then).
+    fn back_up(
+        &self,
+        path: &Path,
+        parent: &Parent,
+        expect: Option<Inode>,
+        target: &Target,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let Some(state) = cx.state_dir else { return Ok(()) };
+        if target.intended.values().any(Value::contains_secret) {
+            return Ok(());
+        }
+        let fd = parent.open(path, FileType::RegularFile, expect)?;
+        let st = rustix::fs::fstat(&fd)
+            .map_err(|e| io_error(format!("cannot inspect `{}`", path.display()), e))?;
+        if st.st_size as u64 > BACKUP_LIMIT {
+            return Ok(());
+        }
+        let mut bytes = Vec::new();
+        safe::read_cancellable(&fd, path, cx.cancelled, |chunk| bytes.extend_from_slice(chunk))?;
+        let dir = backup_dir(state, &target.id);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| ProviderError::io(format!("cannot create `{}`", dir.display()), &e))?;
+        let ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let file = dir.join(ms.to_string());
+        std::fs::write(&file, &bytes)
+            .map_err(|e| ProviderError::io(format!("cannot write `{}`", file.display()), &e))?;
+        let mut kept: Vec<(u128, PathBuf)> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        kept.sort_by(|a, b| b.0.cmp(&a.0));
+        for (_, old) in kept.into_iter().skip(BACKUPS_KEPT) {
+            let _ = std::fs::remove_file(old);
+        }
+        Ok(())
+    }
+
     /// The text of a regular file and its metadata, read through its observed parent; `None`
     /// when it does not exist. Observing records what the path names; otherwise the file must
     /// still be what was observed.
@@ -422,6 +475,11 @@ impl LocalProvider {
             }
             return rustix::fs::fsync(&fd)
                 .map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e));
+        }
+        if matches!(target.intended.get("backup"), Some(Value::Bool(true)))
+            && matches!(observed, Observed::Present(_))
+        {
+            self.back_up(path, &parent, expect, target, cx)?;
         }
         // A new file without a managed mode gets the usual 0o644; an existing one keeps its.
         let mode = mode.or_else(|| observed.field("mode").and_then(as_mode)).unwrap_or(0o644);
@@ -646,6 +704,13 @@ fn validate(target: &Target, tmp: &Path, cx: &Context<'_>) -> Result<(), Provide
         if first.is_empty() { String::new() } else { format!(": {first}") }
     ))
     .with_output(iade_provider::Output { stdout: tail(&out.stdout), stderr: tail(&out.stderr) }))
+}
+
+/// Where the backups of a resource's file are kept: `STATE_DIR/backups/ID`, the id made safe
+/// as one path component.
+pub fn backup_dir(state_dir: &Path, id: &str) -> PathBuf {
+    let safe: String = id.chars().map(|c| if c == '/' || c.is_control() { '_' } else { c }).collect();
+    state_dir.join("backups").join(safe)
 }
 
 fn path_of(target: &Target, cx: &Context<'_>) -> Result<PathBuf, ProviderError> {

@@ -18,7 +18,7 @@ mod users;
 
 pub use accounts::AccountsProvider;
 pub use exec::ExecProvider;
-pub use fs::{LocalProvider, TEMP_MARKER};
+pub use fs::{BACKUPS_KEPT, LocalProvider, TEMP_MARKER, backup_dir};
 pub use pkg::PackageProvider;
 
 use std::path::{Path, PathBuf};

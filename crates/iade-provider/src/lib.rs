@@ -262,6 +262,9 @@ pub struct Context<'a> {
     pub cancelled: &'a std::sync::atomic::AtomicBool,
     /// Whether `diff` should compute text diffs of content (`plan`'s `--no-diff` turns it off).
     pub diffs: bool,
+    /// A directory beside the journal where a provider may keep what a run must keep (backups
+    /// of replaced files); `None` when nothing may be kept (a plan).
+    pub state_dir: Option<&'a Path>,
 }
 
 impl std::fmt::Debug for Context<'_> {

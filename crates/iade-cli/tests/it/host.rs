@@ -558,3 +558,49 @@ fn a_package_install_killed_mid_way_is_finished_by_the_next_converge() {
     assert_eq!(code(&o), Some(0), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_backed_up_file_keeps_what_each_change_replaced_and_history_lists_it() {
+    let source = |content: &str| {
+        format!(
+            "use std.fs.{{file}}\n\nfile conf {{\n  path    = \"app.conf\"\n  content = \"{content}\\n\"\n  backup  = true\n}}\n"
+        )
+    };
+    let dir = stack("backup", &source("v1"));
+    std::fs::write(dir.join("app.conf"), "v0\n").expect("write");
+    for v in ["v1", "v2", "v3", "v4", "v5", "v6", "v7"] {
+        std::fs::write(dir.join("main.iade"), source(v)).expect("write");
+        let o = run(&dir, &["converge"], &[]);
+        assert_eq!(code(&o), Some(0), "{}", text(&o));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let kept = dir.join(".iade/backups/file.conf");
+    let mut contents: Vec<(u128, String)> = std::fs::read_dir(&kept)
+        .expect("backups")
+        .filter_map(Result::ok)
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().parse().expect("millis"),
+                std::fs::read_to_string(e.path()).expect("read"),
+            )
+        })
+        .collect();
+    contents.sort();
+    let texts: Vec<&str> = contents.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(texts, ["v2\n", "v3\n", "v4\n", "v5\n", "v6\n"], "the newest five replaced contents");
+    let o = run(&dir, &["history", "--resource", "file.conf"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("backups of file.conf, newest first"), "{}", text(&o));
+    assert_eq!(text(&o).matches("bytes  ").count(), 5, "{}", text(&o));
+
+    // A secret content is never kept.
+    std::fs::write(
+        dir.join("main.iade"),
+        "use std.fs.{file}\n\nfile conf {\n  path    = \"app.conf\"\n  content = secret(\"S\")\n  backup  = true\n}\n",
+    )
+    .expect("write");
+    let o = run(&dir, &["converge"], &[("IADE_SECRET_S", "hunter2")]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_dir(&kept).expect("backups").count(), 5, "nothing kept for a secret");
+    let _ = std::fs::remove_dir_all(&dir);
+}

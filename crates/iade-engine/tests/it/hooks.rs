@@ -28,6 +28,7 @@ fn env<'a>(providers: &'a Providers, cancelled: &'a AtomicBool, events: &'a dyn 
         cancelled,
         events,
         diffs: false,
+        state_dir: None,
     }
 }
 

@@ -97,6 +97,7 @@ pub fn converge_graph(
         cancelled: &cancelled,
         events: &NoEvents,
         diffs: false,
+        state_dir: None,
     };
     let program = Program::default();
     let stack = Stack::new(g, &program);
@@ -215,6 +216,7 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
             cancelled: &cancelled,
             events: &NoEvents,
             diffs: false,
+            state_dir: None,
         };
         let program = Program::default();
         let stack = Stack::new(&g, &program);

@@ -69,6 +69,7 @@ fn random_file_types_and_names_never_hang_redirect_or_panic_the_local_provider()
         stack_dir: root.path(),
         cancelled: &cancelled,
         diffs: true,
+        state_dir: None,
     };
     let provider = LocalProvider::new();
     for i in 0..300 {
