@@ -325,8 +325,7 @@ impl LocalProvider {
             .mode(0o700)
             .create(&dir)
             .map_err(|e| ProviderError::io(format!("cannot create `{}`", dir.display()), &e))?;
-        let ms =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        let ms = now_ms();
         let file = dir.join(ms.to_string());
         std::fs::write(&file, &bytes)
             .map_err(|e| ProviderError::io(format!("cannot write `{}`", file.display()), &e))?;
@@ -704,6 +703,15 @@ fn validate(target: &Target, tmp: &Path, cx: &Context<'_>) -> Result<(), Provide
         if first.is_empty() { String::new() } else { format!(": {first}") }
     ))
     .with_output(iade_provider::Output { stdout: tail(&out.stdout), stderr: tail(&out.stderr) }))
+}
+
+/// Milliseconds since the Unix epoch: a backup's name.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a backup is named by when it was taken; evaluation never reads it"
+)]
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
 /// Where the backups of a resource's file are kept: `STATE_DIR/backups/ID`, the id made safe
