@@ -46,7 +46,7 @@ pub fn backups(path: &std::path::Path, journal: Option<JournalLocation>, resourc
                 .collect()
         })
         .unwrap_or_default();
-    out.sort_by(|a, b| b.taken_ms.cmp(&a.taken_ms));
+    out.sort_by_key(|b| std::cmp::Reverse(b.taken_ms));
     out
 }
 

@@ -336,7 +336,7 @@ impl LocalProvider {
                     .collect()
             })
             .unwrap_or_default();
-        kept.sort_by(|a, b| b.0.cmp(&a.0));
+        kept.sort_by_key(|k| std::cmp::Reverse(k.0));
         for (_, old) in kept.into_iter().skip(BACKUPS_KEPT) {
             let _ = std::fs::remove_file(old);
         }
