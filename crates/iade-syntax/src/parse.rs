@@ -281,6 +281,12 @@ fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>
             .help(help);
     }
     if found_token == Some(Token::LBrace) && expects_label(e, "a resource name") {
+        // `stack { … }` parses as a resource of kind `stack` without a name.
+        if site.toks.first().map(|t| t.token) == Some(Token::Ident("stack")) {
+            return Diagnostic::new(codes::E0012, "missing stack name")
+                .primary(file, Span::empty(span.start), "expected a name before `{`")
+                .help("name the stack: `stack web { prune = true }`; the name identifies it on the host and in its journal");
+        }
         return Diagnostic::new(codes::E0012, "missing resource name")
             .primary(file, Span::empty(span.start), "expected a name before `{`")
             .help("name the resource: `directory app { … }` (a name or a string)");
