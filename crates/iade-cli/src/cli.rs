@@ -104,6 +104,19 @@ enum Command {
     /// formatting twice changes nothing. Files with syntax errors are reported and left alone.
     #[command(after_help = "Examples:\n  iade fmt\n  iade fmt --check .\n  cat main.iade | iade fmt -")]
     Fmt(FmtArgs),
+    /// Write the source that declares objects as they exist now, to adopt them.
+    ///
+    /// Observes the named files, directories and links (with --recursive, everything under a
+    /// directory), users, groups or packages, and prints formatted source that declares them
+    /// exactly as they are: put it in a stack and `plan` has nothing to change (the first
+    /// converge marks the objects as the stack's). Resources are named after their identity; a
+    /// file inside an imported directory refers to it. Binary or large file content is copied
+    /// under --out DIR/files and named by `source`. Secrets (password hashes) are never
+    /// imported.
+    #[command(
+        after_help = "Examples:\n  iade import file /etc/nginx --recursive > nginx.iade\n  iade import file /etc/nginx --recursive --out stacks/nginx\n  iade import user deploy\n  iade import package nginx openssl"
+    )]
+    Import(ImportArgs),
     /// Explain a diagnostic code.
     #[command(after_help = "Examples:\n  iade explain E0004\n  iade explain --list")]
     Explain(ExplainArgs),
@@ -308,6 +321,25 @@ struct FmtArgs {
 }
 
 #[derive(Debug, Args)]
+struct ImportArgs {
+    /// What to import: file (also directories and links), directory, symlink, user, group or
+    /// package.
+    kind: String,
+    /// Paths (for files) or names.
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// Everything under each directory too.
+    #[arg(long, short)]
+    recursive: bool,
+    /// Only objects under this path.
+    #[arg(long, value_name = "PATH")]
+    under: Option<PathBuf>,
+    /// Write DIR/imported.iade (and copied content under DIR/files) instead of printing.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct ExplainArgs {
     /// The code, such as E0004.
     #[arg(required_unless_present = "list")]
@@ -394,6 +426,17 @@ pub fn run() -> ExitCode {
             commands::journal(a.action, &a.path, journal, &retention, style)
         }
         Command::Fmt(a) => commands::fmt(&a.paths, a.check, style),
+        Command::Import(a) => commands::import(
+            &iade_driver::ImportOptions {
+                kind: a.kind,
+                names: a.names,
+                recursive: a.recursive,
+                under: a.under,
+                files_dir: a.out.clone(),
+            },
+            a.out.as_deref(),
+            style,
+        ),
         Command::Explain(a) => commands::explain(a.code, a.list),
         Command::Lsp => match iade_lsp::run() {
             Ok(()) => Exit::Success,

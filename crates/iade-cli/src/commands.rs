@@ -90,6 +90,47 @@ pub fn graph(path: &Path, options: &LoadOptions, json: bool, style: Style) -> Ex
     Exit::Success
 }
 
+/// `iade import`: the source on stdout, or in `out/imported.iade`; what was done on stderr.
+pub fn import(options: &iade_driver::ImportOptions, out: Option<&Path>, style: Style) -> Exit {
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    let imported = match iade_driver::import(&Runtime::from_env(), options, out.unwrap_or(&here)) {
+        Ok(i) => i,
+        Err(e) => return failed(e, None, style),
+    };
+    for s in &imported.skipped {
+        eprintln!("skipped {}", iade_driver::text::safe(s));
+    }
+    match out {
+        None => print!("{}", imported.source),
+        Some(dir) => {
+            let file = dir.join("imported.iade");
+            if file.exists() {
+                error_help(
+                    &format!("`{}` exists already", file.display()),
+                    "move it away or give another --out directory: iade import never overwrites",
+                );
+                return Exit::Errors;
+            }
+            if let Err(e) =
+                std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, &imported.source))
+            {
+                error(&format!("cannot write `{}`: {e}", file.display()));
+                return Exit::Errors;
+            }
+            eprintln!(
+                "wrote {} ({} resources){}",
+                file.display(),
+                imported.resources,
+                match imported.copied.len() {
+                    0 => String::new(),
+                    n => format!(", and {n} file(s) under {}", dir.join("files").display()),
+                }
+            );
+        }
+    }
+    Exit::Success
+}
+
 pub fn fmt(paths: &[PathBuf], check: bool, style: Style) -> Exit {
     if paths.iter().any(|p| p.as_os_str() == "-") {
         let mut text = String::new();

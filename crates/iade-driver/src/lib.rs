@@ -11,6 +11,7 @@
 mod events;
 pub mod files;
 mod history;
+mod import;
 mod json;
 mod load;
 mod maintenance;
@@ -27,6 +28,7 @@ pub use files::{absolute, display_path, stack_dir_of};
 pub use history::{
     Backup, HistoryQuery, LiveStatus, RunRecord, backups, history, live_status, open_history, record,
 };
+pub use import::{ImportOptions, Imported, import, quote};
 pub use json::{Document, write_history};
 pub use load::{CheckSummary, Compiled, LoadOptions, LoadedStack, Snapshot, params_from_env};
 pub use maintenance::{check_journal, prune_journal, recover_journal};

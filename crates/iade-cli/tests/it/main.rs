@@ -4,6 +4,7 @@ mod editors;
 mod engine;
 mod hardening;
 mod host;
+mod import;
 mod journal;
 mod lsp;
 mod ownership;
