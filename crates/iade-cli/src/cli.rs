@@ -117,6 +117,11 @@ enum Command {
         after_help = "Examples:\n  iade import file /etc/nginx --recursive > nginx.iade\n  iade import file /etc/nginx --recursive --out stacks/nginx\n  iade import user deploy\n  iade import package nginx openssl"
     )]
     Import(ImportArgs),
+    /// Print a shell completion script for iade.
+    #[command(
+        after_help = "Examples:\n  iade completions bash > /etc/bash_completion.d/iade\n  iade completions zsh > \"${fpath[1]}/_iade\"\n  iade completions fish > ~/.config/fish/completions/iade.fish"
+    )]
+    Completions(CompletionsArgs),
     /// Explain a diagnostic code.
     #[command(after_help = "Examples:\n  iade explain E0004\n  iade explain --list")]
     Explain(ExplainArgs),
@@ -340,6 +345,20 @@ struct ImportArgs {
 }
 
 #[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: Shell,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
 struct ExplainArgs {
     /// The code, such as E0004.
     #[arg(required_unless_present = "list")]
@@ -426,6 +445,16 @@ pub fn run() -> ExitCode {
             commands::journal(a.action, &a.path, journal, &retention, style)
         }
         Command::Fmt(a) => commands::fmt(&a.paths, a.check, style),
+        Command::Completions(a) => {
+            use clap::CommandFactory;
+            let shell = match a.shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "iade", &mut std::io::stdout());
+            Exit::Success
+        }
         Command::Import(a) => commands::import(
             &iade_driver::ImportOptions {
                 kind: a.kind,

@@ -238,3 +238,24 @@ fn the_stdlib_can_be_replaced_and_a_bad_one_is_a_clear_error() {
     assert_eq!(code(&o), 1, "{}", stderr(&o));
     assert!(stderr(&o).contains("--stdlib takes a directory"), "{}", stderr(&o));
 }
+
+#[test]
+fn completions_are_scripts_each_shell_accepts_and_name_every_command() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = iade(&["completions", shell], &root());
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let script = String::from_utf8_lossy(&o.stdout).into_owned();
+        for command in ["check", "plan", "converge", "history", "import", "lsp"] {
+            assert!(script.contains(command), "{shell} completions lack `{command}`");
+        }
+        if shell == "bash" {
+            let path = std::env::temp_dir().join(format!("iade-completions-{}.bash", std::process::id()));
+            std::fs::write(&path, &script).expect("write");
+            let syntax = Command::new("bash").arg("-n").arg(&path).output().expect("bash runs");
+            assert!(syntax.status.success(), "{}", String::from_utf8_lossy(&syntax.stderr));
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+    let o = iade(&["completions", "tcsh"], &root());
+    assert_eq!(code(&o), 64, "an unknown shell is a usage error");
+}
