@@ -313,6 +313,8 @@ pub enum RunFormat {
     Json,
     /// SARIF 2.1.0: the compliance findings, for code-scanning tools.
     Sarif,
+    /// JUnit XML: each control a test case, each failing subject a failure, for CI reports.
+    Junit,
 }
 
 #[derive(Debug, Args)]

@@ -214,6 +214,7 @@ impl Engine<'_> {
                 ..Document::new()
             }),
             RunFormat::Sarif => print_json(&iade_driver::sarif(&compliance.findings, &compiled.program)),
+            RunFormat::Junit => print!("{}", iade_driver::junit(&compliance.findings, &compiled.program)),
             RunFormat::Human => {
                 render::plan(&plan, &printer.stack, self.style, started.elapsed());
                 render::findings(&compliance.findings, self.style);
@@ -254,6 +255,7 @@ impl Engine<'_> {
                 print_json(&Document { served_by_watcher: Some(record), ..Document::new() })
             }
             (RunFormat::Sarif, _) => print_json(&iade_driver::sarif(&view.findings, &compiled.program)),
+            (RunFormat::Junit, _) => print!("{}", iade_driver::junit(&view.findings, &compiled.program)),
             (_, served) => {
                 if matches!(served, Converged::Served { .. }) {
                     eprintln!("the watching engine ran this pass:");

@@ -13,6 +13,7 @@ pub mod files;
 mod history;
 mod import;
 mod json;
+mod junit;
 mod load;
 mod maintenance;
 mod run;
@@ -30,6 +31,7 @@ pub use history::{
 };
 pub use import::{ImportOptions, Imported, import, quote};
 pub use json::{Document, write_history};
+pub use junit::junit;
 pub use load::{CheckSummary, Compiled, LoadOptions, LoadedStack, Snapshot, params_from_env};
 pub use maintenance::{check_journal, prune_journal, recover_journal};
 pub use run::{Converged, Detection, RunOptions, converge, detect, intent_digest, plan, scope};

@@ -203,3 +203,40 @@ fn check_counts_module_files_and_their_policies() {
         text(&o)
     );
 }
+
+#[test]
+fn junit_output_is_a_well_formed_report_with_each_control_a_test_case() {
+    use super::engine::{code, run, stack, text};
+    let dir = stack(
+        "junit",
+        "use std.fs.{file}\n\nfile a {\n  path = \"./a <&> \\\"q\\\".txt\"\n  content = \"x\\n\"\n  mode = 0o666\n}\n\ncontrol no_world_writable {\n  severity = high\n  for f in observe(file, under = \".\") { require f.mode & 0o002 == 0 else \"${f.path} is world-writable\" }\n}\n\ncontrol always {\n  severity = low\n  require true\n}\n",
+    );
+    let o = run(&dir, &["converge", "--format", "junit"], &[]);
+    assert_eq!(code(&o), Some(4), "{}", text(&o));
+    let xml = String::from_utf8_lossy(&o.stdout).into_owned();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).expect("a testsuite");
+    for attr in ["name", "tests", "failures", "errors"] {
+        assert!(suite.attribute(attr).is_some(), "testsuite without {attr}: {xml}");
+    }
+    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert!(
+        cases.iter().all(|c| c.attribute("name").is_some() && c.attribute("classname").is_some()),
+        "{xml}"
+    );
+    assert_eq!(suite.attribute("tests"), Some(cases.len().to_string().as_str()));
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.children().any(|k| k.has_tag_name("failure")))
+        .filter_map(|c| c.attribute("name"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{xml}");
+    assert_eq!(failed[0], "no_world_writable on file.a", "{xml}");
+    let failure = doc.descendants().find(|n| n.has_tag_name("failure")).expect("failure");
+    assert!(
+        failure.attribute("message").is_some_and(|m| m.ends_with("a <&> \"q\".txt is world-writable")),
+        "text survives escaping: {xml}"
+    );
+    assert!(cases.iter().any(|c| c.attribute("name") == Some("always")), "{xml}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
