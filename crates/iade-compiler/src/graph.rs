@@ -230,6 +230,43 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
     out
 }
 
+/// The stack's waivers, each naming one of its controls.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct WaiversResult {
+    pub waivers: Vec<iade_intent::ir::Waiver>,
+    pub diags: Vec<Diag>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn stack_waivers(db: &dyn Db) -> WaiversResult {
+    let mut out = WaiversResult::default();
+    let mut controls: Vec<String> = Vec::new();
+    let mut found = Vec::new();
+    for &m in stack_modules(db) {
+        for &item in &own_scope(db, m).items {
+            match &lower_item(db, item).kind {
+                LoweredKind::Check(c) if c.kind == CheckKind::Control => controls.push(c.name.clone()),
+                LoweredKind::Waiver(w, span) => found.push((item, w.clone(), *span)),
+                _ => {}
+            }
+        }
+    }
+    for (item, w, span) in found {
+        if controls.contains(&w.control) {
+            out.waivers.push(w);
+            continue;
+        }
+        let help = crate::suggest::did_you_mean(&w.control, controls.iter().map(String::as_str))
+            .unwrap_or_else(|| "a waiver names a `control` of the stack".into());
+        out.diags.push(
+            Diag::new(codes::E0101, format!("no control `{}` to waive", w.control))
+                .primary(&origin(db, item), span, "not a control of this stack")
+                .help(help),
+        );
+    }
+    out
+}
+
 /// The stack's settings, from its `stack` item (the defaults when it has none), and what is
 /// wrong with its `stack` items: more than one, or one in a module file.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -673,6 +710,7 @@ pub fn stack_diagnostics(db: &dyn Db) -> Vec<Diag> {
     let mut out = Vec::new();
     out.extend(import_cycles(db).iter().cloned());
     out.extend(stack_settings(db).diags.iter().cloned());
+    out.extend(stack_waivers(db).diags.iter().cloned());
     for &m in stack_modules(db) {
         out.extend(module_scope(db, m).diags.iter().cloned());
         for f in m.files(db) {
@@ -830,7 +868,7 @@ pub fn stack_params(db: &dyn Db) -> Vec<(String, String, bool)> {
 /// The controls of the stack with the rules and globals they may use, for the engine.
 pub fn program(db: &Database) -> iade_intent::Program {
     use std::sync::Arc;
-    let mut p = iade_intent::Program::default();
+    let mut p = iade_intent::Program { waivers: stack_waivers(db).waivers.clone(), ..Default::default() };
     for &m in stack_modules(db) {
         for &item in &own_scope(db, m).items {
             let o = origin(db, item);

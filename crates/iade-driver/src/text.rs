@@ -87,8 +87,11 @@ impl std::fmt::Display for RunView {
             write!(f, ", {} refused", s.refused)?;
         }
         let c = s.controls;
-        if c.passed + c.failed + c.unknown > 0 {
+        if c.passed + c.failed + c.unknown + c.waived > 0 {
             write!(f, "; controls: {} passed, {} failed, {} unknown", c.passed, c.failed, c.unknown)?;
+            if c.waived > 0 {
+                write!(f, ", {} waived", c.waived)?;
+            }
         }
         Ok(())
     }

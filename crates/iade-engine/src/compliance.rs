@@ -20,6 +20,8 @@ pub struct ComplianceReport {
     pub passed: usize,
     pub failed: usize,
     pub unknown: usize,
+    /// Failures a waiver in force covers: reported, not counted as failures.
+    pub waived: usize,
     /// Failures and unknowns, as the journal keeps them (passes are counted, not listed).
     pub findings: Vec<Finding>,
 }
@@ -253,13 +255,27 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
                         }
                         _ => None,
                     };
-                    report.findings.push(finding(
-                        stack.program,
-                        control,
-                        &v,
-                        FindingOutcome::Fail,
-                        compliant,
-                    ));
+                    let mut f = finding(stack.program, control, &v, FindingOutcome::Fail, compliant);
+                    let waiver = stack
+                        .program
+                        .waivers
+                        .iter()
+                        .find(|w| w.control == control.name && Some(&w.subject) == v.subject.as_ref());
+                    if let Some(w) = waiver {
+                        let message = f.message.clone().unwrap_or_else(|| "the control does not hold".into());
+                        if today() <= w.until {
+                            report.failed -= 1;
+                            report.waived += 1;
+                            f.outcome = FindingOutcome::Waived;
+                            f.message = Some(format!("{message} (waived until {}: {})", w.until, w.reason));
+                        } else {
+                            f.message = Some(format!(
+                                "{message} (its waiver expired after {}: {})",
+                                w.until, w.reason
+                            ));
+                        }
+                    }
+                    report.findings.push(f);
                 }
                 Outcome::Unknown(_) => {
                     report.unknown += 1;
@@ -294,5 +310,36 @@ fn finding(
         evidence: v.evidence.iter().map(|e| format!("`{}` is {}", e.text, e.value)).collect(),
         intent_compliant,
         location: program.location(&v.origin, v.span),
+    }
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`, to judge waivers by. Evaluation never sees it.
+#[expect(clippy::disallowed_methods, reason = "waivers expire at run time; evaluation stays free of clocks")]
+fn today() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    civil_date((secs / 86_400) as i64)
+}
+
+/// The date of a day number since 1970-01-01 (Howard Hinnant's civil-from-days).
+fn civil_date(days: i64) -> String {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn day_numbers_become_dates() {
+        assert_eq!(super::civil_date(0), "1970-01-01");
+        assert_eq!(super::civil_date(19_782), "2024-02-29");
+        assert_eq!(super::civil_date(20_787), "2026-11-30");
     }
 }

@@ -465,7 +465,7 @@ fn summarize(
             passed: compliance.passed,
             failed: compliance.failed,
             unknown: compliance.unknown,
-            waived: 0,
+            waived: compliance.waived,
         },
         resumed: iade_journal::ResumeCounts {
             done_by_observation: resume.done_by_observation.len(),

@@ -206,6 +206,22 @@ impl<'a> Printer<'a> {
                 self.out.push_str(&format!("stack {} ", st.name.text));
                 self.block(&st.body, level);
             }
+            StmtKind::Waive(w) => {
+                let subject: Vec<&str> = w.subject.iter().map(|n| n.text.as_str()).collect();
+                let object = match w.object {
+                    Some(span) => {
+                        let range = (self.offset + span.start) as usize..(self.offset + span.end) as usize;
+                        format!("[{}]", self.src.get(range).unwrap_or_default().trim())
+                    }
+                    None => String::new(),
+                };
+                let (until, reason) = (self.string(&w.until), self.string(&w.reason));
+                self.out.push_str(&format!(
+                    "waive control {} for {}{object} until {until} reason {reason}",
+                    w.control.text,
+                    subject.join(".")
+                ));
+            }
             StmtKind::Component(c) => {
                 let params: Vec<String> = c
                     .params

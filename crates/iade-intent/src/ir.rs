@@ -331,6 +331,20 @@ pub struct Program {
     pub kinds: std::collections::BTreeMap<String, Arc<Vec<(String, crate::FieldRole)>>>,
     /// The provider type that serves each kind.
     pub providers: std::collections::BTreeMap<String, String>,
+    /// Failing findings to report as waived, until a date.
+    pub waivers: Vec<Waiver>,
+}
+
+/// `waive control NAME for SUBJECT until "DATE" reason "…"`: a failing finding of that control
+/// on that subject is waived until the end of that day (UTC); the engine judges the date.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Waiver {
+    pub control: String,
+    /// As findings name it: `file[/srv/app/legacy.sh]` or `file.config`.
+    pub subject: String,
+    /// `YYYY-MM-DD`.
+    pub until: String,
+    pub reason: String,
 }
 
 impl Program {

@@ -55,6 +55,8 @@ pub enum StmtKind {
     Resource(ResourceDecl),
     Provider(ProviderDecl),
     Stack(StackDecl),
+    /// `waive control NAME for SUBJECT until "DATE" reason "TEXT"`.
+    Waive(Box<WaiveDecl>),
     Component(Box<ComponentDecl>),
     Kind(KindDecl),
     Field(Box<FieldDecl>),
@@ -79,6 +81,7 @@ impl StmtKind {
             StmtKind::Resource(_) => "a resource declaration",
             StmtKind::Provider(_) => "a `provider` block",
             StmtKind::Stack(_) => "a `stack` block",
+            StmtKind::Waive(_) => "a `waive`",
             StmtKind::Component(_) => "a `component`",
             StmtKind::Kind(_) => "a `kind` declaration",
             StmtKind::Field(_) => "a field declaration",
@@ -160,6 +163,17 @@ pub struct ProviderDecl {
 }
 
 /// `stack webapp { prune = true }`: the stack's name and settings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WaiveDecl {
+    pub control: Name,
+    /// `file` in `file[/srv/x]`, or the resource id `file.config` written as a path.
+    pub subject: Vec<Name>,
+    /// The text between the brackets of `file[/srv/x]`, as a span of the item.
+    pub object: Option<Span>,
+    pub until: StrLit,
+    pub reason: StrLit,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StackDecl {
     pub name: Name,

@@ -85,6 +85,17 @@ impl Dumper {
             StmtKind::Provider(p) => self
                 .nested(&format!("provider {} {}", p.provider_type.text, p.name.text), |d| d.block(&p.body)),
             StmtKind::Stack(st) => self.nested(&format!("stack {}", st.name.text), |d| d.block(&st.body)),
+            StmtKind::Waive(w) => {
+                let subject: Vec<&str> = w.subject.iter().map(|n| n.text.as_str()).collect();
+                let object = w.object.map(|s| format!("[{}..{}]", s.start, s.end)).unwrap_or_default();
+                self.line(&format!(
+                    "waive control {} for {}{object} until {} reason {}",
+                    w.control.text,
+                    subject.join("."),
+                    str_lit(&w.until),
+                    str_lit(&w.reason)
+                ));
+            }
             StmtKind::Kind(k) => self.nested(&format!("kind {}", k.name.text), |d| d.block(&k.body)),
             StmtKind::Component(c) => {
                 let params = c

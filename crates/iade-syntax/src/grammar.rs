@@ -479,6 +479,34 @@ where
             .labelled("`stack`")
             .as_context();
 
+        // `waive control NAME for file[/srv/app/legacy.sh] until "2027-03-31" reason "…"`; the
+        // bracketed object is taken as written, whatever its tokens.
+        let waive = select! { Token::Ident("waive") => () }
+            .ignore_then(just(Token::Control))
+            .ignore_then(ident.clone())
+            .then_ignore(just(Token::For))
+            .then(name_path.clone())
+            .then(
+                any()
+                    .filter(|t: &Token<'_>| {
+                        !matches!(t, Token::RBracket | Token::LBracket | Token::LBracketLine)
+                    })
+                    .repeated()
+                    .at_least(1)
+                    .map_with(|_, e| sp(e.span()))
+                    .delimited_by(just(Token::LBracket), just(Token::RBracket))
+                    .or_not(),
+            )
+            .then_ignore(select! { Token::Ident("until") => () })
+            .then(string.clone())
+            .then_ignore(select! { Token::Ident("reason") => () })
+            .then(string.clone())
+            .map(|((((control, subject), object), until), reason)| {
+                StmtKind::Waive(Box::new(WaiveDecl { control, subject, object, until, reason }))
+            })
+            .labelled("`waive control NAME for SUBJECT until \"DATE\" reason \"…\"`")
+            .as_context();
+
         let component_param = ident
             .clone()
             .then_ignore(just(Token::Colon))
@@ -568,6 +596,7 @@ where
             attr,
             provider,
             stack,
+            waive,
             component,
             field,
             resource,

@@ -144,6 +144,15 @@ impl<'s> Pass<'_, 's> {
     fn starts_item_at_top(&self, i: usize) -> bool {
         let t = self.toks[i];
         let Some(prev) = self.prev(i) else { return true };
+        // `waive control NAME for …` is one item: its `control` and `for` start none.
+        let back = |n: usize| i.checked_sub(n).map(|j| self.toks[j].token);
+        if (t.token == Token::Control && back(1) == Some(Token::Ident("waive")))
+            || (t.token == Token::For
+                && back(2) == Some(Token::Control)
+                && back(3) == Some(Token::Ident("waive")))
+        {
+            return false;
+        }
         if (always_item_start(t.token) || matches!(t.token, Token::Let | Token::For))
             && (prev.ends_operand() || t.line_start)
             && !matches!(

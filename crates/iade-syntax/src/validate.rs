@@ -50,6 +50,7 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
             | S::Resource(_)
             | S::Provider(_)
             | S::Stack(_)
+            | S::Waive(_)
             | S::Component(_)
             | S::Kind(_),
         )
@@ -70,6 +71,7 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
             | S::Control(_)
             | S::Provider(_)
             | S::Stack(_)
+            | S::Waive(_)
             | S::Component(_),
         ) => Err("move it to the top level of the file"),
         (_, S::Require(_)) => {

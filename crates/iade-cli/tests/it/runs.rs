@@ -240,3 +240,37 @@ fn junit_output_is_a_well_formed_report_with_each_control_a_test_case() {
     assert!(cases.iter().any(|c| c.attribute("name") == Some("always")), "{xml}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_waived_failure_is_reported_but_does_not_fail_the_run_until_its_waiver_expires() {
+    use super::engine::{code, run, stack, text};
+    let src = |until: &str| {
+        format!(
+            "use std.fs.{{file}}\n\ncontrol no_world_writable {{\n  severity = high\n  for f in observe(file, under = \"out\") {{\n    require f.mode & 0o002 == 0 else \"${{f.path}} is world-writable\"\n  }}\n}}\n\nwaive control no_world_writable for file[OUT/legacy.sh] until \"{until}\" reason \"vendor script\"\n"
+        )
+    };
+    let dir = stack("waiver", "");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).expect("out");
+    let legacy = out.join("legacy.sh");
+    std::fs::write(&legacy, "x\n").expect("write");
+    std::fs::set_permissions(&legacy, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let write = |until: &str| {
+        std::fs::write(dir.join("main.iade"), src(until).replace("OUT", &out.display().to_string()))
+            .expect("write")
+    };
+    write("2999-12-31");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "a waived failure does not fail the run: {}", text(&o));
+    assert!(
+        text(&o).contains("fails (waived)") && text(&o).contains("waived until 2999-12-31: vendor script"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("1 waived"), "{}", text(&o));
+    write("2001-01-01");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(4), "an expired waiver counts again: {}", text(&o));
+    assert!(text(&o).contains("its waiver expired after 2001-01-01"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

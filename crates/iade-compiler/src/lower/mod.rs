@@ -56,6 +56,8 @@ pub enum LoweredKind {
         attrs: Vec<(String, Ir)>,
     },
     Stack(StackSettings),
+    /// A `waive` (its control is checked against the stack's controls by the graph).
+    Waiver(iade_intent::ir::Waiver, Span),
     Component(Arc<component::ComponentIr>),
 }
 
@@ -512,9 +514,35 @@ impl<'a> Cx<'a> {
                 LoweredKind::Provider { provider_type: p.provider_type.text.clone(), attrs }
             }
             StmtKind::Stack(st) => self.stack(st),
+            StmtKind::Waive(w) => self.waive(w),
             StmtKind::Component(c) => self.component(c),
             _ => LoweredKind::Nothing,
         }
+    }
+
+    fn waive(&mut self, w: &ast::WaiveDecl) -> LoweredKind {
+        let mut subject: String = w.subject.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(".");
+        if let Some(span) = w.object {
+            subject = format!("{subject}[{}]", self.slice(span).trim());
+        }
+        let until = w.until.as_plain().unwrap_or_default();
+        if !valid_date(&until) {
+            let d = self
+                .at(codes::E0209, w.until.span, format!("`{until}` is not a date"), "not YYYY-MM-DD")
+                .help("write the last day the waiver holds as \"2027-03-31\"");
+            self.error(d);
+        }
+        let reason = w.reason.as_plain().unwrap_or_default();
+        if reason.trim().is_empty() {
+            let d = self.at(codes::E0209, w.reason.span, "a waiver needs a reason", "empty").help(
+                "say why the finding is accepted, for whoever reads the report: reason \"vendor script\"",
+            );
+            self.error(d);
+        }
+        LoweredKind::Waiver(
+            iade_intent::ir::Waiver { control: w.control.text.clone(), subject, until, reason },
+            w.control.span,
+        )
     }
 
     fn stack(&mut self, st: &ast::StackDecl) -> LoweredKind {
@@ -1118,4 +1146,23 @@ fn dedent(parts: &[StrPart]) -> Vec<Seg<'_>> {
         }
     }
     segs
+}
+
+/// `YYYY-MM-DD` with a month and a day that exist.
+fn valid_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts.as_slice() else { return false };
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return false;
+    }
+    let (Ok(y), Ok(m), Ok(d)) = (y.parse::<u32>(), m.parse::<u32>(), d.parse::<u32>()) else { return false };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
 }
