@@ -35,6 +35,8 @@ fn is_block_stmt(k: &StmtKind) -> bool {
         k,
         StmtKind::Resource(_)
             | StmtKind::Provider(_)
+            | StmtKind::Test(_)
+            | StmtKind::Observed(_)
             | StmtKind::Stack(_)
             | StmtKind::Component(_)
             | StmtKind::Kind(_)
@@ -202,6 +204,35 @@ impl<'a> Printer<'a> {
                 self.out.push_str(&format!("provider {} {} ", p.provider_type.text, p.name.text));
                 self.block(&p.body, level);
             }
+            StmtKind::Test(t) => {
+                let name = self.string(&t.name);
+                self.out.push_str(&format!("test {name} "));
+                self.block(&t.body, level);
+            }
+            StmtKind::TestParam(n, v) => {
+                let v = self.expr(v, level);
+                self.out.push_str(&format!("with param {} = {v}", n.text));
+            }
+            StmtKind::Observed(o) => {
+                self.out.push_str(&format!("observed {} ", path(&o.kind)));
+                self.block(&o.body, level);
+            }
+            StmtKind::Expect(e) => match e {
+                iade_syntax::ast::Expect::Check { control, name, outcome } => self.out.push_str(&format!(
+                    "expect {} {} {}",
+                    if *control { "control" } else { "policy" },
+                    name.text,
+                    outcome.text
+                )),
+                iade_syntax::ast::Expect::Snapshot(s) => {
+                    let s = self.string(s);
+                    self.out.push_str(&format!("expect snapshot {s}"));
+                }
+                iade_syntax::ast::Expect::Expr(x) => {
+                    let x = self.expr(x, level);
+                    self.out.push_str(&format!("expect {x}"));
+                }
+            },
             StmtKind::Stack(st) => {
                 self.out.push_str(&format!("stack {} ", st.name.text));
                 self.block(&st.body, level);

@@ -57,6 +57,14 @@ pub enum StmtKind {
     Stack(StackDecl),
     /// `waive control NAME for SUBJECT until "DATE" reason "TEXT"`.
     Waive(Box<WaiveDecl>),
+    /// `test "name" { … }`, in a `*_test.iade` file.
+    Test(TestDecl),
+    /// `with param NAME = EXPR`, in a test.
+    TestParam(Name, Expr),
+    /// `observed KIND { … }`: an object a test's controls observe.
+    Observed(ResourceDecl),
+    /// `expect …`, in a test.
+    Expect(Expect),
     Component(Box<ComponentDecl>),
     Kind(KindDecl),
     Field(Box<FieldDecl>),
@@ -82,6 +90,10 @@ impl StmtKind {
             StmtKind::Provider(_) => "a `provider` block",
             StmtKind::Stack(_) => "a `stack` block",
             StmtKind::Waive(_) => "a `waive`",
+            StmtKind::Test(_) => "a `test`",
+            StmtKind::TestParam(..) => "`with param`",
+            StmtKind::Observed(_) => "an `observed` object",
+            StmtKind::Expect(_) => "an `expect`",
             StmtKind::Component(_) => "a `component`",
             StmtKind::Kind(_) => "a `kind` declaration",
             StmtKind::Field(_) => "a field declaration",
@@ -163,6 +175,24 @@ pub struct ProviderDecl {
 }
 
 /// `stack webapp { prune = true }`: the stack's name and settings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TestDecl {
+    pub name: StrLit,
+    pub body: Block,
+}
+
+/// What a test expects.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Expect {
+    /// `expect control NAME fails` (`policy` when `control` is false); the outcome is `passes`,
+    /// `fails` or `unknown`.
+    Check { control: bool, name: Name, outcome: Name },
+    /// `expect snapshot "path"`.
+    Snapshot(StrLit),
+    /// `expect EXPR`, over the intent.
+    Expr(Expr),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct WaiveDecl {
     pub control: Name,

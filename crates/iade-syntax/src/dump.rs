@@ -154,6 +154,22 @@ impl Dumper {
                 let msg = r.message.as_ref().map(expr);
                 self.line(&format!("(require {} else={msg:?})", expr(&r.cond)));
             }
+            StmtKind::Test(t) => self.nested(&format!("test {}", str_lit(&t.name)), |d| d.block(&t.body)),
+            StmtKind::TestParam(n, v) => self.line(&format!("(with param {} {})", n.text, expr(v))),
+            StmtKind::Observed(o) => {
+                let kind: Vec<&str> = o.kind.iter().map(|n| n.text.as_str()).collect();
+                self.nested(&format!("observed {}", kind.join(".")), |d| d.block(&o.body));
+            }
+            StmtKind::Expect(e) => match e {
+                Expect::Check { control, name, outcome } => self.line(&format!(
+                    "(expect {} {} {})",
+                    if *control { "control" } else { "policy" },
+                    name.text,
+                    outcome.text
+                )),
+                Expect::Snapshot(s) => self.line(&format!("(expect snapshot {})", str_lit(s))),
+                Expect::Expr(x) => self.line(&format!("(expect {})", expr(x))),
+            },
             StmtKind::Error => self.line("(error)"),
         }
     }

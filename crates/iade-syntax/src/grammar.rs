@@ -507,6 +507,44 @@ where
             .labelled("`waive control NAME for SUBJECT until \"DATE\" reason \"…\"`")
             .as_context();
 
+        // Tests, in `*_test.iade` files.
+        let test_decl = select! { Token::Ident("test") => () }
+            .ignore_then(string.clone())
+            .then(block.clone())
+            .map(|(name, body)| StmtKind::Test(TestDecl { name, body }))
+            .labelled("`test \"name\" { … }`")
+            .as_context();
+        let test_param = select! { Token::Ident("with") => () }
+            .ignore_then(just(Token::Param))
+            .ignore_then(ident.clone())
+            .then_ignore(just(Token::Eq))
+            .then(expr.clone())
+            .map(|(name, value)| StmtKind::TestParam(name, value))
+            .labelled("`with param NAME = value`")
+            .as_context();
+        let observed = select! { Token::Ident("observed") => () }
+            .ignore_then(name_path.clone())
+            .then(block.clone())
+            .map(|(kind, body)| {
+                let name = ResourceName::Ident(Name { text: String::new(), span: Span::empty(0) });
+                StmtKind::Observed(ResourceDecl { kind, name, body })
+            })
+            .labelled("`observed KIND { … }`")
+            .as_context();
+        let expect_check = just(Token::Control)
+            .to(true)
+            .or(just(Token::Policy).to(false))
+            .then(ident.clone())
+            .then(ident.clone())
+            .map(|((control, name), outcome)| Expect::Check { control, name, outcome });
+        let expect_snapshot =
+            select! { Token::Ident("snapshot") => () }.ignore_then(string.clone()).map(Expect::Snapshot);
+        let expect = select! { Token::Ident("expect") => () }
+            .ignore_then(choice((expect_check, expect_snapshot, expr.clone().map(Expect::Expr))))
+            .map(StmtKind::Expect)
+            .labelled("`expect …`")
+            .as_context();
+
         let component_param = ident
             .clone()
             .then_ignore(just(Token::Colon))
@@ -597,6 +635,10 @@ where
             provider,
             stack,
             waive,
+            test_decl,
+            test_param,
+            observed,
+            expect,
             component,
             field,
             resource,

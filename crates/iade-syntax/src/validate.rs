@@ -21,6 +21,9 @@ enum Ctx {
     Stack,
     /// A component's body: what a top-level `for`/`if` may hold.
     Component,
+    Test,
+    /// An `observed` object of a test: entries.
+    Observed,
 }
 
 impl Ctx {
@@ -34,6 +37,8 @@ impl Ctx {
             Ctx::Provider => "inside a `provider` block",
             Ctx::Stack => "inside the `stack` block",
             Ctx::Component => "inside a `component`",
+            Ctx::Test => "inside a `test`",
+            Ctx::Observed => "inside an `observed` object",
         }
     }
 }
@@ -51,6 +56,7 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
             | S::Provider(_)
             | S::Stack(_)
             | S::Waive(_)
+            | S::Test(_)
             | S::Component(_)
             | S::Kind(_),
         )
@@ -61,6 +67,11 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
         (Ctx::Rules, S::Attr(_) | S::Let(_) | S::For(_) | S::If(_) | S::Require(_)) => Ok(()),
         (Ctx::Provider, S::Attr(_) | S::Let(_)) => Ok(()),
         (Ctx::Stack, S::Attr(_)) => Ok(()),
+        (Ctx::Test, S::TestParam(..) | S::Observed(_) | S::Expect(_) | S::Let(_)) => Ok(()),
+        (_, S::TestParam(..) | S::Observed(_) | S::Expect(_)) => {
+            Err("`with param`, `observed` and `expect` belong in a `test`")
+        }
+        (Ctx::Observed, S::Attr(_)) => Ok(()),
         (
             _,
             S::Use(_)
@@ -72,6 +83,7 @@ fn allowed(ctx: Ctx, kind: &StmtKind) -> Result<(), &'static str> {
             | S::Provider(_)
             | S::Stack(_)
             | S::Waive(_)
+            | S::Test(_)
             | S::Component(_),
         ) => Err("move it to the top level of the file"),
         (_, S::Require(_)) => {
@@ -136,6 +148,8 @@ impl Validator {
             (StmtKind::Provider(_), _) => Ctx::Provider,
             (StmtKind::Stack(_), _) => Ctx::Stack,
             (StmtKind::Component(_), _) => Ctx::Component,
+            (StmtKind::Test(_), _) => Ctx::Test,
+            (StmtKind::Observed(_), _) => Ctx::Observed,
             (StmtKind::For(_) | StmtKind::If(_), Ctx::Top) => Ctx::Gen,
             _ => ctx,
         };
@@ -155,6 +169,8 @@ impl Validator {
             StmtKind::Provider(p) => self.block(offset, inner, &p.body.stmts),
             StmtKind::Stack(st) => self.block(offset, inner, &st.body.stmts),
             StmtKind::Component(c) => self.block(offset, inner, &c.body.stmts),
+            StmtKind::Test(t) => self.block(offset, inner, &t.body.stmts),
+            StmtKind::Observed(o) => self.block(offset, inner, &o.body.stmts),
             StmtKind::For(f) => self.block(offset, inner, &f.body.stmts),
             _ => {}
         }
