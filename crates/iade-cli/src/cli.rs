@@ -104,6 +104,17 @@ enum Command {
     /// formatting twice changes nothing. Files with syntax errors are reported and left alone.
     #[command(after_help = "Examples:\n  iade fmt\n  iade fmt --check .\n  cat main.iade | iade fmt -")]
     Fmt(FmtArgs),
+    /// Run the stack's tests: `test` blocks in `*_test.iade` files and `tests/*.iade`.
+    ///
+    /// Each test may set params (`with param`), declare objects its controls observe
+    /// (`observed file { … }`), and expect a control or policy to pass, fail or be unknown, an
+    /// expression over the intent to hold, or the rendered intent to equal a snapshot file. Test
+    /// files are never part of the stack otherwise, and nothing is observed or changed. Exit
+    /// code 1 when a test fails.
+    #[command(
+        after_help = "Examples:\n  iade test examples/quickstart\n  iade test --filter world-writable\n  iade test --bless              rewrite snapshot files (also IADE_BLESS=1)\n  iade test --format junit > tests.xml"
+    )]
+    Test(TestArgs),
     /// Write the source that declares objects as they exist now, to adopt them.
     ///
     /// Observes the named files, directories and links (with --recursive, everything under a
@@ -151,6 +162,7 @@ impl StackArgs {
             env_params: iade_driver::params_from_env(),
             stdlib: self.stdlib.clone(),
             params_optional: false,
+            tests: false,
         }
     }
 }
@@ -328,6 +340,29 @@ struct FmtArgs {
 }
 
 #[derive(Debug, Args)]
+struct TestArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// Only tests whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Rewrite snapshot files with the intent as it is (review the diff before committing).
+    #[arg(long)]
+    bless: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = TestFormat::Human)]
+    format: TestFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TestFormat {
+    Human,
+    Json,
+    /// JUnit XML, for CI test reports.
+    Junit,
+}
+
+#[derive(Debug, Args)]
 struct ImportArgs {
     /// What to import: file (also directories and links), directory, symlink, user, group or
     /// package.
@@ -457,6 +492,16 @@ pub fn run() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "iade", &mut std::io::stdout());
             Exit::Success
         }
+        Command::Test(a) => commands::test(
+            &a.stack.path,
+            &a.stack.load_options(),
+            &iade_driver::TestOptions {
+                filter: a.filter,
+                bless: a.bless || std::env::var_os("IADE_BLESS").is_some_and(|v| v == "1"),
+            },
+            a.format,
+            style,
+        ),
         Command::Import(a) => commands::import(
             &iade_driver::ImportOptions {
                 kind: a.kind,

@@ -90,6 +90,35 @@ pub fn graph(path: &Path, options: &LoadOptions, json: bool, style: Style) -> Ex
     Exit::Success
 }
 
+/// `iade test`: one line per test, the failures with what explains them, a summary.
+pub fn test(
+    path: &Path,
+    load: &iade_driver::LoadOptions,
+    options: &iade_driver::TestOptions,
+    format: crate::cli::TestFormat,
+    style: Style,
+) -> Exit {
+    use crate::cli::TestFormat;
+    let report = match iade_driver::run_tests(path, load, options) {
+        Ok(r) => r,
+        Err(e) => {
+            let sources = iade_driver::LoadedStack::load(
+                path,
+                &iade_driver::LoadOptions { tests: true, params_optional: true, ..load.clone() },
+            )
+            .ok()
+            .map(|s| s.sources());
+            return failed(e, sources.as_ref(), style);
+        }
+    };
+    match format {
+        TestFormat::Json => print_json(&report),
+        TestFormat::Junit => print!("{}", render::tests_junit(&report)),
+        TestFormat::Human => render::tests(&report, style),
+    }
+    if report.failed() > 0 { Exit::Errors } else { Exit::Success }
+}
+
 /// `iade import`: the source on stdout, or in `out/imported.iade`; what was done on stderr.
 pub fn import(options: &iade_driver::ImportOptions, out: Option<&Path>, style: Style) -> Exit {
     let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));

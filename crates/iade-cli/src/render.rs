@@ -274,3 +274,85 @@ impl Sink for Printer {
         }
     }
 }
+
+/// `iade test`'s report, as `cargo test` prints one.
+pub fn tests(report: &iade_driver::TestReport, style: Style) {
+    let n = report.results.len();
+    println!("running {n} test{}", if n == 1 { "" } else { "s" });
+    for r in &report.results {
+        let verdict = if r.passed { style.paint("32", "ok") } else { style.paint("31", "FAILED") };
+        println!("test {} ... {verdict}", safe(&r.name));
+        for b in &r.blessed {
+            println!("  wrote {}", safe(b));
+        }
+    }
+    let failed: Vec<&iade_driver::TestResult> = report.results.iter().filter(|r| !r.passed).collect();
+    if !failed.is_empty() {
+        println!("\nfailures:");
+        for r in &failed {
+            println!("\n---- {} ({}) ----", safe(&r.name), safe(&r.file));
+            for f in &r.failures {
+                let at = if f.line > 0 { format!(" (line {})", f.line) } else { String::new() };
+                println!("{}{at}: not met", safe(&f.expect));
+                for d in &f.detail {
+                    println!("    {}", safe(d));
+                }
+            }
+        }
+    }
+    let result = if failed.is_empty() { style.paint("32", "ok") } else { style.paint("31", "FAILED") };
+    let filtered = if report.filtered_out > 0 {
+        format!("; {} filtered out", report.filtered_out)
+    } else {
+        String::new()
+    };
+    println!("\ntest result: {result}. {} passed; {} failed{filtered}", report.passed(), report.failed());
+}
+
+/// `iade test --format junit`.
+pub fn tests_junit(report: &iade_driver::TestReport) -> String {
+    let esc = |t: &str| {
+        t.chars()
+            .map(|c| match c {
+                '&' => "&amp;".to_string(),
+                '<' => "&lt;".to_string(),
+                '>' => "&gt;".to_string(),
+                '"' => "&quot;".to_string(),
+                c if c.is_control() && c != '\n' => format!("\\u{{{:x}}}", c as u32),
+                c => c.to_string(),
+            })
+            .collect::<String>()
+    };
+    let mut cases = String::new();
+    for r in &report.results {
+        let class = format!("iade.test.{}", r.file);
+        if r.passed {
+            cases.push_str(&format!(
+                "    <testcase name=\"{}\" classname=\"{}\"/>\n",
+                esc(&r.name),
+                esc(&class)
+            ));
+            continue;
+        }
+        let mut text = String::new();
+        for f in &r.failures {
+            text.push_str(&format!("{} (line {}): not met\n", f.expect, f.line));
+            for d in &f.detail {
+                text.push_str(&format!("  {d}\n"));
+            }
+        }
+        let first = r.failures.first().map(|f| f.expect.as_str()).unwrap_or("failed");
+        cases.push_str(&format!(
+            "    <testcase name=\"{}\" classname=\"{}\">\n      <failure message=\"{} not met\">{}</failure>\n    </testcase>\n",
+            esc(&r.name),
+            esc(&class),
+            esc(first),
+            esc(&text)
+        ));
+    }
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"iade\" tests=\"{n}\" failures=\"{f}\" errors=\"0\">\n  <testsuite name=\"iade tests\" tests=\"{n}\" failures=\"{f}\" errors=\"0\" skipped=\"0\">\n{cases}  </testsuite>\n</testsuites>\n",
+        n = report.results.len(),
+        f = report.failed()
+    )
+}

@@ -123,6 +123,10 @@ fn item_class(stmt: &Stmt) -> ItemClass {
         StmtKind::Provider(p) => named("provider", &p.name.text),
         StmtKind::Stack(st) => named("stack", &st.name.text),
         StmtKind::Waive(_) => ItemClass::Anonymous("waive"),
+        StmtKind::Test(t) => match t.name.as_plain() {
+            Some(n) => named("test", &n),
+            None => ItemClass::Anonymous("test"),
+        },
         StmtKind::Component(c) => named("comp", &c.name.text),
         StmtKind::Use(_) => ItemClass::Anonymous("use"),
         StmtKind::For(_) => ItemClass::Anonymous("for"),

@@ -22,6 +22,7 @@ mod semantics;
 mod stdlib;
 mod suggest;
 mod template;
+mod testing;
 
 pub use db::{Database, Db, Options};
 pub use diag::Diag;
@@ -35,3 +36,4 @@ pub use salsa::Cancelled;
 pub use semantics::{ItemCategory, ItemInfo, Member, MissingRequired, Place};
 pub use stdlib::EMBEDDED as EMBEDDED_STDLIB;
 pub use suggest::closest;
+pub use testing::{ExpectResult, TestCase, test_cases};

@@ -99,8 +99,37 @@ pub fn stack_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
         let name = entry.file_name();
-        if name.to_string_lossy().ends_with(".iade") && entry.file_type()?.is_file() {
+        let name = name.to_string_lossy();
+        // Test files are loaded only by `iade test` (`test_files`).
+        if name.ends_with(".iade") && !is_test_file(&name) && entry.file_type()?.is_file() {
             out.push(entry.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether a file name is a test file's: `*_test.iade`.
+pub fn is_test_file(name: &str) -> bool {
+    name.ends_with("_test.iade")
+}
+
+/// The test files of a stack directory: its `*_test.iade` files and every `.iade` file in its
+/// `tests/` directory, sorted.
+pub fn test_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if is_test_file(&entry.file_name().to_string_lossy()) && entry.file_type()?.is_file() {
+            out.push(entry.path());
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(dir.join("tests")) {
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().ends_with(".iade") && entry.file_type()?.is_file() {
+                out.push(entry.path());
+            }
         }
     }
     out.sort();

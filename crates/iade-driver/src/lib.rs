@@ -20,6 +20,7 @@ mod run;
 mod runtime;
 mod sarif;
 mod session;
+mod tests;
 pub mod text;
 mod view;
 mod watch;
@@ -38,6 +39,7 @@ pub use run::{Converged, Detection, RunOptions, converge, detect, intent_digest,
 pub use runtime::{EnvSecrets, Runtime, builtin_providers, cancel_on_signal, host_name};
 pub use sarif::sarif;
 pub use session::{JournalLocation, LEASE_TTL, Session, SessionError, SessionOptions, Wait, stack_id};
+pub use tests::{TestFailure, TestOptions, TestReport, TestResult, run_tests, snapshot};
 pub use view::{RunView, StepView};
 pub use watch::{WatchEnd, WatchOptions, watch};
 

@@ -25,6 +25,8 @@ pub struct LoadOptions {
     /// A param without a value is unknown rather than an error: an editor's view, where no
     /// `--param` is given.
     pub params_optional: bool,
+    /// Load the stack's test files too (`*_test.iade`, `tests/*.iade`): `iade test`'s view.
+    pub tests: bool,
 }
 
 /// Params from `IADE_PARAM_<NAME>` (the name lowercased).
@@ -99,6 +101,8 @@ pub struct LoadedStack {
     /// Texts to show for files whose bytes were not UTF-8 (the database holds none for them).
     shown_text: HashMap<String, String>,
     files: usize,
+    /// Whether the test files are part of it (`iade test`).
+    tests: bool,
 }
 
 /// What a stack compiles to: the engine's inputs.
@@ -235,6 +239,7 @@ impl LoadedStack {
             read_diags: Vec::new(),
             shown_text: HashMap::new(),
             files: 0,
+            tests: options.tests,
         };
         loaded.reload()?;
         let declared = loaded.db.stack_params();
@@ -349,6 +354,9 @@ impl LoadedStack {
     /// or the one file given.
     fn stack_files(&self) -> Result<Vec<PathBuf>, Error> {
         let mut files = crate::files::stack_files(&self.path).map_err(|e| self.unreadable(e))?;
+        if self.tests && self.path.is_dir() {
+            files.extend(crate::files::test_files(&self.path).map_err(|e| self.unreadable(e))?);
+        }
         if files.is_empty() && self.path.is_dir() && lock(&self.overlays).is_empty() {
             return Err(crate::files::no_stack_here(&self.path));
         }

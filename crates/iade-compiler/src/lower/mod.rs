@@ -22,6 +22,7 @@ use crate::suggest::did_you_mean;
 pub mod component;
 mod expr;
 mod kind;
+pub mod test;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Lowered {
@@ -56,6 +57,8 @@ pub enum LoweredKind {
         attrs: Vec<(String, Ir)>,
     },
     Stack(StackSettings),
+    /// A `test` of a `*_test.iade` file.
+    Test(Arc<test::TestIr>),
     /// A `waive` (its control is checked against the stack's controls by the graph).
     Waiver(iade_intent::ir::Waiver, Span),
     Component(Arc<component::ComponentIr>),
@@ -515,6 +518,7 @@ impl<'a> Cx<'a> {
             }
             StmtKind::Stack(st) => self.stack(st),
             StmtKind::Waive(w) => self.waive(w),
+            StmtKind::Test(t) => self.test(t),
             StmtKind::Component(c) => self.component(c),
             _ => LoweredKind::Nothing,
         }
