@@ -101,15 +101,18 @@ pub fn test(
     use crate::cli::TestFormat;
     let report = match iade_driver::run_tests(path, load, options) {
         Ok(r) => r,
-        Err(e) => {
-            let sources = iade_driver::LoadedStack::load(
-                path,
-                &iade_driver::LoadOptions { tests: true, params_optional: true, ..load.clone() },
-            )
-            .ok()
-            .map(|s| s.sources());
-            return failed(e, sources.as_ref(), style);
+        Err(Error::Diagnostics(diags)) => {
+            let options = iade_driver::LoadOptions { tests: true, params_optional: true, ..load.clone() };
+            if let Ok(stack) = iade_driver::LoadedStack::load(path, &options) {
+                print_diagnostics(&stack.sources(), &diags, Format::Human, style);
+            }
+            error_help(
+                "no test ran: the stack or its tests have errors",
+                "fix them (`iade check` checks the stack alone), then run the tests again",
+            );
+            return Exit::Errors;
         }
+        Err(e) => return failed(e, None, style),
     };
     match format {
         TestFormat::Json => print_json(&report),

@@ -218,12 +218,17 @@ impl<'a> Printer<'a> {
                 self.block(&o.body, level);
             }
             StmtKind::Expect(e) => match e {
-                iade_syntax::ast::Expect::Check { control, name, outcome } => self.out.push_str(&format!(
-                    "expect {} {} {}",
-                    if *control { "control" } else { "policy" },
-                    name.text,
-                    outcome.text
-                )),
+                iade_syntax::ast::Expect::Check { control, name, outcome } => {
+                    // An id that is not a name is written as the string it was.
+                    let plain = name.text.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && name.text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                    let shown = if plain { name.text.clone() } else { format!("{:?}", name.text) };
+                    self.out.push_str(&format!(
+                        "expect {} {shown} {}",
+                        if *control { "control" } else { "policy" },
+                        outcome.text
+                    ));
+                }
                 iade_syntax::ast::Expect::Snapshot(s) => {
                     let s = self.string(s);
                     self.out.push_str(&format!("expect snapshot {s}"));

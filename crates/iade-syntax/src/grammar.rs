@@ -531,10 +531,14 @@ where
             })
             .labelled("`observed KIND { … }`")
             .as_context();
+        // A control's id may be a string (`"CIS-6.1.10"`).
+        let check_name = ident
+            .clone()
+            .or(string.clone().map(|s| Name { text: s.as_plain().unwrap_or_default(), span: s.span }));
         let expect_check = just(Token::Control)
             .to(true)
             .or(just(Token::Policy).to(false))
-            .then(ident.clone())
+            .then(check_name)
             .then(ident.clone())
             .map(|((control, name), outcome)| Expect::Check { control, name, outcome });
         let expect_snapshot =

@@ -11,6 +11,7 @@ mod ownership;
 mod refresh;
 mod runs;
 mod secrets;
+mod testing;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
