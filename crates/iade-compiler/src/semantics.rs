@@ -29,6 +29,8 @@ pub enum ItemCategory {
     Kind,
     Provider,
     Stack,
+    /// A `test` of a `*_test.iade` file; its name is the test's.
+    Test,
     Use,
     Other,
 }
@@ -116,11 +118,16 @@ impl Database {
                 StmtKind::Kind(_) => (ItemCategory::Kind, None),
                 StmtKind::Provider(_) => (ItemCategory::Provider, None),
                 StmtKind::Stack(_) => (ItemCategory::Stack, None),
+                StmtKind::Test(_) => (ItemCategory::Test, None),
                 StmtKind::For(_) | StmtKind::If(_) => (ItemCategory::Generator, None),
                 StmtKind::Use(_) => (ItemCategory::Use, None),
                 _ => (ItemCategory::Other, None),
             };
-            out.push(ItemInfo { name: text(name_span), detail, category, span, name_span });
+            let name = match &stmt.kind {
+                StmtKind::Test(t) => t.name.as_plain().unwrap_or_default(),
+                _ => text(name_span),
+            };
+            out.push(ItemInfo { name, detail, category, span, name_span });
         }
         out
     }

@@ -80,6 +80,19 @@ fn status_lines(status: &iade_driver::LiveStatus, id: &str) -> Vec<String> {
     out
 }
 
+/// The stack directory a file belongs to: its directory, or for a file of a stack's `tests/`
+/// directory, the stack's.
+fn stack_dir(path: &Path) -> Option<PathBuf> {
+    let dir = path.parent()?;
+    if dir.file_name().is_some_and(|n| n == "tests")
+        && let Some(up) = dir.parent()
+        && iade_driver::files::stack_files(up).is_ok_and(|f| !f.is_empty())
+    {
+        return Some(up.to_path_buf());
+    }
+    Some(dir.to_path_buf())
+}
+
 fn path_of(uri: &Uri) -> Option<PathBuf> {
     uri.to_file_path().map(|p| absolute(&p))
 }
@@ -102,15 +115,16 @@ impl State {
     /// The stack a document belongs to (its directory), loaded on first use, with every open
     /// document of that directory as an overlay.
     fn stack_for(&mut self, path: &Path) -> Option<&mut LoadedStack> {
-        let dir = path.parent()?.to_path_buf();
+        let dir = stack_dir(path)?;
         if !self.stacks.contains_key(&dir) {
             let mut overlays = std::collections::BTreeMap::new();
             for (p, d) in &self.docs {
-                if p.parent() == Some(dir.as_path()) {
+                if stack_dir(p).as_ref() == Some(&dir) {
                     overlays.insert(p.clone(), d.text.clone());
                 }
             }
-            let options = LoadOptions { params_optional: true, ..LoadOptions::default() };
+            // The stack's test files too: they are checked as they are written.
+            let options = LoadOptions { params_optional: true, tests: true, ..LoadOptions::default() };
             let stack = LoadedStack::load_with(&dir, &options, overlays).ok()?;
             self.stacks.insert(dir.clone(), stack);
         }
@@ -119,8 +133,8 @@ impl State {
 
     /// Counts an edit of the stack `path` belongs to.
     fn edited(&mut self, path: &Path) {
-        if let Some(dir) = path.parent() {
-            *self.revisions.entry(dir.to_path_buf()).or_default() += 1;
+        if let Some(dir) = stack_dir(path) {
+            *self.revisions.entry(dir).or_default() += 1;
         }
     }
 
@@ -201,7 +215,7 @@ fn content_modified() -> tower_lsp_server::jsonrpc::Error {
 /// its files, tagged with the open documents' versions; drift and failing controls the
 /// journal last recorded are information diagnostics on their resources.
 async fn publish(client: &Client, state: &Arc<Mutex<State>>, path: &Path) {
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let dir = stack_dir(path).unwrap_or_default();
     let (snapshot, versions, status, revision) = {
         let mut state = lock(state);
         let versions: HashMap<PathBuf, i32> =
@@ -308,7 +322,7 @@ fn diagnostics_by_file(
 /// (a run of any engine) re-reads the status and publishes again. No polling: the journal's
 /// change notification wakes it.
 fn follow_journal(client: &Client, state: &Arc<Mutex<State>>, path: &Path) {
-    let Some(dir) = path.parent().map(Path::to_path_buf) else { return };
+    let Some(dir) = stack_dir(path) else { return };
     {
         let mut st = lock(state);
         if let Some(status) = read_status(&dir) {
@@ -397,6 +411,11 @@ impl LanguageServer for Backend {
                 code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
                 rename_provider: Some(OneOf::Left(true)),
                 inlay_hint_provider: Some(OneOf::Left(true)),
+                code_lens_provider: Some(CodeLensOptions { resolve_provider: Some(false) }),
+                execute_command_provider: Some(ExecuteCommandOptions {
+                    commands: vec![RUN_TEST.into()],
+                    ..ExecuteCommandOptions::default()
+                }),
                 semantic_tokens_provider: Some(SemanticTokensServerCapabilities::SemanticTokensOptions(
                     SemanticTokensOptions {
                         legend: SemanticTokensLegend {
@@ -490,7 +509,7 @@ impl LanguageServer for Backend {
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         let p = params.text_document_position_params;
         let status = path_of(&p.text_document.uri)
-            .and_then(|path| path.parent().map(Path::to_path_buf))
+            .and_then(|path| stack_dir(&path))
             .and_then(|dir| lock(&self.state).status.get(&dir).cloned());
         self.with_doc(&p.text_document.uri, move |stack, db_path, text| {
             let index = LineIndex::new(text);
@@ -733,6 +752,88 @@ impl LanguageServer for Backend {
         Ok(Some(WorkspaceEdit { changes: Some(changes), ..WorkspaceEdit::default() }))
     }
 
+    async fn code_lens(&self, params: CodeLensParams) -> Result<Option<Vec<CodeLens>>> {
+        let uri = params.text_document.uri.clone();
+        let dir = path_of(&uri).and_then(|p| stack_dir(&p)).unwrap_or_default();
+        self.with_doc(&uri, move |stack, db_path, text| {
+            let lenses = iade_ide::outline(stack.database(), db_path)
+                .into_iter()
+                .filter(|s| s.category == iade_compiler::ItemCategory::Test)
+                .map(|s| CodeLens {
+                    range: range(text, s.name_span),
+                    command: Some(Command {
+                        title: "▶ run test".into(),
+                        command: RUN_TEST.into(),
+                        arguments: Some(vec![
+                            serde_json::Value::String(dir.to_string_lossy().into_owned()),
+                            serde_json::Value::String(s.name.clone()),
+                        ]),
+                    }),
+                    data: None,
+                })
+                .collect();
+            Some(lenses)
+        })
+        .await
+    }
+
+    /// `iade.runTest DIR NAME`: runs the tests named NAME of the stack in DIR, as `iade test
+    /// --filter NAME` does, shows the outcome and returns the report.
+    async fn execute_command(&self, params: ExecuteCommandParams) -> Result<Option<LSPAny>> {
+        if params.command != RUN_TEST {
+            return Err(tower_lsp_server::jsonrpc::Error::method_not_found());
+        }
+        let (Some(dir), Some(name)) = (
+            params.arguments.first().and_then(|v| v.as_str()).map(PathBuf::from),
+            params.arguments.get(1).and_then(|v| v.as_str()).map(str::to_string),
+        ) else {
+            return Err(tower_lsp_server::jsonrpc::Error::invalid_params(
+                "iade.runTest takes a stack directory and a test name",
+            ));
+        };
+        let options = iade_driver::TestOptions { filter: Some(name.clone()), bless: false };
+        let ran = tokio::task::spawn_blocking(move || {
+            iade_driver::run_tests(&dir, &LoadOptions::default(), &options)
+        })
+        .await;
+        let report = match ran {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                self.client.show_message(MessageType::ERROR, format!("iade test: {e}")).await;
+                return Ok(None);
+            }
+            Err(e) => {
+                return Err(tower_lsp_server::jsonrpc::Error {
+                    code: tower_lsp_server::jsonrpc::ErrorCode::InternalError,
+                    message: format!("the test run failed: {e}").into(),
+                    data: None,
+                });
+            }
+        };
+        let mut text = Vec::new();
+        for r in &report.results {
+            if r.passed {
+                text.push(format!("test {} ... ok", r.name));
+                continue;
+            }
+            text.push(format!("test {} ... FAILED", r.name));
+            for f in &r.failures {
+                text.push(format!("{} (line {}): not met", f.expect, f.line));
+                text.extend(f.detail.iter().map(|d| format!("  {d}")));
+            }
+        }
+        if report.results.is_empty() {
+            text.push(format!("no test named {name}"));
+        }
+        let kind = if report.failed() > 0 || report.results.is_empty() {
+            MessageType::ERROR
+        } else {
+            MessageType::INFO
+        };
+        self.client.show_message(kind, text.join("\n")).await;
+        Ok(serde_json::to_value(&report).ok())
+    }
+
     async fn inlay_hint(&self, params: InlayHintParams) -> Result<Option<Vec<InlayHint>>> {
         let wanted = params.range;
         self.with_doc(&params.text_document.uri, move |stack, db_path, text| {
@@ -788,6 +889,10 @@ impl LanguageServer for Backend {
         .await
     }
 }
+
+/// The command a code lens above a test runs: arguments are the stack directory and the
+/// test's name.
+const RUN_TEST: &str = "iade.runTest";
 
 /// The semantic token types, in the order of `iade_ide::TokenClass`'s mapping below.
 const TOKEN_TYPES: [SemanticTokenType; 6] = [

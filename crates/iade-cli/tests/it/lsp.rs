@@ -626,3 +626,48 @@ fn a_burst_of_edits_applies_in_order_and_neither_a_crash_nor_stale_diagnostics_f
     let _ = lsp.child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_test_file_gets_diagnostics_and_a_code_lens_that_runs_its_test() {
+    let dir = std::env::temp_dir().join(format!("iade-lsp-tests-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tests")).expect("dir");
+    std::fs::write(dir.join("main.iade"), MAIN).expect("source");
+    let test = "test \"the port is 8080\" {\n  expect port == 8080\n}\n\ntest \"on purpose\" {\n  expect port == 1\n}\n";
+    let test_path = dir.join("tests/app_test.iade");
+    std::fs::write(&test_path, test).expect("test");
+    let u = uri(&test_path);
+    let mut lsp = Lsp::start(&dir);
+    let init = lsp.request("initialize", json!({ "processId": null, "rootUri": null, "capabilities": {} }));
+    assert_eq!(init["capabilities"]["executeCommandProvider"]["commands"][0], "iade.runTest", "{init}");
+    lsp.notify(
+        "textDocument/didOpen",
+        json!({ "textDocument": { "uri": u, "languageId": "iade", "version": 1, "text": test } }),
+    );
+    let d = lsp.diagnostics(&u);
+    assert_eq!(d["diagnostics"], json!([]), "the test file resolves the stack's names: {d}");
+
+    let lenses = lsp.request("textDocument/codeLens", json!({ "textDocument": { "uri": u } }));
+    let lenses = lenses.as_array().expect("lenses").clone();
+    assert_eq!(lenses.len(), 2, "{lenses:?}");
+    let command = &lenses[0]["command"];
+    assert_eq!(command["command"], "iade.runTest");
+    assert_eq!(command["arguments"][1], "the port is 8080");
+
+    let result = lsp.request(
+        "workspace/executeCommand",
+        json!({ "command": "iade.runTest", "arguments": command["arguments"] }),
+    );
+    assert_eq!(result["results"][0]["passed"], true, "{result}");
+    let result = lsp.request(
+        "workspace/executeCommand",
+        json!({ "command": "iade.runTest", "arguments": lenses[1]["command"]["arguments"] }),
+    );
+    assert_eq!(result["results"][0]["passed"], false, "{result}");
+    assert_eq!(result["results"][0]["failures"][0]["detail"][1], "  `port` is 8080", "{result}");
+
+    let _ = lsp.request("shutdown", json!(null));
+    lsp.notify("exit", json!(null));
+    let _ = lsp.child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

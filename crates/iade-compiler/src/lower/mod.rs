@@ -163,6 +163,7 @@ pub fn decl_name_span(db: &dyn Db, item: Item) -> Span {
         StmtKind::Provider(p) => p.name.span,
         StmtKind::Stack(st) => st.name.span,
         StmtKind::Component(c) => c.name.span,
+        StmtKind::Test(t) => t.name.span,
         // `for x in xs`: up to the end of what it iterates over, not the whole body.
         StmtKind::For(f) => Span { start: stmt.span.start, end: f.iter.span.end },
         _ => stmt.span,
