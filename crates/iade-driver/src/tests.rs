@@ -64,7 +64,7 @@ pub fn snapshot(graph: &iade_intent::IntentGraph, stack_dir: &Path) -> String {
     fn strip(v: &mut serde_json::Value, dir: &str) {
         match v {
             serde_json::Value::Object(map) => {
-                for key in ["source", "sites", "location", "span"] {
+                for key in ["source", "declared", "sites", "location", "span"] {
                     map.remove(key);
                 }
                 for (_, v) in map.iter_mut() {

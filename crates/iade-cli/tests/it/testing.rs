@@ -71,3 +71,49 @@ fn test_files_are_never_part_of_the_stack_otherwise() {
         .expect("iade runs");
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn iade_test_junit_is_a_well_formed_report() {
+    let o = Command::new(super::engine::iade_bin())
+        .args(["test", "tests/iade-test/failing", "--format", "junit"])
+        .current_dir(super::root())
+        .env_remove("IADE_BLESS")
+        .output()
+        .expect("iade runs");
+    assert_eq!(o.status.code(), Some(1));
+    let xml = String::from_utf8_lossy(&o.stdout).into_owned();
+    let doc = roxmltree::Document::parse(&xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let suite = doc.descendants().find(|n| n.has_tag_name("testsuite")).expect("testsuite");
+    assert_eq!(suite.attribute("tests"), Some("3"), "{xml}");
+    assert_eq!(suite.attribute("failures"), Some("3"), "{xml}");
+    let cases: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testcase")).collect();
+    assert!(cases.iter().all(|c| c.attribute("name").is_some() && c.attribute("classname").is_some()));
+    let failure = doc.descendants().find(|n| n.has_tag_name("failure")).expect("failure");
+    assert!(failure.text().is_some_and(|t| t.contains("`file.conf.mode` is 0o644")), "{xml}");
+}
+
+#[test]
+fn a_snapshot_never_holds_a_secret_nor_where_the_checkout_is() {
+    let dir = std::env::temp_dir().join(format!("iade-test-secret-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("main.iade"),
+        "use std.fs.{file}\n\nfile token {\n  path = \"./token\"\n  content = secret(\"API_TOKEN\")\n}\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("snap_test.iade"), "test \"snapshot\" {\n  expect snapshot \"intent.json\"\n}\n")
+        .expect("write");
+    let o = Command::new(super::engine::iade_bin())
+        .args(["test", "--bless"])
+        .current_dir(&dir)
+        .env("IADE_SECRET_API_TOKEN", "hunter2-very-secret")
+        .output()
+        .expect("iade runs");
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let snapshot = std::fs::read_to_string(dir.join("intent.json")).expect("snapshot");
+    assert!(snapshot.contains("<redacted>") && !snapshot.contains("hunter2"), "{snapshot}");
+    assert!(!snapshot.contains(&dir.to_string_lossy().into_owned()), "paths are relative: {snapshot}");
+    assert!(!snapshot.contains("\"line\""), "no source locations: {snapshot}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
