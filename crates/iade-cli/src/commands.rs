@@ -114,6 +114,12 @@ pub fn test(
         }
         Err(e) => return failed(e, None, style),
     };
+    if report.results.is_empty() && report.filtered_out == 0 && format == TestFormat::Human {
+        eprintln!(
+            "{}: no tests: write `test \"name\" {{ … }}` blocks in a `*_test.iade` file or in `tests/` (see `iade test --help`)",
+            display_path(path)
+        );
+    }
     match format {
         TestFormat::Json => print_json(&report),
         TestFormat::Junit => print!("{}", render::tests_junit(&report)),
