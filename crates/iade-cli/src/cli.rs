@@ -248,6 +248,20 @@ struct ConvergeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = RunFormat::Human)]
     format: RunFormat,
+    /// How progress and events are logged on stderr: lines for people, or one JSON object per
+    /// event (run, drift, step, finding, lease, pass) for log shippers.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// With --watch, serve Prometheus metrics at http://ADDR/metrics and health at /healthz
+    /// (`127.0.0.1:9464`; port 0 picks a free one, and the address is logged).
+    #[arg(long, value_name = "ADDR", requires = "watch")]
+    metrics: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -450,15 +464,23 @@ pub fn run() -> ExitCode {
             run: run_options(&a.run, None, None),
             format: if a.format == Format::Json { RunFormat::Json } else { RunFormat::Human },
             style,
+            log_json: false,
+            metrics: None,
         }
         .plan(false),
         Command::Converge(a) => {
+            let log_json = a.log_format == LogFormat::Json;
+            if log_json {
+                crate::logs::init_json();
+            }
             let engine = Engine {
                 path: &a.stack.path,
                 load: a.stack.load_options(),
                 run: run_options(&a.run, a.journal.as_deref(), a.wait),
                 format: a.format,
                 style,
+                log_json,
+                metrics: a.metrics.clone(),
             };
             match (a.detect_only, a.watch) {
                 (true, _) => engine.plan(true),

@@ -223,6 +223,10 @@ pub struct Engine<'a> {
     pub run: RunOptions,
     pub format: crate::cli::RunFormat,
     pub style: Style,
+    /// Events as JSON log lines instead of human lines.
+    pub log_json: bool,
+    /// Serve metrics here while watching.
+    pub metrics: Option<String>,
 }
 
 impl Engine<'_> {
@@ -269,8 +273,13 @@ impl Engine<'_> {
             eprintln!("stopping: the steps in flight are being cancelled and recorded");
         });
         let printer = self.printer(&compiled.stack_dir);
+        let log = crate::logs::JsonLog { stack: compiled.stack_name() };
+        let progress = crate::progress::Progress::new(&printer);
+        let sink: &dyn iade_driver::Sink = if self.log_json { &log } else { &progress };
         let started = Instant::now();
-        let outcome = match iade_driver::converge(&compiled, &rt, &self.run, &printer) {
+        let converged = iade_driver::converge(&compiled, &rt, &self.run, sink);
+        progress.finish();
+        let outcome = match converged {
             Ok(o) => o,
             Err(e) => return failed(e, None, self.style),
         };
@@ -294,6 +303,9 @@ impl Engine<'_> {
             }
             (RunFormat::Sarif, _) => print_json(&iade_driver::sarif(&view.findings, &compiled.program)),
             (RunFormat::Junit, _) => print!("{}", iade_driver::junit(&view.findings, &compiled.program)),
+            (_, Converged::Ran(report)) if self.log_json => {
+                log.run(report, None, started.elapsed().as_millis())
+            }
             (_, served) => {
                 if matches!(served, Converged::Served { .. }) {
                     eprintln!("the watching engine ran this pass:");
@@ -313,8 +325,22 @@ impl Engine<'_> {
         let rt = Runtime::from_env();
         iade_driver::cancel_on_signal(rt.cancelled.clone(), || {});
         let printer = self.printer(stack.stack_dir());
+        let log = crate::logs::JsonLog { stack: stack.stack_name() };
+        let shown: &dyn iade_driver::Sink = if self.log_json { &log } else { &printer };
+        let metrics = std::sync::Arc::new(iade_driver::Metrics::new());
+        if let Some(addr) = &self.metrics {
+            match iade_driver::serve_metrics(metrics.clone(), addr) {
+                Ok(bound) if self.log_json => {
+                    tracing::info!(target: "iade", event = "metrics", stack = %log.stack, addr = %bound);
+                }
+                Ok(bound) => eprintln!("serving metrics at http://{bound}/metrics (health at /healthz)"),
+                Err(e) => return failed(e, None, self.style),
+            }
+        }
+        let tee = iade_driver::Tee(shown, metrics.as_ref());
+        let sink: &dyn iade_driver::Sink = if self.metrics.is_some() { &tee } else { shown };
         let options = WatchOptions { interval, run: self.run.clone() };
-        match iade_driver::watch(&mut stack, &rt, &options, &printer) {
+        match iade_driver::watch(&mut stack, &rt, &options, sink) {
             Ok(WatchEnd::Stopped) => Exit::Success,
             Ok(WatchEnd::LeaseLost) => {
                 error("stopping: another engine took the lease");

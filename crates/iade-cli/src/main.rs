@@ -3,7 +3,9 @@
 
 mod cli;
 mod commands;
+mod logs;
 mod output;
+mod progress;
 mod render;
 
 use std::process::ExitCode;

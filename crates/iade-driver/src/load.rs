@@ -261,6 +261,14 @@ impl LoadedStack {
         Ok(loaded)
     }
 
+    /// The stack's name: its declared name, or its directory's name.
+    pub fn stack_name(&self) -> String {
+        match self.db.stack_settings().name {
+            Some(name) => name,
+            None => crate::session::stack_id(&self.stack_dir, "").name,
+        }
+    }
+
     /// The compiler database, for the editor features of `iade-ide`.
     pub fn database(&self) -> &iade_compiler::Database {
         &self.db

@@ -11,6 +11,7 @@ mod ownership;
 mod refresh;
 mod runs;
 mod secrets;
+mod service;
 mod testing;
 
 use std::path::{Path, PathBuf};
