@@ -319,3 +319,25 @@ pub fn serve(metrics: Arc<Metrics>, addr: &str) -> Result<std::net::SocketAddr, 
         .map_err(|e| crate::Error::Io(format!("cannot start the metrics server: {e}")))?;
     Ok(bound)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_fails_after_three_failing_passes_in_a_row_and_labels_stay_bounded() {
+        let m = Metrics::new();
+        for i in 0..UNHEALTHY_AFTER {
+            assert!(m.healthy(), "after {i} failures");
+            m.event(Event::PassFailed {
+                error: "journal locked".into(),
+                retry_in: std::time::Duration::from_secs(1),
+            });
+        }
+        assert!(!m.healthy());
+        let text = m.encode();
+        assert!(text.contains("iade_passes_total{kind=\"full\",outcome=\"failed\"} 3"), "{text}");
+        assert!(!text.contains("journal locked"), "an error's text is never a label: {text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}
