@@ -809,7 +809,40 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
             declared,
         });
     }
-    IntentGraph { version: IntentGraph::VERSION, nodes, edges: resources.edges.clone(), instances }
+    IntentGraph {
+        version: IntentGraph::VERSION,
+        nodes,
+        edges: resources.edges.clone(),
+        instances,
+        providers: provider_instances(db),
+    }
+}
+
+/// The stack's `provider TYPE NAME { … }` items with their settings evaluated.
+fn provider_instances(db: &Database) -> Vec<iade_intent::ProviderInstance> {
+    let env = crate::eval::CompilerEnv::new(db);
+    let mut out = Vec::new();
+    for &m in stack_modules(db) {
+        for &item in &own_scope(db, m).items {
+            let LoweredKind::Provider { provider_type, attrs } = &lower_item(db, item).kind else { continue };
+            let Some(stmt) = crate::items::item_syntax(db, item).clone() else { continue };
+            let iade_syntax::ast::StmtKind::Provider(p) = &stmt.kind else { continue };
+            let mut settings = BTreeMap::new();
+            for (key, ir) in attrs {
+                let v = iade_intent::eval::Evaluator::new(&env, origin(db, item), 0)
+                    .eval(ir)
+                    .unwrap_or_else(|e| Value::unknown(e.message));
+                settings.insert(key.clone(), v);
+            }
+            out.push(iade_intent::ProviderInstance {
+                name: p.name.text.clone(),
+                provider_type: provider_type.clone(),
+                settings,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
 }
 
 /// Counts for the one-line summary of `iade check`.

@@ -137,7 +137,8 @@ fn observe(
     identity: Fields,
     cx: &Context<'_>,
 ) -> Result<Option<Fields>, Error> {
-    let target = Target { id: String::new(), kind: kind.into(), intended: identity.clone(), identity };
+    let target =
+        Target { id: String::new(), kind: kind.into(), instance: None, intended: identity.clone(), identity };
     match provider.observe(kind, &[&target], cx).pop() {
         Some(Ok(Observed::Present(f))) => Ok(Some(f)),
         Some(Ok(Observed::Absent)) | None => Ok(None),

@@ -82,6 +82,17 @@ pub(crate) fn env<'a>(
     options: &RunOptions,
     events: &'a dyn iade_engine::Events,
 ) -> Env<'a> {
+    // Each provider learns the stack's instances of its type before the run.
+    for (provider_type, provider) in rt.providers.iter() {
+        let instances: std::collections::BTreeMap<String, iade_provider::Fields> = compiled
+            .graph
+            .providers
+            .iter()
+            .filter(|p| p.provider_type == provider_type)
+            .map(|p| (p.name.clone(), p.settings.clone()))
+            .collect();
+        provider.configure(&instances);
+    }
     Env {
         stack: name,
         providers: &rt.providers,

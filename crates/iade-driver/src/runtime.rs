@@ -60,6 +60,7 @@ pub fn builtin_providers() -> Providers {
         .with(Arc::new(iade_provider_local::ExecProvider::new()))
         .with(Arc::new(iade_provider_local::AccountsProvider::new()))
         .with(Arc::new(iade_provider_local::PackageProvider::new()))
+        .with(Arc::new(iade_provider_postgres::PostgresProvider::new()))
 }
 
 /// This host's name, as leases and runs record it.

@@ -119,6 +119,7 @@ pub fn target(node: &Node) -> Target {
     Target {
         id: node.id.clone(),
         kind: node.kind.clone(),
+        instance: node.provider.clone(),
         identity: node.identity.clone(),
         intended: node.attrs.iter().map(|(k, a)| (k.clone(), a.value.clone())).collect(),
     }

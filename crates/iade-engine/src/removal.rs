@@ -169,7 +169,13 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
         let mut intended = identity.clone();
         intended.insert("ensure".into(), Value::Enum("absent".into()));
         orphans.push(Candidate {
-            target: Target { id: a.resource.clone(), kind: a.kind.clone(), identity, intended },
+            target: Target {
+                id: a.resource.clone(),
+                kind: a.kind.clone(),
+                instance: None,
+                identity,
+                intended,
+            },
             provider: a.provider.clone(),
             removal: Removal::Orphan { proof: None },
             protected: protected_ids.contains(a.resource.as_str()),

@@ -20,6 +20,18 @@ pub struct IntentGraph {
     /// Component instances, sorted by id; their members are nodes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<Instance>,
+    /// Configured provider instances (`provider postgres main { url = … }`), sorted by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<ProviderInstance>,
+}
+
+/// `provider TYPE NAME { … }`: an instance of a provider type and its evaluated settings
+/// (secrets stay secret: only the provider resolves them).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProviderInstance {
+    pub name: String,
+    pub provider_type: String,
+    pub settings: std::collections::BTreeMap<String, crate::Value>,
 }
 
 /// A component instance: `vhost.api`, whose members have ids `vhost.api/…`.

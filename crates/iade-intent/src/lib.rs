@@ -15,7 +15,9 @@ pub mod ty;
 pub mod value;
 
 pub use eval::{Env, EvalError, Evidence, Limit, Limits, Outcome, Verdict};
-pub use graph::{Edge, EdgeReason, Instance, IntentGraph, Manage, Node, NodeAttr, SourceLoc};
+pub use graph::{
+    Edge, EdgeReason, Instance, IntentGraph, Manage, Node, NodeAttr, ProviderInstance, SourceLoc,
+};
 pub use ir::{Builtin, CheckIr, CheckKind, CheckStmt, Ir, IrKind, Origin, Program, RuleIr, Severity};
 pub use schema::{FieldRole, FieldSchema, KindCheck, KindSchema, Refers};
 pub use ty::Ty;

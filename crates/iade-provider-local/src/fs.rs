@@ -1008,7 +1008,13 @@ impl Provider for LocalProvider {
                 let identity = Fields::from([("path".to_string(), Value::str(shown.as_str()))]);
                 let mut intended = identity.clone();
                 intended.insert("ensure".into(), Value::Enum("absent".into()));
-                out.push(Target { id: format!("{kind}[{shown}]"), kind: kind.into(), identity, intended });
+                out.push(Target {
+                    id: format!("{kind}[{shown}]"),
+                    kind: kind.into(),
+                    instance: None,
+                    identity,
+                    intended,
+                });
             }
             Ok(())
         }
@@ -1058,6 +1064,7 @@ impl Provider for LocalProvider {
             let Some(first) = w.ids.first().cloned() else { continue };
             let target = Target {
                 id: first.clone(),
+                instance: None,
                 kind: "line".into(),
                 identity: Fields::new(),
                 intended: Fields::new(),

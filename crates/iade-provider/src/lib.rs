@@ -39,6 +39,9 @@ impl Observed {
 pub struct Target {
     pub id: String,
     pub kind: String,
+    /// The provider instance the resource chooses (`provider = NAME`); `None`: the provider
+    /// type's only (or default) instance.
+    pub instance: Option<String>,
     pub identity: Fields,
     /// Managed attributes, identity included.
     pub intended: Fields,
@@ -277,6 +280,10 @@ impl std::fmt::Debug for Context<'_> {
 pub trait Provider: Send + Sync {
     /// The provider type kinds bind to (`local`, `exec`).
     fn name(&self) -> &str;
+
+    /// The stack's `provider TYPE NAME { … }` instances of this provider's type, by name, with
+    /// their evaluated settings (secrets still secret). Called before every run.
+    fn configure(&self, _instances: &BTreeMap<String, Fields>) {}
 
     /// Observes many objects of one kind in one call, one result per target, in order.
     fn observe(

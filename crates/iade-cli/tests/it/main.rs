@@ -8,6 +8,7 @@ mod import;
 mod journal;
 mod lsp;
 mod ownership;
+mod postgres;
 mod refresh;
 mod runs;
 mod secrets;

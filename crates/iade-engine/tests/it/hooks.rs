@@ -44,6 +44,7 @@ fn graph(ids: &[&str], edges: &[(&str, &str)]) -> IntentGraph {
             .map(|(f, t)| Edge { from: f.to_string(), to: t.to_string(), reason: EdgeReason::Reference })
             .collect(),
         instances: Vec::new(),
+        providers: Vec::new(),
     }
 }
 

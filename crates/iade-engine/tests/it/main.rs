@@ -52,6 +52,7 @@ fn graph() -> IntentGraph {
         nodes: vec![node("thing.a"), node("thing.b"), node("thing.c"), node("thing.d")],
         edges: vec![edge("thing.a", "thing.b"), edge("thing.b", "thing.c")],
         instances: Vec::new(),
+        providers: Vec::new(),
     }
 }
 
@@ -198,7 +199,13 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
         // Nodes sorted by id, as the compiler gives them.
         let mut nodes: Vec<Node> = ids.iter().map(|i| node(i)).collect();
         nodes.sort_by(|a, b| a.id.cmp(&b.id));
-        let g = IntentGraph { version: 1, nodes, edges: edges.clone(), instances: Vec::new() };
+        let g = IntentGraph {
+            version: 1,
+            nodes,
+            edges: edges.clone(),
+            instances: Vec::new(),
+            providers: Vec::new(),
+        };
         let provider = Arc::new(MemoryProvider::default());
         let failing: Vec<String> = ids.iter().filter(|_| next(10) == 0).cloned().collect();
         for f in &failing {

@@ -1,0 +1,183 @@
+//! The PostgreSQL provider on a real server: a throwaway cluster started for the test
+//! (`initdb` and `pg_ctl` from `/usr/lib/postgresql/*/bin`, run as the `postgres` user because
+//! PostgreSQL refuses root, a Unix socket in a temporary directory, no TCP port), stopped and
+//! removed when the test ends, whatever happened.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::engine::{code, run, stack, text};
+
+struct Cluster {
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(program)
+        .args(args)
+        .output()
+        .expect("runuser runs")
+}
+
+impl Cluster {
+    fn start(tag: &str) -> Cluster {
+        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (.ci/run installs it)")
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .collect();
+        bins.sort();
+        let bin = bins.pop().expect("an initdb");
+        let dir = std::env::temp_dir().join(format!("iade-pg-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sock")).expect("dir");
+        let chown =
+            Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().expect("chown");
+        assert!(chown.success());
+        let cluster = Cluster { dir, bin };
+        let data = cluster.dir.join("data");
+        let o = as_postgres(
+            &cluster.bin.join("initdb"),
+            &["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
+        );
+        assert!(o.status.success(), "initdb: {}", String::from_utf8_lossy(&o.stderr));
+        let options = format!("-k {} -c listen_addresses='' -c fsync=off", cluster.socket());
+        let o = as_postgres(
+            &cluster.bin.join("pg_ctl"),
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-o",
+                &options,
+                "-l",
+                &cluster.dir.join("log").to_string_lossy(),
+                "-w",
+                "start",
+            ],
+        );
+        assert!(o.status.success(), "the server does not start: {}", String::from_utf8_lossy(&o.stdout));
+        cluster
+    }
+
+    fn socket(&self) -> String {
+        self.dir.join("sock").to_string_lossy().into_owned()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@localhost/postgres?host={}", self.socket())
+    }
+
+    fn sql(&self, query: &str) -> String {
+        let o = as_postgres(
+            &self.bin.join("psql"),
+            &["-h", &self.socket(), "-U", "postgres", "-d", "postgres", "-Atc", query],
+        );
+        assert!(o.status.success(), "{query}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data").to_string_lossy().into_owned();
+        let _ = as_postgres(&self.bin.join("pg_ctl"), &["-D", &data, "-m", "immediate", "-w", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn roles_and_databases_are_created_hand_made_drift_is_corrected_and_absent_drops_them() {
+    let cluster = Cluster::start("roles");
+    let source = |ensure: &str| {
+        format!(
+            r#"use std.postgres as pg
+
+provider postgres main {{
+  url = "{url}"
+}}
+
+pg.role readers {{
+  name = "readers"
+  ensure = {ensure}
+}}
+
+pg.role app {{
+  name = "app_rw"
+  ensure = {ensure}
+  login = true
+  password = secret("APP_PW")
+  member_of = ["readers"]
+  connection_limit = 20
+}}
+
+pg.role odd {{
+  name = "we\"ird; role"
+  ensure = {ensure}
+}}
+
+pg.database db {{
+  name = "appdb"
+  ensure = {ensure}
+  owner = "app_rw"
+}}
+"#,
+            url = cluster.url()
+        )
+    };
+    let dir = stack("postgres", &source("present"));
+    let env = [("IADE_SECRET_APP_PW", "s3cret pass")];
+    let o = run(&dir, &["converge"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        cluster.sql("SELECT rolcanlogin, rolconnlimit FROM pg_roles WHERE rolname = 'app_rw'"),
+        "t|20"
+    );
+    assert!(
+        cluster
+            .sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app_rw'")
+            .starts_with("SCRAM-SHA-256$")
+    );
+    assert_eq!(
+        cluster.sql("SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = 'app_rw'"),
+        "readers"
+    );
+    assert_eq!(cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'we\"ird; role'"), "1");
+    assert_eq!(
+        cluster.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'appdb'"),
+        "app_rw"
+    );
+    assert!(!text(&o).contains("s3cret"), "{}", text(&o));
+    let o = run(&dir, &["plan"], &env);
+    assert_eq!(code(&o), Some(0), "the second look finds nothing (the password verified): {}", text(&o));
+
+    // At 2 a.m. someone makes the app a superuser, revokes its group and resets its password.
+    cluster.sql("ALTER ROLE app_rw SUPERUSER");
+    cluster.sql("REVOKE readers FROM app_rw");
+    cluster.sql("ALTER ROLE app_rw PASSWORD 'hunter2'");
+    let o = run(&dir, &["plan"], &env);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    let plan = text(&o);
+    assert!(plan.contains("superuser: true → false"), "{plan}");
+    assert!(plan.contains("member_of: [] → [\"readers\"]"), "{plan}");
+    assert!(plan.contains("password: another password → the intended password"), "{plan}");
+    assert!(!plan.contains("hunter2") && !plan.contains("s3cret"), "{plan}");
+    let o = run(&dir, &["converge"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(cluster.sql("SELECT rolsuper FROM pg_roles WHERE rolname = 'app_rw'"), "f");
+    let o = run(&dir, &["plan"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+
+    std::fs::write(dir.join("main.iade"), source("absent")).expect("write");
+    let o = run(&dir, &["converge"], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname IN ('app_rw', 'readers', 'we\"ird; role')"),
+        "0"
+    );
+    assert_eq!(cluster.sql("SELECT count(*) FROM pg_database WHERE datname = 'appdb'"), "0");
+    let _ = std::fs::remove_dir_all(&dir);
+}
