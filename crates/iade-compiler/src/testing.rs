@@ -123,11 +123,9 @@ impl TestCase {
                                 Vec::new()
                             } else {
                                 let n = verdicts.len();
-                                let mut d = vec![format!(
-                                    "it {} ({n} subject{})",
-                                    got.word(),
-                                    if n == 1 { "" } else { "s" }
-                                )];
+                                let verb = if got == Expected::Unknown { "is unknown" } else { got.word() };
+                                let mut d =
+                                    vec![format!("it {verb} ({n} subject{})", if n == 1 { "" } else { "s" })];
                                 for v in verdicts.iter().filter(|v| v.outcome != Outcome::Pass).take(5) {
                                     d.extend(explain(v));
                                 }

@@ -43,7 +43,14 @@ fn temp_dir(name: &str) -> PathBuf {
 
 #[test]
 fn checking_the_examples_succeeds_with_exit_0() {
-    for ex in ["examples/quickstart", "examples/webapp", "examples/nginx", "examples/host", "stdlib/std"] {
+    for ex in [
+        "examples/quickstart",
+        "examples/webapp",
+        "examples/nginx",
+        "examples/host",
+        "examples/postgres",
+        "stdlib/std",
+    ] {
         let o = iade(&["check", ex], &root());
         assert_eq!(code(&o), 0, "{ex}: {}", stderr(&o));
         assert!(stderr(&o).contains("no problems"), "{ex}: {}", stderr(&o));

@@ -181,3 +181,33 @@ pg.database db {{
     assert_eq!(cluster.sql("SELECT count(*) FROM pg_database WHERE datname = 'appdb'"), "0");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_postgres_example_converges_a_server_from_empty_and_its_control_finds_a_handmade_superuser() {
+    let cluster = Cluster::start("example");
+    let example = stack(
+        "postgres-example",
+        &std::fs::read_to_string(super::root().join("examples/postgres/main.iade")).expect("example"),
+    );
+    let param = format!("url={}", cluster.url());
+    let env =
+        [("IADE_SECRET_APP_PASSWORD", "app-secret"), ("IADE_SECRET_REPORTING_PASSWORD", "report-secret")];
+    let o = run(&example, &["converge", "--param", &param], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        cluster.sql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'"),
+        "app_owner"
+    );
+    assert_eq!(
+        cluster.sql("SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = 'app'"),
+        "app_readers,app_writers"
+    );
+    let o = run(&example, &["plan", "--param", &param], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+
+    cluster.sql("CREATE ROLE mallory SUPERUSER");
+    let o = run(&example, &["converge", "--param", &param], &env);
+    assert_eq!(code(&o), Some(4), "the control fails on the hand-made superuser: {}", text(&o));
+    assert!(text(&o).contains("mallory is a superuser"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&example);
+}

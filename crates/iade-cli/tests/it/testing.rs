@@ -47,7 +47,7 @@ fn iade_test_output_matches_its_goldens() {
 
 #[test]
 fn every_example_ships_tests_that_pass_and_expect_a_failure() {
-    for example in ["quickstart", "webapp", "nginx", "host"] {
+    for example in ["quickstart", "webapp", "nginx", "host", "postgres"] {
         let (code, text) = iade_test(&format!("examples/{example}"));
         assert_eq!(code, 0, "examples/{example}: {text}");
         assert!(text.contains("test result: ok"), "{text}");
