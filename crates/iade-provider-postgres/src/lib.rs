@@ -85,6 +85,13 @@ fn int(f: &Fields, k: &str) -> Option<i64> {
     }
 }
 
+/// Privileges held on databases: `(database, role) → {privilege: grantable}`.
+type Granted = HashMap<(String, String), BTreeMap<String, bool>>;
+
+fn flag_observed(observed: &Observed, k: &str) -> bool {
+    matches!(observed.field(k), Some(Value::Bool(true)))
+}
+
 fn names(v: Option<&Value>) -> Option<BTreeSet<String>> {
     match v {
         Some(Value::List(items)) => items
@@ -242,6 +249,80 @@ impl PostgresProvider {
             out.insert(name, f);
         }
         Ok(out)
+    }
+
+    /// Database privileges of a batch's grants: `(database, role) → {privilege: grantable}`.
+    fn observe_grants(
+        &self,
+        instance: &str,
+        settings: &Fields,
+        databases: &[String],
+        cx: &Context<'_>,
+    ) -> Result<Granted, ProviderError> {
+        let rows = self.with_client(instance, settings, cx, |c| {
+            c.query(
+                "SELECT d.datname::text, r.rolname::text, lower(a.privilege_type), a.is_grantable \
+                 FROM pg_database d, aclexplode(COALESCE(d.datacl, acldefault('d', d.datdba))) a \
+                 JOIN pg_roles r ON r.oid = a.grantee WHERE d.datname = ANY($1)",
+                &[&databases],
+            )
+            .map_err(|e| classify("cannot read the database privileges", &e))
+        })?;
+        let mut out = Granted::new();
+        for row in rows {
+            out.entry((row.get(0), row.get(1))).or_default().insert(row.get(2), row.get(3));
+        }
+        Ok(out)
+    }
+
+    /// The privileges a grant's `privilege` stands for.
+    fn privileges(target: &Target) -> Vec<&'static str> {
+        match target.identity.get("privilege") {
+            Some(Value::Enum(p)) => match p.as_ref() {
+                "connect" => vec!["connect"],
+                "create" => vec!["create"],
+                "temporary" => vec!["temporary"],
+                _ => vec!["connect", "create", "temporary"],
+            },
+            _ => Vec::new(),
+        }
+    }
+
+    fn apply_grant(
+        &self,
+        target: &Target,
+        observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError> {
+        let (instance, settings) = self.instance_of(target)?;
+        let (Some(role), Some(db)) = (target.identity_str("role"), target.identity_str("database")) else {
+            return Err(ProviderError::permanent("a grant needs a role and a database"));
+        };
+        let privileges = Self::privileges(target).join(", ").to_uppercase();
+        let option = flag(&target.intended, "with_grant_option").unwrap_or(false);
+        let mut statements = Vec::new();
+        if matches!(observed, Observed::Absent) || option {
+            statements.push(format!(
+                "GRANT {privileges} ON DATABASE {} TO {}{}",
+                ident(db),
+                ident(role),
+                if option { " WITH GRANT OPTION" } else { "" }
+            ));
+        }
+        if !option && flag_observed(observed, "with_grant_option") {
+            statements.push(format!(
+                "REVOKE GRANT OPTION FOR {privileges} ON DATABASE {} FROM {}",
+                ident(db),
+                ident(role)
+            ));
+        }
+        self.with_client(&instance, &settings, cx, |c| {
+            for s in &statements {
+                c.batch_execute(s)
+                    .map_err(|e| classify(&format!("cannot grant on `{db}` to `{role}`"), &e))?;
+            }
+            Ok(())
+        })
     }
 
     /// The role's changes: attributes by the default comparison, `member_of` as a set, and
@@ -415,6 +496,53 @@ impl PostgresProvider {
     }
 }
 
+impl PostgresProvider {
+    fn observe_grant_batch(
+        &self,
+        targets: &[&Target],
+        cx: &Context<'_>,
+    ) -> Vec<Result<Observed, ProviderError>> {
+        let mut by_instance: BTreeMap<String, (Fields, BTreeSet<String>)> = BTreeMap::new();
+        for t in targets {
+            if let Ok((name, settings)) = self.instance_of(t) {
+                let entry = by_instance.entry(name).or_insert((settings, BTreeSet::new()));
+                entry.1.insert(t.identity_str("database").unwrap_or_default().to_string());
+            }
+        }
+        let mut found = BTreeMap::new();
+        for (instance, (settings, dbs)) in &by_instance {
+            let dbs: Vec<String> = dbs.iter().cloned().collect();
+            found.insert(instance.clone(), self.observe_grants(instance, settings, &dbs, cx));
+        }
+        targets
+            .iter()
+            .map(|t| {
+                let (instance, _) = self.instance_of(t)?;
+                let granted = match found.get(&instance) {
+                    Some(Ok(g)) => g,
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => return Err(ProviderError::transient("not observed")),
+                };
+                let key = (
+                    t.identity_str("database").unwrap_or_default().to_string(),
+                    t.identity_str("role").unwrap_or_default().to_string(),
+                );
+                let have = granted.get(&key);
+                let wanted = Self::privileges(t);
+                let all = have.is_some_and(|h| wanted.iter().all(|p| h.contains_key(*p)));
+                if !all {
+                    return Ok(Observed::Absent);
+                }
+                let grantable = have.is_some_and(|h| wanted.iter().all(|p| h.get(*p) == Some(&true)));
+                let mut f = t.identity.clone();
+                f.insert("ensure".into(), Value::Enum(Arc::from("present")));
+                f.insert("with_grant_option".into(), Value::Bool(grantable));
+                Ok(Observed::Present(f))
+            })
+            .collect()
+    }
+}
+
 impl Provider for PostgresProvider {
     fn name(&self) -> &str {
         "postgres"
@@ -434,6 +562,9 @@ impl Provider for PostgresProvider {
         targets: &[&Target],
         cx: &Context<'_>,
     ) -> Vec<Result<Observed, ProviderError>> {
+        if kind == "grant" {
+            return self.observe_grant_batch(targets, cx);
+        }
         // One query per instance for the whole batch.
         let mut by_instance: BTreeMap<String, (Fields, Vec<String>)> = BTreeMap::new();
         let mut chosen = Vec::new();
@@ -495,6 +626,7 @@ impl Provider for PostgresProvider {
         match kind {
             "role" => self.apply_role(target, observed, cx),
             "database" => self.apply_database(target, observed, cx),
+            "grant" => self.apply_grant(target, observed, cx),
             other => {
                 Err(ProviderError::permanent(format!("the postgres provider does not manage `{other}` yet")))
             }
@@ -503,8 +635,25 @@ impl Provider for PostgresProvider {
     }
 
     fn delete(&self, kind: &str, target: &Target, cx: &Context<'_>) -> Result<Applied, ProviderError> {
-        let name = target.identity_str("name").ok_or_else(|| ProviderError::permanent("no name"))?;
         let (instance, settings) = self.instance_of(target)?;
+        if kind == "grant" {
+            let (Some(role), Some(db)) = (target.identity_str("role"), target.identity_str("database"))
+            else {
+                return Err(ProviderError::permanent("a grant needs a role and a database"));
+            };
+            let statement = format!(
+                "REVOKE {} ON DATABASE {} FROM {}",
+                Self::privileges(target).join(", ").to_uppercase(),
+                ident(db),
+                ident(role)
+            );
+            self.with_client(&instance, &settings, cx, |c| {
+                c.batch_execute(&statement)
+                    .map_err(|e| classify(&format!("cannot revoke on `{db}` from `{role}`"), &e))
+            })?;
+            return Ok(Applied::default());
+        }
+        let name = target.identity_str("name").ok_or_else(|| ProviderError::permanent("no name"))?;
         let statement = match kind {
             "role" => format!("DROP ROLE IF EXISTS {}", ident(name)),
             "database" => format!("DROP DATABASE IF EXISTS {}", ident(name)),

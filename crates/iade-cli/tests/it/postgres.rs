@@ -211,3 +211,39 @@ fn the_postgres_example_converges_a_server_from_empty_and_its_control_finds_a_ha
     assert!(text(&o).contains("mallory is a superuser"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&example);
 }
+
+#[test]
+fn a_database_grant_revoked_by_hand_is_granted_again() {
+    let cluster = Cluster::start("grants");
+    let source = |ensure: &str| {
+        format!(
+            "use std.postgres as pg\n\nprovider postgres main {{\n  url = \"{}\"\n}}\n\npg.role reporting {{\n  name = \"reporting\"\n  login = true\n}}\n\npg.database app {{\n  name = \"app\"\n}}\n\npg.grant reporting_create {{\n  role = \"reporting\"\n  database = \"app\"\n  privilege = create\n  ensure = {ensure}\n}}\n",
+            cluster.url()
+        )
+    };
+    let granted = || {
+        cluster.sql(
+            "SELECT count(*) FROM pg_database d, aclexplode(d.datacl) a JOIN pg_roles r ON r.oid = a.grantee WHERE d.datname = 'app' AND r.rolname = 'reporting' AND a.privilege_type = 'CREATE'",
+        )
+    };
+    let dir = stack("postgres-grants", &source("present"));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(granted(), "1");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+
+    cluster.sql("REVOKE CREATE ON DATABASE app FROM reporting");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("+ grant.reporting_create"), "{}", text(&o));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(granted(), "1");
+
+    std::fs::write(dir.join("main.iade"), source("absent")).expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(granted(), "0");
+    let _ = std::fs::remove_dir_all(&dir);
+}
