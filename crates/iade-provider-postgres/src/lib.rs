@@ -140,8 +140,24 @@ impl PostgresProvider {
         cx: &Context<'_>,
         f: impl FnOnce(&mut postgres::Client) -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
+        self.with_db_client(instance, settings, None, cx, f)
+    }
+
+    /// Runs `f` with a connection of the instance to database `db` (its URL's when `None`).
+    fn with_db_client<T>(
+        &self,
+        instance: &str,
+        settings: &Fields,
+        db: Option<&str>,
+        cx: &Context<'_>,
+        f: impl FnOnce(&mut postgres::Client) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let key = match db {
+            Some(db) => format!("{instance}\u{0}{db}"),
+            None => instance.to_string(),
+        };
         let mut clients = lock(&self.clients);
-        if clients.get(instance).is_none_or(postgres::Client::is_closed) {
+        if clients.get(&key).is_none_or(postgres::Client::is_closed) {
             let url = match settings.get("url") {
                 Some(v) => reveal(v, cx.secrets)?,
                 None => {
@@ -157,6 +173,9 @@ impl PostgresProvider {
                 config.password(reveal(p, cx.secrets)?);
             }
             config.application_name("iade");
+            if let Some(db) = db {
+                config.dbname(db);
+            }
             config.connect_timeout(std::time::Duration::from_secs(10));
             let client = config
                 .connect(postgres::NoTls)
@@ -273,6 +292,50 @@ impl PostgresProvider {
             out.entry((row.get(0), row.get(1))).or_default().insert(row.get(2), row.get(3));
         }
         Ok(out)
+    }
+
+    /// The schemas a batch names in one database: name → owner.
+    fn observe_schemas(
+        &self,
+        instance: &str,
+        settings: &Fields,
+        db: &str,
+        wanted: &[String],
+        cx: &Context<'_>,
+    ) -> Result<HashMap<String, String>, ProviderError> {
+        let rows = self.with_db_client(instance, settings, Some(db), cx, |c| {
+            c.query(
+                "SELECT nspname::text, pg_get_userbyid(nspowner)::text FROM pg_namespace WHERE nspname = ANY($1)",
+                &[&wanted],
+            )
+            .map_err(|e| classify(&format!("cannot read the schemas of `{db}`"), &e))
+        })?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    fn apply_schema(
+        &self,
+        target: &Target,
+        observed: &Observed,
+        cx: &Context<'_>,
+    ) -> Result<(), ProviderError> {
+        let (instance, settings) = self.instance_of(target)?;
+        let (Some(db), Some(name)) = (target.identity_str("database"), target.identity_str("name")) else {
+            return Err(ProviderError::permanent("a schema needs a database and a name"));
+        };
+        let owner = text(&target.intended, "owner");
+        let statement = match (observed, &owner) {
+            (Observed::Absent, Some(o)) => {
+                format!("CREATE SCHEMA {} AUTHORIZATION {}", ident(name), ident(o))
+            }
+            (Observed::Absent, None) => format!("CREATE SCHEMA {}", ident(name)),
+            (Observed::Present(_), Some(o)) => format!("ALTER SCHEMA {} OWNER TO {}", ident(name), ident(o)),
+            (Observed::Present(_), None) => return Ok(()),
+        };
+        self.with_db_client(&instance, &settings, Some(db), cx, |c| {
+            c.batch_execute(&statement)
+                .map_err(|e| classify(&format!("cannot change schema `{name}` of `{db}`"), &e))
+        })
     }
 
     /// The privileges a grant's `privilege` stands for.
@@ -565,6 +628,28 @@ impl Provider for PostgresProvider {
         if kind == "grant" {
             return self.observe_grant_batch(targets, cx);
         }
+        if kind == "schema" {
+            return targets
+                .iter()
+                .map(|t| {
+                    let (instance, settings) = self.instance_of(t)?;
+                    let (db, name) = (
+                        t.identity_str("database").unwrap_or_default(),
+                        t.identity_str("name").unwrap_or_default(),
+                    );
+                    let found = self.observe_schemas(&instance, &settings, db, &[name.to_string()], cx)?;
+                    Ok(match found.get(name) {
+                        Some(owner) => {
+                            let mut f = t.identity.clone();
+                            f.insert("ensure".into(), Value::Enum(Arc::from("present")));
+                            f.insert("owner".into(), Value::str(owner.as_str()));
+                            Observed::Present(f)
+                        }
+                        None => Observed::Absent,
+                    })
+                })
+                .collect();
+        }
         // One query per instance for the whole batch.
         let mut by_instance: BTreeMap<String, (Fields, Vec<String>)> = BTreeMap::new();
         let mut chosen = Vec::new();
@@ -627,6 +712,7 @@ impl Provider for PostgresProvider {
             "role" => self.apply_role(target, observed, cx),
             "database" => self.apply_database(target, observed, cx),
             "grant" => self.apply_grant(target, observed, cx),
+            "schema" => self.apply_schema(target, observed, cx),
             other => {
                 Err(ProviderError::permanent(format!("the postgres provider does not manage `{other}` yet")))
             }
@@ -650,6 +736,19 @@ impl Provider for PostgresProvider {
             self.with_client(&instance, &settings, cx, |c| {
                 c.batch_execute(&statement)
                     .map_err(|e| classify(&format!("cannot revoke on `{db}` from `{role}`"), &e))
+            })?;
+            return Ok(Applied::default());
+        }
+        if kind == "schema" {
+            let (Some(db), Some(name)) = (target.identity_str("database"), target.identity_str("name"))
+            else {
+                return Err(ProviderError::permanent("a schema needs a database and a name"));
+            };
+            // RESTRICT: a schema is dropped only when it is empty.
+            let statement = format!("DROP SCHEMA IF EXISTS {} RESTRICT", ident(name));
+            self.with_db_client(&instance, &settings, Some(db), cx, |c| {
+                c.batch_execute(&statement)
+                    .map_err(|e| classify(&format!("cannot drop schema `{name}` of `{db}`"), &e))
             })?;
             return Ok(Applied::default());
         }

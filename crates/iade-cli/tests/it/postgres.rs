@@ -247,3 +247,63 @@ fn a_database_grant_revoked_by_hand_is_granted_again() {
     assert_eq!(granted(), "0");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_schema_is_created_in_its_database_its_owner_kept_and_absent_drops_it() {
+    let cluster = Cluster::start("schemas");
+    let source = |ensure: &str| {
+        format!(
+            "use std.postgres as pg\n\nprovider postgres main {{\n  url = \"{}\"\n}}\n\npg.role owner {{\n  name = \"data_owner\"\n}}\n\npg.database app {{\n  name = \"app\"\n}}\n\npg.schema data {{\n  database = \"app\"\n  name = \"data\"\n  owner = \"data_owner\"\n  ensure = {ensure}\n}}\n",
+            cluster.url()
+        )
+    };
+    let owner = || {
+        let o = as_postgres(
+            &cluster.bin.join("psql"),
+            &[
+                "-h",
+                &cluster.socket(),
+                "-U",
+                "postgres",
+                "-d",
+                "app",
+                "-Atc",
+                "SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'data'",
+            ],
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let dir = stack("postgres-schemas", &source("present"));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(owner(), "data_owner");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+
+    let o = as_postgres(
+        &cluster.bin.join("psql"),
+        &[
+            "-h",
+            &cluster.socket(),
+            "-U",
+            "postgres",
+            "-d",
+            "app",
+            "-c",
+            "ALTER SCHEMA data OWNER TO postgres",
+        ],
+    );
+    assert!(o.status.success());
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("owner: \"postgres\" → \"data_owner\""), "{}", text(&o));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(owner(), "data_owner");
+
+    std::fs::write(dir.join("main.iade"), source("absent")).expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(owner(), "");
+    let _ = std::fs::remove_dir_all(&dir);
+}
