@@ -629,16 +629,36 @@ impl Provider for PostgresProvider {
             return self.observe_grant_batch(targets, cx);
         }
         if kind == "schema" {
+            // One query per instance and database for the whole batch.
+            let mut wanted: BTreeMap<(String, String), (Fields, Vec<String>)> = BTreeMap::new();
+            for t in targets {
+                if let Ok((instance, settings)) = self.instance_of(t) {
+                    let db = t.identity_str("database").unwrap_or_default().to_string();
+                    let entry = wanted.entry((instance, db)).or_insert((settings, Vec::new()));
+                    entry.1.push(t.identity_str("name").unwrap_or_default().to_string());
+                }
+            }
+            let mut found = BTreeMap::new();
+            for ((instance, db), (settings, names)) in &wanted {
+                found.insert(
+                    (instance.clone(), db.clone()),
+                    self.observe_schemas(instance, settings, db, names, cx),
+                );
+            }
             return targets
                 .iter()
                 .map(|t| {
-                    let (instance, settings) = self.instance_of(t)?;
+                    let (instance, _) = self.instance_of(t)?;
                     let (db, name) = (
                         t.identity_str("database").unwrap_or_default(),
                         t.identity_str("name").unwrap_or_default(),
                     );
-                    let found = self.observe_schemas(&instance, &settings, db, &[name.to_string()], cx)?;
-                    Ok(match found.get(name) {
+                    let owners = match found.get(&(instance, db.to_string())) {
+                        Some(Ok(o)) => o,
+                        Some(Err(e)) => return Err(e.clone()),
+                        None => return Err(ProviderError::transient("not observed")),
+                    };
+                    Ok(match owners.get(name) {
                         Some(owner) => {
                             let mut f = t.identity.clone();
                             f.insert("ensure".into(), Value::Enum(Arc::from("present")));
