@@ -75,9 +75,9 @@ impl Sink for Progress<'_> {
             match e {
                 iade_engine::Event::Observed { resources, .. } => c.observed += resources,
                 iade_engine::Event::Wave { index, waves, .. } => c.wave = Some((*index, *waves)),
-                iade_engine::Event::Step(s) => match format!("{:?}", s.status).as_str() {
-                    "Done" => c.changed += 1,
-                    "Failed" => c.failed += 1,
+                iade_engine::Event::Step(s) => match s.status {
+                    iade_journal::StepStatus::Done => c.changed += 1,
+                    iade_journal::StepStatus::Failed => c.failed += 1,
                     _ => {}
                 },
             }

@@ -29,7 +29,7 @@ impl PassKind {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Event<'a> {
     /// Something the engine reports during a run (observation rounds, waves, steps).
     Engine(&'a iade_engine::Event),

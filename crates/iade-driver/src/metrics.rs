@@ -161,9 +161,8 @@ impl Metrics {
             }
         }
         for s in &report.steps {
-            let status = format!("{:?}", s.status).to_lowercase();
-            self.steps.get_or_create(&OutcomeLabels { outcome: status.clone() }).inc();
-            if status == "done" {
+            self.steps.get_or_create(&OutcomeLabels { outcome: s.status.as_str().into() }).inc();
+            if s.status == iade_journal::StepStatus::Done {
                 let kind = kinds.get(s.resource.as_str()).copied().unwrap_or("unknown");
                 self.drift_corrected.get_or_create(&KindLabels { kind: kind.into() }).inc();
             }
@@ -232,53 +231,8 @@ pub struct Tee<'a>(pub &'a dyn Sink, pub &'a dyn Sink);
 
 impl Sink for Tee<'_> {
     fn event(&self, event: Event<'_>) {
-        // `Event` borrows; it is rebuilt for the second sink.
-        match event {
-            Event::Engine(e) => {
-                self.0.event(Event::Engine(e));
-                self.1.event(Event::Engine(e));
-            }
-            Event::WaitingForLease(h) => {
-                self.0.event(Event::WaitingForLease(h));
-                self.1.event(Event::WaitingForLease(h));
-            }
-            Event::AskingWatcher(h) => {
-                self.0.event(Event::AskingWatcher(h));
-                self.1.event(Event::AskingWatcher(h));
-            }
-            Event::WatchStarted { resources, interval, journal } => {
-                self.1.event(Event::WatchStarted { resources, interval, journal: journal.clone() });
-                self.0.event(Event::WatchStarted { resources, interval, journal });
-            }
-            Event::Recompiled { resources } => {
-                self.0.event(Event::Recompiled { resources });
-                self.1.event(Event::Recompiled { resources });
-            }
-            Event::SourcesBroken { diagnostics, sources } => {
-                self.0.event(Event::SourcesBroken { diagnostics, sources });
-                self.1.event(Event::SourcesBroken { diagnostics, sources });
-            }
-            Event::Pass { kind, report, took } => {
-                self.0.event(Event::Pass { kind, report, took });
-                self.1.event(Event::Pass { kind, report, took });
-            }
-            Event::PassFailed { error, retry_in } => {
-                self.1.event(Event::PassFailed { error: error.clone(), retry_in });
-                self.0.event(Event::PassFailed { error, retry_in });
-            }
-            Event::RequestRefused { reason } => {
-                self.0.event(Event::RequestRefused { reason });
-                self.1.event(Event::RequestRefused { reason });
-            }
-            Event::JournalChecked { problems } => {
-                self.0.event(Event::JournalChecked { problems });
-                self.1.event(Event::JournalChecked { problems });
-            }
-            Event::Stopped => {
-                self.0.event(Event::Stopped);
-                self.1.event(Event::Stopped);
-            }
-        }
+        self.0.event(event.clone());
+        self.1.event(event);
     }
 }
 

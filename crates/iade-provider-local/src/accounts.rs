@@ -20,14 +20,23 @@ use crate::command::{Ran, run_ok};
 const FIRST_ORDINARY_ID: i64 = 1000;
 
 /// Where the account databases are read from (tests point it elsewhere only for parsing).
-#[derive(Debug)]
 pub struct AccountsProvider {
     etc: PathBuf,
+    /// Password hashes from the last observation of users: compared with a secret in `diff`,
+    /// never part of what is observed.
+    hashes: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for AccountsProvider {
+    // Never the hashes.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountsProvider").field("etc", &self.etc).finish_non_exhaustive()
+    }
 }
 
 impl Default for AccountsProvider {
     fn default() -> Self {
-        AccountsProvider { etc: PathBuf::from("/etc") }
+        AccountsProvider { etc: PathBuf::from("/etc"), hashes: Default::default() }
     }
 }
 
@@ -140,7 +149,7 @@ impl AccountsProvider {
 
     /// A provider that reads the databases under another directory (`DIR/passwd`, …).
     pub fn reading(etc: &Path) -> Self {
-        AccountsProvider { etc: etc.to_path_buf() }
+        AccountsProvider { etc: etc.to_path_buf(), hashes: Default::default() }
     }
 
     fn read(&self, name: &str) -> Result<String, ProviderError> {
@@ -210,7 +219,8 @@ impl AccountsProvider {
         if let (Some(intended), Observed::Present(_), Some(name)) =
             (target.intended.get("password"), observed, target.identity_str("name"))
         {
-            let current = self.databases(true).ok().and_then(|db| db.hashes.get(name).cloned());
+            let current =
+                self.hashes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(name).cloned();
             match reveal(intended, cx.secrets) {
                 Ok(hash) if Some(&hash) == current.as_ref() => {}
                 Ok(_) => out.push(
@@ -348,6 +358,9 @@ impl Provider for AccountsProvider {
             Ok(db) => db,
             Err(e) => return targets.iter().map(|_| Err(e.clone())).collect(),
         };
+        if kind == "user" {
+            *self.hashes.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = db.hashes.clone();
+        }
         targets
             .iter()
             .map(|t| {
