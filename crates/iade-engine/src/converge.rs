@@ -928,7 +928,7 @@ fn applied_identity(env: &Env<'_>, stack: &Stack<'_>, r: &PlannedResource) -> Ap
         resource: r.id.clone(),
         kind: r.kind.clone(),
         provider: r.provider.clone(),
-        instance: None,
+        instance: r.target.instance.clone(),
         identity: serde_json::to_value(&identity).unwrap_or(serde_json::Value::Null),
         protected: stack.graph.node(&r.id).is_some_and(|n| n.protect),
     }

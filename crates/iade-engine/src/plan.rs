@@ -397,9 +397,11 @@ pub(crate) fn planned(
         && other != env.stack
     {
         r.refused = true;
+        let unmark = provider
+            .map(|p| p.unmark_hint(&node.kind, &crate::target(node)))
+            .unwrap_or_else(|| "remove the mark".to_string());
         r.error = Some(format!(
-            "refused: it belongs to stack `{other}` (its ownership mark says so); iade leaves it alone: manage it in one stack only, or remove the mark (setfattr -x {} PATH) to let this stack adopt it",
-            iade_provider::MARK_XATTR
+            "refused: it belongs to stack `{other}` (its ownership mark says so); iade leaves it alone: manage it in one stack only, or {unmark} to let this stack adopt it"
         ));
         r.observed = result.ok();
         return r;

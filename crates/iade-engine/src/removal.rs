@@ -48,9 +48,13 @@ fn nowhere() -> SourceLoc {
     SourceLoc { file: String::new(), line: 0, column: 0, start: 0, end: 0 }
 }
 
-fn key(provider: &str, identity: &Fields) -> (String, String) {
-    let text: Vec<String> = identity.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    (provider.to_string(), text.join("\u{0}"))
+fn key(provider: &str, instance: Option<&str>, identity: &Fields) -> (String, String) {
+    // As text: the journal keeps an enum identity field as a string.
+    let text: Vec<String> = identity
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_text().unwrap_or_else(|| v.to_string())))
+        .collect();
+    (format!("{provider}\u{0}{}", instance.unwrap_or_default()), text.join("\u{0}"))
 }
 
 /// An identity as the journal keeps it (JSON), as fields.
@@ -62,6 +66,12 @@ fn identity_fields(json: &serde_json::Value) -> Fields {
                 serde_json::Value::String(s) => Value::str(s.as_str()),
                 serde_json::Value::Number(n) => Value::Int(n.as_i64().unwrap_or_default()),
                 serde_json::Value::Bool(b) => Value::Bool(*b),
+                // An enum is kept as `{"enum": "word"}`.
+                serde_json::Value::Object(o)
+                    if o.len() == 1 && o.get("enum").is_some_and(|e| e.is_string()) =>
+                {
+                    Value::Enum(o.get("enum").and_then(|e| e.as_str()).unwrap_or_default().into())
+                }
                 other => Value::str(other.to_string().as_str()),
             };
             out.insert(k.clone(), value);
@@ -85,7 +95,7 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
         let Some(provider) = n.provider_type.as_deref() else { continue };
         let Some(p) = env.providers.get(provider) else { continue };
         let canon = p.canonical_identity(&n.kind, &n.identity, &cx);
-        declared.insert(key(provider, &canon));
+        declared.insert(key(provider, n.provider.as_deref(), &canon));
         declared_objects.push((provider.to_string(), n.kind.clone(), canon));
     }
     // What the stack applied, by identity: a purged entry it applied keeps its resource id.
@@ -94,7 +104,8 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
         .iter()
         .filter_map(|a| {
             let p = env.providers.get(&a.provider)?;
-            Some((key(&a.provider, &p.canonical_identity(&a.kind, &identity_fields(&a.identity), &cx)), a))
+            let canon = p.canonical_identity(&a.kind, &identity_fields(&a.identity), &cx);
+            Some((key(&a.provider, a.instance.as_deref(), &canon), a))
         })
         .collect();
     let mut candidates: Vec<Candidate> = Vec::new();
@@ -115,7 +126,7 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
             Ok(list) => {
                 for c in list {
                     let canon = p.canonical_identity(&c.kind, &c.identity, &cx);
-                    let k = key(&provider, &canon);
+                    let k = key(&provider, c.instance.as_deref(), &canon);
                     if declared.contains(&k) || !seen.insert(k.clone()) {
                         continue;
                     }
@@ -158,7 +169,7 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
         let Some(p) = env.providers.get(&a.provider) else { continue };
         let identity = identity_fields(&a.identity);
         let canon = p.canonical_identity(&a.kind, &identity, &cx);
-        let k = key(&a.provider, &canon);
+        let k = key(&a.provider, a.instance.as_deref(), &canon);
         if declared.contains(&k) {
             continue;
         }
@@ -172,7 +183,7 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
             target: Target {
                 id: a.resource.clone(),
                 kind: a.kind.clone(),
-                instance: None,
+                instance: a.instance.clone(),
                 identity,
                 intended,
             },

@@ -383,6 +383,13 @@ pub trait Provider: Send + Sync {
         vec![Mark::Unsupported; targets.len()]
     }
 
+    /// How a person removes an object's ownership mark by hand, said after "or" in the
+    /// message that refuses an object another stack's mark claims.
+    fn unmark_hint(&self, _kind: &str, target: &Target) -> String {
+        let path = target.identity_str("path").unwrap_or("PATH");
+        format!("remove the mark (setfattr -x {MARK_XATTR} {path})")
+    }
+
     /// Marks an existing object as the run's stack's (adoption: nothing else about it
     /// differs). Every `apply` marks what it writes itself.
     fn set_mark(&self, _kind: &str, _target: &Target, _cx: &Context<'_>) -> Result<Applied, ProviderError> {
