@@ -132,11 +132,16 @@ impl ControlEnv<'_> {
             .map(|d| {
                 let identity = provider.canonical_identity(kind, &d.identity, &cx);
                 match self.managed.get(&(kind.to_string(), identity)) {
-                    Some(id) => self
-                        .values
-                        .get(id)
-                        .cloned()
-                        .unwrap_or_else(|| resource_value(self.stack.program, id, kind, d.fields)),
+                    // What was just discovered is at least as fresh as the run's observation
+                    // (another resource's correction may have changed this object).
+                    Some(id) => match self.stack.graph.node(id) {
+                        Some(n) if !self.on_intent => observed_value(self.stack, self.env, n, d.fields),
+                        _ => self
+                            .values
+                            .get(id)
+                            .cloned()
+                            .unwrap_or_else(|| resource_value(self.stack.program, id, kind, d.fields)),
+                    },
                     None => {
                         resource_value(self.stack.program, &format!("{kind}[{}]", d.name), kind, d.fields)
                     }
@@ -173,20 +178,25 @@ fn observed_values(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> HashMap<Str
     let mut out = HashMap::new();
     for r in &plan.resources {
         if let (Some(Observed::Present(fields)), Some(n)) = (r.observed(), stack.graph.node(&r.id)) {
-            let mut fields = fields.clone();
-            for name in n.attrs.iter().filter(|(_, a)| a.value.contains_secret()).map(|(k, _)| k) {
-                let derived = env.provider(n).map_or(&[][..], |p| p.derived_fields(&n.kind, name));
-                for f in std::iter::once(name.as_str()).chain(derived.iter().copied()) {
-                    if let Some(v) = fields.get_mut(f) {
-                        *v = as_secret(v);
-                    }
-                }
-            }
-            fields.extend(canonical(env, n));
-            out.insert(r.id.clone(), resource_value(stack.program, &r.id, &r.kind, fields));
+            out.insert(r.id.clone(), observed_value(stack, env, n, fields.clone()));
         }
     }
     out
+}
+
+/// A managed resource's observed fields as a value: where its intent holds a secret, the
+/// observed field (and what a provider derives from it) is a secret too.
+fn observed_value(stack: &Stack<'_>, env: &Env<'_>, n: &Node, mut fields: Fields) -> Value {
+    for name in n.attrs.iter().filter(|(_, a)| a.value.contains_secret()).map(|(k, _)| k) {
+        let derived = env.provider(n).map_or(&[][..], |p| p.derived_fields(&n.kind, name));
+        for f in std::iter::once(name.as_str()).chain(derived.iter().copied()) {
+            if let Some(v) = fields.get_mut(f) {
+                *v = as_secret(v);
+            }
+        }
+    }
+    fields.extend(canonical(env, n));
+    resource_value(stack.program, &n.id, &n.kind, fields)
 }
 
 fn intended_values(stack: &Stack<'_>, env: &Env<'_>) -> HashMap<String, Value> {

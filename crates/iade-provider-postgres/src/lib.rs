@@ -66,7 +66,21 @@ fn classify(what: &str, e: &postgres::Error) -> ProviderError {
                 ProviderError::permanent(message)
             }
         }
-        None => ProviderError::transient(format!("{what}: {e}")),
+        None => {
+            // The client's own errors say what failed; their sources say why.
+            let mut message = format!("{what}: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            if message.contains("TLS") {
+                // A certificate the CA does not vouch for stays so: no retry helps.
+                ProviderError::permanent(message)
+            } else {
+                ProviderError::transient(message)
+            }
+        }
     }
 }
 

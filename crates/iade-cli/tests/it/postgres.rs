@@ -3,14 +3,20 @@
 //! PostgreSQL refuses root, a Unix socket in a temporary directory, no TCP port), stopped and
 //! removed when the test ends, whatever happened.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use super::engine::{code, run, stack, text};
+use iade_journal::Store;
+
+use super::engine::{code, iade_bin, journal, run, runs, stack, text};
 
 struct Cluster {
     dir: PathBuf,
     bin: PathBuf,
+    /// The port: it names the socket too.
+    port: u16,
 }
 
 fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
@@ -24,6 +30,11 @@ fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
 
 impl Cluster {
     fn start(tag: &str) -> Cluster {
+        Cluster::start_with(tag, "-c listen_addresses=''", 5432)
+    }
+
+    /// A cluster started with more server options (`-c name=value`…).
+    fn start_with(tag: &str, server_options: &str, port: u16) -> Cluster {
         let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL is installed (.ci/run installs it)")
             .filter_map(Result::ok)
@@ -38,14 +49,14 @@ impl Cluster {
         let chown =
             Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().expect("chown");
         assert!(chown.success());
-        let cluster = Cluster { dir, bin };
+        let cluster = Cluster { dir, bin, port };
         let data = cluster.dir.join("data");
         let o = as_postgres(
             &cluster.bin.join("initdb"),
             &["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
         );
         assert!(o.status.success(), "initdb: {}", String::from_utf8_lossy(&o.stderr));
-        let options = format!("-k {} -c listen_addresses='' -c fsync=off", cluster.socket());
+        let options = format!("-k {} -p {port} {server_options} -c fsync=off", cluster.socket());
         let o = as_postgres(
             &cluster.bin.join("pg_ctl"),
             &[
@@ -72,9 +83,13 @@ impl Cluster {
     }
 
     fn sql(&self, query: &str) -> String {
+        self.sql_in("postgres", query)
+    }
+
+    fn sql_in(&self, db: &str, query: &str) -> String {
         let o = as_postgres(
             &self.bin.join("psql"),
-            &["-h", &self.socket(), "-U", "postgres", "-d", "postgres", "-Atc", query],
+            &["-h", &self.socket(), "-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-Atc", query],
         );
         assert!(o.status.success(), "{query}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout).trim().to_string()
@@ -306,4 +321,329 @@ fn a_schema_is_created_in_its_database_its_owner_kept_and_absent_drops_it() {
     assert_eq!(code(&o), Some(0), "{}", text(&o));
     assert_eq!(owner(), "");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A stack of this test's server with `body` after the provider.
+fn pg_stack(name: &str, cluster: &Cluster, body: &str) -> PathBuf {
+    stack(
+        name,
+        &format!(
+            "use std.postgres as pg\n\nprovider postgres main {{\n  url = \"{}\"\n}}\n\n{body}",
+            cluster.url()
+        ),
+    )
+}
+
+#[test]
+fn table_privileges_reach_tables_made_later_and_a_public_create_on_a_schema_fails_the_control() {
+    let cluster = Cluster::start("privileges");
+    let body = r#"use std.rules.{no_public_create}
+
+pg.role owner { name = "app_owner" }
+pg.role reader { name = "app_reader" }
+pg.database app { name = "app"  owner = owner.name }
+pg.schema data { database = app.name  name = "data"  owner = owner.name }
+pg.extension crypto { database = app.name  name = "pgcrypto"  schema = data.name }
+pg.schema_grant reach { role = reader.name  database = app.name  schema = data.name  privilege = usage }
+pg.table_grant read {
+  role = reader.name
+  database = app.name
+  schema = data.name
+  privilege = select
+  future_for = owner.name
+}
+
+control schemas {
+  title = "Nobody creates objects in a schema through PUBLIC"
+  severity = high
+  for s in observe(pg.schema) {
+    require no_public_create(s)
+  }
+}
+"#;
+    let dir = pg_stack("postgres-privileges", &cluster, body);
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        cluster.sql_in("app", "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pgcrypto'"),
+        "data"
+    );
+    assert_eq!(cluster.sql_in("app", "SELECT has_schema_privilege('app_reader', 'data', 'USAGE')"), "t");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+
+    // Tables the owner makes later are readable at once: the default privileges grant them.
+    cluster.sql_in(
+        "app",
+        "SET ROLE app_owner; CREATE TABLE data.orders (id int); CREATE TABLE data.lines (id int)",
+    );
+    assert_eq!(
+        cluster.sql_in("app", "SELECT has_table_privilege('app_reader', 'data.lines', 'SELECT')"),
+        "t"
+    );
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+
+    // A revoke by hand on one table, and default privileges dropped, are found and corrected.
+    cluster.sql_in("app", "REVOKE SELECT ON data.lines FROM app_reader");
+    cluster.sql_in(
+        "app",
+        "ALTER DEFAULT PRIVILEGES FOR ROLE app_owner IN SCHEMA data REVOKE SELECT ON TABLES FROM app_reader",
+    );
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("+ table_grant.read"), "{}", text(&o));
+    assert!(text(&o).contains("future_for = \"app_owner\""), "{}", text(&o));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        cluster.sql_in("app", "SELECT has_table_privilege('app_reader', 'data.lines', 'SELECT')"),
+        "t"
+    );
+    cluster.sql_in("app", "SET ROLE app_owner; CREATE TABLE data.later (id int)");
+    assert_eq!(
+        cluster.sql_in("app", "SELECT has_table_privilege('app_reader', 'data.later', 'SELECT')"),
+        "t"
+    );
+
+    // CREATE for PUBLIC on a schema fails the control, in any database of the server.
+    cluster.sql_in("app", "GRANT CREATE ON SCHEMA data TO PUBLIC");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(4), "{}", text(&o));
+    assert!(text(&o).contains("every role may create objects in schema data of app"), "{}", text(&o));
+
+    // Declaring the revoke corrects it.
+    let fixed = format!(
+        "{body}\npg.schema_grant no_public_create {{ role = \"PUBLIC\"  database = app.name  schema = data.name  privilege = create  ensure = absent }}\n"
+    );
+    std::fs::write(
+        dir.join("main.iade"),
+        format!(
+            "use std.postgres as pg\n\nprovider postgres main {{\n  url = \"{}\"\n}}\n\n{fixed}",
+            cluster.url()
+        ),
+    )
+    .expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(cluster.sql_in("app", "SELECT has_schema_privilege('public', 'data', 'CREATE')"), "f");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn marks_let_a_stack_prune_the_roles_it_dropped_and_refuse_a_role_another_stack_owns() {
+    let cluster = Cluster::start("marks");
+    let dir = pg_stack(
+        "postgres-marks",
+        &cluster,
+        "stack billing { prune = true }\n\npg.role app { name = \"billing_app\" }\npg.role old { name = \"billing_old\" }\npg.database db { name = \"billing\"  owner = app.name }\n",
+    );
+    cluster.sql("CREATE ROLE hand_made");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        cluster.sql("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = 'billing_old'"),
+        "managed by iade stack billing"
+    );
+    assert_eq!(
+        cluster
+            .sql("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = 'billing'"),
+        "managed by iade stack billing"
+    );
+
+    // The source drops a role: it is pruned, and a role nobody declared is left alone.
+    let source = std::fs::read_to_string(dir.join("main.iade")).expect("source");
+    std::fs::write(dir.join("main.iade"), source.replace("pg.role old { name = \"billing_old\" }\n", ""))
+        .expect("write");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("its mark proves it this stack's"), "{}", text(&o));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'billing_old'"), "0");
+    assert_eq!(cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'hand_made'"), "1");
+
+    // Another stack declaring the same role is refused, and told how to take it over.
+    let other = pg_stack(
+        "postgres-marks-other",
+        &cluster,
+        "stack reports {}\n\npg.role app { name = \"billing_app\"  createdb = true }\n",
+    );
+    let o = run(&other, &["converge"], &[]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("it belongs to stack `billing`"), "{}", text(&o));
+    assert!(text(&o).contains("COMMENT ON ROLE \"billing_app\" IS NULL"), "{}", text(&o));
+    assert_eq!(cluster.sql("SELECT rolcreatedb FROM pg_roles WHERE rolname = 'billing_app'"), "f");
+
+    // A role made by hand is adopted: marked, not reported as drift.
+    let adopt =
+        pg_stack("postgres-marks-adopt", &cluster, "stack ops {}\n\npg.role hand { name = \"hand_made\" }\n");
+    let o = run(&adopt, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        cluster.sql("SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = 'hand_made'"),
+        "managed by iade stack ops"
+    );
+    for d in [&dir, &other, &adopt] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn a_watching_engine_corrects_a_hand_made_superuser_within_one_interval() {
+    let cluster = Cluster::start("watch");
+    let dir = pg_stack("postgres-watch", &cluster, "pg.role app { name = \"watched_app\"  login = true }\n");
+    let mut child = Command::new(iade_bin())
+        .args(["converge", "--watch", "--interval", "1s"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let wait_for = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("the role", &|| {
+        cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'watched_app'") == "1"
+    });
+    cluster.sql("ALTER ROLE watched_app SUPERUSER");
+    let changed = Instant::now();
+    wait_for("the correction", &|| {
+        cluster.sql("SELECT rolsuper FROM pg_roles WHERE rolname = 'watched_app'") == "f"
+    });
+    let latency = changed.elapsed();
+    assert!(latency < Duration::from_secs(5), "corrected after {latency:?}, the interval is 1 s");
+    let _ = rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    );
+    assert_eq!(child.wait().expect("stops").code(), Some(0));
+    let j = journal(&dir);
+    let drift: Vec<_> = runs(&dir)
+        .iter()
+        .flat_map(|r| j.drift(r.id).expect("drift"))
+        .filter(|d| d.resource == "role.app" && d.field == "superuser")
+        .collect();
+    assert!(drift.iter().any(|d| d.corrected_ms.is_some()), "{drift:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_converge_of_200_roles_killed_in_the_middle_is_finished_by_the_next_one() {
+    let cluster = Cluster::start("kill");
+    let mut body = String::from("pg.role group { name = \"bulk_group\" }\n");
+    for i in 0..200 {
+        body.push_str(&format!(
+            "pg.role r{i} {{ name = \"bulk_{i:03}\"  login = true  connection_limit = 3  member_of = [group.name] }}\n"
+        ));
+    }
+    let dir = pg_stack("postgres-kill", &cluster, &body);
+    // Another session creates one of the roles and holds its transaction open: the engine's
+    // CREATE waits on it, in the middle of its wave, until the engine is killed.
+    let mut blocker = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(cluster.bin.join("psql"))
+        .args(["-h", &cluster.socket(), "-U", "postgres", "-d", "postgres", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    let mut input = blocker.stdin.take().expect("stdin");
+    writeln!(input, "BEGIN; CREATE ROLE bulk_150;").expect("write");
+    input.flush().expect("flush");
+    let mut engine = Command::new(iade_bin())
+        .args(["converge"])
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawns");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.sql(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'iade' AND wait_event_type = 'Lock'",
+    ) != "1"
+    {
+        assert!(Instant::now() < deadline, "the engine never waited on the held role");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rustix::process::kill_process(rustix::process::Pid::from_child(&engine), rustix::process::Signal::KILL)
+        .expect("kill -9");
+    let _ = engine.wait();
+    writeln!(input, "ROLLBACK;").expect("write");
+    drop(input);
+    let _ = blocker.wait();
+    let made: usize =
+        cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname LIKE 'bulk\\_%'").parse().expect("count");
+    assert!(made < 201, "the killed run did not finish: {made} roles");
+    assert!(runs(&dir).iter().any(|r| r.status != iade_journal::RunStatus::Done), "no interrupted run");
+
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(
+        cluster.sql("SELECT count(*) FROM pg_roles r WHERE r.rolname LIKE 'bulk\\_%' AND r.rolname <> 'bulk_group' AND r.rolcanlogin AND r.rolconnlimit = 3 AND pg_has_role(r.oid, 'bulk_group', 'MEMBER')"),
+        "200"
+    );
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "the server equals intent: {}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_server_reached_over_tls_is_verified_against_the_stacks_ca() {
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("addr").port();
+    let certs = std::env::temp_dir().join(format!("iade-pg-tls-certs-{}", std::process::id()));
+    std::fs::create_dir_all(&certs).expect("dir");
+    let make_cert = |name: &str| {
+        let o = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost"])
+            .arg("-keyout")
+            .arg(certs.join(format!("{name}.key")))
+            .arg("-out")
+            .arg(certs.join(format!("{name}.crt")))
+            .output()
+            .expect("openssl");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    make_cert("server");
+    make_cert("stranger");
+    let chown = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&certs).status().expect("chown");
+    assert!(chown.success());
+    std::fs::set_permissions(certs.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let options = format!(
+        "-c listen_addresses=localhost -c log_connections=on -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        certs.join("server.crt").display(),
+        certs.join("server.key").display()
+    );
+    let cluster = Cluster::start_with("tls", &options, port);
+    let source = |ca: &str| {
+        format!(
+            "use std.postgres as pg\n\nprovider postgres main {{\n  url = \"postgres://postgres@localhost:{port}/postgres?sslmode=require\"\n  tls_ca = \"{}\"\n}}\n\npg.role app {{ name = \"tls_app\" }}\n",
+            certs.join(ca).display()
+        )
+    };
+    let dir = stack("postgres-tls", &source("stranger.crt"));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("certificate verify failed"), "{}", text(&o));
+    assert_eq!(cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'tls_app'"), "0");
+
+    std::fs::write(dir.join("main.iade"), source("server.crt")).expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(cluster.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'tls_app'"), "1");
+    let log = std::fs::read_to_string(cluster.dir.join("log")).expect("server log");
+    assert!(
+        log.lines().any(|l| l.contains("application_name=iade") && l.contains("SSL enabled")),
+        "the engine's connection was not encrypted:\n{log}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&certs);
 }
