@@ -219,6 +219,14 @@ fn the_postgres_example_converges_a_server_from_empty_and_its_control_finds_a_ha
     );
     let o = run(&example, &["plan", "--param", &param], &env);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
+    // The owner's new tables are readable by the reports' role and writable by the app's.
+    cluster.sql_in("app", "SET ROLE app_owner; CREATE TABLE app.orders (id int)");
+    assert_eq!(
+        cluster.sql_in("app", "SELECT has_table_privilege('reporting', 'app.orders', 'SELECT'), has_table_privilege('reporting', 'app.orders', 'INSERT'), has_table_privilege('app', 'app.orders', 'INSERT')"),
+        "t|f|t"
+    );
+    let o = run(&example, &["plan", "--param", &param], &env);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
 
     cluster.sql("CREATE ROLE mallory SUPERUSER");
     let o = run(&example, &["converge", "--param", &param], &env);

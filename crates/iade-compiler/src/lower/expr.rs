@@ -361,8 +361,9 @@ impl Cx<'_> {
                 let kinds: Vec<String> = many
                     .iter()
                     .filter_map(|d| match d {
-                        Def::Resource(i) => resource_kind(self.db, *i)
-                            .map(|k| format!("`{}.{}`", kind_name(self.db, k), n.text)),
+                        Def::Resource(i) => written_kind(self.db, *i)
+                            .or_else(|| resource_kind(self.db, *i).map(|k| kind_name(self.db, k)))
+                            .map(|k| format!("`{k}.{}`", n.text)),
                         Def::Nested(_, r) => {
                             self.nested_kind(*r).map(|k| format!("`{}.{}`", kind_name(self.db, k), n.text))
                         }

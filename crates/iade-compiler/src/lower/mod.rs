@@ -179,6 +179,14 @@ pub fn resource_kind(db: &dyn Db, item: Item) -> Option<Item> {
     resolve_kind_path(db, scope, &r.kind).ok()
 }
 
+/// The kind path a resource item is declared with, as written (`pg.role`): how the module
+/// that declares it names the kind.
+pub fn written_kind(db: &dyn Db, item: Item) -> Option<String> {
+    let stmt = item_syntax(db, item).as_ref()?;
+    let StmtKind::Resource(r) = &stmt.kind else { return None };
+    Some(r.kind.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join("."))
+}
+
 fn resolve_kind_path(db: &dyn Db, scope: &Scope, path: &[ast::Name]) -> Result<Item, String> {
     let mut defs: Vec<Def> = scope
         .defs
