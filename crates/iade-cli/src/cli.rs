@@ -118,14 +118,15 @@ enum Command {
     /// Write the source that declares objects as they exist now, to adopt them.
     ///
     /// Observes the named files, directories and links (with --recursive, everything under a
-    /// directory), users, groups or packages, and prints formatted source that declares them
+    /// directory), users, groups, packages, or PostgreSQL roles and databases (of the server
+    /// --url names), and prints formatted source that declares them
     /// exactly as they are: put it in a stack and `plan` has nothing to change (the first
     /// converge marks the objects as the stack's). Resources are named after their identity; a
     /// file inside an imported directory refers to it. Binary or large file content is copied
-    /// under --out DIR/files and named by `source`. Secrets (password hashes) are never
-    /// imported.
+    /// under --out DIR/files and named by `source`. Secrets (password hashes and verifiers,
+    /// a URL's password) are never imported.
     #[command(
-        after_help = "Examples:\n  iade import file /etc/nginx --recursive > nginx.iade\n  iade import file /etc/nginx --recursive --out stacks/nginx\n  iade import user deploy\n  iade import package nginx openssl"
+        after_help = "Examples:\n  iade import file /etc/nginx --recursive > nginx.iade\n  iade import file /etc/nginx --recursive --out stacks/nginx\n  iade import user deploy\n  iade import package nginx openssl\n  iade import role app reporting --url 'postgres://postgres@localhost/postgres?host=/var/run/postgresql'"
     )]
     Import(ImportArgs),
     /// Print a shell completion script for iade.
@@ -378,8 +379,8 @@ pub enum TestFormat {
 
 #[derive(Debug, Args)]
 struct ImportArgs {
-    /// What to import: file (also directories and links), directory, symlink, user, group or
-    /// package.
+    /// What to import: file (also directories and links), directory, symlink, user, group,
+    /// package, role or database.
     kind: String,
     /// Paths (for files) or names.
     #[arg(required = true)]
@@ -393,6 +394,9 @@ struct ImportArgs {
     /// Write DIR/imported.iade (and copied content under DIR/files) instead of printing.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// The PostgreSQL server to import roles or databases from (a libpq URI).
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -531,6 +535,7 @@ pub fn run() -> ExitCode {
                 recursive: a.recursive,
                 under: a.under,
                 files_dir: a.out.clone(),
+                url: a.url,
             },
             a.out.as_deref(),
             style,

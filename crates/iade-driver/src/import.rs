@@ -29,6 +29,8 @@ pub struct ImportOptions {
     /// Where content that cannot be written inline (binary, large) is copied, as
     /// `DIR/files/…`, and named by `source = "files/…"`; `None` refuses such content.
     pub files_dir: Option<PathBuf>,
+    /// The PostgreSQL server roles and databases are imported from (a libpq URI).
+    pub url: Option<String>,
 }
 
 /// The source, and what else the import did.
@@ -320,15 +322,24 @@ pub fn import(rt: &Runtime, options: &ImportOptions, stack_dir: &Path) -> Result
                 out.resources += 1;
             }
         }
+        "role" | "database" => {
+            let preamble = import_postgres(rt, options, &cx, &mut taken, &mut body, &mut out)?;
+            kinds.entry("std.postgres").or_default();
+            body.insert_str(0, &preamble);
+        }
         other => {
             return Err(fail(
                 format!("iade cannot import a `{other}`"),
-                "import file, directory, symlink, user, group or package",
+                "import file, directory, symlink, user, group, package, role or database",
             ));
         }
     }
     let mut source = String::from("# Imported by `iade import`: the objects as they are now.\n\n");
     for (module, names) in &kinds {
+        if *module == "std.postgres" {
+            source.push_str("use std.postgres as pg\n");
+            continue;
+        }
         source.push_str(&format!(
             "use {module}.{{{}}}\n",
             names.iter().copied().collect::<Vec<_>>().join(", ")
@@ -341,8 +352,109 @@ pub fn import(rt: &Runtime, options: &ImportOptions, stack_dir: &Path) -> Result
     Ok(out)
 }
 
+/// A libpq URI without its password, if it has one: what an imported source may say.
+fn url_without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split_once(':').map_or(user, |(u, _)| u);
+            format!("{scheme}://{user}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// Roles or databases of the server `--url` names, and the `provider` item that reaches it.
+fn import_postgres(
+    rt: &Runtime,
+    options: &ImportOptions,
+    cx: &Context<'_>,
+    taken: &mut BTreeSet<String>,
+    body: &mut String,
+    out: &mut Imported,
+) -> Result<String, Error> {
+    let Some(url) = &options.url else {
+        return Err(fail(
+            format!("importing a {} needs the server", options.kind),
+            "name it with --url postgres://USER@HOST/postgres (a socket directory as ?host=/path)",
+        ));
+    };
+    let pg = rt.providers.get("postgres").ok_or_else(|| fail("no postgres provider", ""))?;
+    pg.configure(&BTreeMap::from([(
+        "main".to_string(),
+        Fields::from([("url".to_string(), Value::str(url.as_str()))]),
+    )]));
+    let kind = if options.kind == "role" { "role" } else { "database" };
+    for name in &options.names {
+        let identity = Fields::from([("name".to_string(), Value::str(name.as_str()))]);
+        let Some(f) = observe(pg.as_ref(), kind, identity, cx)? else {
+            let list = if kind == "role" { "\\du" } else { "\\l" };
+            return Err(fail(
+                format!("no {kind} `{name}` on the server"),
+                format!("check the name: `{list}` in psql"),
+            ));
+        };
+        let id = name_of(name, taken);
+        let mut entry = format!("pg.{kind} {id} {{\n  name = {}\n", quote(name));
+        let fields: &[&str] = if kind == "role" {
+            &[
+                "login",
+                "superuser",
+                "createdb",
+                "createrole",
+                "inherit",
+                "replication",
+                "connection_limit",
+                "valid_until",
+            ]
+        } else {
+            &["owner", "encoding", "connection_limit", "allow_connections"]
+        };
+        for field in fields {
+            match f.get(*field) {
+                Some(Value::Bool(b)) => entry.push_str(&format!("  {field} = {b}\n")),
+                Some(Value::Int(n)) => entry.push_str(&format!("  {field} = {n}\n")),
+                Some(Value::Str(s)) => entry.push_str(&format!("  {field} = {}\n", quote(s))),
+                _ => {}
+            }
+        }
+        if let Some(Value::List(groups)) = f.get("member_of") {
+            let names: Vec<String> = groups.iter().filter_map(|g| g.as_text()).map(|g| quote(&g)).collect();
+            entry.push_str(&format!("  member_of = [{}]\n", names.join(", ")));
+        }
+        if kind == "role" && matches!(f.get("password_state"), Some(Value::Enum(s)) if s.as_ref() == "set") {
+            // The stored verifier is a secret: never imported.
+            entry.push_str("  # password: set on the server, not imported (a secret); `password = secret(\"NAME\")` manages it\n");
+        }
+        entry.push_str("}\n\n");
+        body.push_str(&entry);
+        out.resources += 1;
+    }
+    Ok(format!(
+        "## The server the objects were imported from.\nprovider postgres main {{\n  url = {}\n}}\n\n",
+        quote(&url_without_password(url))
+    ))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_url_loses_its_password_and_keeps_the_rest() {
+        assert_eq!(
+            super::url_without_password("postgres://admin:s3cret@db:5432/postgres?sslmode=require"),
+            "postgres://admin@db:5432/postgres?sslmode=require"
+        );
+        assert_eq!(
+            super::url_without_password("postgres://postgres@localhost/postgres?host=/tmp/x@y"),
+            "postgres://postgres@localhost/postgres?host=/tmp/x@y"
+        );
+        assert_eq!(super::url_without_password("host=/tmp dbname=postgres"), "host=/tmp dbname=postgres");
+    }
+
     use super::*;
 
     #[test]

@@ -655,3 +655,41 @@ fn a_server_reached_over_tls_is_verified_against_the_stacks_ca() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&certs);
 }
+
+#[test]
+fn imported_roles_and_databases_plan_nothing_and_no_password_is_written() {
+    let cluster = Cluster::start("import");
+    cluster.sql("CREATE ROLE readers");
+    cluster.sql("CREATE ROLE \"odd name\" LOGIN CONNECTION LIMIT 4 PASSWORD 'hunter2' VALID UNTIL '2031-05-01 12:00:00+00' IN ROLE readers");
+    cluster.sql("CREATE DATABASE shop OWNER readers");
+    let dir = stack("postgres-import", "");
+    let o = run(
+        &dir,
+        &[
+            "import",
+            "role",
+            "odd name",
+            "readers",
+            "--url",
+            &cluster.url().replace("postgres@", "postgres:topsecret@"),
+        ],
+        &[],
+    );
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let roles = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!roles.contains("topsecret") && !roles.contains("SCRAM"), "{roles}");
+    assert!(roles.contains("password: set on the server, not imported"), "{roles}");
+    let o = run(&dir, &["import", "database", "shop", "--url", &cluster.url()], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let database = String::from_utf8_lossy(&o.stdout).into_owned();
+    let body =
+        database.split_once("pg.database").map(|(_, b)| format!("pg.database{b}")).expect("a database");
+    std::fs::write(dir.join("main.iade"), format!("{roles}\n{body}")).expect("write");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "an imported stack has nothing to change: {}", text(&o));
+
+    let o = run(&dir, &["import", "role", "nobody", "--url", &cluster.url()], &[]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no role `nobody` on the server"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
