@@ -1,108 +1,15 @@
-//! The PostgreSQL provider on a real server: a throwaway cluster started for the test
-//! (`initdb` and `pg_ctl` from `/usr/lib/postgresql/*/bin`, run as the `postgres` user because
-//! PostgreSQL refuses root, a Unix socket in a temporary directory, no TCP port), stopped and
-//! removed when the test ends, whatever happened.
+//! The PostgreSQL provider on a real server: a throwaway cluster started for each test
+//! (`iade-test-postgres`), stopped and removed when the test ends, whatever happened.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iade_journal::Store;
+use iade_test_postgres::{Cluster, as_postgres};
 
 use super::engine::{code, iade_bin, journal, run, runs, stack, text};
-
-struct Cluster {
-    dir: PathBuf,
-    bin: PathBuf,
-    /// The port: it names the socket too.
-    port: u16,
-}
-
-fn as_postgres(program: &Path, args: &[&str]) -> std::process::Output {
-    Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(program)
-        .args(args)
-        .output()
-        .expect("runuser runs")
-}
-
-impl Cluster {
-    fn start(tag: &str) -> Cluster {
-        Cluster::start_with(tag, "-c listen_addresses=''", 5432)
-    }
-
-    /// A cluster started with more server options (`-c name=value`…).
-    fn start_with(tag: &str, server_options: &str, port: u16) -> Cluster {
-        let mut bins: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL is installed (.ci/run installs it)")
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("bin"))
-            .filter(|b| b.join("initdb").exists())
-            .collect();
-        bins.sort();
-        let bin = bins.pop().expect("an initdb");
-        let dir = std::env::temp_dir().join(format!("iade-pg-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("sock")).expect("dir");
-        let chown =
-            Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir).status().expect("chown");
-        assert!(chown.success());
-        let cluster = Cluster { dir, bin, port };
-        let data = cluster.dir.join("data");
-        let o = as_postgres(
-            &cluster.bin.join("initdb"),
-            &["-D", &data.to_string_lossy(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"],
-        );
-        assert!(o.status.success(), "initdb: {}", String::from_utf8_lossy(&o.stderr));
-        let options = format!("-k {} -p {port} {server_options} -c fsync=off", cluster.socket());
-        let o = as_postgres(
-            &cluster.bin.join("pg_ctl"),
-            &[
-                "-D",
-                &data.to_string_lossy(),
-                "-o",
-                &options,
-                "-l",
-                &cluster.dir.join("log").to_string_lossy(),
-                "-w",
-                "start",
-            ],
-        );
-        assert!(o.status.success(), "the server does not start: {}", String::from_utf8_lossy(&o.stdout));
-        cluster
-    }
-
-    fn socket(&self) -> String {
-        self.dir.join("sock").to_string_lossy().into_owned()
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@localhost/postgres?host={}", self.socket())
-    }
-
-    fn sql(&self, query: &str) -> String {
-        self.sql_in("postgres", query)
-    }
-
-    fn sql_in(&self, db: &str, query: &str) -> String {
-        let o = as_postgres(
-            &self.bin.join("psql"),
-            &["-h", &self.socket(), "-p", &self.port.to_string(), "-U", "postgres", "-d", db, "-Atc", query],
-        );
-        assert!(o.status.success(), "{query}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).trim().to_string()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let data = self.dir.join("data").to_string_lossy().into_owned();
-        let _ = as_postgres(&self.bin.join("pg_ctl"), &["-D", &data, "-m", "immediate", "-w", "stop"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[test]
 fn roles_and_databases_are_created_hand_made_drift_is_corrected_and_absent_drops_them() {
@@ -555,7 +462,7 @@ fn a_converge_of_200_roles_killed_in_the_middle_is_finished_by_the_next_one() {
     let mut blocker = Command::new("runuser")
         .args(["-u", "postgres", "--"])
         .arg(cluster.bin.join("psql"))
-        .args(["-h", &cluster.socket(), "-U", "postgres", "-d", "postgres", "-q"])
+        .args(cluster.psql_args("postgres", &["-q"]))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
