@@ -502,7 +502,8 @@ pub(crate) fn observe_targets(
         idx.sort_by_cached_key(|&i| {
             targets[i].identity.values().map(|v| v.as_text().unwrap_or_default()).collect::<Vec<_>>()
         });
-        for chunk in idx.chunks(BATCH) {
+        let size = env.providers.get(&provider).map_or(BATCH, |p| p.batch_size(&kind).max(1));
+        for chunk in idx.chunks(size) {
             batches.push((provider.clone(), kind.clone(), chunk.to_vec()));
         }
     }

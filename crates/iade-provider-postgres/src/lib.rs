@@ -28,10 +28,12 @@ use postgres_protocol::escape::{escape_identifier, escape_literal};
 pub struct PostgresProvider {
     instances: Mutex<BTreeMap<String, Fields>>,
     /// Connections by instance and database (`None`: the database of the instance's URL).
-    clients: Mutex<HashMap<(String, Option<String>), postgres::Client>>,
+    clients: Mutex<HashMap<(String, Option<String>), Arc<Mutex<Option<postgres::Client>>>>>,
     /// Stored password verifiers, by instance and role, from the last observation: compared
     /// with a secret in `diff`, never part of what is observed.
     verifiers: Mutex<HashMap<(String, String), Option<String>>>,
+    /// TLS connectors by instance, made on the first TCP connection.
+    tls: Mutex<HashMap<String, postgres_openssl::MakeTlsConnector>>,
     /// Ownership marks read with the last observation, by instance, kind and object key.
     marks: Mutex<HashMap<(String, &'static str, String), Mark>>,
 }
@@ -286,8 +288,15 @@ impl Provider for PostgresProvider {
         let mut current = lock(&self.instances);
         if *current != *instances {
             lock(&self.clients).clear();
+            lock(&self.tls).clear();
             *current = instances.clone();
         }
+    }
+
+    /// One connection per server and database serves every call in turn, so a batch as large
+    /// as the stack's objects of a kind costs one query.
+    fn batch_size(&self, _kind: &str) -> usize {
+        4096
     }
 
     fn observe(

@@ -12,8 +12,10 @@ use crate::{PostgresProvider, classify, flag, id, ident, in_database, int, lock,
 const DATABASES: &str = "SELECT d.datname::text, pg_get_userbyid(d.datdba)::text, \
         pg_encoding_to_char(d.encoding)::text, d.datconnlimit, d.datallowconn, d.oid::int8, \
         CASE WHEN has_database_privilege(d.oid, 'CONNECT') THEN pg_database_size(d.oid) END, \
-        shobj_description(d.oid, 'pg_database') \
-     FROM pg_database d WHERE $1::text[] IS NULL OR d.datname = ANY($1) ORDER BY 1";
+        c.description \
+     FROM pg_database d LEFT JOIN pg_shdescription c \
+          ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass \
+     WHERE $1::text[] IS NULL OR d.datname = ANY($1) ORDER BY 1";
 
 /// The schemas a batch names in one database (`NULL`: every schema but the system's), with
 /// the privileges PUBLIC holds on each.
@@ -21,8 +23,9 @@ const SCHEMAS: &str = "SELECT n.nspname::text, pg_get_userbyid(n.nspowner)::text
         ARRAY(SELECT DISTINCT lower(a.privilege_type) \
               FROM aclexplode(COALESCE(n.nspacl, acldefault('n', n.nspowner))) a \
               WHERE a.grantee = 0 ORDER BY 1), \
-        obj_description(n.oid, 'pg_namespace') \
-     FROM pg_namespace n \
+        c.description \
+     FROM pg_namespace n LEFT JOIN pg_description c \
+          ON c.objoid = n.oid AND c.classoid = 'pg_namespace'::regclass AND c.objsubid = 0 \
      WHERE ($1::text[] IS NULL AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema') \
         OR n.nspname = ANY($1) ORDER BY 1";
 

@@ -14,12 +14,16 @@ use crate::{PostgresProvider, classify, flag, id, ident, int, lock, names, scram
 /// One query for every role a batch names on one server (`None`: every role).
 const ROLES: &str = "SELECT a.rolname::text, a.rolsuper, a.rolcreatedb, a.rolcreaterole, a.rolinherit, \
         a.rolreplication, a.rolcanlogin, a.rolconnlimit, a.rolpassword, a.oid::int8, \
-        ARRAY(SELECT g.rolname::text FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
-              WHERE m.member = a.oid ORDER BY 1), \
-        shobj_description(a.oid, 'pg_authid'), \
+        COALESCE(ms.groups, '{}'), \
+        c.description, \
         CASE WHEN a.rolvaliduntil = 'infinity' THEN 'infinity' \
              ELSE to_char(a.rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') END \
-     FROM pg_authid a WHERE $1::text[] IS NULL OR a.rolname = ANY($1) ORDER BY 1";
+     FROM pg_authid a LEFT JOIN pg_shdescription c \
+          ON c.objoid = a.oid AND c.classoid = 'pg_authid'::regclass \
+     LEFT JOIN (SELECT m.member, array_agg(g.rolname::text ORDER BY 1) AS groups \
+                FROM pg_auth_members m JOIN pg_authid g ON g.oid = m.roleid GROUP BY m.member) ms \
+          ON ms.member = a.oid \
+     WHERE $1::text[] IS NULL OR a.rolname = ANY($1) ORDER BY 1";
 
 impl PostgresProvider {
     /// Reads roles of one server: their fields by name, remembering verifiers and marks.

@@ -377,6 +377,13 @@ pub trait Provider: Send + Sync {
         true
     }
 
+    /// How many objects of a kind one `observe` call should take: small batches spread over
+    /// threads (files), large ones save round trips to a server that answers a batch with one
+    /// query.
+    fn batch_size(&self, _kind: &str) -> usize {
+        32
+    }
+
     /// The ownership marks of objects, one per target, in order. The default: marks are not
     /// supported.
     fn marks(&self, _kind: &str, targets: &[&Target], _cx: &Context<'_>) -> Vec<Mark> {
