@@ -23,12 +23,15 @@ use iade_provider::{
 };
 use postgres_protocol::escape::{escape_identifier, escape_literal};
 
+/// One connection, made when first needed, with its own lock.
+type Slot = Arc<Mutex<Option<postgres::Client>>>;
+
 /// The provider: the stack's instances and a connection to each.
 #[derive(Default)]
 pub struct PostgresProvider {
     instances: Mutex<BTreeMap<String, Fields>>,
     /// Connections by instance and database (`None`: the database of the instance's URL).
-    clients: Mutex<HashMap<(String, Option<String>), Arc<Mutex<Option<postgres::Client>>>>>,
+    clients: Mutex<HashMap<(String, Option<String>), Slot>>,
     /// Stored password verifiers, by instance and role, from the last observation: compared
     /// with a secret in `diff`, never part of what is observed.
     verifiers: Mutex<HashMap<(String, String), Option<String>>>,
