@@ -352,22 +352,6 @@ pub fn import(rt: &Runtime, options: &ImportOptions, stack_dir: &Path) -> Result
     Ok(out)
 }
 
-/// A libpq URI without its password, if it has one: what an imported source may say.
-fn url_without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((user, host)) => {
-            let user = user.split_once(':').map_or(user, |(u, _)| u);
-            format!("{scheme}://{user}@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
-}
-
 /// Roles or databases of the server `--url` names, and the `provider` item that reaches it.
 fn import_postgres(
     rt: &Runtime,
@@ -436,25 +420,12 @@ fn import_postgres(
     }
     Ok(format!(
         "## The server the objects were imported from.\nprovider postgres main {{\n  url = {}\n}}\n\n",
-        quote(&url_without_password(url))
+        quote(&iade_pg::without_password(url))
     ))
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn a_url_loses_its_password_and_keeps_the_rest() {
-        assert_eq!(
-            super::url_without_password("postgres://admin:s3cret@db:5432/postgres?sslmode=require"),
-            "postgres://admin@db:5432/postgres?sslmode=require"
-        );
-        assert_eq!(
-            super::url_without_password("postgres://postgres@localhost/postgres?host=/tmp/x@y"),
-            "postgres://postgres@localhost/postgres?host=/tmp/x@y"
-        );
-        assert_eq!(super::url_without_password("host=/tmp dbname=postgres"), "host=/tmp dbname=postgres");
-    }
-
     use super::*;
 
     #[test]

@@ -36,7 +36,7 @@ pub struct PostgresProvider {
     /// with a secret in `diff`, never part of what is observed.
     verifiers: Mutex<HashMap<(String, String), Option<String>>>,
     /// TLS connectors by instance, made on the first TCP connection.
-    tls: Mutex<HashMap<String, postgres_openssl::MakeTlsConnector>>,
+    tls: Mutex<HashMap<String, iade_pg::MakeTlsConnector>>,
     /// Ownership marks read with the last observation, by instance, kind and object key.
     marks: Mutex<HashMap<(String, &'static str, String), Mark>>,
 }
@@ -72,13 +72,7 @@ fn classify(what: &str, e: &postgres::Error) -> ProviderError {
             }
         }
         None => {
-            // The client's own errors say what failed; their sources say why.
-            let mut message = format!("{what}: {e}");
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
-                source = s.source();
-            }
+            let message = format!("{what}: {}", iade_pg::describe(e));
             if message.contains("TLS") {
                 // A certificate the CA does not vouch for stays so: no retry helps.
                 ProviderError::permanent(message)
