@@ -76,9 +76,15 @@ enum Command {
     Converge(ConvergeArgs),
     /// Show past runs: drift corrected, steps (with command output), errors and findings.
     #[command(
-        after_help = "Examples:\n  iade history examples/quickstart\n  iade history --resource file.readme\n  iade history --run 3 --format json"
+        after_help = "Examples:\n  iade history examples/quickstart\n  iade history --resource file.readme\n  iade history --run 3 --format json\n  iade history --journal postgres://iade@db/iade --stack web@host-17"
     )]
     History(HistoryArgs),
+    /// One line per stack of a shared journal: its host, last run and result, drift left
+    /// open, failing controls, and who holds its lease.
+    #[command(
+        after_help = "Examples:\n  iade status --journal postgres://iade@db.internal/iade\n  IADE_JOURNAL=postgres://iade@db.internal/iade iade status --format json\n\nExit codes: 0 every stack's last run succeeded, 1 some failed or could not be read, 4 some stack's controls fail."
+    )]
+    Status(StatusArgs),
     /// Look after a stack's journal: check it, prune old history, recover from damage.
     ///
     /// `check` runs the journal's own consistency check. `prune` removes the detail of old runs
@@ -218,6 +224,10 @@ struct PlanArgs {
     stack: StackArgs,
     #[command(flatten)]
     run: RunArgs,
+    /// The journal whose obligations the plan reads (what the stack applied, refreshes owed):
+    /// a file or postgres://…; `.iade/journal.db` in the stack directory by default.
+    #[arg(long, value_name = "FILE|URL", env = "IADE_JOURNAL", hide_env_values = true)]
+    journal: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
@@ -229,8 +239,9 @@ struct ConvergeArgs {
     stack: StackArgs,
     #[command(flatten)]
     run: RunArgs,
-    /// The journal; `.iade/journal.db` in the stack directory by default.
-    #[arg(long, value_name = "FILE")]
+    /// The journal: a file, or a PostgreSQL database a fleet shares (postgres://…);
+    /// `.iade/journal.db` in the stack directory by default.
+    #[arg(long, value_name = "FILE|URL", env = "IADE_JOURNAL", hide_env_values = true)]
     journal: Option<String>,
     /// Report drift and findings; change nothing, take no lease (exit 2 on drift).
     #[arg(long, conflicts_with = "watch")]
@@ -286,9 +297,14 @@ struct HistoryArgs {
     /// A stack directory or a `.iade` file.
     #[arg(default_value = ".")]
     path: PathBuf,
-    /// The journal; `.iade/journal.db` in the stack directory by default.
-    #[arg(long, value_name = "FILE")]
+    /// The journal: a file, or a PostgreSQL database a fleet shares (postgres://…);
+    /// `.iade/journal.db` in the stack directory by default.
+    #[arg(long, value_name = "FILE|URL", env = "IADE_JOURNAL", hide_env_values = true)]
     journal: Option<String>,
+    /// Another stack of a shared journal (NAME, or NAME@HOST for one host's); the stack
+    /// directory is then not read.
+    #[arg(long, value_name = "NAME[@HOST]")]
+    stack: Option<String>,
     /// Only this run.
     #[arg(long)]
     run: Option<i64>,
@@ -304,14 +320,25 @@ struct HistoryArgs {
 }
 
 #[derive(Debug, Args)]
+struct StatusArgs {
+    /// The fleet's journal: a PostgreSQL database (postgres://…).
+    #[arg(long, value_name = "URL", env = "IADE_JOURNAL", hide_env_values = true)]
+    journal: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(Debug, Args)]
 struct JournalArgs {
     #[arg(value_enum)]
     action: JournalAction,
     /// A stack directory or a `.iade` file.
     #[arg(default_value = ".")]
     path: PathBuf,
-    /// The journal; `.iade/journal.db` in the stack directory by default.
-    #[arg(long, value_name = "FILE")]
+    /// The journal: a file, or a PostgreSQL database a fleet shares (postgres://…);
+    /// `.iade/journal.db` in the stack directory by default.
+    #[arg(long, value_name = "FILE|URL", env = "IADE_JOURNAL", hide_env_values = true)]
     journal: Option<String>,
     /// With `prune`: keep the step detail of the newest N runs.
     #[arg(long, default_value_t = 1000)]
@@ -429,12 +456,19 @@ pub enum Format {
     Json,
 }
 
+/// A `--journal` (or `IADE_JOURNAL`) value, with the CA file of a shared journal's server
+/// (`IADE_JOURNAL_CA`).
+fn journal_location(text: &str) -> JournalLocation {
+    let ca = std::env::var_os("IADE_JOURNAL_CA").map(PathBuf::from);
+    JournalLocation::parse(text).with_ca(ca)
+}
+
 fn run_options(a: &RunArgs, journal: Option<&str>, wait: Option<Duration>) -> RunOptions {
     RunOptions {
         parallelism: usize::from(a.parallelism),
         diffs: !a.no_diff,
         targets: a.targets.clone(),
-        journal: journal.map(JournalLocation::parse),
+        journal: journal.map(journal_location),
         wait: wait.map_or(Wait::No, Wait::For),
         failpoint: std::env::vars_os()
             .find(|(k, _)| k == "IADE_FAILPOINT")
@@ -465,7 +499,7 @@ pub fn run() -> ExitCode {
         Command::Plan(a) => Engine {
             path: &a.stack.path,
             load: a.stack.load_options(),
-            run: run_options(&a.run, None, None),
+            run: run_options(&a.run, a.journal.as_deref(), None),
             format: if a.format == Format::Json { RunFormat::Json } else { RunFormat::Human },
             style,
             log_json: false,
@@ -494,11 +528,31 @@ pub fn run() -> ExitCode {
         }
         Command::History(a) => {
             let query = HistoryQuery { run: a.run.map(RunId), resource: a.resource, limit: a.limit };
-            let journal = a.journal.as_deref().map(JournalLocation::parse);
-            commands::history(&a.path, journal, &query, a.format == Format::Json, style)
+            let journal = a.journal.as_deref().map(journal_location);
+            match &a.stack {
+                Some(stack) => match journal {
+                    Some(journal @ JournalLocation::Postgres { .. }) => {
+                        commands::fleet_history(&journal, stack, &query, a.format == Format::Json, style)
+                    }
+                    _ => commands::usage_error(
+                        "--stack reads another stack's history from a shared journal",
+                        "give the fleet's journal: --journal postgres://… (or IADE_JOURNAL)",
+                    ),
+                },
+                None => commands::history(&a.path, journal, &query, a.format == Format::Json, style),
+            }
         }
+        Command::Status(a) => match journal_location(&a.journal) {
+            journal @ JournalLocation::Postgres { .. } => {
+                commands::status(&journal, a.format == Format::Json, style)
+            }
+            JournalLocation::Sqlite(_) => commands::usage_error(
+                "`iade status` reads the journal a fleet shares",
+                "give its URL: --journal postgres://USER@HOST/DB (or IADE_JOURNAL); `iade history` reads one stack's file",
+            ),
+        },
         Command::Journal(a) => {
-            let journal = a.journal.as_deref().map(JournalLocation::parse);
+            let journal = a.journal.as_deref().map(journal_location);
             let day = Duration::from_secs(24 * 3600);
             let retention = iade_journal::Retention {
                 detail_runs: a.keep_runs,

@@ -410,6 +410,68 @@ pub fn history(
     }
 }
 
+/// A command line that cannot work as given: what is wrong and what to do.
+pub fn usage_error(message: &str, help: &str) -> Exit {
+    error_help(message, help);
+    Exit::Usage
+}
+
+/// `iade history --stack`: one stack's history from a shared journal.
+pub fn fleet_history(
+    journal: &JournalLocation,
+    stack: &str,
+    query: &HistoryQuery,
+    json: bool,
+    style: Style,
+) -> Exit {
+    let store = match iade_driver::open_fleet_stack(journal, stack) {
+        Ok(s) => s,
+        Err(e) => return failed(e, None, style),
+    };
+    let result = match json {
+        true => iade_driver::write_history(store.as_ref(), query, &mut std::io::stdout().lock()),
+        false => {
+            let mut printed = 0;
+            iade_driver::history(store.as_ref(), query, |r| {
+                render::history(&r, style);
+                printed += 1;
+            })
+            .map(|()| printed)
+        }
+    };
+    match result {
+        Err(e) => failed(e, None, style),
+        Ok(0) if !json => {
+            eprintln!("no runs match");
+            Exit::Success
+        }
+        Ok(_) => Exit::Success,
+    }
+}
+
+/// `iade status`: the fleet's stacks, one line each.
+pub fn status(journal: &JournalLocation, json: bool, style: Style) -> Exit {
+    let stacks = match iade_driver::fleet_status(journal) {
+        Ok(s) => s,
+        Err(e) => return failed(e, None, style),
+    };
+    if json {
+        print_json(&serde_json::json!({ "version": 1, "journal": journal.to_string(), "stacks": stacks }));
+    } else {
+        render::status(&stacks, style);
+        if stacks.is_empty() {
+            eprintln!("no stack has run with the journal at {journal} yet");
+        }
+    }
+    let failed_runs = stacks.iter().any(|s| {
+        s.last_run
+            .as_ref()
+            .is_some_and(|r| r.status != iade_journal::RunStatus::Done || r.summary.has_errors())
+    });
+    let failing = stacks.iter().any(|s| !s.failing_controls.is_empty());
+    Exit::of(failed_runs, false, failing)
+}
+
 pub fn journal(
     action: crate::cli::JournalAction,
     path: &Path,

@@ -356,3 +356,66 @@ pub fn tests_junit(report: &iade_driver::TestReport) -> String {
         f = report.failed()
     )
 }
+
+/// `iade status`: a line per stack, aligned, then what holds which lease.
+pub fn status(stacks: &[iade_driver::StackStatus], style: Style) {
+    use iade_driver::text::{fmt_time, safe};
+    let name_width = stacks.iter().map(|s| s.stack.name.chars().count()).max().unwrap_or(5).max(5);
+    let host_width = stacks.iter().map(|s| s.stack.host.chars().count()).max().unwrap_or(4).max(4);
+    if !stacks.is_empty() {
+        println!(
+            "{}",
+            style.paint(
+                "1",
+                &format!(
+                    "{:name_width$}  {:host_width$}  {:<23}  {:<11}  {:>5}  {}",
+                    "stack", "host", "last run", "result", "drift", "controls failing / lease"
+                )
+            )
+        );
+    }
+    for s in stacks {
+        let (when, result) = match &s.last_run {
+            Some(r) => {
+                let result = match (r.status, r.summary.has_errors()) {
+                    (iade_journal::RunStatus::Done, false) => style.paint("32", "done").into_owned(),
+                    (iade_journal::RunStatus::Done, true) => style.paint("31", "errors").into_owned(),
+                    (other, _) => style.paint("31", other.as_str()).into_owned(),
+                };
+                (fmt_time(r.started_ms), result)
+            }
+            None => ("never".to_string(), "-".to_string()),
+        };
+        let mut tail = if s.failing_controls.is_empty() {
+            String::new()
+        } else {
+            let names =
+                s.failing_controls.iter().map(|c| safe(c).into_owned()).collect::<Vec<_>>().join(", ");
+            style.paint("31", &names).into_owned()
+        };
+        if let Some(h) = &s.holder {
+            let what = if h.watch { "watched" } else { "held" };
+            tail.push_str(&format!(
+                "{}{what} by pid {} on {}",
+                if tail.is_empty() { "" } else { "; " },
+                h.pid,
+                safe(&h.host)
+            ));
+        }
+        // Padding counts characters; a coloured result carries escapes, so pad its plain width.
+        let plain = match &s.last_run {
+            Some(r) if r.status == iade_journal::RunStatus::Done && !r.summary.has_errors() => 4,
+            Some(r) if r.status == iade_journal::RunStatus::Done => 6,
+            Some(r) => r.status.as_str().len(),
+            None => 1,
+        };
+        println!(
+            "{:name_width$}  {:host_width$}  {:<23}  {result}{}  {:>5}  {tail}",
+            safe(&s.stack.name),
+            safe(&s.stack.host),
+            when,
+            " ".repeat(11usize.saturating_sub(plain)),
+            s.drift_open,
+        );
+    }
+}

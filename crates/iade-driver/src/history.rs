@@ -4,7 +4,7 @@
 use iade_journal::{DriftRow, Finding, ResourceError, RunFilter, RunId, RunRow, StepRow, Store};
 
 use crate::session::{JournalLocation, stack_id};
-use crate::{Error, host_name, stack_dir_of};
+use crate::{Error, stack_dir_of};
 
 /// The journal of the stack at `path` (or the one given), for reading history; an error when
 /// the stack has never been converged.
@@ -17,7 +17,7 @@ pub fn open_history(
     if !location.exists() {
         return Err(Error::NoJournal(location.to_string()));
     }
-    Ok(location.open(&stack_id(&stack_dir, &host_name()))?)
+    Ok(location.open(&stack_id(&stack_dir, &crate::runtime::host_id()))?)
 }
 
 /// A file's content kept before a change replaced it (`file { backup = true }`).
@@ -33,9 +33,8 @@ pub struct Backup {
 /// The backups kept of a resource's file, newest first.
 pub fn backups(path: &std::path::Path, journal: Option<JournalLocation>, resource: &str) -> Vec<Backup> {
     let stack_dir = stack_dir_of(path);
-    let JournalLocation::Sqlite(db) = journal.unwrap_or_else(|| JournalLocation::default_for(&stack_dir));
-    let Some(state) = db.parent() else { return Vec::new() };
-    let dir = iade_provider_local::backup_dir(state, resource);
+    let state = journal.unwrap_or_else(|| JournalLocation::default_for(&stack_dir)).state_dir(&stack_dir);
+    let dir = iade_provider_local::backup_dir(&state, resource);
     let mut out: Vec<Backup> = std::fs::read_dir(&dir)
         .map(|d| {
             d.filter_map(Result::ok)

@@ -10,6 +10,7 @@
 
 mod events;
 pub mod files;
+mod fleet;
 mod history;
 mod import;
 mod json;
@@ -28,6 +29,7 @@ mod watch;
 
 pub use events::{Event, PassKind, Quiet, Sink};
 pub use files::{absolute, display_path, stack_dir_of};
+pub use fleet::{StackStatus, fleet_status, open_fleet_stack};
 pub use history::{
     Backup, HistoryQuery, LiveStatus, RunRecord, backups, history, live_status, open_history, record,
 };
@@ -38,7 +40,7 @@ pub use load::{CheckSummary, Compiled, LoadOptions, LoadedStack, Snapshot, param
 pub use maintenance::{check_journal, prune_journal, recover_journal};
 pub use metrics::{Metrics, Tee, UNHEALTHY_AFTER, serve as serve_metrics};
 pub use run::{Converged, Detection, RunOptions, converge, detect, intent_digest, plan, scope};
-pub use runtime::{EnvSecrets, Runtime, builtin_providers, cancel_on_signal, host_name};
+pub use runtime::{EnvSecrets, Runtime, builtin_providers, cancel_on_signal, host_id, host_name};
 pub use sarif::sarif;
 pub use session::{JournalLocation, LEASE_TTL, Session, SessionError, SessionOptions, Wait, stack_id};
 pub use tests::{TestFailure, TestOptions, TestReport, TestResult, run_tests, snapshot};

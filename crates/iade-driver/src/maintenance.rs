@@ -20,7 +20,7 @@ fn location(stack_dir: &Path, journal: Option<JournalLocation>) -> Result<Journa
 pub fn check_journal(path: &Path, journal: Option<JournalLocation>) -> Result<Vec<String>, Error> {
     let stack_dir = crate::stack_dir_of(path);
     let location = location(&stack_dir, journal)?;
-    let store = location.open(&stack_id(&stack_dir, &crate::host_name()))?;
+    let store = location.open(&stack_id(&stack_dir, &crate::host_id()))?;
     Ok(store.check_integrity()?)
 }
 
@@ -32,7 +32,7 @@ pub fn prune_journal(
 ) -> Result<PruneReport, Error> {
     let stack_dir = crate::stack_dir_of(path);
     let location = location(&stack_dir, journal)?;
-    let mut store = location.open(&stack_id(&stack_dir, &crate::host_name()))?;
+    let mut store = location.open(&stack_id(&stack_dir, &crate::host_id()))?;
     Ok(store.prune(retention)?)
 }
 
@@ -47,5 +47,5 @@ pub fn recover_journal(path: &Path, journal: Option<JournalLocation>) -> Result<
             "an engine is running on this stack: stop it before recovering its journal".into(),
         ));
     }
-    Ok(location.recover(&stack_id(&stack_dir, &crate::host_name()))?)
+    Ok(location.recover(&stack_id(&stack_dir, &crate::host_id()))?)
 }

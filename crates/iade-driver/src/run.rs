@@ -102,9 +102,8 @@ pub(crate) fn env<'a>(
         cancelled: &rt.cancelled,
         events,
         diffs: options.diffs,
-        state_dir: match options.journal_for(compiled) {
-            JournalLocation::Sqlite(p) => p.parent().map(std::path::Path::to_path_buf),
-        },
+        state_dir: Some(options.journal_for(compiled).state_dir(&compiled.stack_dir)),
+        lease: None,
     }
 }
 
@@ -209,8 +208,13 @@ pub fn converge(
     let only = scope(compiled, &options.targets)?;
     let location = options.journal_for(compiled);
     let stack = compiled.stack_id(&rt.host);
-    let session_options =
-        SessionOptions { watch: false, wait: options.wait, pid: std::process::id(), host: rt.host.clone() };
+    let session_options = SessionOptions {
+        watch: false,
+        wait: options.wait,
+        pid: std::process::id(),
+        host: rt.host.clone(),
+        lease_ttl: rt.lease_ttl,
+    };
     let waiting = |h: Option<&Holder>| sink.event(Event::WaitingForLease(h));
     let mut session = match Session::open(&stack, &compiled.stack_dir, &location, &session_options, &waiting)
     {
@@ -227,7 +231,7 @@ pub fn converge(
         retries: options.retries,
         only: only.as_ref(),
         mode: RunMode::Converge,
-        lease_ttl: LEASE_TTL,
+        lease_ttl: rt.lease_ttl,
         host: &rt.host,
     };
     session.start_heartbeat();
@@ -235,6 +239,8 @@ pub fn converge(
     // A converge shows what it did, not diffs of what it is about to write.
     let name = compiled.stack_name();
     let env = Env { diffs: false, ..env(compiled, &name, rt, options, &forward) };
+    let clock = session.clock();
+    let env = Env { lease: Some(&clock), ..env };
     let graph = Stack::new(&compiled.graph, &compiled.program).pruning(options.prunes(compiled));
     let epoch = session.epoch();
     let result = iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options);

@@ -72,6 +72,16 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// This host's id in stack ids and leases: `IADE_HOST_ID` when set (hosts a fleet names
+/// its own way, or tests that play several hosts), else the host name.
+pub fn host_id() -> String {
+    std::env::var_os("IADE_HOST_ID")
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(host_name)
+}
+
 /// What runs share: providers, secrets, the host, and cancellation.
 pub struct Runtime {
     pub providers: Providers,
@@ -79,7 +89,12 @@ pub struct Runtime {
     /// Set to cancel: running commands are killed with their process groups, nothing is
     /// retried, and the run is recorded before it returns.
     pub cancelled: Arc<AtomicBool>,
+    /// This host's id in stack ids and leases: `IADE_HOST_ID`, else the host name.
     pub host: String,
+    /// How long a lease lasts without renewal: `IADE_LEASE_TTL` (seconds), else
+    /// [`LEASE_TTL`](crate::LEASE_TTL). Engines renew every third of it, and stop changing
+    /// the environment once four fifths of it passed without a renewal.
+    pub lease_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -92,14 +107,22 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
-    /// The built-in providers, secrets from the environment, this host.
+    /// The built-in providers, secrets from the environment, this host (`IADE_HOST_ID`
+    /// overrides its name), and the lease's lifetime (`IADE_LEASE_TTL`, in seconds).
     pub fn from_env() -> Runtime {
         let secrets = EnvSecrets::from_env();
+        let host = host_id();
+        let lease_ttl = std::env::var_os("IADE_LEASE_TTL")
+            .and_then(|t| t.into_string().ok())
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .filter(|s| *s >= 1)
+            .map_or(crate::LEASE_TTL, std::time::Duration::from_secs);
         Runtime {
             providers: builtin_providers(),
             secrets: Arc::new(secrets),
             cancelled: Arc::new(AtomicBool::new(false)),
-            host: host_name(),
+            host,
+            lease_ttl,
         }
     }
 

@@ -7,7 +7,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use iade_journal::{Epoch, Holder, JournalError, LeaseClaim, LeaseOutcome, StackId, Store};
+use std::sync::Arc;
+
+use iade_journal::{Epoch, Holder, JournalError, LeaseClaim, LeaseClock, LeaseOutcome, StackId, Store};
 
 use crate::Error;
 
@@ -19,6 +21,9 @@ pub const LEASE_TTL: Duration = Duration::from_secs(120);
 pub enum JournalLocation {
     /// An embedded SQLite file.
     Sqlite(PathBuf),
+    /// A PostgreSQL database a fleet shares (a libpq URI), and the CA file that verifies
+    /// its certificate over TCP.
+    Postgres { url: String, ca: Option<PathBuf> },
 }
 
 impl JournalLocation {
@@ -27,21 +32,45 @@ impl JournalLocation {
         JournalLocation::Sqlite(stack_dir.join(".iade").join("journal.db"))
     }
 
-    /// A `--journal` argument: a file path.
+    /// A `--journal` argument: a `postgres://` URL, or a file path.
     pub fn parse(text: &str) -> JournalLocation {
-        JournalLocation::Sqlite(PathBuf::from(text))
+        if iade_journal_postgres::is_url(text) {
+            JournalLocation::Postgres { url: text.to_string(), ca: None }
+        } else {
+            JournalLocation::Sqlite(PathBuf::from(text))
+        }
     }
 
-    /// Whether a journal exists there (reading history needs one).
+    /// With the CA file that verifies a shared journal's server (`IADE_JOURNAL_CA`).
+    pub fn with_ca(self, ca: Option<PathBuf>) -> JournalLocation {
+        match self {
+            JournalLocation::Postgres { url, .. } => JournalLocation::Postgres { url, ca },
+            other => other,
+        }
+    }
+
+    /// Whether a journal exists there (reading history needs one). A shared journal is
+    /// asked, and answers with no runs for a stack that never ran.
     pub fn exists(&self) -> bool {
         match self {
             JournalLocation::Sqlite(p) => p.exists(),
+            JournalLocation::Postgres { .. } => true,
         }
+    }
+
+    /// Whether engines of several hosts share it: the local lock then excludes only the
+    /// engines of this host, and a lease is taken over only when it expired or its holder,
+    /// on this host, is gone.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, JournalLocation::Postgres { .. })
     }
 
     pub fn open(&self, stack: &StackId) -> Result<Box<dyn Store>, JournalError> {
         match self {
             JournalLocation::Sqlite(p) => Ok(Box::new(iade_journal_sqlite::SqliteJournal::open(p, stack)?)),
+            JournalLocation::Postgres { url, ca } => {
+                Ok(Box::new(iade_journal_postgres::PgJournal::open(url, ca.as_deref(), stack)?))
+            }
         }
     }
 
@@ -50,6 +79,22 @@ impl JournalLocation {
     pub fn recover(&self, stack: &StackId) -> Result<iade_journal_sqlite::Recovery, JournalError> {
         match self {
             JournalLocation::Sqlite(p) => iade_journal_sqlite::SqliteJournal::recover(p, stack),
+            JournalLocation::Postgres { url, .. } => Err(JournalError::Backend {
+                location: iade_pg::without_password(url),
+                message: "a shared journal is recovered by PostgreSQL itself (its WAL and backups); `iade journal recover` is for the embedded one".into(),
+                transient: false,
+            }),
+        }
+    }
+
+    /// The directory of what a run keeps beside its journal (backups of replaced files): the
+    /// journal's own directory, or `.iade` of the stack for a shared journal.
+    pub fn state_dir(&self, stack_dir: &Path) -> PathBuf {
+        match self {
+            JournalLocation::Sqlite(p) => {
+                p.parent().map_or_else(|| stack_dir.join(".iade"), Path::to_path_buf)
+            }
+            JournalLocation::Postgres { .. } => stack_dir.join(".iade"),
         }
     }
 }
@@ -58,6 +103,7 @@ impl std::fmt::Display for JournalLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             JournalLocation::Sqlite(p) => write!(f, "{}", crate::files::display_path(p)),
+            JournalLocation::Postgres { url, .. } => write!(f, "{}", iade_pg::without_password(url)),
         }
     }
 }
@@ -99,14 +145,21 @@ struct Heartbeat {
 }
 
 impl Heartbeat {
-    fn start(location: JournalLocation, stack: StackId, epoch: Epoch) -> Heartbeat {
+    fn start(location: JournalLocation, stack: StackId, epoch: Epoch, clock: Arc<LeaseClock>) -> Heartbeat {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let mut store = location.open(&stack).ok();
+            let ttl = clock.ttl();
             // Waits a third of the lease's life, or until told to stop (or its sender is gone).
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(LEASE_TTL / 3) {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(ttl / 3) {
+                if store.is_none() {
+                    store = location.open(&stack).ok();
+                }
                 if let Some(s) = store.as_mut() {
-                    let _ = s.renew_lease(epoch, LEASE_TTL);
+                    let asked = Instant::now();
+                    if s.renew_lease(epoch, ttl).is_ok() {
+                        clock.renewed(asked);
+                    }
                 }
             }
         });
@@ -127,6 +180,7 @@ pub struct Session {
     _lock: StackLock,
     store: Box<dyn Store>,
     epoch: Epoch,
+    clock: Arc<LeaseClock>,
     location: JournalLocation,
     heartbeat: Option<Heartbeat>,
     released: bool,
@@ -248,6 +302,12 @@ pub fn lock_stack(
     }
 }
 
+/// Whether a process of this host lives (a pid that is not ours to signal still lives).
+fn process_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    !matches!(rustix::process::test_kill_process(pid), Err(rustix::io::Errno::SRCH))
+}
+
 /// Who holds a stack's name on this host, as its lock file says (`pid directory`).
 pub fn name_holder(name: &str) -> Option<(u32, String)> {
     let safe: String = name
@@ -266,6 +326,8 @@ pub struct SessionOptions {
     pub wait: Wait,
     pub pid: u32,
     pub host: String,
+    /// How long the lease lasts without renewal ([`LEASE_TTL`] unless tuned).
+    pub lease_ttl: Duration,
 }
 
 impl Session {
@@ -315,14 +377,25 @@ impl Session {
                 return Err(SessionError::Failed(Error::Journal(JournalError::Corrupt { location, detail })));
             }
         }
-        let claim =
-            LeaseClaim { pid: options.pid, host: options.host.clone(), ttl: LEASE_TTL, watch: options.watch };
+        let claim = LeaseClaim {
+            pid: options.pid,
+            host: options.host.clone(),
+            ttl: options.lease_ttl,
+            watch: options.watch,
+        };
         let host = options.host.clone();
-        match store.acquire_lease(&claim, &move |h: &Holder| h.host == host)? {
+        let shared = location.is_shared();
+        // The local lock proves no engine of this host works on the stack. With a shared
+        // journal, engines elsewhere may: only a holder of this host whose process is gone is
+        // taken over before its lease expires.
+        let gone = move |h: &Holder| h.host == host && (!shared || !process_alive(h.pid));
+        let asked = Instant::now();
+        match store.acquire_lease(&claim, &gone)? {
             LeaseOutcome::Acquired { epoch } => Ok(Session {
                 _lock: lock,
                 store,
                 epoch,
+                clock: Arc::new(LeaseClock::new(asked, options.lease_ttl)),
                 location: location.clone(),
                 heartbeat: None,
                 released: false,
@@ -343,16 +416,28 @@ impl Session {
         &self.location
     }
 
+    /// The lease as this engine counts it, checked before every effect.
+    pub fn clock(&self) -> Arc<LeaseClock> {
+        Arc::clone(&self.clock)
+    }
+
     /// Renews the lease from a thread of its own until the session ends (for one long run).
     pub fn start_heartbeat(&mut self) {
         if self.heartbeat.is_none() {
-            self.heartbeat =
-                Some(Heartbeat::start(self.location.clone(), self.store.stack().clone(), self.epoch));
+            self.heartbeat = Some(Heartbeat::start(
+                self.location.clone(),
+                self.store.stack().clone(),
+                self.epoch,
+                Arc::clone(&self.clock),
+            ));
         }
     }
 
     pub fn renew(&mut self) -> Result<(), JournalError> {
-        self.store.renew_lease(self.epoch, LEASE_TTL)
+        let asked = Instant::now();
+        self.store.renew_lease(self.epoch, self.clock.ttl())?;
+        self.clock.renewed(asked);
+        Ok(())
     }
 
     /// Stops the heartbeat and releases the lease.

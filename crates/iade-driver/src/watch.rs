@@ -17,7 +17,7 @@ use crate::events::{Event, Forward, PassKind, Sink};
 use crate::load::{Compiled, LoadedStack};
 use crate::run::{RunOptions, env, intent_digest};
 use crate::runtime::Runtime;
-use crate::session::{LEASE_TTL, Session, SessionError, SessionOptions};
+use crate::session::{Session, SessionError, SessionOptions};
 
 #[derive(Clone, Debug)]
 pub struct WatchOptions {
@@ -124,6 +124,7 @@ pub fn watch(
         wait: options.run.wait,
         pid: std::process::id(),
         host: rt.host.clone(),
+        lease_ttl: rt.lease_ttl,
     };
     let waiting = |h: Option<&Holder>| sink.event(Event::WaitingForLease(h));
     let mut session = match Session::open(&id, &stack_dir, &location, &session_options, &waiting) {
@@ -188,7 +189,7 @@ pub fn watch(
         if rt.is_cancelled() {
             break WatchEnd::Stopped;
         }
-        if last_renewal.elapsed() >= LEASE_TTL / 3 {
+        if last_renewal.elapsed() >= rt.lease_ttl / 3 {
             if let Err(e) = session.renew() {
                 return lease_lost(e);
             }
@@ -284,12 +285,14 @@ pub fn watch(
             retries: options.run.retries,
             only: only.as_ref(),
             mode: if only.is_some() { RunMode::Event } else { RunMode::Converge },
-            lease_ttl: LEASE_TTL,
+            lease_ttl: rt.lease_ttl,
             host: &rt.host,
         };
         let forward = Forward(sink);
         let name = compiled.stack_name();
         let env = iade_engine::Env { diffs: false, ..env(&compiled, &name, rt, &options.run, &forward) };
+        let clock = session.clock();
+        let env = iade_engine::Env { lease: Some(&clock), ..env };
         let graph = Stack::new(&compiled.graph, &compiled.program).pruning(options.run.prunes(&compiled));
         let epoch = session.epoch();
         match iade_engine::converge(&graph, &env, session.store(), epoch, &engine_options) {

@@ -640,6 +640,9 @@ fn execute_waves(
             Failpoint::hit(options.failpoint, "before-intent");
             let t = Instant::now();
             journal.renew_lease(epoch, options.lease_ttl)?;
+            if let Some(lease) = env.lease {
+                lease.renewed(t);
+            }
             let ids = journal.record_intents(epoch, run, &intents, &found_drift, &found_errors)?;
             timings.journal_ms += ms(t);
             Failpoint::hit(options.failpoint, "after-intent");
@@ -863,6 +866,9 @@ fn refresh(
     Failpoint::hit(options.failpoint, "before-intent");
     let t = Instant::now();
     journal.renew_lease(epoch, options.lease_ttl)?;
+    if let Some(lease) = env.lease {
+        lease.renewed(t);
+    }
     let ids = journal.record_intents(epoch, run, &intents, &[], &[])?;
     timings.journal_ms += ms(t);
     Failpoint::hit(options.failpoint, "after-intent");
@@ -870,6 +876,7 @@ fn refresh(
     let t = Instant::now();
     let results =
         crate::parallel_map(&targets, env.parallelism, |(r, _)| match env.providers.get(&r.provider) {
+            _ if env.lease.is_some_and(|l| !l.holds()) => Err(lease_expired()),
             Some(p) => p.refresh(&r.kind, &r.target, &cx),
             None => {
                 Err(ProviderError::permanent(format!("no provider `{}` in this build of iade", r.provider)))
@@ -934,6 +941,13 @@ fn applied_identity(env: &Env<'_>, stack: &Stack<'_>, r: &PlannedResource) -> Ap
     }
 }
 
+/// Why an effect was not made: the lease may belong to another engine by now.
+fn lease_expired() -> ProviderError {
+    ProviderError::permanent(
+        "not changed: this engine's lease on the stack ran out before the change (it was paused, or cut off from its journal), so another engine may hold the stack now",
+    )
+}
+
 fn apply_once(
     env: &Env<'_>,
     cx: &iade_provider::Context<'_>,
@@ -963,6 +977,10 @@ fn apply_once(
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // Checked before every effect: an engine paused past its lease changes nothing.
+        if env.lease.is_some_and(|l| !l.holds()) {
+            return (Err(lease_expired()), attempt);
+        }
         let result = match r.action {
             Action::Delete => provider.delete(&r.kind, &target, cx),
             Action::Adopt => provider.set_mark(&r.kind, &target, cx),

@@ -86,6 +86,8 @@ pub struct Env<'a> {
     pub diffs: bool,
     /// The journal's directory, for what providers keep (backups); `None` for a plan.
     pub state_dir: Option<PathBuf>,
+    /// The run's lease, checked before every effect; `None` for a plan.
+    pub lease: Option<&'a iade_journal::LeaseClock>,
 }
 
 impl std::fmt::Debug for Env<'_> {

@@ -550,3 +550,36 @@ impl Interrupted {
         self.runs.is_empty() && self.steps.is_empty()
     }
 }
+
+/// An engine's own account of its lease on the monotonic clock: when it asked for the lease
+/// or a renewal that succeeded, plus four fifths of the lifetime (the rest covers clocks that
+/// differ between hosts). An engine checks it before every effect on the environment, so one
+/// that was paused (SIGSTOP, a frozen VM) past its lease changes nothing when it wakes, even
+/// before the journal refuses its next write.
+#[derive(Debug)]
+pub struct LeaseClock {
+    ttl: Duration,
+    deadline: std::sync::Mutex<std::time::Instant>,
+}
+
+impl LeaseClock {
+    /// A lease asked for at `asked` (before the request was sent) and granted.
+    pub fn new(asked: std::time::Instant, ttl: Duration) -> LeaseClock {
+        LeaseClock { ttl, deadline: std::sync::Mutex::new(asked + ttl * 4 / 5) }
+    }
+
+    /// A renewal asked for at `asked` succeeded.
+    pub fn renewed(&self, asked: std::time::Instant) {
+        let mut d = self.deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *d = (*d).max(asked + self.ttl * 4 / 5);
+    }
+
+    /// Whether the lease is still surely held.
+    pub fn holds(&self) -> bool {
+        std::time::Instant::now() < *self.deadline.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}

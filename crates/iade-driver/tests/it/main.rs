@@ -105,12 +105,24 @@ fn a_second_session_is_refused_and_told_who_holds_the_lease() {
     let dir = stack("session", ONE_FILE);
     let location = JournalLocation::default_for(&dir);
     let id = iade_driver::stack_id(&dir, "host-a");
-    let options = SessionOptions { watch: true, wait: Wait::No, pid: 4242, host: "host-a".into() };
+    let options = SessionOptions {
+        watch: true,
+        wait: Wait::No,
+        pid: 4242,
+        host: "host-a".into(),
+        lease_ttl: iade_driver::LEASE_TTL,
+    };
     let first = Session::open(&id, &dir, &location, &options, &|_| {}).expect("first session");
     // The lock is per process here, so the second attempt comes from a child process's view:
     // the journal already names the holder, and the lock is held.
     let second = std::thread::spawn(move || {
-        let options = SessionOptions { watch: false, wait: Wait::No, pid: 1, host: "host-a".into() };
+        let options = SessionOptions {
+            watch: false,
+            wait: Wait::No,
+            pid: 1,
+            host: "host-a".into(),
+            lease_ttl: iade_driver::LEASE_TTL,
+        };
         match Session::open(&id, &dir, &location, &options, &|_| {}) {
             Err(SessionError::Held(Some(h))) => (h.pid, h.watch),
             other => panic!("expected the lease to be held, got {other:?}"),

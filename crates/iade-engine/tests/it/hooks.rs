@@ -29,6 +29,7 @@ fn env<'a>(providers: &'a Providers, cancelled: &'a AtomicBool, events: &'a dyn 
         events,
         diffs: false,
         state_dir: None,
+        lease: None,
     }
 }
 
