@@ -99,6 +99,7 @@ pub fn converge_graph(
         events: &NoEvents,
         diffs: false,
         state_dir: None,
+        lease: None,
     };
     let program = Program::default();
     let stack = Stack::new(g, &program);
@@ -224,6 +225,8 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
             events: &NoEvents,
             diffs: false,
             state_dir: None,
+            lease: None,
+        lease: None,
         };
         let program = Program::default();
         let stack = Stack::new(&g, &program);
