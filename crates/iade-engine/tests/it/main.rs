@@ -226,7 +226,6 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
             diffs: false,
             state_dir: None,
             lease: None,
-        lease: None,
         };
         let program = Program::default();
         let stack = Stack::new(&g, &program);
