@@ -273,6 +273,8 @@ impl PgJournal {
             }
             let out = match f(&mut tx, stack) {
                 Ok(v) => v,
+                // The connection's trouble is retried on a new one; anything else is final.
+                Err(e) if is_connection_error(&e) => return Err(e),
                 Err(e) => return Ok(Err(WriteError::Postgres(e))),
             };
             tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &stack.to_string()])?;

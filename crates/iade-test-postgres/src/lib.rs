@@ -120,6 +120,14 @@ impl Cluster {
         String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
+    /// Runs SQL in database `postgres`; `None` when it fails (a table not created yet).
+    pub fn try_sql(&self, query: &str) -> Option<String> {
+        let args = self.psql_args("postgres", &["-Atc", query]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = as_postgres(&self.bin.join("psql"), &args);
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+
     /// psql's arguments to reach database `db`, then `more`.
     pub fn psql_args<'a>(&'a self, db: &'a str, more: &[&'a str]) -> Vec<String> {
         let mut args: Vec<String> =

@@ -15,6 +15,10 @@ pub fn iade_bin() -> &'static str {
 pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(iade_bin());
     cmd.args(args).current_dir(dir).env_remove("IADE_FAILPOINT");
+    // A fleet journal, host id or lease lifetime of the shell running the tests is not theirs.
+    for k in ["IADE_JOURNAL", "IADE_JOURNAL_CA", "IADE_HOST_ID", "IADE_LEASE_TTL"] {
+        cmd.env_remove(k);
+    }
     // Stack-name locks beside the test's stacks, not in the host's /run/iade.
     if let Some(parent) = dir.parent() {
         cmd.env("IADE_LOCK_DIR", parent.join(".iade-locks"));

@@ -2,6 +2,7 @@
 
 mod editors;
 mod engine;
+mod fleet;
 mod hardening;
 mod host;
 mod import;
