@@ -298,12 +298,16 @@ impl PgJournal {
         if drift.is_empty() {
             return Ok(());
         }
-        let stmt = tx.prepare(
-            "INSERT INTO iade.drift (run, stack, resource, field, observed, intended, detected_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        // One statement for the batch: the rows travel as arrays.
+        let resources: Vec<&str> = drift.iter().map(|d| d.resource.as_str()).collect();
+        let fields: Vec<&str> = drift.iter().map(|d| d.field.as_str()).collect();
+        let observed: Vec<Option<&str>> = drift.iter().map(|d| d.observed.as_deref()).collect();
+        let intended: Vec<&str> = drift.iter().map(|d| d.intended.as_str()).collect();
+        tx.execute(
+            "INSERT INTO iade.drift (run, stack, resource, field, observed, intended, detected_ms)
+             SELECT $1, $2, r, f, o, i, $3 FROM unnest($4::text[], $5::text[], $6::text[], $7::text[]) AS u(r, f, o, i)",
+            &[&run.0, &stack, &now, &resources, &fields, &observed, &intended],
         )?;
-        for d in drift {
-            tx.execute(&stmt, &[&run.0, &stack, &d.resource, &d.field, &d.observed, &d.intended, &now])?;
-        }
         Ok(())
     }
 
@@ -541,23 +545,26 @@ impl Store for PgJournal {
             }
             Self::insert_drift(tx, stack, run, drift, now)?;
             Self::insert_errors(tx, stack, run, errors)?;
-            let mut ids = Vec::with_capacity(steps.len());
-            if !steps.is_empty() {
-                let stmt = tx.prepare(
-                    "INSERT INTO iade.steps (run, stack, resource, action, digest, idempotency_key, status, started_ms, changes)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'started', $7, $8) RETURNING id",
-                )?;
-                for s in steps {
-                    let id: i64 = tx
-                        .query_one(
-                            &stmt,
-                            &[&run.0, &stack, &s.resource, &s.action.as_str(), &s.digest, &s.idempotency_key, &now, &to_json(&s.changes)],
-                        )?
-                        .get(0);
-                    ids.push(StepId(id));
-                }
+            if steps.is_empty() {
+                return Ok(Vec::new());
             }
-            Ok(ids)
+            // One statement for the wave: the rows travel as arrays, in order.
+            let resources: Vec<&str> = steps.iter().map(|s| s.resource.as_str()).collect();
+            let actions: Vec<&str> = steps.iter().map(|s| s.action.as_str()).collect();
+            let digests: Vec<&str> = steps.iter().map(|s| s.digest.as_str()).collect();
+            let keys: Vec<&str> = steps.iter().map(|s| s.idempotency_key.as_str()).collect();
+            let changes: Vec<String> = steps.iter().map(|s| to_json(&s.changes)).collect();
+            let rows = tx.query(
+                "INSERT INTO iade.steps (run, stack, resource, action, digest, idempotency_key, status, started_ms, changes)
+                 SELECT $1, $2, r, a, d, k, 'started', $3, c
+                 FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::text[]) WITH ORDINALITY AS u(r, a, d, k, c, n)
+                 ORDER BY n RETURNING id",
+                &[&run.0, &stack, &now, &resources, &actions, &digests, &keys, &changes],
+            )?;
+            // Ids are handed out in the order rows are inserted, which is the array's.
+            let mut ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+            ids.sort_unstable();
+            Ok(ids.into_iter().map(StepId).collect())
         })
     }
 
@@ -565,16 +572,19 @@ impl Store for PgJournal {
         self.write(epoch, |tx, stack| {
             let now = now_ms();
             if !wave.steps.is_empty() {
-                let stmt = tx.prepare(
-                    "UPDATE iade.steps SET status = $1, finished_ms = $2, error = $3, stdout = $4, stderr = $5 WHERE id = $6 AND stack = $7",
+                let ids: Vec<i64> = wave.steps.iter().map(|o| o.step.0).collect();
+                let statuses: Vec<&str> = wave.steps.iter().map(|o| o.status.as_str()).collect();
+                let errors: Vec<Option<&str>> = wave.steps.iter().map(|o| o.error.as_deref()).collect();
+                let outs: Vec<Option<&str>> =
+                    wave.steps.iter().map(|o| o.output.as_ref().map(|x| x.stdout.as_str())).collect();
+                let errs: Vec<Option<&str>> =
+                    wave.steps.iter().map(|o| o.output.as_ref().map(|x| x.stderr.as_str())).collect();
+                tx.execute(
+                    "UPDATE iade.steps s SET status = u.st, finished_ms = $1, error = u.e, stdout = u.o, stderr = u.x
+                     FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[]) AS u(id, st, e, o, x)
+                     WHERE s.id = u.id AND s.stack = $7",
+                    &[&now, &ids, &statuses, &errors, &outs, &errs, &stack],
                 )?;
-                for o in &wave.steps {
-                    let (out, err) = match &o.output {
-                        Some(output) => (Some(output.stdout.as_str()), Some(output.stderr.as_str())),
-                        None => (None, None),
-                    };
-                    tx.execute(&stmt, &[&o.status.as_str(), &now, &o.error, &out, &err, &o.step.0, &stack])?;
-                }
             }
             if !wave.corrected.is_empty() {
                 tx.execute(
@@ -596,17 +606,22 @@ impl Store for PgJournal {
                 )?;
             }
             if !wave.applied.is_empty() {
-                let stmt = tx.prepare(
+                let resources: Vec<&str> = wave.applied.iter().map(|a| a.resource.as_str()).collect();
+                let kinds: Vec<&str> = wave.applied.iter().map(|a| a.kind.as_str()).collect();
+                let providers: Vec<&str> = wave.applied.iter().map(|a| a.provider.as_str()).collect();
+                let instances: Vec<Option<&str>> = wave.applied.iter().map(|a| a.instance.as_deref()).collect();
+                let identities: Vec<String> = wave.applied.iter().map(|a| a.identity.to_string()).collect();
+                let protected: Vec<bool> = wave.applied.iter().map(|a| a.protected).collect();
+                tx.execute(
                     "INSERT INTO iade.applied (stack, resource, kind, provider, instance, identity, applied_ms, protected)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (stack, resource) DO UPDATE SET kind = $3, provider = $4, instance = $5, identity = $6, applied_ms = $7, protected = $8",
+                     SELECT DISTINCT ON (r) $1, r, k, p, i, d, $2, pr
+                     FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bool[]) WITH ORDINALITY AS u(r, k, p, i, d, pr, n)
+                     ORDER BY r, n DESC
+                     ON CONFLICT (stack, resource) DO UPDATE SET kind = EXCLUDED.kind, provider = EXCLUDED.provider,
+                        instance = EXCLUDED.instance, identity = EXCLUDED.identity, applied_ms = EXCLUDED.applied_ms,
+                        protected = EXCLUDED.protected",
+                    &[&stack, &now, &resources, &kinds, &providers, &instances, &identities, &protected],
                 )?;
-                for a in &wave.applied {
-                    tx.execute(
-                        &stmt,
-                        &[&stack, &a.resource, &a.kind, &a.provider, &a.instance, &a.identity.to_string(), &now, &a.protected],
-                    )?;
-                }
             }
             if !wave.deleted.is_empty() {
                 tx.execute("DELETE FROM iade.applied WHERE stack = $1 AND resource = ANY($2)", &[&stack, &wave.deleted])?;
