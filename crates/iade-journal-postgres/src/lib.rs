@@ -182,13 +182,27 @@ impl PgJournal {
         config.application_name("iade-journal");
         let ca = ca.map(std::path::Path::to_path_buf);
         let tls_ca = ca.clone();
-        let mut client = connect_retrying(&config, &location, move || iade_pg::tls(tls_ca.as_deref()))?;
-        schema::migrate(&mut client).map_err(|e| match e {
-            schema::MigrateError::Postgres(e) => backend(&location, &e),
-            schema::MigrateError::TooNew(found) => {
-                JournalError::TooNew { location: location.clone(), found, known: schema::VERSION }
+        // The server may go away between connecting and migrating: both are retried together.
+        let deadline = Instant::now() + RETRY_FOR;
+        let client = loop {
+            let mut client = connect_retrying(&config, &location, || iade_pg::tls(tls_ca.as_deref()))?;
+            match schema::migrate(&mut client) {
+                Ok(()) => break client,
+                Err(schema::MigrateError::Postgres(e))
+                    if is_connection_error(&e) && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(schema::MigrateError::Postgres(e)) => return Err(backend(&location, &e)),
+                Err(schema::MigrateError::TooNew(found)) => {
+                    return Err(JournalError::TooNew {
+                        location: location.clone(),
+                        found,
+                        known: schema::VERSION,
+                    });
+                }
             }
-        })?;
+        };
         let journal = PgJournal {
             client: Mutex::new(client),
             config,
