@@ -33,6 +33,10 @@ pub use schema::VERSION as SCHEMA_VERSION;
 /// How long a lost connection is retried before the error reaches the engine.
 pub const RETRY_FOR: Duration = Duration::from_secs(60);
 
+/// How long opening a journal waits for a server that is not there: long enough for a
+/// restart, short enough that a mistyped URL is reported promptly.
+pub const OPEN_RETRY_FOR: Duration = Duration::from_secs(10);
+
 /// The channel `LISTEN` waits on; the payload is the stack's id.
 const CHANNEL: &str = "iade_journal";
 
@@ -183,9 +187,10 @@ impl PgJournal {
         let ca = ca.map(std::path::Path::to_path_buf);
         let tls_ca = ca.clone();
         // The server may go away between connecting and migrating: both are retried together.
-        let deadline = Instant::now() + RETRY_FOR;
+        let deadline = Instant::now() + OPEN_RETRY_FOR;
         let client = loop {
-            let mut client = connect_retrying(&config, &location, || iade_pg::tls(tls_ca.as_deref()))?;
+            let mut client =
+                connect_retrying(&config, &location, OPEN_RETRY_FOR, || iade_pg::tls(tls_ca.as_deref()))?;
             match schema::migrate(&mut client) {
                 Ok(()) => break client,
                 Err(schema::MigrateError::Postgres(e))
@@ -352,13 +357,14 @@ impl PgJournal {
     }
 }
 
-/// Connects, retrying while the server is starting or away, for up to [`RETRY_FOR`].
+/// Connects, retrying while the server is starting or away, for up to `window`.
 fn connect_retrying(
     config: &postgres::Config,
     location: &str,
+    window: Duration,
     tls: impl Fn() -> std::result::Result<iade_pg::MakeTlsConnector, String>,
 ) -> Result<Client> {
-    let deadline = Instant::now() + RETRY_FOR;
+    let deadline = Instant::now() + window;
     let mut pause = Duration::from_millis(50);
     loop {
         match iade_pg::connect(config, &tls) {
@@ -1038,7 +1044,7 @@ pub fn fleet_status(url: &str, ca: Option<&std::path::Path>) -> Result<Vec<Stack
         transient: false,
     })?;
     let ca = ca.map(std::path::Path::to_path_buf);
-    let mut client = connect_retrying(&config, &location, || iade_pg::tls(ca.as_deref()))?;
+    let mut client = connect_retrying(&config, &location, OPEN_RETRY_FOR, || iade_pg::tls(ca.as_deref()))?;
     let exists: bool = client
         .query_one("SELECT to_regclass('iade.stacks') IS NOT NULL", &[])
         .map_err(|e| backend(&location, &e))?
