@@ -104,6 +104,11 @@ impl Error {
             Error::Journal(JournalError::LeaseLost(_)) => {
                 Some("another engine took the stack over; `iade history` shows its runs".into())
             }
+            Error::Journal(JournalError::Backend { location, transient: true, .. })
+                if iade_journal_postgres::is_url(location) =>
+            {
+                Some("is the journal's server running and reachable? Check the URL (--journal or IADE_JOURNAL)".into())
+            }
             Error::Journal(JournalError::Corrupt { .. }) => Some(
                 "nothing was written into it; `iade journal recover` moves it aside and starts a fresh journal that keeps its obligations".into(),
             ),
