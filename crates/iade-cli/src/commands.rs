@@ -156,12 +156,16 @@ pub fn import(options: &iade_driver::ImportOptions, out: Option<&Path>, style: S
                 return Exit::Errors;
             }
             eprintln!(
-                "wrote {} ({} resources){}",
+                "wrote {} ({}){}",
                 file.display(),
-                imported.resources,
+                iade_driver::text::count(imported.resources, "resource"),
                 match imported.copied.len() {
                     0 => String::new(),
-                    n => format!(", and {n} file(s) under {}", dir.join("files").display()),
+                    n => format!(
+                        ", and {} under {}",
+                        iade_driver::text::count(n, "file"),
+                        dir.join("files").display()
+                    ),
                 }
             );
         }

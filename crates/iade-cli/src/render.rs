@@ -110,7 +110,11 @@ pub fn plan(p: &Plan, stack: &str, style: Style, took: Duration) {
     }
     problems(&p.resources.iter().flat_map(|r| r.problems()).collect::<Vec<_>>(), style);
     let s = p.summary();
-    eprintln!("{stack}: {} resources observed in {}: {s}", s.resources, fmt_ms(took));
+    eprintln!(
+        "{stack}: {} observed in {}: {s}",
+        iade_driver::text::count(s.resources, "resource"),
+        fmt_ms(took)
+    );
 }
 
 pub fn findings(findings: &[Finding], style: Style) {

@@ -152,7 +152,7 @@ impl std::fmt::Display for CheckSummary {
     /// `checked 2 files and 1 module file, 18 resources, 3 policies (29 checks), 3 controls: no
     /// problems`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let plural = |n: usize, w: &str| if n == 1 { format!("{n} {w}") } else { format!("{n} {w}s") };
+        let plural = crate::text::count;
         write!(f, "checked {}", plural(self.files, "file"))?;
         if self.modules > 0 {
             write!(f, " and {}", plural(self.modules, "module file"))?;

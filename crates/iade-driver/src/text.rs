@@ -60,6 +60,11 @@ pub fn fmt_time(ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
+/// `1 resource`, `2 resources`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 impl std::fmt::Display for RunView {
     /// `run 12 in 38 ms: 40 resources, 2 changed, 0 failed, 0 skipped; controls: 3 passed, …`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -70,9 +75,9 @@ impl std::fmt::Display for RunView {
         }
         write!(
             f,
-            " in {}: {} resources, {} changed, {} failed, {} skipped",
+            " in {}: {}, {} changed, {} failed, {} skipped",
             fmt_ms(self.took),
-            s.resources,
+            count(s.resources, "resource"),
             s.changed,
             s.failed,
             s.skipped
@@ -113,11 +118,14 @@ pub fn event_line(event: &Event<'_>, stack: &str) -> Option<String> {
             )
         }
         Event::WatchStarted { resources, interval, journal } => format!(
-            "watching {stack} ({resources} resources, journal {journal}): a full pass every {} s; \
+            "watching {stack} ({}, journal {journal}): a full pass every {} s; \
              Ctrl-C stops after the pass in flight",
+            count(*resources, "resource"),
             interval.as_secs()
         ),
-        Event::Recompiled { resources } => format!("sources changed: recompiled ({resources} resources)"),
+        Event::Recompiled { resources } => {
+            format!("sources changed: recompiled ({})", count(*resources, "resource"))
+        }
         Event::SourcesBroken { .. } => {
             "sources changed but do not compile: still enforcing the last good version".into()
         }

@@ -409,7 +409,7 @@ fn watch_corrects_an_outside_edit_promptly_and_a_one_shot_converge_asks_it_for_a
     // It prints the run's report like any other run, summary line included.
     assert!(text(&o).contains("the watching engine ran this pass"), "{}", text(&o));
     assert!(
-        text(&o).contains(": run ") && text(&o).contains("resources, 0 changed, 0 failed"),
+        text(&o).contains(": run ") && text(&o).contains("1 resource, 0 changed, 0 failed"),
         "{}",
         text(&o)
     );
