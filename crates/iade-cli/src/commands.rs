@@ -368,6 +368,37 @@ fn held(holder: Option<&iade_journal::Holder>) -> Exit {
     Exit::LeaseHeld
 }
 
+/// A journal's runs as `query` asks, printed as JSON or for a person; how many.
+fn print_history(
+    store: &dyn iade_journal::Store,
+    query: &HistoryQuery,
+    json: bool,
+    style: Style,
+) -> Result<usize, Error> {
+    match json {
+        true => iade_driver::write_history(store, query, &mut std::io::stdout().lock()),
+        false => {
+            let mut printed = 0;
+            iade_driver::history(store, query, |r| {
+                render::history(&r, style);
+                printed += 1;
+            })
+            .map(|()| printed)
+        }
+    }
+}
+
+fn history_exit(result: Result<usize, Error>, json: bool, style: Style) -> Exit {
+    match result {
+        Err(e) => failed(e, None, style),
+        Ok(0) if !json => {
+            eprintln!("no runs match");
+            Exit::Success
+        }
+        Ok(_) => Exit::Success,
+    }
+}
+
 pub fn history(
     path: &Path,
     journal: Option<JournalLocation>,
@@ -379,17 +410,7 @@ pub fn history(
         Ok(s) => s,
         Err(e) => return failed(e, None, style),
     };
-    let result = match json {
-        true => iade_driver::write_history(store.as_ref(), query, &mut std::io::stdout().lock()),
-        false => {
-            let mut printed = 0;
-            iade_driver::history(store.as_ref(), query, |r| {
-                render::history(&r, style);
-                printed += 1;
-            })
-            .map(|()| printed)
-        }
-    };
+    let result = print_history(store.as_ref(), query, json, style);
     if let (Some(resource), false, Ok(_)) = (&query.resource, json, &result) {
         let kept = iade_driver::backups(path, journal, resource);
         if !kept.is_empty() {
@@ -404,14 +425,7 @@ pub fn history(
             }
         }
     }
-    match result {
-        Err(e) => failed(e, None, style),
-        Ok(0) if !json => {
-            eprintln!("no runs match");
-            Exit::Success
-        }
-        Ok(_) => Exit::Success,
-    }
+    history_exit(result, json, style)
 }
 
 /// A command line that cannot work as given: what is wrong and what to do.
@@ -432,25 +446,8 @@ pub fn fleet_history(
         Ok(s) => s,
         Err(e) => return failed(e, None, style),
     };
-    let result = match json {
-        true => iade_driver::write_history(store.as_ref(), query, &mut std::io::stdout().lock()),
-        false => {
-            let mut printed = 0;
-            iade_driver::history(store.as_ref(), query, |r| {
-                render::history(&r, style);
-                printed += 1;
-            })
-            .map(|()| printed)
-        }
-    };
-    match result {
-        Err(e) => failed(e, None, style),
-        Ok(0) if !json => {
-            eprintln!("no runs match");
-            Exit::Success
-        }
-        Ok(_) => Exit::Success,
-    }
+    let result = print_history(store.as_ref(), query, json, style);
+    history_exit(result, json, style)
 }
 
 /// `iade status`: the fleet's stacks, one line each.

@@ -49,35 +49,16 @@ fn nowhere() -> SourceLoc {
 }
 
 fn key(provider: &str, instance: Option<&str>, identity: &Fields) -> (String, String) {
-    // As text: the journal keeps an enum identity field as a string.
-    let text: Vec<String> = identity
-        .iter()
-        .map(|(k, v)| format!("{k}={}", v.as_text().unwrap_or_else(|| v.to_string())))
-        .collect();
+    let text: Vec<String> = identity.iter().map(|(k, v)| format!("{k}={v}")).collect();
     (format!("{provider}\u{0}{}", instance.unwrap_or_default()), text.join("\u{0}"))
 }
 
 /// An identity as the journal keeps it (JSON), as fields.
 fn identity_fields(json: &serde_json::Value) -> Fields {
-    let mut out = Fields::new();
-    if let serde_json::Value::Object(m) = json {
-        for (k, v) in m {
-            let value = match v {
-                serde_json::Value::String(s) => Value::str(s.as_str()),
-                serde_json::Value::Number(n) => Value::Int(n.as_i64().unwrap_or_default()),
-                serde_json::Value::Bool(b) => Value::Bool(*b),
-                // An enum is kept as `{"enum": "word"}`.
-                serde_json::Value::Object(o)
-                    if o.len() == 1 && o.get("enum").is_some_and(|e| e.is_string()) =>
-                {
-                    Value::Enum(o.get("enum").and_then(|e| e.as_str()).unwrap_or_default().into())
-                }
-                other => Value::str(other.to_string().as_str()),
-            };
-            out.insert(k.clone(), value);
-        }
+    match json {
+        serde_json::Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
+        _ => Fields::new(),
     }
-    out
 }
 
 /// How deep an object lies: removals go deepest first (a directory after its entries).

@@ -253,6 +253,42 @@ pub(crate) fn is_ident(s: &str) -> bool {
 /// JSON form: plain JSON for plain values; modes as `{"mode": "0o640"}`, enum members as
 /// `{"enum": "present"}`, secrets as `{"secret": "<redacted>"}`, unknowns as
 /// `{"unknown": reason}`, resources as `{"resource": id}`.
+impl Value {
+    /// A value as [`Serialize`] wrote it, read back: plain data, enums (`{"enum": …}`) and
+    /// modes (`{"mode": "0o644"}`). What cannot come back as itself (a secret, an unknown, a
+    /// resource reference) is its JSON text.
+    pub fn from_json(json: &serde_json::Value) -> Value {
+        match json {
+            serde_json::Value::Null => Value::Null,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::str(n.to_string().as_str()),
+            },
+            serde_json::Value::String(s) => Value::str(s.as_str()),
+            serde_json::Value::Array(items) => {
+                Value::List(Arc::new(items.iter().map(Value::from_json).collect()))
+            }
+            serde_json::Value::Object(m) => {
+                let tagged =
+                    |tag: &str| if m.len() == 1 { m.get(tag).and_then(|v| v.as_str()) } else { None };
+                if let Some(e) = tagged("enum") {
+                    return Value::Enum(e.into());
+                }
+                if let Some(mode) =
+                    tagged("mode").and_then(|t| i64::from_str_radix(t.trim_start_matches("0o"), 8).ok())
+                {
+                    return Value::Mode(mode);
+                }
+                if ["secret", "unknown", "resource"].iter().any(|t| tagged(t).is_some()) {
+                    return Value::str(json.to_string().as_str());
+                }
+                Value::Record(Arc::new(m.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()))
+            }
+        }
+    }
+}
+
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let tagged = |s: S, tag: &str, v: &str| {
@@ -284,6 +320,28 @@ impl Serialize for Value {
                 }
                 m.end()
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Value;
+
+    #[test]
+    fn data_written_as_json_reads_back_as_the_same_value() {
+        let values = [
+            Value::Null,
+            Value::Bool(true),
+            Value::Int(-3),
+            Value::str("a \"path\""),
+            Value::Enum("connect".into()),
+            Value::Mode(0o640),
+            Value::List(std::sync::Arc::new(vec![Value::str("x"), Value::Enum("y".into())])),
+        ];
+        for v in values {
+            let json = serde_json::to_value(&v).expect("serializes");
+            assert_eq!(Value::from_json(&json), v, "{json}");
         }
     }
 }

@@ -357,6 +357,17 @@ impl PgJournal {
     }
 }
 
+/// The id of a stack's row, made if it is not there yet.
+fn upsert_stack(tx: &mut Tx<'_>, name: &str, host: &str) -> std::result::Result<i64, postgres::Error> {
+    Ok(tx
+        .query_one(
+            "INSERT INTO iade.stacks (name, host) VALUES ($1, $2)
+             ON CONFLICT (name, host) DO UPDATE SET name = EXCLUDED.name RETURNING id",
+            &[&name, &host],
+        )?
+        .get(0))
+}
+
 /// Connects, retrying while the server is starting or away, for up to `window`.
 fn connect_retrying(
     config: &postgres::Config,
@@ -401,13 +412,7 @@ impl Store for PgJournal {
         let ttl = ms(claim.ttl);
         let outcome = self.with(|c| {
             let mut tx = c.transaction()?;
-            let stack: i64 = tx
-                .query_one(
-                    "INSERT INTO iade.stacks (name, host) VALUES ($1, $2)
-                     ON CONFLICT (name, host) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-                    &[&name, &host],
-                )?
-                .get(0);
+            let stack = upsert_stack(&mut tx, &name, &host)?;
             tx.execute("INSERT INTO iade.leases (stack) VALUES ($1) ON CONFLICT (stack) DO NOTHING", &[&stack])?;
             let row = tx.query_one(
                 "SELECT holder_pid, holder_host, since_ms, expires_ms, epoch, watch FROM iade.leases WHERE stack = $1 FOR UPDATE",
@@ -732,13 +737,7 @@ impl Store for PgJournal {
         let (name, host) = (self.stack.name.clone(), self.stack.host.clone());
         let (stack, id) = self.with(|c| {
             let mut tx = c.transaction()?;
-            let stack: i64 = tx
-                .query_one(
-                    "INSERT INTO iade.stacks (name, host) VALUES ($1, $2)
-                     ON CONFLICT (name, host) DO UPDATE SET name = EXCLUDED.name RETURNING id",
-                    &[&name, &host],
-                )?
-                .get(0);
+            let stack = upsert_stack(&mut tx, &name, &host)?;
             let id: i64 = tx
                 .query_one(
                     "INSERT INTO iade.requests (stack, requested_ms, digest) VALUES ($1, $2, $3) RETURNING id",

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use iade_intent::Value;
 use iade_provider::{
     Applied, Change, Context, Discovered, Fields, Observed, Provider, ProviderError, Target, default_diff,
-    presence_diff, reveal,
+    name_set, presence_diff, reveal,
 };
 
 use crate::command::{Ran, run_ok};
@@ -123,19 +123,6 @@ fn name_list(names: impl IntoIterator<Item = String>) -> Value {
     Value::List(Arc::new(set.into_iter().map(|n| str_value(&n)).collect()))
 }
 
-fn as_names(v: &Value) -> Option<BTreeSet<String>> {
-    match v {
-        Value::List(items) => items
-            .iter()
-            .map(|i| match i {
-                Value::Str(s) => Some(s.to_string()),
-                _ => None,
-            })
-            .collect(),
-        _ => None,
-    }
-}
-
 /// Lock and busy messages of the shadow suite: another tool holds the databases.
 fn busy(ran: &Ran) -> bool {
     let text = format!("{}{}", ran.stderr, ran.stdout);
@@ -210,7 +197,7 @@ impl AccountsProvider {
             .into_iter()
             .filter(|c| {
                 c.field != "groups"
-                    || match (c.observed.as_ref().and_then(as_names), as_names(&c.intended)) {
+                    || match (c.observed.as_ref().and_then(name_set), name_set(&c.intended)) {
                         (Some(a), Some(b)) => a != b,
                         _ => true,
                     }
@@ -272,7 +259,7 @@ impl AccountsProvider {
         push("-s", text("shell"), "shell");
         push("-c", text("comment"), "comment");
         if changed.contains("groups")
-            && let Some(groups) = i.get("groups").and_then(as_names)
+            && let Some(groups) = i.get("groups").and_then(name_set)
         {
             args.push("-G".into());
             args.push(groups.into_iter().collect::<Vec<_>>().join(","));

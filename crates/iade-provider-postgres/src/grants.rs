@@ -69,7 +69,6 @@ fn privileges(kind: &str, target: &Target) -> Vec<&'static str> {
         "schema_grant" => &["usage", "create"],
         _ => &["select", "insert", "update", "delete", "truncate", "references", "trigger"],
     };
-    // An orphan's identity comes back from the journal with the enum as a string.
     match target.identity.get("privilege").and_then(Value::as_text).as_deref() {
         Some("all") => all.to_vec(),
         Some(p) => all.iter().copied().filter(|a| *a == p).collect(),
@@ -110,39 +109,27 @@ fn read_acl(
 }
 
 impl PostgresProvider {
-    pub(crate) fn observe_database_grants(
+    /// Grants on databases (`grant`, read from the server's catalog) or on schemas
+    /// (`schema_grant`, read in their database), from the objects' ACLs.
+    pub(crate) fn observe_acl_grants(
         &self,
+        kind: &str,
         targets: &[&Target],
         cx: &Context<'_>,
     ) -> Vec<Result<Observed, ProviderError>> {
+        let (object, query, what): (&str, &str, &str) = match kind {
+            "grant" => ("database", DATABASE_ACL, "cannot read the database privileges"),
+            _ => ("schema", SCHEMA_ACL, "cannot read the schema privileges"),
+        };
+        let scope = |t: &Target| if kind == "grant" { None } else { in_database(t) };
         self.observe_grouped(
             targets,
-            |_| None,
-            |instance, settings, _, batch| {
-                let dbs: Vec<String> = batch.iter().map(|t| id(t, "database").to_string()).collect();
-                self.with_client(instance, settings, None, cx, |c| {
-                    read_acl(c, DATABASE_ACL, &dbs, "cannot read the database privileges")
-                })
-            },
-            |granted, _, t| acl_observed("grant", granted, id(t, "database"), t),
-        )
-    }
-
-    pub(crate) fn observe_schema_grants(
-        &self,
-        targets: &[&Target],
-        cx: &Context<'_>,
-    ) -> Vec<Result<Observed, ProviderError>> {
-        self.observe_grouped(
-            targets,
-            in_database,
+            scope,
             |instance, settings, db, batch| {
-                let schemas: Vec<String> = batch.iter().map(|t| id(t, "schema").to_string()).collect();
-                self.with_client(instance, settings, db, cx, |c| {
-                    read_acl(c, SCHEMA_ACL, &schemas, "cannot read the schema privileges")
-                })
+                let objects: Vec<String> = batch.iter().map(|t| id(t, object).to_string()).collect();
+                self.with_client(instance, settings, db, cx, |c| read_acl(c, query, &objects, what))
             },
-            |granted, _, t| acl_observed("schema_grant", granted, id(t, "schema"), t),
+            |granted, _, t| acl_observed(kind, granted, id(t, object), t),
         )
     }
 

@@ -13,7 +13,7 @@ mod objects;
 mod roles;
 mod scram;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use iade_intent::Value;
@@ -120,22 +120,29 @@ fn flag_observed(observed: &Observed, k: &str) -> bool {
     matches!(observed.field(k), Some(Value::Bool(true)))
 }
 
-fn names(v: Option<&Value>) -> Option<BTreeSet<String>> {
-    match v {
-        Some(Value::List(items)) => items
-            .iter()
-            .map(|i| match i {
-                Value::Str(s) => Some(s.to_string()),
-                _ => None,
-            })
-            .collect(),
-        _ => None,
-    }
-}
-
 /// The identity field `k` of a target as text (empty when missing: the kind requires it).
 fn id<'t>(t: &'t Target, k: &str) -> &'t str {
     t.identity_str(k).unwrap_or_default()
+}
+
+/// Where an object's mark is remembered: its name, or its database and name.
+fn mark_key(db: Option<&str>, name: &str) -> String {
+    match db {
+        Some(db) => format!("{db}\u{0}{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// Objects read by name as discovered objects identified by their name.
+fn discovered(objects: Vec<(String, Fields)>) -> Vec<Discovered> {
+    objects
+        .into_iter()
+        .map(|(name, fields)| Discovered {
+            identity: Fields::from([("name".to_string(), Value::str(name.as_str()))]),
+            name,
+            fields,
+        })
+        .collect()
 }
 
 /// What a `COMMENT` says to mark an object as the stack's.
@@ -223,6 +230,33 @@ impl PostgresProvider {
         out
     }
 
+    /// Observes objects that carry a mark, identified by name (in a database for
+    /// per-database kinds): `read` reads a group's objects by name and remembers their marks;
+    /// the marks of those it does not find are forgotten.
+    fn observe_named(
+        &self,
+        kind: &'static str,
+        targets: &[&Target],
+        database: impl Fn(&Target) -> Option<String>,
+        read: impl Fn(&str, &Fields, Option<&str>, Vec<String>) -> Result<Vec<(String, Fields)>, ProviderError>,
+    ) -> Vec<Result<Observed, ProviderError>> {
+        self.observe_grouped(
+            targets,
+            database,
+            |instance, settings, db, batch| {
+                let wanted: Vec<String> = batch.iter().map(|t| id(t, "name").to_string()).collect();
+                {
+                    let mut marks = lock(&self.marks);
+                    for name in &wanted {
+                        marks.remove(&(instance.to_string(), kind, mark_key(db, name)));
+                    }
+                }
+                Ok(read(instance, settings, db, wanted)?.into_iter().collect::<HashMap<_, _>>())
+            },
+            |found, _, t| found.get(id(t, "name")).cloned().map_or(Observed::Absent, Observed::Present),
+        )
+    }
+
     /// Records the marks of objects just read (`None`: absent).
     fn remember_mark(&self, instance: &str, kind: &'static str, key: String, comment: Option<&str>) {
         lock(&self.marks).insert((instance.to_string(), kind, key), parse_mark(comment));
@@ -307,8 +341,7 @@ impl Provider for PostgresProvider {
             "database" => self.observe_databases(targets, cx),
             "schema" => self.observe_schemas(targets, cx),
             "extension" => self.observe_extensions(targets, cx),
-            "grant" => self.observe_database_grants(targets, cx),
-            "schema_grant" => self.observe_schema_grants(targets, cx),
+            "grant" | "schema_grant" => self.observe_acl_grants(kind, targets, cx),
             "table_grant" => self.observe_table_grants(targets, cx),
             other => targets
                 .iter()
@@ -365,9 +398,9 @@ impl Provider for PostgresProvider {
 
     fn marks(&self, kind: &str, targets: &[&Target], _cx: &Context<'_>) -> Vec<Mark> {
         let (kind, key): (&'static str, fn(&Target) -> String) = match kind {
-            "role" => ("role", |t| id(t, "name").to_string()),
-            "database" => ("database", |t| id(t, "name").to_string()),
-            "schema" => ("schema", |t| format!("{}\u{0}{}", id(t, "database"), id(t, "name"))),
+            "role" => ("role", |t| mark_key(None, id(t, "name"))),
+            "database" => ("database", |t| mark_key(None, id(t, "name"))),
+            "schema" => ("schema", |t| mark_key(t.identity_str("database"), id(t, "name"))),
             // Privileges and extensions carry no comment of their own: the journal's record
             // of what the stack applied proves their ownership.
             _ => return vec![Mark::Unsupported; targets.len()],

@@ -6,7 +6,10 @@ use iade_intent::Value;
 use iade_provider::{Context, Discovered, Fields, Observed, ProviderError, Target, default_diff};
 use postgres_protocol::escape::escape_literal;
 
-use crate::{PostgresProvider, classify, flag, id, ident, in_database, int, lock, str_list, text, word};
+use crate::{
+    PostgresProvider, classify, discovered, flag, id, ident, in_database, int, lock, mark_key, str_list,
+    text, word,
+};
 
 /// Every database a batch names on one server (`NULL`: every database).
 const DATABASES: &str = "SELECT d.datname::text, pg_get_userbyid(d.datdba)::text, \
@@ -59,7 +62,7 @@ impl PostgresProvider {
                 f.insert("size".into(), Value::Int(size));
             }
             let comment: Option<String> = row.get(7);
-            self.remember_mark(instance, "database", name.clone(), comment.as_deref());
+            self.remember_mark(instance, "database", mark_key(None, &name), comment.as_deref());
             out.push((name, f));
         }
         Ok(out)
@@ -70,19 +73,11 @@ impl PostgresProvider {
         targets: &[&Target],
         cx: &Context<'_>,
     ) -> Vec<Result<Observed, ProviderError>> {
-        self.observe_grouped(
+        self.observe_named(
+            "database",
             targets,
             |_| None,
-            |instance, settings, _, batch| {
-                let wanted: Vec<String> = batch.iter().map(|t| id(t, "name").to_string()).collect();
-                for name in &wanted {
-                    lock(&self.marks).remove(&(instance.to_string(), "database", name.clone()));
-                }
-                let found: HashMap<String, Fields> =
-                    self.read_databases(instance, settings, Some(wanted), cx)?.into_iter().collect();
-                Ok(found)
-            },
-            |found, _, t| found.get(id(t, "name")).cloned().map_or(Observed::Absent, Observed::Present),
+            |instance, settings, _, wanted| self.read_databases(instance, settings, Some(wanted), cx),
         )
     }
 
@@ -92,15 +87,7 @@ impl PostgresProvider {
         settings: &Fields,
         cx: &Context<'_>,
     ) -> Result<Vec<Discovered>, ProviderError> {
-        Ok(self
-            .read_databases(instance, settings, None, cx)?
-            .into_iter()
-            .map(|(name, fields)| Discovered {
-                identity: Fields::from([("name".to_string(), Value::str(name.as_str()))]),
-                name,
-                fields,
-            })
-            .collect())
+        Ok(discovered(self.read_databases(instance, settings, None, cx)?))
     }
 
     pub(crate) fn apply_database(
@@ -191,7 +178,7 @@ impl PostgresProvider {
             f.insert("ensure".into(), word("present"));
             f.insert("owner".into(), Value::str(row.get::<_, String>(1).as_str()));
             f.insert("public_privileges".into(), str_list(&public));
-            self.remember_mark(instance, "schema", format!("{db}\u{0}{name}"), comment.as_deref());
+            self.remember_mark(instance, "schema", mark_key(Some(db), &name), comment.as_deref());
             out.push((name, f));
         }
         Ok(out)
@@ -202,21 +189,9 @@ impl PostgresProvider {
         targets: &[&Target],
         cx: &Context<'_>,
     ) -> Vec<Result<Observed, ProviderError>> {
-        self.observe_grouped(
-            targets,
-            in_database,
-            |instance, settings, db, batch| {
-                let db = db.unwrap_or_default();
-                let wanted: Vec<String> = batch.iter().map(|t| id(t, "name").to_string()).collect();
-                for name in &wanted {
-                    lock(&self.marks).remove(&(instance.to_string(), "schema", format!("{db}\u{0}{name}")));
-                }
-                let found: HashMap<String, Fields> =
-                    self.read_schemas(instance, settings, db, Some(wanted), cx)?.into_iter().collect();
-                Ok(found)
-            },
-            |found, _, t| found.get(id(t, "name")).cloned().map_or(Observed::Absent, Observed::Present),
-        )
+        self.observe_named("schema", targets, in_database, |instance, settings, db, wanted| {
+            self.read_schemas(instance, settings, db.unwrap_or_default(), Some(wanted), cx)
+        })
     }
 
     /// Every schema of every database that accepts connections, but the system's.

@@ -1,15 +1,17 @@
 //! Roles: attributes, exclusive memberships and the password, verified against the stored
 //! SCRAM-SHA-256 verifier and sent only as a new verifier.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use iade_intent::Value;
 use iade_provider::{
-    Change, Context, Discovered, Fields, Observed, ProviderError, Target, default_diff, reveal,
+    Change, Context, Discovered, Fields, Observed, ProviderError, Target, default_diff, name_set, reveal,
 };
 use postgres_protocol::escape::escape_literal;
 
-use crate::{PostgresProvider, classify, flag, id, ident, int, lock, names, scram, str_list, word};
+use crate::{
+    PostgresProvider, classify, discovered, flag, id, ident, int, lock, mark_key, scram, str_list, word,
+};
 
 /// One query for every role a batch names on one server (`None`: every role).
 const ROLES: &str = "SELECT a.rolname::text, a.rolsuper, a.rolcreatedb, a.rolcreaterole, a.rolinherit, \
@@ -62,7 +64,7 @@ impl PostgresProvider {
                 f.insert("valid_until".into(), Value::str(v.as_str()));
             }
             verifiers.insert((instance.to_string(), name.clone()), password);
-            self.remember_mark(instance, "role", name.clone(), comment.as_deref());
+            self.remember_mark(instance, "role", mark_key(None, &name), comment.as_deref());
             out.push((name, f));
         }
         Ok(out)
@@ -73,19 +75,11 @@ impl PostgresProvider {
         targets: &[&Target],
         cx: &Context<'_>,
     ) -> Vec<Result<Observed, ProviderError>> {
-        self.observe_grouped(
+        self.observe_named(
+            "role",
             targets,
             |_| None,
-            |instance, settings, _, batch| {
-                let wanted: Vec<String> = batch.iter().map(|t| id(t, "name").to_string()).collect();
-                for name in &wanted {
-                    lock(&self.marks).remove(&(instance.to_string(), "role", name.clone()));
-                }
-                let found: HashMap<String, Fields> =
-                    self.read_roles(instance, settings, Some(wanted), cx)?.into_iter().collect();
-                Ok(found)
-            },
-            |found, _, t| found.get(id(t, "name")).cloned().map_or(Observed::Absent, Observed::Present),
+            |instance, settings, _, wanted| self.read_roles(instance, settings, Some(wanted), cx),
         )
     }
 
@@ -95,15 +89,7 @@ impl PostgresProvider {
         settings: &Fields,
         cx: &Context<'_>,
     ) -> Result<Vec<Discovered>, ProviderError> {
-        Ok(self
-            .read_roles(instance, settings, None, cx)?
-            .into_iter()
-            .map(|(name, fields)| Discovered {
-                identity: Fields::from([("name".to_string(), Value::str(name.as_str()))]),
-                name,
-                fields,
-            })
-            .collect())
+        Ok(discovered(self.read_roles(instance, settings, None, cx)?))
     }
 
     /// The role's changes: attributes by the default comparison, `member_of` as a set, and
@@ -113,7 +99,9 @@ impl PostgresProvider {
         plain.intended.remove("password");
         let mut out: Vec<Change> = default_diff(&plain, observed)
             .into_iter()
-            .filter(|c| c.field != "member_of" || names(c.observed.as_ref()) != names(Some(&c.intended)))
+            .filter(|c| {
+                c.field != "member_of" || c.observed.as_ref().and_then(name_set) != name_set(&c.intended)
+            })
             .collect();
         if let (Some(secret), Observed::Present(_), Some(name)) =
             (target.intended.get("password"), observed, target.identity_str("name"))
@@ -187,9 +175,9 @@ impl PostgresProvider {
             Observed::Present(_) => {}
         }
         if changed.contains("member_of")
-            && let Some(wanted) = names(i.get("member_of"))
+            && let Some(wanted) = i.get("member_of").and_then(name_set)
         {
-            let have = names(observed.field("member_of")).unwrap_or_default();
+            let have = observed.field("member_of").and_then(name_set).unwrap_or_default();
             for g in wanted.difference(&have) {
                 statements.push(format!("GRANT {} TO {}", ident(g), ident(name)));
             }

@@ -7,7 +7,7 @@
 
 mod memory;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use iade_intent::Value;
@@ -469,6 +469,21 @@ pub fn presence_diff(
     }
     out.extend(fields());
     out
+}
+
+/// A list of names as a set (memberships compare as sets: order and repeats do not matter);
+/// `None` when it is not a list of strings.
+pub fn name_set(v: &Value) -> Option<BTreeSet<String>> {
+    match v {
+        Value::List(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Str(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
 }
 
 /// Compares each intended field (but identity and `ensure`) with its observed value.
