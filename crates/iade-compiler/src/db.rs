@@ -11,6 +11,9 @@ use salsa::Setter;
 use crate::diag::Diag;
 use crate::items::{Item, SourceFile, Stack, item_offset};
 
+/// Stacks with at least this many items are lowered on several threads.
+const PARALLEL_ITEMS: usize = 256;
+
 /// Reads a file the sources refer to (`use "./x.iade"`, `include("…")`): the driver's one
 /// door to the filesystem. Gets a normalized path; returns the text or a reason.
 pub type Loader = dyn Fn(&str) -> Result<String, String> + Send + Sync;
@@ -236,6 +239,7 @@ impl Database {
         // A syntax error is reported alone: what follows from a misparsed item would only
         // repeat it in other words.
         if !out.iter().any(Diagnostic::is_error) {
+            self.lower_in_parallel();
             for d in crate::graph::stack_diagnostics(self) {
                 out.extend(self.absolute(d));
             }
@@ -245,8 +249,49 @@ impl Database {
         out
     }
 
+    /// Lowers the items of a large stack on several threads, each with its own handle on the
+    /// database, so that the queries that follow find them lowered. Lowering an item reads
+    /// only its syntax, the scopes and the kinds and rules it names (never another item's
+    /// evaluation), so it has no cycle to run into and its results do not depend on the order.
+    fn lower_in_parallel(&self) {
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+        let mut items: Vec<Item> = Vec::new();
+        for file in self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()) {
+            items.extend(crate::items::file_items(self, *file).items.iter().copied());
+        }
+        if threads < 2 || items.len() < PARALLEL_ITEMS {
+            return;
+        }
+        let per = items.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = items
+                .chunks(per)
+                .map(|run| {
+                    let db = self.clone();
+                    scope.spawn(move || {
+                        for &item in run {
+                            crate::lower::lower_item(&db, item);
+                        }
+                    })
+                })
+                .collect();
+            // A query cancelled by an edit unwinds with salsa's `Cancelled`: it is passed on
+            // as it is, so the caller (the language server) recognizes it.
+            let mut unwound = None;
+            for h in handles {
+                if let Err(payload) = h.join() {
+                    unwound.get_or_insert(payload);
+                }
+            }
+            if let Some(payload) = unwound {
+                std::panic::resume_unwind(payload);
+            }
+        });
+    }
+
     /// The intent graph with absolute source locations.
     pub fn intent_graph(&self) -> IntentGraph {
+        self.lower_in_parallel();
         crate::graph::intent_graph(self)
     }
 

@@ -370,6 +370,11 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
     };
     let mut ev = Evaluator::new(&env, run.origin.clone(), *slots).with_limits(limits);
     run.gens(body, &mut ev);
+    // Kept for the whole compilation, one per item: most items declare one resource, and a
+    // vector grown by pushing holds room for four.
+    run.out.resources.shrink_to_fit();
+    run.out.instances.shrink_to_fit();
+    run.out.diags.shrink_to_fit();
     run.out
 }
 

@@ -891,6 +891,13 @@ pub fn summary(db: &dyn Db) -> Summary {
 pub fn stack_params(db: &dyn Db) -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
     for &item in &own_scope(db, stack_module(db)).items {
+        // Only a `param` is lowered here: the rest of the stack is lowered when it is checked.
+        let is_param = crate::items::item_syntax(db, item)
+            .as_deref()
+            .is_some_and(|s| matches!(s.kind, iade_syntax::ast::StmtKind::Param(_)));
+        if !is_param {
+            continue;
+        }
         if let LoweredKind::Param { name, ty, default, .. } = &lower_item(db, item).kind {
             out.push((name.clone(), ty.to_string(), default.is_some()));
         }

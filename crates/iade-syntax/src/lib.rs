@@ -14,6 +14,6 @@ pub mod template;
 pub mod token;
 mod validate;
 
-pub use parse::{Parse, parse, parse_bytes};
+pub use parse::{Parse, parse, parse_bytes, parse_with};
 pub use structure::MAX_NESTING;
 pub use token::{Comment, CommentKind};

@@ -44,8 +44,15 @@ pub fn parse_bytes(file: FileId, bytes: &[u8]) -> (String, Parse) {
     }
 }
 
-/// Parses a source text. Total: never panics, always returns a tree.
+/// Parses a source text. Total: never panics, always returns a tree. A large file's items are
+/// parsed on as many threads as the machine has (at most eight).
 pub fn parse(file: FileId, text: &str) -> Parse {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+    parse_with(file, text, threads)
+}
+
+/// [`parse`] on at most `threads` threads. The result is the same for any number.
+pub fn parse_with(file: FileId, text: &str, threads: usize) -> Parse {
     if let Some(nul) = text.find('\0') {
         let d = Diagnostic::new(codes::E0002, "file contains a NUL byte")
             .primary(file, Span::from(nul..nul + 1), "NUL byte here")
@@ -62,16 +69,79 @@ pub fn parse(file: FileId, text: &str) -> Parse {
     let mut diagnostics = lexed.diagnostics;
     let (item_toks, structure_diags) = structure(file, &lexed.tokens);
     diagnostics.extend(structure_diags);
-    // Item tokens with spans relative to their item; the parser is built once per file and
-    // run over every item (building chumsky's combinator tree is far from free).
-    let rel: Vec<(Vec<Pair<'_>>, SimpleSpan)> = item_toks.iter().map(relative_tokens).collect();
+    let items = parse_items(file, text, &item_toks, threads, &mut diagnostics);
+    let mut tree = SourceFile { items };
+    diagnostics.extend(crate::docs::attach(file, text, &mut tree, &lexed.comments));
+    diagnostics.extend(crate::validate::validate(file, &tree));
+    iade_diagnostics::sort(&mut diagnostics);
+    Parse { tree, comments: lexed.comments, diagnostics }
+}
+
+/// Files with at least this many items are parsed on several threads.
+const PARALLEL_ITEMS: usize = 256;
+
+/// Parses every item, in order. A large file's items are split into contiguous runs, one per
+/// thread, each with its own parser; the result does not depend on how they were split.
+fn parse_items(
+    file: FileId,
+    text: &str,
+    item_toks: &[ItemToks<'_>],
+    threads: usize,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Item> {
+    if threads < 2 || item_toks.len() < PARALLEL_ITEMS {
+        return parse_run(file, text, item_toks, None, diagnostics);
+    }
+    let per = item_toks.len().div_ceil(threads);
+    let runs: Vec<(Vec<Item>, Vec<Diagnostic>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = item_toks
+            .chunks(per)
+            .enumerate()
+            .map(|(i, run)| {
+                // The token after a run's last item, for its "expected …" messages.
+                let after = item_toks.get((i + 1) * per).and_then(|n| n.toks.first()).map(|t| t.token);
+                scope.spawn(move || {
+                    let mut diags = Vec::new();
+                    let items = parse_run(file, text, run, Some(after), &mut diags);
+                    (items, diags)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    let mut items = Vec::with_capacity(item_toks.len());
+    for (run, diags) in runs {
+        items.extend(run);
+        diagnostics.extend(diags);
+    }
+    items
+}
+
+/// Parses a run of consecutive items. `after` is the first token after the run when it is not
+/// the file's last.
+fn parse_run(
+    file: FileId,
+    text: &str,
+    item_toks: &[ItemToks<'_>],
+    after: Option<Option<Token<'_>>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Item> {
+    // Item tokens with spans relative to their item; the parser is built once per run and
+    // used for every item of it (building chumsky's combinator tree is far from free).
     // Most items are well-formed: they are parsed with errors that track nothing, and only an
     // item that fails is parsed again with detailed errors to report.
+    let rel: Vec<(Vec<Pair<'_>>, SimpleSpan)> = item_toks.iter().map(relative_tokens).collect();
     let fast = grammar::item::<_, EmptyErr>();
     let detailed = grammar::item::<_, RichErr<'_, '_>>();
     let mut items = Vec::with_capacity(item_toks.len());
     for (idx, (it, (toks, eoi))) in item_toks.iter().zip(&rel).enumerate() {
-        let next = item_toks.get(idx + 1).and_then(|n| n.toks.first()).map(|t| t.token);
+        let next = match item_toks.get(idx + 1) {
+            Some(n) => n.toks.first().map(|t| t.token),
+            None => after.flatten(),
+        };
         let result = if it.poisoned {
             None
         } else {
@@ -80,13 +150,9 @@ pub fn parse(file: FileId, text: &str) -> Parse {
                 Err(_) => Some(detailed.parse(toks.as_slice().map(*eoi, split)).into_output_errors()),
             }
         };
-        items.push(finish_item(file, text, it, next, result, &mut diagnostics));
+        items.push(finish_item(file, text, it, next, result, diagnostics));
     }
-    let mut tree = SourceFile { items };
-    diagnostics.extend(crate::docs::attach(file, text, &mut tree, &lexed.comments));
-    diagnostics.extend(crate::validate::validate(file, &tree));
-    iade_diagnostics::sort(&mut diagnostics);
-    Parse { tree, comments: lexed.comments, diagnostics }
+    items
 }
 
 type Pair<'s> = (Token<'s>, SimpleSpan);

@@ -228,3 +228,42 @@ group web { name = "web" }
         [("group.web", "directory.www"), ("group.web", "user.deploy"), ("user.deploy", "file.key")]
     );
 }
+
+#[test]
+fn a_large_stack_lowered_on_several_threads_reports_every_error_once_in_order() {
+    // Enough items for the stack to be lowered on several threads; every 50th resource has a
+    // misspelt field (a lowering error) and refers to the one before it.
+    let mut text = String::from("use std.fs.{file}\n\nlet root = \"/srv\"\n\n");
+    let mut expected_lines = Vec::new();
+    for i in 0..400 {
+        if i % 50 == 0 {
+            let line = text.matches('\n').count() + 3;
+            expected_lines.push(line);
+            let before = if i == 0 { "root".to_string() } else { format!("file.f{}.path", i - 1) };
+            text.push_str(&format!("file f{i} {{\n  path = \"${{{before}}}/{i}\"\n  mod = 0o644\n}}\n\n"));
+        } else {
+            text.push_str(&format!("file f{i} {{\n  path = \"${{root}}/{i}\"\n  mode = 0o644\n}}\n\n"));
+        }
+    }
+    let db = memory_db(&[("main.iade", &text)], false);
+    let diags = db.diagnostics();
+    let lines: Vec<usize> = diags
+        .iter()
+        .map(|d| {
+            assert_eq!(d.code.as_str(), "E0103", "{d:?}");
+            let at = d.primary_label().expect("a primary label").span.start as usize;
+            text[..at].matches('\n').count() + 1
+        })
+        .collect();
+    assert_eq!(lines, expected_lines);
+    let graph = db.intent_graph();
+    assert_eq!(graph.nodes.len(), 400);
+    assert_eq!(content_path(&graph, "file.f50"), "/srv/49/50");
+}
+
+fn content_path(g: &IntentGraph, id: &str) -> String {
+    match g.node(id).and_then(|n| n.attrs.get("path")).map(|a| &a.value) {
+        Some(Value::Str(s)) => s.to_string(),
+        other => panic!("{id}: path is {other:?}"),
+    }
+}

@@ -103,3 +103,26 @@ fn string_escapes_and_interpolation_cook_as_documented() {
         assert_eq!(s.as_plain().as_deref(), Some(want), "{src}");
     }
 }
+
+#[test]
+fn a_large_file_parses_the_same_on_one_thread_and_on_several() {
+    // Enough items to be split into runs, with broken items where runs begin and end (the
+    // "expected …" of an item's last error names the token after it, in the next run).
+    let mut text = String::from("use std.fs.{file}\n\n");
+    for i in 0..700 {
+        match i % 97 {
+            0 => text.push_str(&format!("file f{i} {{\n  path = \n}}\n\n")),
+            1 => text.push_str(&format!("file f{i} {{\n  mode = 0o644 +\n")),
+            2 => text.push_str(&format!("let x{i} = [1, 2\n\n")),
+            _ => text.push_str(&format!("file f{i} {{\n  path = \"/srv/{i}\"\n  mode = 0o644\n}}\n\n")),
+        }
+    }
+    text.push_str("file last {\n  path = ");
+    let one = iade_syntax::parse_with(FileId(0), &text, 1);
+    assert!(one.diagnostics.len() >= 8, "{:?}", one.diagnostics);
+    for threads in [2, 3, 8] {
+        let many = iade_syntax::parse_with(FileId(0), &text, threads);
+        assert_eq!(many.tree.items.len(), one.tree.items.len(), "{threads} threads");
+        assert!(many == one, "{threads} threads give another parse");
+    }
+}
