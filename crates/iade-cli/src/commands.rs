@@ -50,7 +50,7 @@ fn compile(path: &Path, options: &LoadOptions, style: Style) -> Result<Compiled,
     let compiled = match stack.compile() {
         Ok(c) => {
             if !c.warnings.is_empty() {
-                print_diagnostics(&stack.sources(), &c.warnings, Format::Human, style);
+                print_diagnostics(&stack.sources_for(&c.warnings), &c.warnings, Format::Human, style);
             }
             Ok(c)
         }
@@ -73,7 +73,7 @@ pub fn check(path: &Path, options: &LoadOptions, format: Format, style: Style) -
         Err(exit) => return exit,
     };
     let diags = stack.diagnostics();
-    print_diagnostics(&stack.sources(), &diags, format, style);
+    print_diagnostics(&stack.sources_for(&diags), &diags, format, style);
     if format == Format::Human {
         eprintln!("{}", stack.summary(&diags));
     }
@@ -104,7 +104,7 @@ pub fn test(
         Err(Error::Diagnostics(diags)) => {
             let options = iade_driver::LoadOptions { tests: true, params_optional: true, ..load.clone() };
             if let Ok(stack) = iade_driver::LoadedStack::load(path, &options) {
-                print_diagnostics(&stack.sources(), &diags, Format::Human, style);
+                print_diagnostics(&stack.sources_for(&diags), &diags, Format::Human, style);
             }
             error_help(
                 "no test ran: the stack or its tests have errors",

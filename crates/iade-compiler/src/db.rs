@@ -10,9 +10,28 @@ use salsa::Setter;
 
 use crate::diag::Diag;
 use crate::items::{Item, SourceFile, Stack, item_offset};
+use crate::lower::LoweredKind;
 
 /// Stacks with at least this many items are lowered on several threads.
 const PARALLEL_ITEMS: usize = 256;
+
+/// Runs each job on a thread of its own and waits for all of them. A query cancelled by an edit
+/// unwinds with salsa's `Cancelled`: it is passed on as it is, so that the caller (the
+/// language server) recognizes it.
+fn on_threads<'a, F: FnOnce() + Send + 'a>(jobs: Vec<F>) {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs.into_iter().map(|job| scope.spawn(job)).collect();
+        let mut unwound = None;
+        for h in handles {
+            if let Err(payload) = h.join() {
+                unwound.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = unwound {
+            std::panic::resume_unwind(payload);
+        }
+    });
+}
 
 /// Reads a file the sources refer to (`use "./x.iade"`, `include("…")`): the driver's one
 /// door to the filesystem. Gets a normalized path; returns the text or a reason.
@@ -222,9 +241,26 @@ impl Database {
 
     /// Every file the database knows, for rendering diagnostics.
     pub fn sources(&self) -> Sources {
+        self.sources_where(|_| true, |_| None)
+    }
+
+    /// Every file the database knows, by the same ids, with the text only of those `keep`
+    /// accepts (the others are empty: nothing refers into them). `shown` may give a file
+    /// another text to show.
+    pub fn sources_where(
+        &self,
+        keep: impl Fn(FileId) -> bool,
+        shown: impl Fn(&str) -> Option<String>,
+    ) -> Sources {
         let mut sources = Sources::new();
         for file in lock(&self.shared.files).iter() {
-            sources.add(file.path(self).clone(), file.text(self).clone());
+            let path = file.path(self);
+            let text = match shown(path) {
+                Some(text) => text,
+                None if keep(file.id(self)) => file.text(self).clone(),
+                None => String::new(),
+            };
+            sources.add(path.clone(), text);
         }
         sources
     }
@@ -239,7 +275,7 @@ impl Database {
         // A syntax error is reported alone: what follows from a misparsed item would only
         // repeat it in other words.
         if !out.iter().any(Diagnostic::is_error) {
-            self.lower_in_parallel();
+            self.prepare();
             for d in crate::graph::stack_diagnostics(self) {
                 out.extend(self.absolute(d));
             }
@@ -247,6 +283,43 @@ impl Database {
         iade_diagnostics::sort(&mut out);
         out.dedup();
         out
+    }
+
+    /// Computes the per-item queries before the queries that read them all.
+    ///
+    /// Items are lowered on several threads ([`Database::lower_in_parallel`]), then evaluated
+    /// here, in the order the stack's diagnostics visit them (so a cycle is entered where it
+    /// always was), each at the top of the query stack. salsa keeps one frame per depth of its
+    /// query stack and reuses it; a frame keeps the room its largest query needed to record
+    /// its reads, and clearing it costs that room on every query that completes at that depth
+    /// afterwards. Evaluated under a query that reads every item (a policy, the stack's
+    /// resources), 100,000 items made the compilation quadratic.
+    fn prepare(&self) {
+        self.lower_in_parallel();
+        // Queries that read every item (the scopes, the settings) are run here first; the
+        // items are evaluated on a thread of its own, whose query stack they have not grown.
+        let limit = crate::graph::stack_settings(self).settings.limits.resources;
+        crate::graph::stack_modules(self);
+        let db = self.clone();
+        on_threads(vec![move || {
+            let mut seen = 0usize;
+            for &m in crate::graph::stack_modules(&db) {
+                for file in m.files(&db) {
+                    for &item in &crate::items::file_items(&db, *file).items {
+                        match &crate::lower::lower_item(&db, item).kind {
+                            LoweredKind::Param { .. } | LoweredKind::Let { .. } => {
+                                crate::eval::eval_global(&db, item);
+                            }
+                            // Up to the stack's limit, as `stack_resources` does.
+                            LoweredKind::Resources { .. } if seen <= limit => {
+                                seen += crate::graph::graph_facts(&db, item).facts.len();
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }]);
     }
 
     /// Lowers the items of a large stack on several threads, each with its own handle on the
@@ -263,35 +336,24 @@ impl Database {
             return;
         }
         let per = items.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = items
+        on_threads(
+            items
                 .chunks(per)
                 .map(|run| {
                     let db = self.clone();
-                    scope.spawn(move || {
+                    move || {
                         for &item in run {
                             crate::lower::lower_item(&db, item);
                         }
-                    })
+                    }
                 })
-                .collect();
-            // A query cancelled by an edit unwinds with salsa's `Cancelled`: it is passed on
-            // as it is, so the caller (the language server) recognizes it.
-            let mut unwound = None;
-            for h in handles {
-                if let Err(payload) = h.join() {
-                    unwound.get_or_insert(payload);
-                }
-            }
-            if let Some(payload) = unwound {
-                std::panic::resume_unwind(payload);
-            }
-        });
+                .collect(),
+        );
     }
 
     /// The intent graph with absolute source locations.
     pub fn intent_graph(&self) -> IntentGraph {
-        self.lower_in_parallel();
+        self.prepare();
         crate::graph::intent_graph(self)
     }
 

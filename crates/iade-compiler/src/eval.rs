@@ -293,8 +293,6 @@ pub struct EvaluatedResource {
     pub name: String,
     /// Attributes set in the source, with the span of each entry (relative to `origin`).
     pub attrs: BTreeMap<String, (Value, Span)>,
-    /// Managed attributes that come from kind defaults.
-    pub defaults: BTreeMap<String, Value>,
     /// The resource as rules see it: every field of its kind.
     pub value: Value,
     /// Resources this one refers to, and where.
@@ -578,7 +576,6 @@ impl Run<'_> {
             kind_item: r.kind,
             name,
             attrs: BTreeMap::new(),
-            defaults: BTreeMap::new(),
             value: Value::Null,
             refs: Vec::new(),
             after: Vec::new(),
@@ -630,7 +627,6 @@ impl Run<'_> {
                     fields.insert(f.name.clone(), v.clone());
                 }
                 (None, Some(d)) => {
-                    res.defaults.insert(f.name.clone(), d.clone());
                     fields.insert(f.name.clone(), d.clone());
                 }
                 (None, None) if self.poisoned || errors_before < self.out.diags.len() => {
@@ -914,7 +910,6 @@ impl Run<'_> {
             kind_item: inst.component,
             name: name.clone(),
             attrs: BTreeMap::new(),
-            defaults: BTreeMap::new(),
             value: Value::Null,
             refs: Vec::new(),
             after: Vec::new(),

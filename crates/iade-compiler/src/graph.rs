@@ -312,9 +312,18 @@ pub fn stack_settings(db: &dyn Db) -> StackSettingsResult {
 #[salsa::tracked(returns(ref))]
 pub fn stack_resources(db: &dyn Db) -> StackResources {
     let mut out = StackResources::default();
+    let limit = stack_settings(db).settings.limits.resources;
+    // Every item's facts first (up to the limit, as below), then the cycles (see
+    // `Database::prepare`).
+    let mut seen = 0usize;
+    for &item in resource_items(db) {
+        if seen > limit {
+            break;
+        }
+        seen += graph_facts(db, item).facts.len();
+    }
     let cycles = static_cycles(db);
     out.diags.extend(cycles.iter().cloned());
-    let limit = stack_settings(db).settings.limits.resources;
     let mut count = 0usize;
     // Lookups by id hash; the order that diagnostics and the result follow is the ids' order.
     let mut by_id: HashMap<&str, usize> = HashMap::new();
@@ -503,6 +512,10 @@ fn identity_text(v: &Value) -> String {
 /// evaluated, each reported once with every step.
 #[salsa::tracked(returns(ref))]
 pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
+    // The items' references first, then the index (see `Database::prepare`).
+    for &item in resource_items(db) {
+        item_refs(db, item);
+    }
     let index = static_index(db);
     // Borrowed from the queries' results: building the graph copies no id.
     let mut graph: BTreeMap<&str, Vec<&(String, Span)>> = BTreeMap::new();
@@ -770,8 +783,11 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
         for (k, (v, span)) in &r.attrs {
             attrs.insert(k.clone(), NodeAttr { value: v.clone(), source: loc(&r.origin, *span) });
         }
-        for (k, v) in &r.defaults {
-            attrs.insert(k.clone(), NodeAttr { value: v.clone(), source: None });
+        // Managed fields the resource leaves unset take their kind's default.
+        for f in schema.iter().flat_map(|s| s.fields.iter()) {
+            if let (Some(d), false) = (&f.default, r.attrs.contains_key(&f.name)) {
+                attrs.insert(f.name.clone(), NodeAttr { value: d.clone(), source: None });
+            }
         }
         let identity = schema
             .iter()

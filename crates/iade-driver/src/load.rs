@@ -2,13 +2,14 @@
 //! editor's unsaved buffers), params, and the standard library (embedded or `--stdlib DIR`).
 //! The compiler itself does no I/O: this is its one door to the filesystem.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use iade_compiler::{Database, Options};
 use iade_diagnostics::{Diagnostic, Sources};
 use iade_intent::{IntentGraph, Program};
+use iade_span::FileId;
 
 use crate::Error;
 use crate::files::{absolute, display_path, stack_dir_of};
@@ -47,13 +48,14 @@ fn lock(m: &Mutex<BTreeMap<PathBuf, String>>) -> std::sync::MutexGuard<'_, BTree
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn sources_of(db: &Database, shown_text: &HashMap<String, String>) -> Sources {
-    let mut out = Sources::new();
-    for (_, f) in db.sources().iter() {
-        let text = shown_text.get(&f.path).cloned().unwrap_or_else(|| f.text.clone());
-        out.add(f.path.clone(), text);
-    }
-    out
+fn sources_of(db: &Database, shown_text: &HashMap<String, String>, diags: Option<&[Diagnostic]>) -> Sources {
+    let named: Option<HashSet<FileId>> = diags.map(|diags| {
+        diags
+            .iter()
+            .flat_map(|d| d.labels.iter().map(|l| l.file).chain(d.fixes.iter().map(|f| f.file)))
+            .collect()
+    });
+    db.sources_where(|f| named.as_ref().is_none_or(|n| n.contains(&f)), |path| shown_text.get(path).cloned())
 }
 
 fn diagnostics_of(db: &Database, read_diags: &[Diagnostic]) -> Vec<Diagnostic> {
@@ -78,7 +80,7 @@ impl Snapshot {
 
     /// Every file the database knows, for rendering diagnostics.
     pub fn sources(&self) -> Sources {
-        sources_of(&self.db, &self.shown_text)
+        sources_of(&self.db, &self.shown_text, None)
     }
 
     /// Every diagnostic: reading, syntax and semantics, sorted.
@@ -392,7 +394,13 @@ impl LoadedStack {
 
     /// Every file the database knows, for rendering diagnostics.
     pub fn sources(&self) -> Sources {
-        sources_of(&self.db, &self.shown_text)
+        sources_of(&self.db, &self.shown_text, None)
+    }
+
+    /// The files as [`LoadedStack::sources`] gives them, with the text only of those these
+    /// diagnostics point into: all a renderer of them needs, without a copy of every source.
+    pub fn sources_for(&self, diags: &[Diagnostic]) -> Sources {
+        sources_of(&self.db, &self.shown_text, Some(diags))
     }
 
     /// Every diagnostic: reading, syntax and semantics, sorted.
