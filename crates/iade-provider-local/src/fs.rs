@@ -67,6 +67,8 @@ struct Rename {
     name: OsString,
     /// What the final path must still name when it is replaced.
     expect: Option<Inode>,
+    /// A file whose data is synced before the rename (a symlink has none).
+    data: bool,
 }
 
 /// The changes of one wave, published and made durable together by `flush`: the temporary
@@ -101,6 +103,9 @@ fn sync_temporaries(renames: &[Rename]) -> Vec<Result<(), ProviderError>> {
 }
 
 fn sync_temporary(r: &Rename) -> Result<(), ProviderError> {
+    if !r.data {
+        return Ok(());
+    }
     let shown = || r.path.with_file_name(&r.tmp).display().to_string();
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(&*r.dir, r.tmp.as_os_str(), flags, Mode::empty())
@@ -553,6 +558,7 @@ impl LocalProvider {
             path: path.to_path_buf(),
             name: parent.name,
             expect,
+            data: true,
         });
         Ok(())
     }
@@ -609,6 +615,7 @@ impl LocalProvider {
             path: path.to_path_buf(),
             name: parent.name,
             expect,
+            data: false,
         });
         Ok(())
     }
