@@ -56,7 +56,9 @@ fn compile(path: &Path, options: &LoadOptions, style: Style) -> Result<Compiled,
         }
         Err(e) => Err(failed(e, Some(&stack.sources()), style)),
     };
-    exiting(stack);
+    // What runs next (observing, correcting) needs only the compiled stack: the database is
+    // freed on a thread of its own, while the run begins, so the run reuses its memory.
+    std::thread::spawn(move || drop(stack));
     compiled
 }
 
