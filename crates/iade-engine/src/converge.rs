@@ -1,7 +1,7 @@
 //! A durable run: resume what a crash interrupted, observe in dependency order, and correct in
 //! waves, journaling each step's intent before its effect and its outcome after.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -200,8 +200,10 @@ fn resume(
     let fresh = plan(stack, env, Some(&ids));
     let mut statuses = Vec::new();
     let mut notified = Vec::new();
+    let at: HashMap<&str, &crate::plan::PlannedResource> =
+        fresh.resources.iter().map(|r| (r.id.as_str(), r)).collect();
     for s in &left.steps {
-        let r = fresh.resources.iter().find(|r| r.id == s.resource);
+        let r = at.get(s.resource.as_str()).copied();
         // A refresh leaves nothing to observe: one a crash interrupted runs again (it is still
         // pending; only its recorded success clears it).
         let visible = s.action != StepAction::Refresh
@@ -403,9 +405,11 @@ pub fn converge(
         let t = Instant::now();
         let again = plan(stack, env, Some(&changed));
         timings.observe_ms += ms(t);
+        let at: HashMap<String, usize> =
+            current.resources.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
         for r in again.resources {
-            if let Some(slot) = current.resources.iter_mut().find(|x| x.id == r.id) {
-                slot.observed = r.observed.clone();
+            if let Some(&i) = at.get(&r.id) {
+                current.resources[i].observed = r.observed;
             }
         }
     }
