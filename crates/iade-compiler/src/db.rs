@@ -297,7 +297,8 @@ impl Database {
     fn prepare(&self) {
         self.lower_in_parallel();
         // Queries that read every item (the scopes, the settings) are run here first; the
-        // items are evaluated on a thread of its own, whose query stack they have not grown.
+        // items are evaluated through a handle of its own, whose query stack (each handle has
+        // one) they have not grown.
         let limit = crate::graph::stack_settings(self).settings.limits.resources;
         crate::graph::stack_modules(self);
         let db = self.clone();
