@@ -168,13 +168,18 @@ fn problems(errors: &[ResourceError], style: Style) {
 pub fn run(v: &RunView, stack: &str, style: Style) {
     match &v.resumed {
         Some((runs, done, again, leftovers)) if !runs.is_empty() => {
+            let which = if runs.len() == 1 { "an interrupted run" } else { "interrupted runs" };
             let runs: Vec<String> = runs.iter().map(|i| format!("run {i}")).collect();
             eprintln!(
-                "resumed after an interrupted run ({}): {done} step(s) found done, {again} planned again, {leftovers} leftover(s) removed",
-                runs.join(", ")
+                "resumed after {which} ({}): {} found done, {again} planned again, {} removed",
+                runs.join(", "),
+                iade_driver::text::count(*done, "step"),
+                iade_driver::text::count(*leftovers, "leftover"),
             );
         }
-        Some((_, _, _, leftovers)) => eprintln!("removed {leftovers} leftover(s) of an interrupted write"),
+        Some((_, _, _, leftovers)) => {
+            eprintln!("removed {} of an interrupted write", iade_driver::text::count(*leftovers, "leftover"))
+        }
         None => {}
     }
     for s in &v.steps {

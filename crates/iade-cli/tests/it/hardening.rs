@@ -204,7 +204,7 @@ fn leftovers_of_a_run_the_journal_lost_are_removed_from_the_environment() {
     std::fs::remove_dir_all(dir.join(".iade")).expect("a fresh journal");
     let o = run(&dir, &["converge"], &[]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("removed 2 leftover(s) of an interrupted write"), "{}", text(&o));
+    assert!(text(&o).contains("removed 2 leftovers of an interrupted write"), "{}", text(&o));
     let left: Vec<_> = std::fs::read_dir(&dir)
         .expect("dir")
         .flatten()
