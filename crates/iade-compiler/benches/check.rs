@@ -36,7 +36,9 @@ const HEADER: &str = "use std.fs.{file, directory}\n\n";
 const POLICY: &str = "rule not_world_writable(f: file) =\n  f.mode & 0o002 == 0 else \"${f.path} is world-writable\"\n\npolicy safe {\n  for f in intent(file) {\n    require not_world_writable(f)\n  }\n}\n";
 
 fn db() -> Database {
-    Database::new(Options::default())
+    // As the driver sets it: the machine's parallelism, at most eight.
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+    Database::new(Options { threads, ..Options::default() })
 }
 
 fn peak_kb() -> u64 {

@@ -55,6 +55,8 @@ pub trait Db: salsa::Database {
     /// Whether a param without a value is unknown rather than an error (in an editor, where
     /// no `--param` is given).
     fn params_optional(&self) -> bool;
+    /// How many threads a large file's parse and a large stack's lowering may use.
+    fn threads(&self) -> usize;
 }
 
 pub struct Options {
@@ -66,6 +68,9 @@ pub struct Options {
     pub params_optional: bool,
     /// Record which queries execute (for incremental tests and `--explain`-style tracing).
     pub log_queries: bool,
+    /// How many threads a large file's parse and a large stack's lowering may use: the driver
+    /// gives the machine's parallelism; 1 runs everything on the caller's thread.
+    pub threads: usize,
 }
 
 impl std::fmt::Debug for Options {
@@ -82,6 +87,7 @@ impl Default for Options {
             probe: Box::new(|p| Err(format!("cannot read `{p}`: no loader"))),
             params_optional: false,
             log_queries: false,
+            threads: 1,
         }
     }
 }
@@ -93,6 +99,7 @@ struct Shared {
     loader: Box<Loader>,
     probe: Box<Prober>,
     params_optional: bool,
+    threads: usize,
     /// Every file known to the database, by id (ids are dense indexes).
     files: Mutex<Vec<SourceFile>>,
     by_path: Mutex<HashMap<String, SourceFile>>,
@@ -141,6 +148,7 @@ impl Database {
             loader: options.loader,
             probe: options.probe,
             params_optional: options.params_optional,
+            threads: options.threads.max(1),
             files: Mutex::new(Vec::new()),
             by_path: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
@@ -328,7 +336,7 @@ impl Database {
     /// only its syntax, the scopes and the kinds and rules it names (never another item's
     /// evaluation), so it has no cycle to run into and its results do not depend on the order.
     fn lower_in_parallel(&self) {
-        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
+        let threads = self.shared.threads;
         let mut items: Vec<Item> = Vec::new();
         for file in self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()) {
             items.extend(crate::items::file_items(self, *file).items.iter().copied());
@@ -479,6 +487,10 @@ impl Db for Database {
 
     fn params_optional(&self) -> bool {
         self.shared.params_optional
+    }
+
+    fn threads(&self) -> usize {
+        self.shared.threads
     }
 
     fn file_by_id(&self, id: FileId) -> Option<SourceFile> {

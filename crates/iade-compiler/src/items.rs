@@ -63,7 +63,7 @@ pub struct Parsed {
 
 #[salsa::tracked(returns(ref), no_eq)]
 pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
-    let parse = iade_syntax::parse(file.id(db), file.text(db));
+    let parse = iade_syntax::parse_with(file.id(db), file.text(db), db.threads());
     let mut names = Vec::with_capacity(parse.tree.items.len());
     let mut index = HashMap::with_capacity(parse.tree.items.len());
     let mut counters: HashMap<&'static str, usize> = HashMap::new();

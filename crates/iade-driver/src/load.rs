@@ -48,6 +48,12 @@ fn lock(m: &Mutex<BTreeMap<PathBuf, String>>) -> std::sync::MutexGuard<'_, BTree
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The threads a compile may use: the machine's parallelism, at most eight (asked once).
+fn compile_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8))
+}
+
 fn sources_of(db: &Database, shown_text: &HashMap<String, String>, diags: Option<&[Diagnostic]>) -> Sources {
     let named: Option<HashSet<FileId>> = diags.map(|diags| {
         diags
@@ -231,6 +237,7 @@ impl LoadedStack {
             probe,
             params_optional: options.params_optional,
             log_queries: false,
+            threads: compile_threads(),
         });
         let stack_dir = stack_dir_of(path);
         let mut loaded = LoadedStack {

@@ -44,14 +44,13 @@ pub fn parse_bytes(file: FileId, bytes: &[u8]) -> (String, Parse) {
     }
 }
 
-/// Parses a source text. Total: never panics, always returns a tree. A large file's items are
-/// parsed on as many threads as the machine has (at most eight).
+/// Parses a source text. Total: never panics, always returns a tree.
 pub fn parse(file: FileId, text: &str) -> Parse {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(8);
-    parse_with(file, text, threads)
+    parse_with(file, text, 1)
 }
 
-/// [`parse`] on at most `threads` threads. The result is the same for any number.
+/// [`parse`] on at most `threads` threads (the caller knows how many the machine has): a file
+/// of many items is split into runs parsed at once. The result is the same for any number.
 pub fn parse_with(file: FileId, text: &str, threads: usize) -> Parse {
     if let Some(nul) = text.find('\0') {
         let d = Diagnostic::new(codes::E0002, "file contains a NUL byte")

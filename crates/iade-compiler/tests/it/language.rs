@@ -24,9 +24,13 @@ fn graph_json(g: &IntentGraph) -> serde_json::Value {
 }
 
 fn content(g: &IntentGraph, id: &str) -> String {
-    match g.node(id).and_then(|n| n.attrs.get("content")).map(|a| &a.value) {
+    text_attr(g, id, "content")
+}
+
+fn text_attr(g: &IntentGraph, id: &str, field: &str) -> String {
+    match g.node(id).and_then(|n| n.attrs.get(field)).map(|a| &a.value) {
         Some(Value::Str(s)) => s.to_string(),
-        other => panic!("{id} has no content: {other:?}"),
+        other => panic!("{id} has no {field}: {other:?}"),
     }
 }
 
@@ -258,12 +262,5 @@ fn a_large_stack_lowered_on_several_threads_reports_every_error_once_in_order() 
     assert_eq!(lines, expected_lines);
     let graph = db.intent_graph();
     assert_eq!(graph.nodes.len(), 400);
-    assert_eq!(content_path(&graph, "file.f50"), "/srv/49/50");
-}
-
-fn content_path(g: &IntentGraph, id: &str) -> String {
-    match g.node(id).and_then(|n| n.attrs.get("path")).map(|a| &a.value) {
-        Some(Value::Str(s)) => s.to_string(),
-        other => panic!("{id}: path is {other:?}"),
-    }
+    assert_eq!(text_attr(&graph, "file.f50", "path"), "/srv/49/50");
 }

@@ -25,6 +25,8 @@ pub fn disk_db(log_queries: bool) -> Database {
         }),
         params_optional: false,
         log_queries,
+        // Two, whatever the machine: a large stack's tests go through the parallel paths.
+        threads: 2,
     })
 }
 
@@ -42,6 +44,8 @@ pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
         ),
         params_optional: false,
         log_queries,
+        // Two, whatever the machine: a large stack's tests go through the parallel paths.
+        threads: 2,
     });
     let stack: Vec<(String, String)> = files
         .iter()
