@@ -28,7 +28,7 @@ use iade_journal::{
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Row, Transaction};
 
-pub use schema::VERSION as SCHEMA_VERSION;
+pub use schema::{MIGRATION_LOCK, VERSION as SCHEMA_VERSION};
 
 /// How long a lost connection is retried before the error reaches the engine.
 pub const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -36,6 +36,27 @@ pub const RETRY_FOR: Duration = Duration::from_secs(60);
 /// How long opening a journal waits for a server that is not there: long enough for a
 /// restart, short enough that a mistyped URL is reported promptly.
 pub const OPEN_RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// How long the server lets a journal connection sit inside a transaction doing nothing before
+/// it ends the session. A journal's transactions are a few statements sent back to back; one
+/// left open is an engine that was stopped, suspended or cut off mid-write, and the locks it
+/// holds (a stack's lease row, the migration lock) would otherwise stop every other engine
+/// until it woke. Its writes are rolled back; when it wakes, it finds its lease taken.
+pub const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(5);
+
+/// A journal connection's settings: `url`'s, named for `pg_stat_activity`, with the
+/// [`IDLE_IN_TRANSACTION`] limit added to any server options the URL sets.
+pub fn journal_config(url: &str) -> std::result::Result<postgres::Config, String> {
+    let mut config = iade_pg::config(url)?;
+    config.application_name("iade-journal");
+    let limit = format!("-c idle_in_transaction_session_timeout={}", IDLE_IN_TRANSACTION.as_millis());
+    let options = match config.get_options() {
+        Some(given) if !given.trim().is_empty() => format!("{given} {limit}"),
+        _ => limit,
+    };
+    config.options(&options);
+    Ok(config)
+}
 
 /// The channel `LISTEN` waits on; the payload is the stack's id.
 const CHANNEL: &str = "iade_journal";
@@ -91,6 +112,7 @@ fn is_connection_error(e: &postgres::Error) -> bool {
                 || c == "57P01"
                 || c == "57P02"
                 || c == "57P03"
+                || c == "25P03"
                 || c == "40001"
                 || c == "40P01"
         }
@@ -178,12 +200,11 @@ impl PgJournal {
     /// schema; `ca` verifies the server's certificate over TCP.
     pub fn open(url: &str, ca: Option<&std::path::Path>, stack: &StackId) -> Result<PgJournal> {
         let location = iade_pg::without_password(url);
-        let mut config = iade_pg::config(url).map_err(|e| JournalError::Backend {
+        let config = journal_config(url).map_err(|e| JournalError::Backend {
             location: location.clone(),
             message: format!("the journal URL is {e}"),
             transient: false,
         })?;
-        config.application_name("iade-journal");
         let ca = ca.map(std::path::Path::to_path_buf);
         let tls_ca = ca.clone();
         // The server may go away between connecting and migrating: both are retried together.
@@ -1037,7 +1058,7 @@ pub struct StackStatus {
 /// The fleet's stacks, one line each, by name then host.
 pub fn fleet_status(url: &str, ca: Option<&std::path::Path>) -> Result<Vec<StackStatus>> {
     let location = iade_pg::without_password(url);
-    let config = iade_pg::config(url).map_err(|e| JournalError::Backend {
+    let config = journal_config(url).map_err(|e| JournalError::Backend {
         location: location.clone(),
         message: format!("the journal URL is {e}"),
         transient: false,

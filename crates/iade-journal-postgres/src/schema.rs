@@ -6,7 +6,7 @@
 pub const VERSION: i64 = 1;
 
 /// The advisory lock that serializes migrations (any constant the journal alone uses).
-const MIGRATION_LOCK: i64 = 0x1ade_0001;
+pub const MIGRATION_LOCK: i64 = 0x1ade_0001;
 
 /// Every table has the stack it belongs to: one database serves a fleet.
 const MIGRATIONS: &[&str] = &[
@@ -144,8 +144,20 @@ impl From<postgres::Error> for MigrateError {
 }
 
 /// Brings the schema to [`VERSION`], each step in one transaction that holds the advisory
-/// lock and reads the version under it.
+/// lock and reads the version under it. A schema already current is read without the lock:
+/// opening a journal never waits for another engine's transaction.
 pub fn migrate(client: &mut postgres::Client) -> Result<(), MigrateError> {
+    // A database without the schema fails this read; the locked path below creates it.
+    let current: Option<i64> = client
+        .query_opt("SELECT value::bigint FROM iade.meta WHERE key = 'schema_version'", &[])
+        .ok()
+        .flatten()
+        .map(|r| r.get(0));
+    match current {
+        Some(v) if v == VERSION => return Ok(()),
+        Some(v) if v > VERSION => return Err(MigrateError::TooNew(v)),
+        _ => {}
+    }
     loop {
         let mut tx = client.transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;

@@ -26,7 +26,30 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().expect("iade runs")
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    output_within(cmd.spawn().expect("iade runs"), COMMAND_LIMIT, &format!("iade {}", args.join(" ")))
+}
+
+/// How long one `iade` command of a test may take before the test fails: far beyond any
+/// command's time, so reaching it means the command hangs.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
+
+/// What `child` printed once it exits; a child still running after `limit` is killed and the
+/// test fails with what it had printed, instead of waiting for ever.
+pub fn output_within(child: std::process::Child, limit: Duration, what: &str) -> Output {
+    let pid = rustix::process::Pid::from_child(&child);
+    let (sent, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sent.send(child.wait_with_output());
+    });
+    match got.recv_timeout(limit) {
+        Ok(output) => output.expect("the command's output is read"),
+        Err(_) => {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let printed = got.recv().ok().and_then(Result::ok).map(|o| text(&o)).unwrap_or_default();
+            panic!("`{what}` did not finish within {limit:?}; it printed:\n{printed}");
+        }
+    }
 }
 
 pub fn code(o: &Output) -> Option<i32> {

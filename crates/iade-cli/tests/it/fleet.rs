@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use iade_test_postgres::Cluster;
 
-use super::engine::{code, iade_bin, run, stack, text};
+use super::engine::{COMMAND_LIMIT, code, iade_bin, output_within, run, stack, text};
 
 /// A stack of `files` files under `out/`, and a command that takes `slow` to apply (so runs
 /// are still going when something happens to them).
@@ -38,7 +38,7 @@ impl Engine {
     }
 
     fn finish(mut self) -> std::process::Output {
-        self.0.take().expect("running").wait_with_output().expect("ends")
+        output_within(self.0.take().expect("running"), COMMAND_LIMIT, "iade converge")
     }
 }
 

@@ -98,3 +98,45 @@ fn a_writer_rides_out_a_server_restart() {
     resumed.expect("the write waits for the server and then lands");
     assert_eq!(j.run(run).expect("run").map(|r| r.status), Some(RunStatus::Done));
 }
+
+#[test]
+fn an_engine_frozen_inside_a_transaction_holds_no_other_engine_back() {
+    let cluster = Cluster::start("journal-frozen");
+    let url = cluster.url();
+    let stack = StackId { name: "frozen".into(), host: "h".into() };
+    let mut first = PgJournal::open(&url, None, &stack).expect("opens");
+    let short = LeaseClaim { ttl: std::time::Duration::from_secs(1), ..claim(1) };
+    let LeaseOutcome::Acquired { .. } = first.acquire_lease(&short, &|_| false).expect("lease") else {
+        panic!("free lease");
+    };
+    // A journal connection stops in the middle of a transaction holding the stack's lease row
+    // and the migration lock, as an engine does when it is stopped or cut off mid-write.
+    let mut frozen = iade_journal_postgres::journal_config(&url)
+        .expect("config")
+        .connect(postgres::NoTls)
+        .expect("connects");
+    let mut tx = frozen.transaction().expect("begins");
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&iade_journal_postgres::MIGRATION_LOCK]).expect("locks");
+    tx.query(
+        "SELECT epoch FROM iade.leases l JOIN iade.stacks s ON s.id = l.stack WHERE s.name = 'frozen' FOR UPDATE",
+        &[],
+    )
+    .expect("locks the lease row");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    // Another engine opens the journal and takes the expired lease over, within the server's
+    // limit on an idle transaction rather than never.
+    let (tx_done, rx_done) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    let url2 = url.clone();
+    std::thread::spawn(move || {
+        let outcome =
+            PgJournal::open(&url2, None, &stack).and_then(|mut j| j.acquire_lease(&claim(2), &|_| false));
+        let _ = tx_done.send(outcome);
+    });
+    let limit = iade_journal_postgres::IDLE_IN_TRANSACTION + std::time::Duration::from_secs(10);
+    let outcome = rx_done.recv_timeout(limit).expect("the second engine is not held back for ever");
+    assert!(matches!(outcome, Ok(LeaseOutcome::Acquired { .. })), "{outcome:?}");
+    assert!(started.elapsed() < limit, "took {:?}", started.elapsed());
+    // The frozen transaction was ended by the server: it commits nothing.
+    assert!(tx.commit().is_err(), "a transaction the server ended cannot commit");
+}
