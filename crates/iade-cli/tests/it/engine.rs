@@ -9,7 +9,25 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub fn iade_bin() -> &'static str {
+    watchdog();
     env!("CARGO_BIN_EXE_iade")
+}
+
+/// How long this whole test binary may run: several times what it takes, so passing it means
+/// a test hangs (in its own code, where no [`COMMAND_LIMIT`] applies).
+const SUITE_LIMIT: Duration = Duration::from_secs(25 * 60);
+
+/// Ends the test process once it has run [`SUITE_LIMIT`], saying so, so a hang fails the
+/// suite instead of holding it until an outer limit kills it silently.
+fn watchdog() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        std::thread::spawn(|| {
+            std::thread::sleep(SUITE_LIMIT);
+            eprintln!("the end-to-end tests ran for {SUITE_LIMIT:?}: a test hangs; stopping them");
+            std::process::exit(101);
+        });
+    });
 }
 
 pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {

@@ -24,7 +24,7 @@ fn root() -> PathBuf {
 }
 
 fn iade(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_iade")).args(args).current_dir(cwd).output().expect("iade runs")
+    Command::new(engine::iade_bin()).args(args).current_dir(cwd).output().expect("iade runs")
 }
 
 fn code(o: &Output) -> i32 {
@@ -188,7 +188,7 @@ fn params_come_from_flags_then_the_environment_and_unknown_names_are_usage_error
     let o = iade(&["check", ex, "--param", "novalue"], &root());
     assert_eq!(code(&o), 64, "{}", stderr(&o));
 
-    let o = Command::new(env!("CARGO_BIN_EXE_iade"))
+    let o = Command::new(engine::iade_bin())
         .args(["check", "--color", "never", ex])
         .env("IADE_PARAM_PORT", "1234")
         .current_dir(root())
