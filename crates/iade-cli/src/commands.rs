@@ -45,12 +45,19 @@ pub fn load(path: &Path, options: &LoadOptions, style: Style) -> Result<LoadedSt
     LoadedStack::load(path, options).map_err(|e| failed(e, None, style))
 }
 
-fn compile(path: &Path, options: &LoadOptions, style: Style) -> Result<Compiled, Exit> {
+/// Compiles the stack; with `cached` (`plan`, `converge`), through the compile cache.
+fn compile(path: &Path, options: &LoadOptions, style: Style, cached: bool) -> Result<Compiled, Exit> {
+    if cached && let Some(c) = iade_driver::cache::load(path, options) {
+        return Ok(c);
+    }
     let stack = load(path, options, style)?;
     let compiled = match stack.compile() {
         Ok(c) => {
             if !c.warnings.is_empty() {
                 print_diagnostics(&stack.sources_for(&c.warnings), &c.warnings, Format::Human, style);
+            }
+            if cached {
+                iade_driver::cache::store(&stack, options, &c);
             }
             Ok(c)
         }
@@ -84,7 +91,7 @@ pub fn check(path: &Path, options: &LoadOptions, format: Format, style: Style) -
 }
 
 pub fn graph(path: &Path, options: &LoadOptions, json: bool, style: Style) -> Exit {
-    match compile(path, options, style) {
+    match compile(path, options, style, false) {
         Ok(c) if json => print_json(&c.graph),
         Ok(c) => print!("{}", c.graph.to_dot()),
         Err(exit) => return exit,
@@ -244,7 +251,7 @@ impl Engine<'_> {
 
     /// `plan`, and with `controls` `converge --detect-only`: observe and report, change nothing.
     pub fn plan(&self, controls: bool) -> Exit {
-        let Ok(compiled) = compile(self.path, &self.load, self.style) else { return Exit::Errors };
+        let Ok(compiled) = compile(self.path, &self.load, self.style, true) else { return Exit::Errors };
         let (rt, printer, started) = (Runtime::from_env(), self.printer(&compiled.stack_dir), Instant::now());
         let found = match controls {
             true => iade_driver::detect(&compiled, &rt, &self.run, &printer),
@@ -273,7 +280,7 @@ impl Engine<'_> {
     }
 
     pub fn converge(&self) -> Exit {
-        let Ok(compiled) = compile(self.path, &self.load, self.style) else { return Exit::Errors };
+        let Ok(compiled) = compile(self.path, &self.load, self.style, true) else { return Exit::Errors };
         let rt = Runtime::from_env();
         iade_driver::cancel_on_signal(rt.cancelled.clone(), || {
             eprintln!("stopping: the steps in flight are being cancelled and recorded");

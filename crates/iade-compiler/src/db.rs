@@ -221,6 +221,16 @@ impl Database {
             .collect()
     }
 
+    /// Calls `each` with the path and the compiled text of every file of
+    /// [`Database::disk_paths`]: what a compile cache keys on.
+    pub fn for_each_disk_file(&self, mut each: impl FnMut(&str, &str)) {
+        let stdlib: Vec<SourceFile> = lock(&self.shared.stdlib).values().copied().collect();
+        let files: Vec<SourceFile> = lock(&self.shared.files).clone();
+        for f in files.into_iter().filter(|f| !stdlib.contains(f)) {
+            each(f.path(self), f.text(self));
+        }
+    }
+
     /// Reads again every file loaded through `use` or `include` and updates those that
     /// changed; a file that can no longer be read keeps its last text. Paths that failed to
     /// load are tried again.

@@ -8,6 +8,7 @@
 //! (`iade-cli`, `iade-lsp`). It owns its compiler database for as long as the caller keeps the
 //! [`LoadedStack`], and frees it when dropped (a long-lived server loads many).
 
+pub mod cache;
 mod events;
 pub mod files;
 mod fleet;

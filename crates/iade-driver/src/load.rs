@@ -43,9 +43,21 @@ pub fn params_from_env() -> BTreeMap<String, String> {
 }
 
 type Overlays = Arc<Mutex<BTreeMap<PathBuf, String>>>;
+pub(crate) type Probed = Arc<Mutex<BTreeSet<String>>>;
 
 fn lock(m: &Mutex<BTreeMap<PathBuf, String>>) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, String>> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether `p` is a regular file this process can read: what the compiler asks of a
+/// resource's `source`.
+pub(crate) fn probe(p: &str) -> Result<(), String> {
+    let path = Path::new(p);
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{p}`: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("`{p}` is not a regular file"));
+    }
+    std::fs::File::open(path).map(drop).map_err(|e| format!("cannot read `{p}`: {e}"))
 }
 
 /// The threads a compile may use: the machine's parallelism, at most eight (asked once).
@@ -104,6 +116,8 @@ pub struct LoadedStack {
     path: PathBuf,
     stack_dir: PathBuf,
     overlays: Overlays,
+    /// Every path the compiler asked to be a readable file (a resource's `source`).
+    pub(crate) probed: Probed,
     /// Problems found while reading the files themselves (invalid UTF-8).
     read_diags: Vec<Diagnostic>,
     /// Texts to show for files whose bytes were not UTF-8 (the database holds none for them).
@@ -223,13 +237,11 @@ impl LoadedStack {
             }
             crate::files::read_text(Path::new(p))
         });
-        let probe = Box::new(|p: &str| {
-            let path = Path::new(p);
-            let meta = std::fs::metadata(path).map_err(|e| format!("cannot read `{p}`: {e}"))?;
-            if !meta.is_file() {
-                return Err(format!("`{p}` is not a regular file"));
-            }
-            std::fs::File::open(path).map(drop).map_err(|e| format!("cannot read `{p}`: {e}"))
+        let probed: Probed = Arc::default();
+        let seen_probes = probed.clone();
+        let probe = Box::new(move |p: &str| {
+            seen_probes.lock().unwrap_or_else(PoisonError::into_inner).insert(p.to_string());
+            probe(p)
         });
         let db = Database::new(Options {
             stdlib,
@@ -245,6 +257,7 @@ impl LoadedStack {
             path: path.to_path_buf(),
             stack_dir,
             overlays,
+            probed,
             read_diags: Vec::new(),
             shown_text: HashMap::new(),
             files: 0,

@@ -24,7 +24,7 @@ pub const MAX_RULE_DEPTH: u32 = 64;
 pub const MAX_RANGE: i64 = 100_000;
 /// How much one evaluation may do, so that no input can exhaust the machine: raised in the
 /// stack's settings (`stack NAME { max_steps = … }`) when a real stack needs more.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Expression steps one evaluation (one item, one check) may take.
     pub steps: u64,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::value::Value;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntentGraph {
     /// Version of this JSON shape.
     pub version: u32,
@@ -18,16 +18,16 @@ pub struct IntentGraph {
     /// Dependencies, sorted; `from` is applied before `to`.
     pub edges: Vec<Edge>,
     /// Component instances, sorted by id; their members are nodes.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instances: Vec<Instance>,
     /// Configured provider instances (`provider postgres main { url = … }`), sorted by name.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub providers: Vec<ProviderInstance>,
 }
 
 /// `provider TYPE NAME { … }`: an instance of a provider type and its evaluated settings
 /// (secrets stay secret: only the provider resolves them).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInstance {
     pub name: String,
     pub provider_type: String,
@@ -35,7 +35,7 @@ pub struct ProviderInstance {
 }
 
 /// A component instance: `vhost.api`, whose members have ids `vhost.api/…`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Instance {
     pub id: String,
     pub component: String,
@@ -58,7 +58,7 @@ pub struct SourceLoc {
     pub end: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Node {
     /// `KIND.NAME`, unique and stable.
     pub id: String,
@@ -77,13 +77,13 @@ pub struct Node {
     /// The resource declaration.
     pub declared: SourceLoc,
     /// The innermost component instance it is a member of.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
     /// Resources refreshed when a step of this one changes the environment.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
     /// Never deleted: a plan that would delete it fails instead.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub protect: bool,
 }
 
@@ -120,14 +120,14 @@ impl std::fmt::Display for SourceLoc {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeAttr {
     pub value: Value,
     /// Where the value was written; `null` for a kind default.
     pub source: Option<SourceLoc>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EdgeReason {
     /// The dependent's attributes refer to the dependency.
@@ -138,7 +138,7 @@ pub enum EdgeReason {
     Notify,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Edge {
     pub from: String,
     pub to: String,

@@ -13,13 +13,13 @@ use crate::value::Value;
 
 /// Where a piece of IR was declared: a file and the name of the top-level item in it. Spans
 /// inside are relative to that item's start.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     pub file: FileId,
     pub item: Arc<str>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Ir {
     pub kind: IrKind,
     pub span: Span,
@@ -38,7 +38,7 @@ impl Ir {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum UnOp {
     Neg,
     Not,
@@ -47,7 +47,7 @@ pub enum UnOp {
 /// The operators of the language, as the IR carries them. They mirror the syntax tree's own
 /// on purpose: this crate does not depend on the syntax layer (the engine evaluates IR with
 /// no parser in sight), and the compiler maps one to the other in one function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum BinOp {
     Or,
     And,
@@ -96,7 +96,7 @@ impl BinOp {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum IrKind {
     Lit(Value),
     /// A local slot: a rule parameter, a `for` binding, a body `let`.
@@ -139,7 +139,7 @@ pub enum IrKind {
     Error,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ComprehensionIr {
     pub key: Option<u32>,
     pub slot: u32,
@@ -148,7 +148,7 @@ pub struct ComprehensionIr {
     pub value: Ir,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ObjectSource {
     Intent,
     Observe,
@@ -158,7 +158,7 @@ macro_rules! builtins {
     ($($variant:ident = $name:literal ($min:literal..=$max:literal), $sig:literal, $doc:literal;)*) => {
         /// Builtin functions. Each checks its own arguments and reports a plain message; the
         /// evaluator attaches the span of the call.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum Builtin { $($variant,)* }
 
         impl Builtin {
@@ -218,7 +218,7 @@ builtins! {
 }
 
 /// A rule: a typed predicate with the message shown when it fails.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct RuleIr {
     /// Qualified name, the key of `RuleCall`.
     pub name: Arc<str>,
@@ -232,7 +232,7 @@ pub struct RuleIr {
     pub name_span: Span,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CheckKind {
     Policy,
     Control,
@@ -278,7 +278,7 @@ impl std::fmt::Display for Severity {
 }
 
 /// A `policy` or a `control`, lowered.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CheckIr {
     pub kind: CheckKind,
     /// The policy's name or the control's id.
@@ -292,7 +292,7 @@ pub struct CheckIr {
     pub name_span: Span,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CheckStmt {
     Require {
         cond: Ir,
@@ -319,7 +319,7 @@ pub enum CheckStmt {
 
 /// Everything the engine needs to evaluate a stack's controls without the compiler: the
 /// controls, the rules and globals they use, and where each item is for locations.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Program {
     pub rules: std::collections::BTreeMap<String, Arc<RuleIr>>,
     pub globals: std::collections::BTreeMap<String, crate::Value>,
@@ -337,7 +337,7 @@ pub struct Program {
 
 /// `waive control NAME for SUBJECT until "DATE" reason "…"`: a failing finding of that control
 /// on that subject is waived until the end of that day (UTC); the engine judges the date.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Waiver {
     pub control: String,
     /// As findings name it: `file[/srv/app/legacy.sh]` or `file.config`.

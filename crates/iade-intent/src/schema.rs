@@ -1,12 +1,12 @@
 //! Kind schemas: what a kind's resources look like, as declared in `stdlib/`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ir::Ir;
 use crate::ty::Ty;
 use crate::value::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FieldRole {
     /// Identifies the object in the environment; set in every resource.

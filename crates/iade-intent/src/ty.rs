@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::value::{Value, is_ident};
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Ty {
     Any,
     Bool,

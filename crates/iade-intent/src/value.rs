@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use serde::ser::{Error as _, SerializeMap, SerializeSeq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Value {
@@ -35,7 +35,7 @@ pub enum Value {
 
 /// A resource as rules see it: every field of its kind, with unknown for the ones that have no
 /// value (unmanaged fields on intent, or fields a provider could not observe).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResourceValue {
     /// `file.config`, or for an unmanaged object found by `observe`, `file[/etc/passwd]`.
     pub id: String,
@@ -289,8 +289,15 @@ impl Value {
     }
 }
 
+/// Two forms. A human-readable format (JSON: the intent graph, plans, reports) gets the
+/// documented form, where a mode is `{"mode": "0o640"}`, a resource its id and a secret
+/// `<redacted>`. A binary format (the compile cache) gets every variant as it is, so it reads
+/// back equal; a secret is refused there, so no part of one is ever stored.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !s.is_human_readable() {
+            return self.serialize_exact(s);
+        }
         let tagged = |s: S, tag: &str, v: &str| {
             let mut m = s.serialize_map(Some(1))?;
             m.serialize_entry(tag, v)?;
@@ -324,6 +331,62 @@ impl Serialize for Value {
     }
 }
 
+/// [`Value`]'s variants as a binary format stores them (see its `Serialize`).
+#[derive(Deserialize)]
+#[serde(rename = "Value")]
+enum Exact {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Mode(i64),
+    Str(String),
+    List(Vec<Value>),
+    Record(BTreeMap<String, Value>),
+    Enum(String),
+    Resource(ResourceValue),
+    Unknown(String),
+}
+
+impl Value {
+    fn serialize_exact<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit_variant("Value", 0, "Null"),
+            Value::Bool(b) => s.serialize_newtype_variant("Value", 1, "Bool", b),
+            Value::Int(i) => s.serialize_newtype_variant("Value", 2, "Int", i),
+            Value::Mode(m) => s.serialize_newtype_variant("Value", 3, "Mode", m),
+            Value::Str(v) => s.serialize_newtype_variant("Value", 4, "Str", &**v),
+            Value::List(items) => s.serialize_newtype_variant("Value", 5, "List", &**items),
+            Value::Record(entries) => s.serialize_newtype_variant("Value", 6, "Record", &**entries),
+            Value::Enum(e) => s.serialize_newtype_variant("Value", 7, "Enum", &**e),
+            Value::Resource(r) => s.serialize_newtype_variant("Value", 8, "Resource", &**r),
+            Value::Unknown(u) => s.serialize_newtype_variant("Value", 9, "Unknown", &u.reason),
+            Value::Secret(_) => Err(S::Error::custom("a value built from a secret is never stored")),
+        }
+    }
+}
+
+/// Reads the binary form only (see [`Value`]'s `Serialize`): the documented JSON form loses
+/// what a resource and a secret hold, so it is never read back.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        if d.is_human_readable() {
+            return Err(serde::de::Error::custom("values are read back from the binary form only"));
+        }
+        Ok(match Exact::deserialize(d)? {
+            Exact::Null => Value::Null,
+            Exact::Bool(b) => Value::Bool(b),
+            Exact::Int(i) => Value::Int(i),
+            Exact::Mode(m) => Value::Mode(m),
+            Exact::Str(v) => Value::str(v),
+            Exact::List(items) => Value::List(Arc::new(items)),
+            Exact::Record(entries) => Value::Record(Arc::new(entries)),
+            Exact::Enum(e) => Value::Enum(e.into()),
+            Exact::Resource(r) => Value::Resource(Arc::new(r)),
+            Exact::Unknown(reason) => Value::unknown(reason),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Value;
@@ -343,5 +406,38 @@ mod tests {
             let json = serde_json::to_value(&v).expect("serializes");
             assert_eq!(Value::from_json(&json), v, "{json}");
         }
+    }
+
+    #[test]
+    fn every_value_but_a_secret_reads_back_equal_from_the_binary_form() {
+        use std::collections::BTreeMap;
+        use std::sync::Arc;
+        let resource = super::ResourceValue {
+            id: "file.a".into(),
+            kind: "file".into(),
+            fields: BTreeMap::from([("mode".to_string(), Value::Mode(0o644))]),
+            schema: Arc::new(vec![("mode".into(), crate::FieldRole::Desired)]),
+        };
+        let value = Value::List(Arc::new(vec![
+            Value::Null,
+            Value::Bool(false),
+            Value::Int(7),
+            Value::Mode(0o640),
+            Value::str("text"),
+            Value::Enum("present".into()),
+            Value::record(BTreeMap::from([("k".to_string(), Value::Int(1))])),
+            Value::Resource(Arc::new(resource)),
+            Value::unknown("`file.a.size` is known only after observation"),
+        ]));
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&value, &mut bytes).expect("serializes");
+        let back: Value = ciborium::from_reader(bytes.as_slice()).expect("reads back");
+        assert_eq!(back, value);
+        // The documented JSON form is never read back: it loses what a resource holds.
+        assert!(serde_json::from_str::<Value>("1").is_err());
+        let secret = Value::Secret(Arc::new(super::SecretValue::hidden("hunter2")));
+        let mut bytes = Vec::new();
+        assert!(ciborium::into_writer(&Value::List(Arc::new(vec![secret])), &mut bytes).is_err());
+        assert!(!String::from_utf8_lossy(&bytes).contains("hunter2"), "no part of a secret is written");
     }
 }

@@ -274,3 +274,34 @@ fn a_waived_failure_is_reported_but_does_not_fail_the_run_until_its_waiver_expir
     assert!(text(&o).contains("its waiver expired after 2001-01-01"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_converge_after_an_unchanged_one_uses_the_compile_cache_and_an_edit_is_never_missed() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = stack(
+        "compile-cache",
+        "use std.fs.{file}\n\nfile a {\n  path    = \"./a.txt\"\n  content = include(\"a.part\")\n}\n",
+    );
+    std::fs::write(dir.join("a.part"), "one\n").expect("write");
+    let entry = dir.join(".iade").join("compile-cache");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).expect("read"), "one\n");
+    let first = std::fs::metadata(&entry).expect("the compile is cached").ino();
+    // Unchanged sources: the entry is used, not written again.
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::metadata(&entry).expect("entry").ino(), first, "an unchanged stack compiled again");
+    // An included file edited behind the cache's back: compiled again, and applied.
+    std::fs::write(dir.join("a.part"), "two\n").expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("a.txt")).expect("read"), "two\n");
+    assert_ne!(std::fs::metadata(&entry).expect("entry").ino(), first, "the edit made a new entry");
+    // A syntax error is reported as always, whatever the cache holds.
+    std::fs::write(dir.join("main.iade"), "use std.fs.{file}\n\nfile a {\n  path = \n}\n").expect("write");
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("error"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -66,7 +66,7 @@ pub enum LoweredKind {
 
 /// The `stack` item's settings: the stack's name, whether removed resources are pruned, and
 /// the evaluation limits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct StackSettings {
     pub name: Option<String>,
     pub prune: bool,

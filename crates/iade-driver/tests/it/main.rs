@@ -204,3 +204,159 @@ fn a_fifo_or_a_kernel_file_is_never_read_as_a_source() {
     let dev = iade_driver::files::read_text(Path::new("/dev/zero")).expect_err("refused");
     assert!(dev.contains("/dev"), "{dev}");
 }
+
+/// A stack that reads every kind of input a compile has: a module, an included file, a
+/// template, a `source` file and a param.
+fn cached_stack(name: &str) -> PathBuf {
+    let d = stack(
+        name,
+        "use std.fs.{file}\nuse \"./lib.iade\" as lib\n\nparam greeting: string = \"hello\"\n\n\
+         file a {\n  path    = \"./a.txt\"\n  content = \"${greeting} ${lib.suffix}\\n\"\n}\n\n\
+         file b {\n  path    = \"./b.txt\"\n  content = include(\"b.part\")\n}\n\n\
+         file c {\n  path    = \"./c.txt\"\n  content = template(\"c.tmpl\", { who = \"x\" })\n}\n\n\
+         file d {\n  path   = \"./d.txt\"\n  source = \"d.src\"\n}\n",
+    );
+    std::fs::write(d.join("lib.iade"), "let suffix = \"!\"\n").expect("write");
+    std::fs::write(d.join("b.part"), "part one\n").expect("write");
+    std::fs::write(d.join("c.tmpl"), "to ${who}\n").expect("write");
+    std::fs::write(d.join("d.src"), "source\n").expect("write");
+    d
+}
+
+/// Compiles and stores, as `plan` and `converge` do on a miss; the compiled stack.
+fn compile_and_store(dir: &Path, options: &LoadOptions) -> iade_driver::Compiled {
+    let stack = LoadedStack::load(dir, options).expect("loads");
+    let compiled = stack.compile().expect("compiles");
+    iade_driver::cache::store(&stack, options, &compiled);
+    compiled
+}
+
+fn content_of(c: &iade_driver::Compiled, id: &str) -> String {
+    let node = c.graph.node(id).expect("node");
+    format!("{:?}", node.attrs.get("content").map(|a| &a.value))
+}
+
+#[test]
+fn a_cached_compile_is_used_only_while_every_input_it_read_is_unchanged() {
+    let dir = cached_stack("cache-inputs");
+    let options = LoadOptions::default();
+    assert!(iade_driver::cache::load(&dir, &options).is_none(), "nothing is cached before a compile");
+    let fresh = compile_and_store(&dir, &options);
+    let cached = iade_driver::cache::load(&dir, &options).expect("the entry is used");
+    assert_eq!(cached.graph, fresh.graph);
+    assert_eq!(cached.settings, fresh.settings);
+    assert_eq!(cached.stack_dir, fresh.stack_dir);
+    assert_eq!(format!("{:?}", cached.program), format!("{:?}", fresh.program));
+
+    // Each input, changed, makes the entry unusable; compiling again makes a usable one.
+    type Change<'a> = Box<dyn Fn() + 'a>;
+    let changes: Vec<(&str, Change<'_>)> = vec![
+        (
+            "the stack's file",
+            Box::new(|| {
+                std::fs::write(
+                    dir.join("main.iade"),
+                    std::fs::read_to_string(dir.join("main.iade")).expect("read") + "\n",
+                )
+                .expect("write")
+            }),
+        ),
+        (
+            "a module",
+            Box::new(|| std::fs::write(dir.join("lib.iade"), "let suffix = \"?\"\n").expect("write")),
+        ),
+        ("an included file", Box::new(|| std::fs::write(dir.join("b.part"), "part two\n").expect("write"))),
+        ("a template", Box::new(|| std::fs::write(dir.join("c.tmpl"), "for ${who}\n").expect("write"))),
+        (
+            "a new file of the stack",
+            Box::new(|| std::fs::write(dir.join("more.iade"), "let more = 1\n").expect("write")),
+        ),
+        ("a source file gone", Box::new(|| std::fs::remove_file(dir.join("d.src")).expect("remove"))),
+    ];
+    for (what, change) in changes {
+        change();
+        assert!(iade_driver::cache::load(&dir, &options).is_none(), "{what} changed, yet the entry was used");
+        if what == "a source file gone" {
+            std::fs::write(dir.join("d.src"), "source again\n").expect("write");
+        }
+        compile_and_store(&dir, &options);
+        assert!(iade_driver::cache::load(&dir, &options).is_some(), "after {what}, a new entry is used");
+    }
+    let recompiled = iade_driver::cache::load(&dir, &options).expect("cached");
+    assert_eq!(content_of(&recompiled, "file.b"), "Some(Str(\"part two\\n\"))");
+
+    // A param's value is an input too, from a flag or from the environment.
+    let flag = LoadOptions { params: vec![("greeting".into(), "hi".into())], ..LoadOptions::default() };
+    assert!(iade_driver::cache::load(&dir, &flag).is_none(), "a param given changes the compile");
+    compile_and_store(&dir, &flag);
+    let with_flag = iade_driver::cache::load(&dir, &flag).expect("cached with the param");
+    assert_eq!(content_of(&with_flag, "file.a"), "Some(Str(\"hi ?\\n\"))");
+    let env = LoadOptions {
+        env_params: [("greeting".to_string(), "hey".to_string())].into(),
+        ..LoadOptions::default()
+    };
+    assert!(
+        iade_driver::cache::load(&dir, &env).is_none(),
+        "a param from the environment changes the compile"
+    );
+    // A param the stack does not declare is never answered from the cache (loading reports it).
+    let unknown = LoadOptions { params: vec![("nope".into(), "1".into())], ..LoadOptions::default() };
+    assert!(iade_driver::cache::load(&dir, &unknown).is_none());
+    // Neither are the views that do not use it.
+    compile_and_store(&dir, &options);
+    let tests = LoadOptions { tests: true, ..LoadOptions::default() };
+    assert!(iade_driver::cache::load(&dir, &tests).is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_stack_built_from_secrets_or_with_warnings_is_never_cached() {
+    let entry = |d: &Path| d.join(".iade").join("compile-cache");
+    let options = LoadOptions::default();
+    let param = stack(
+        "cache-secret-param",
+        "use std.fs.{file}\n\nparam token: secret\n\nfile a {\n  path    = \"./a.txt\"\n  content = \"x\\n\"\n}\n",
+    );
+    let with_token =
+        LoadOptions { params: vec![("token".into(), "s3cr3t-value".into())], ..LoadOptions::default() };
+    compile_and_store(&param, &with_token);
+    assert!(!entry(&param).exists(), "a stack with a secret param was cached");
+    let named = stack(
+        "cache-secret-named",
+        "use std.exec.{exec}\n\nexec e {\n  name  = \"e\"\n  check = \"true\"\n  apply = \"echo ${secret(\"api_key\")}\"\n}\n",
+    );
+    compile_and_store(&named, &options);
+    assert!(!entry(&named).exists(), "a stack holding a secret was cached");
+    let plain = stack("cache-plain", ONE_FILE);
+    compile_and_store(&plain, &options);
+    let bytes = std::fs::read(entry(&plain)).expect("a plain stack is cached");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(entry(&plain)).expect("meta").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the entry is private");
+    assert!(!String::from_utf8_lossy(&bytes).contains("s3cr3t"), "no secret in an entry");
+    for d in [param, named, plain] {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
+
+#[test]
+fn a_damaged_or_writable_cache_entry_is_never_used() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = stack("cache-damaged", ONE_FILE);
+    let options = LoadOptions::default();
+    compile_and_store(&dir, &options);
+    let entry = dir.join(".iade").join("compile-cache");
+    assert!(iade_driver::cache::load(&dir, &options).is_some());
+    let mut bytes = std::fs::read(&entry).expect("read");
+    let last = bytes.len() - 10;
+    bytes[last] ^= 0x20;
+    std::fs::write(&entry, &bytes).expect("write");
+    assert!(iade_driver::cache::load(&dir, &options).is_none(), "a damaged entry was used");
+    compile_and_store(&dir, &options);
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    assert!(iade_driver::cache::load(&dir, &options).is_none(), "an entry others may write was used");
+    std::fs::write(&entry, b"iade compile cache 1\nnot an entry").expect("write");
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(iade_driver::cache::load(&dir, &options).is_none());
+    let _ = std::fs::remove_dir_all(&dir);
+}
