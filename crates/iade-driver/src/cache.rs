@@ -13,6 +13,9 @@
 //! graph or program holds a value built from a secret, is never cached (a value built from a
 //! secret refuses to be serialized), and the params' values are stored only as a digest.
 //!
+//! An entry is written only into an existing `.iade` directory (the one a converge makes for
+//! its journal and lock), so `plan` on a stack that never ran writes nothing.
+//!
 //! **Invariant:** only a compile without any diagnostic is stored, so a cached compile prints
 //! nothing a fresh one would have printed. `check`, `test`, `--stdlib` and the language server
 //! never use the cache.
@@ -214,10 +217,10 @@ pub fn store(stack: &LoadedStack, options: &LoadOptions, compiled: &Compiled) {
     let _ = write_entry(&entry_path(stack.path()), &bytes);
 }
 
-/// Writes an entry beside the stack: a private temporary file renamed over the last one.
+/// Writes an entry beside the stack: a private temporary file renamed over the last one. The
+/// stack's `.iade` directory must exist already (a converge makes it): `plan` never makes it.
 fn write_entry(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".compile-cache.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {

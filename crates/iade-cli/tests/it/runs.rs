@@ -284,9 +284,15 @@ fn a_converge_after_an_unchanged_one_uses_the_compile_cache_and_an_edit_is_never
     );
     std::fs::write(dir.join("a.part"), "one\n").expect("write");
     let entry = dir.join(".iade").join("compile-cache");
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(2), "{}", text(&o));
+    assert!(!dir.join(".iade").exists(), "plan wrote into a stack that never ran");
     let o = run(&dir, &["converge"], &[]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));
     assert_eq!(std::fs::read_to_string(dir.join("a.txt")).expect("read"), "one\n");
+    // The first converge made the stack's `.iade` directory; the next run keeps its compile.
+    let o = run(&dir, &["plan"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
     let first = std::fs::metadata(&entry).expect("the compile is cached").ino();
     // Unchanged sources: the entry is used, not written again.
     let o = run(&dir, &["plan"], &[]);

@@ -220,6 +220,7 @@ fn cached_stack(name: &str) -> PathBuf {
     std::fs::write(d.join("b.part"), "part one\n").expect("write");
     std::fs::write(d.join("c.tmpl"), "to ${who}\n").expect("write");
     std::fs::write(d.join("d.src"), "source\n").expect("write");
+    std::fs::create_dir_all(d.join(".iade")).expect("the stack ran before");
     d
 }
 
@@ -313,28 +314,35 @@ fn a_cached_compile_is_used_only_while_every_input_it_read_is_unchanged() {
 fn a_stack_built_from_secrets_or_with_warnings_is_never_cached() {
     let entry = |d: &Path| d.join(".iade").join("compile-cache");
     let options = LoadOptions::default();
-    let param = stack(
+    let ran = |d: PathBuf| {
+        std::fs::create_dir_all(d.join(".iade")).expect("the stack ran before");
+        d
+    };
+    let param = ran(stack(
         "cache-secret-param",
         "use std.fs.{file}\n\nparam token: secret\n\nfile a {\n  path    = \"./a.txt\"\n  content = \"x\\n\"\n}\n",
-    );
+    ));
     let with_token =
         LoadOptions { params: vec![("token".into(), "s3cr3t-value".into())], ..LoadOptions::default() };
     compile_and_store(&param, &with_token);
     assert!(!entry(&param).exists(), "a stack with a secret param was cached");
-    let named = stack(
+    let named = ran(stack(
         "cache-secret-named",
         "use std.exec.{exec}\n\nexec e {\n  name  = \"e\"\n  check = \"true\"\n  apply = \"echo ${secret(\"api_key\")}\"\n}\n",
-    );
+    ));
     compile_and_store(&named, &options);
     assert!(!entry(&named).exists(), "a stack holding a secret was cached");
-    let plain = stack("cache-plain", ONE_FILE);
+    let never_ran = stack("cache-never-ran", ONE_FILE);
+    compile_and_store(&never_ran, &options);
+    assert!(!never_ran.join(".iade").exists(), "a stack that never ran got a .iade directory");
+    let plain = ran(stack("cache-plain", ONE_FILE));
     compile_and_store(&plain, &options);
     let bytes = std::fs::read(entry(&plain)).expect("a plain stack is cached");
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(entry(&plain)).expect("meta").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the entry is private");
     assert!(!String::from_utf8_lossy(&bytes).contains("s3cr3t"), "no secret in an entry");
-    for d in [param, named, plain] {
+    for d in [param, named, plain, never_ran] {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
@@ -343,6 +351,7 @@ fn a_stack_built_from_secrets_or_with_warnings_is_never_cached() {
 fn a_damaged_or_writable_cache_entry_is_never_used() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = stack("cache-damaged", ONE_FILE);
+    std::fs::create_dir_all(dir.join(".iade")).expect("the stack ran before");
     let options = LoadOptions::default();
     compile_and_store(&dir, &options);
     let entry = dir.join(".iade").join("compile-cache");
