@@ -133,12 +133,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Option<Compiled> {
     if !cacheable(options) {
         return None;
     }
-    let bytes = read_entry(&entry_path(path))?;
-    let body = bytes.strip_prefix(MAGIC)?;
-    let (sum, mut rest) = body.split_at_checked(64)?;
-    if sum != digest(rest).as_bytes() {
-        return None;
-    }
+    let mut rest = open_entry(&entry_path(path))?;
     let header: Header = ciborium::from_reader(&mut rest).ok()?;
     if header.binary != binary()?
         || options.params.iter().any(|(name, _)| !header.params.contains(name))
@@ -166,17 +161,26 @@ pub fn load(path: &Path, options: &LoadOptions) -> Option<Compiled> {
     })
 }
 
-/// The entry's bytes, if it is a regular file of this user that no one else may write.
-fn read_entry(file: &Path) -> Option<Vec<u8>> {
-    use std::io::Read as _;
+/// The entry past its digest, to decode, if it is a regular file of this user that no one else
+/// may write and its digest matches. The file is read twice (hashed, then decoded as it is
+/// read) rather than held in memory whole.
+fn open_entry(file: &Path) -> Option<std::io::BufReader<std::fs::File>> {
+    use std::io::{Read as _, Seek as _};
     let mut f = std::fs::File::open(file).ok()?;
     let meta = f.metadata().ok()?;
     if !meta.is_file() || meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
         return None;
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    f.read_to_end(&mut bytes).ok()?;
-    Some(bytes)
+    let mut head = [0u8; MAGIC.len() + 64];
+    f.read_exact(&mut head).ok()?;
+    let sum = head.strip_prefix(MAGIC)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).ok()?;
+    if sum != hex(&h.finalize()).as_bytes() {
+        return None;
+    }
+    f.seek(std::io::SeekFrom::Start(head.len() as u64)).ok()?;
+    Some(std::io::BufReader::with_capacity(64 * 1024, f))
 }
 
 /// Keeps `compiled` for the next run, when it may be kept (see the module's invariants).
