@@ -262,7 +262,15 @@ impl LocalProvider {
                 if hash {
                     let fd = parent.open(path, FileType::RegularFile, Some(inode(&st)))?;
                     let mut h = Sha256::new();
-                    safe::read_cancellable(&fd, path, cx.cancelled, |chunk| h.update(chunk))?;
+                    safe::read_cancellable(
+                        &fd,
+                        path,
+                        u64::try_from(st.st_size).ok(),
+                        cx.cancelled,
+                        |chunk| {
+                            h.update(chunk);
+                        },
+                    )?;
                     f.insert("sha256".into(), Value::str(hex(&h.finalize())));
                 }
                 Ok(Observed::Present(f))
@@ -354,7 +362,7 @@ impl LocalProvider {
             return Ok(());
         }
         let mut bytes = Vec::new();
-        safe::read_cancellable(&fd, path, cx.cancelled, |chunk| bytes.extend_from_slice(chunk))?;
+        safe::read_cancellable(&fd, path, None, cx.cancelled, |chunk| bytes.extend_from_slice(chunk))?;
         let dir = backup_dir(state, &target.id);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -414,7 +422,7 @@ impl LocalProvider {
         }
         let fd = parent.open(path, FileType::RegularFile, expect)?;
         let mut bytes = Vec::new();
-        safe::read_cancellable(&fd, path, cx.cancelled, |chunk| bytes.extend_from_slice(chunk))?;
+        safe::read_cancellable(&fd, path, None, cx.cancelled, |chunk| bytes.extend_from_slice(chunk))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| ProviderError::permanent(format!("`{}` is not UTF-8 text", path.display())))?;
         Ok(Some((text, self.metadata_fields(&st))))

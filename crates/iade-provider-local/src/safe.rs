@@ -232,22 +232,32 @@ pub fn open_dir(dir: &Path) -> Result<Option<OwnedFd>, ProviderError> {
     Ok(Some(fd))
 }
 
-/// Reads a regular file's bytes through `fd` in chunks, stopping when `cancelled` is set.
+/// Reads a file in chunks, checking `cancelled` between them. With `size` (the size its
+/// `fstat` gave), a short read that completes that size ends the read without the read that
+/// would return nothing: one system call fewer for every small file observed.
 pub fn read_cancellable(
     fd: impl AsFd,
     path: &Path,
+    size: Option<u64>,
     cancelled: &std::sync::atomic::AtomicBool,
     mut chunk: impl FnMut(&[u8]),
 ) -> Result<(), ProviderError> {
     // On the stack: hashing a thousand small files must not allocate a thousand buffers.
     let mut buf = [0u8; 16 * 1024];
+    let mut total: u64 = 0;
     loop {
         if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(ProviderError::transient(format!("reading `{}` was cancelled", path.display())));
         }
         match rustix::io::read(fd.as_fd(), &mut buf) {
             Ok(0) => return Ok(()),
-            Ok(n) => chunk(&buf[..n]),
+            Ok(n) => {
+                chunk(&buf[..n]);
+                total += n as u64;
+                if n < buf.len() && size == Some(total) {
+                    return Ok(());
+                }
+            }
             Err(Errno::INTR) => {}
             Err(e) => return Err(io_error(format!("cannot read `{}`", path.display()), e)),
         }

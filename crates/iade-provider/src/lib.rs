@@ -433,6 +433,9 @@ pub trait Provider: Send + Sync {
 /// `./out/../x` and `x` name one path in comparisons and messages. Symlinks are not resolved:
 /// the path is the one the intent names.
 pub fn resolve_path(base: &Path, path: &Path) -> std::path::PathBuf {
+    if is_normal(path) {
+        return path.to_path_buf();
+    }
     let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
     let mut out = std::path::PathBuf::new();
     for c in joined.components() {
@@ -445,6 +448,15 @@ pub fn resolve_path(base: &Path, path: &Path) -> std::path::PathBuf {
         }
     }
     out
+}
+
+/// Whether a path is absolute and already in the form [`resolve_path`] gives: no `.` or `..`
+/// component, no doubled or trailing `/` (the common case, answered without building a path).
+fn is_normal(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let b = path.as_os_str().as_bytes();
+    let Some(rest) = b.strip_prefix(b"/") else { return false };
+    rest.is_empty() || rest.split(|c| *c == b'/').all(|seg| !matches!(seg, b"" | b"." | b".."))
 }
 
 /// The changes of an object with an `ensure` field: when it should be absent, only its removal
@@ -503,4 +515,53 @@ pub fn default_diff(target: &Target, observed: &Observed) -> Vec<Change> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Component, Path, PathBuf};
+
+    /// Lexical normalization component by component, with no shortcut.
+    fn by_components(base: &Path, path: &Path) -> PathBuf {
+        let joined = if path.is_absolute() { path.to_path_buf() } else { base.join(path) };
+        let mut out = PathBuf::new();
+        for c in joined.components() {
+            match c {
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    out.pop();
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_path_already_normal_resolves_to_itself_and_every_path_as_component_by_component() {
+        let base = Path::new("/srv/stack");
+        for p in [
+            "/",
+            "/a",
+            "/a/b.txt",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/a/b/",
+            "/a/b/.",
+            "/a/b/..",
+            "/.",
+            "/..",
+            "a/b",
+            "./a",
+            "../a",
+            "a/./b/../c",
+            "",
+            "/a/.hidden",
+            "/a/..b",
+            "/a/b..",
+        ] {
+            assert_eq!(super::resolve_path(base, Path::new(p)), by_components(base, Path::new(p)), "{p:?}");
+        }
+    }
 }
