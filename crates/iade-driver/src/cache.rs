@@ -161,12 +161,17 @@ pub fn load(path: &Path, options: &LoadOptions) -> Option<Compiled> {
     })
 }
 
-/// The entry past its digest, to decode, if it is a regular file of this user that no one else
-/// may write and its digest matches. The file is read twice (hashed, then decoded as it is
-/// read) rather than held in memory whole.
+/// The entry past its digest, to decode, if it is a regular file (not a link) of this user
+/// that no one else may write and its digest matches. The file is read twice (hashed, then
+/// decoded as it is read) rather than held in memory whole.
 fn open_entry(file: &Path) -> Option<std::io::BufReader<std::fs::File>> {
     use std::io::{Read as _, Seek as _};
-    let mut f = std::fs::File::open(file).ok()?;
+    // Never through a link: the entry is the file this user wrote there.
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(file)
+        .ok()?;
     let meta = f.metadata().ok()?;
     if !meta.is_file() || meta.uid() != rustix::process::geteuid().as_raw() || meta.mode() & 0o022 != 0 {
         return None;

@@ -348,7 +348,7 @@ fn a_stack_built_from_secrets_or_with_warnings_is_never_cached() {
 }
 
 #[test]
-fn a_damaged_or_writable_cache_entry_is_never_used() {
+fn a_damaged_linked_or_writable_cache_entry_is_never_used() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = stack("cache-damaged", ONE_FILE);
     std::fs::create_dir_all(dir.join(".iade")).expect("the stack ran before");
@@ -364,6 +364,13 @@ fn a_damaged_or_writable_cache_entry_is_never_used() {
     compile_and_store(&dir, &options);
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).expect("chmod");
     assert!(iade_driver::cache::load(&dir, &options).is_none(), "an entry others may write was used");
+    // A link to a good entry is not an entry.
+    compile_and_store(&dir, &options);
+    let elsewhere = dir.join("entry-elsewhere");
+    std::fs::rename(&entry, &elsewhere).expect("move");
+    std::os::unix::fs::symlink(&elsewhere, &entry).expect("link");
+    assert!(iade_driver::cache::load(&dir, &options).is_none(), "an entry was read through a link");
+    std::fs::remove_file(&entry).expect("unlink");
     std::fs::write(&entry, b"iade compile cache 1\nnot an entry").expect("write");
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     assert!(iade_driver::cache::load(&dir, &options).is_none());
