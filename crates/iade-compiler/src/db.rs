@@ -213,12 +213,9 @@ impl Database {
     /// Paths of every file read from disk: the stack's and those loaded through `use` or
     /// `include` (the standard library's excluded), for a watcher.
     pub fn disk_paths(&self) -> Vec<String> {
-        let stdlib: Vec<SourceFile> = lock(&self.shared.stdlib).values().copied().collect();
-        lock(&self.shared.files)
-            .iter()
-            .filter(|f| !stdlib.contains(f))
-            .map(|f| f.path(self).clone())
-            .collect()
+        let mut paths = Vec::new();
+        self.for_each_disk_file(|path, _| paths.push(path.to_string()));
+        paths
     }
 
     /// Calls `each` with the path and the compiled text of every file of

@@ -332,6 +332,10 @@ fn a_stack_built_from_secrets_or_with_warnings_is_never_cached() {
     ));
     compile_and_store(&named, &options);
     assert!(!entry(&named).exists(), "a stack holding a secret was cached");
+    let warned = ran(stack("cache-warned", &format!("{ONE_FILE}\n## documents nothing\n")));
+    let compiled = compile_and_store(&warned, &options);
+    assert!(!compiled.warnings.is_empty(), "the stack compiles with a warning");
+    assert!(!entry(&warned).exists(), "a compile with a warning was cached");
     let never_ran = stack("cache-never-ran", ONE_FILE);
     compile_and_store(&never_ran, &options);
     assert!(!never_ran.join(".iade").exists(), "a stack that never ran got a .iade directory");
@@ -342,7 +346,7 @@ fn a_stack_built_from_secrets_or_with_warnings_is_never_cached() {
     let mode = std::fs::metadata(entry(&plain)).expect("meta").permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the entry is private");
     assert!(!String::from_utf8_lossy(&bytes).contains("s3cr3t"), "no secret in an entry");
-    for d in [param, named, plain, never_ran] {
+    for d in [param, named, warned, plain, never_ran] {
         let _ = std::fs::remove_dir_all(&d);
     }
 }
