@@ -11,6 +11,7 @@ mod render;
 use std::process::ExitCode;
 
 /// See the workspace manifest for why the binary chooses its allocator.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

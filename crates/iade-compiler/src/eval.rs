@@ -292,7 +292,7 @@ pub struct EvaluatedResource {
     pub kind_item: Item,
     pub name: String,
     /// Attributes set in the source, with the span of each entry (relative to `origin`).
-    pub attrs: BTreeMap<String, (Value, Span)>,
+    pub attrs: iade_intent::VecMap<String, (Value, Span)>,
     /// The resource as rules see it: every field of its kind.
     pub value: Value,
     /// Resources this one refers to, and where.
@@ -575,7 +575,7 @@ impl Run<'_> {
             kind: schema.name.clone(),
             kind_item: r.kind,
             name,
-            attrs: BTreeMap::new(),
+            attrs: iade_intent::VecMap::new(),
             value: Value::Null,
             refs: Vec::new(),
             after: Vec::new(),
@@ -620,7 +620,7 @@ impl Run<'_> {
             res.refs.push((id, r.name_span));
         }
         res.refs.retain(|(id, _)| *id != res.id);
-        let mut fields = BTreeMap::new();
+        let mut fields = iade_intent::VecMap::with_capacity(schema.fields.len());
         for f in &schema.fields {
             match (res.attrs.get(&f.name), &f.default) {
                 (Some((v, _)), _) => {
@@ -909,7 +909,7 @@ impl Run<'_> {
             kind: inst.component_name.clone(),
             kind_item: inst.component,
             name: name.clone(),
-            attrs: BTreeMap::new(),
+            attrs: iade_intent::VecMap::new(),
             value: Value::Null,
             refs: Vec::new(),
             after: Vec::new(),
@@ -1015,7 +1015,7 @@ impl Run<'_> {
             }
         }
         // The instance's value: its params, `name`, and its direct members.
-        let mut fields = params;
+        let mut fields: iade_intent::VecMap<String, Value> = params.into();
         fields.insert("name".into(), Value::str(name.as_str()));
         let mut members = Vec::new();
         for r in &self.out.resources[resources_before..] {

@@ -779,7 +779,7 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
     let mut nodes = Vec::new();
     for r in resources.resources.iter().filter_map(|r| r.get(db)) {
         let schema = crate::lower::kind_schema(db, r.kind_item);
-        let mut attrs = BTreeMap::new();
+        let mut attrs = iade_intent::VecMap::new();
         for (k, (v, span)) in &r.attrs {
             attrs.insert(k.clone(), NodeAttr { value: v.clone(), source: loc(&r.origin, *span) });
         }

@@ -178,7 +178,7 @@ impl TestCase {
         let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for o in &self.test.observed {
             let kind = crate::lower::kind_schema(db, o.kind);
-            let mut fields = BTreeMap::new();
+            let mut fields = iade_intent::VecMap::new();
             for (name, ir, _) in &o.fields {
                 let v = Evaluator::new(&env, self.test.origin.clone(), 0)
                     .eval(ir)

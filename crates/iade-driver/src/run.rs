@@ -89,7 +89,7 @@ pub(crate) fn env<'a>(
             .providers
             .iter()
             .filter(|p| p.provider_type == provider_type)
-            .map(|p| (p.name.clone(), p.settings.clone()))
+            .map(|p| (p.name.clone(), p.settings.clone().into()))
             .collect();
         provider.configure(&instances);
     }

@@ -108,7 +108,7 @@ pub struct PlannedResource {
     pub manage: Manage,
     pub declared: SourceLoc,
     /// The identity fields as shown (`path`, `name`): which object this is.
-    pub identity: BTreeMap<String, String>,
+    pub identity: iade_intent::VecMap<String, String>,
     pub changes: Vec<PlannedChange>,
     /// Why the resource could not be observed, when it could not.
     pub error: Option<String>,

@@ -2,7 +2,6 @@
 //! was declared, and the dependencies between them. Its JSON form is documented in
 //! `docs/intent-graph.md` and versioned.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -71,9 +70,9 @@ pub struct Node {
     /// Whether iade corrects the object or only reports its drift.
     pub manage: Manage,
     /// The identity fields and their values.
-    pub identity: BTreeMap<String, Value>,
+    pub identity: crate::VecMap<String, Value>,
     /// Managed attributes (identity included): set in the source or by a kind default.
-    pub attrs: BTreeMap<String, NodeAttr>,
+    pub attrs: crate::VecMap<String, NodeAttr>,
     /// The resource declaration.
     pub declared: SourceLoc,
     /// The innermost component instance it is a member of.

@@ -13,6 +13,7 @@ pub mod ir;
 pub mod schema;
 pub mod ty;
 pub mod value;
+mod vec_map;
 
 pub use eval::{Env, EvalError, Evidence, Limit, Limits, Outcome, Verdict};
 pub use graph::{
@@ -22,3 +23,4 @@ pub use ir::{Builtin, CheckIr, CheckKind, CheckStmt, Ir, IrKind, Origin, Program
 pub use schema::{FieldRole, FieldSchema, KindCheck, KindSchema, Refers};
 pub use ty::Ty;
 pub use value::{ResourceValue, SecretPart, SecretValue, Unknown, Value};
+pub use vec_map::VecMap;

@@ -41,7 +41,7 @@ pub struct ResourceValue {
     pub id: String,
     pub kind: String,
     /// The fields that have a value.
-    pub fields: BTreeMap<String, Value>,
+    pub fields: crate::VecMap<String, Value>,
     /// Every field of the kind with its role (shared by all resources of the kind): a field
     /// without a value is unknown, for the reason its role gives.
     pub schema: Arc<Vec<(String, crate::schema::FieldRole)>>,
@@ -415,7 +415,7 @@ mod tests {
         let resource = super::ResourceValue {
             id: "file.a".into(),
             kind: "file".into(),
-            fields: BTreeMap::from([("mode".to_string(), Value::Mode(0o644))]),
+            fields: crate::VecMap::from([("mode".to_string(), Value::Mode(0o644))]),
             schema: Arc::new(vec![("mode".into(), crate::FieldRole::Desired)]),
         };
         let value = Value::List(Arc::new(vec![

@@ -16,7 +16,7 @@ use iade_intent::eval::values_equal;
 pub use memory::MemoryProvider;
 
 /// A field name to value map, in a defined order.
-pub type Fields = BTreeMap<String, Value>;
+pub type Fields = iade_intent::VecMap<String, Value>;
 
 /// What an observation found.
 #[derive(Clone, Debug, PartialEq, Eq)]

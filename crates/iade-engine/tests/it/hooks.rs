@@ -72,7 +72,7 @@ fn a_provider_that_runs_commands_names_its_correction_run() {
 #[test]
 fn a_field_that_cannot_be_compared_is_reported_while_the_rest_is_corrected() {
     let provider = Arc::new(MemoryProvider::default());
-    provider.insert("thing", "thing.a", BTreeMap::from([("size".to_string(), Value::Int(7))]));
+    provider.insert("thing", "thing.a", iade_intent::VecMap::from([("size".to_string(), Value::Int(7))]));
     provider
         .unknown
         .lock()
@@ -240,7 +240,7 @@ fn subjects(provider: &Arc<MemoryProvider>, g: &IntentGraph, program: &Program) 
 #[test]
 fn a_discovered_object_is_the_resource_whose_identity_the_provider_says_it_is() {
     let provider = Arc::new(MemoryProvider::default());
-    provider.insert("thing", "THING.A", BTreeMap::from([("size".to_string(), Value::Int(5))]));
+    provider.insert("thing", "THING.A", iade_intent::VecMap::from([("size".to_string(), Value::Int(5))]));
     let g = graph(&["thing.a"], &[]);
     let p = program(vec![control("sizes", ObjectSource::Observe, None, 1)]);
     assert_eq!(

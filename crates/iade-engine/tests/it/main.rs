@@ -3,7 +3,6 @@
 
 mod hooks;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -24,7 +23,7 @@ impl Secrets for NoSecrets {
 
 pub fn node(id: &str) -> Node {
     let loc = SourceLoc { file: "main.iade".into(), line: 1, column: 1, start: 0, end: 0 };
-    let mut attrs = BTreeMap::new();
+    let mut attrs = iade_intent::VecMap::new();
     attrs.insert("name".to_string(), NodeAttr { value: Value::str(id), source: None });
     attrs.insert("size".to_string(), NodeAttr { value: Value::Int(1), source: None });
     Node {
@@ -34,7 +33,7 @@ pub fn node(id: &str) -> Node {
         provider_type: Some("memory".into()),
         provider: None,
         manage: Manage::Enforce,
-        identity: BTreeMap::from([("name".to_string(), Value::str(id))]),
+        identity: iade_intent::VecMap::from([("name".to_string(), Value::str(id))]),
         attrs,
         declared: loc,
         instance: None,

@@ -46,7 +46,13 @@ fn target(path: &Path) -> Target {
     let identity = BTreeMap::from([("path".to_string(), Value::str(path.to_string_lossy().as_ref()))]);
     let mut intended = identity.clone();
     intended.insert("mode".into(), Value::Mode(0o600));
-    Target { id: "file.x".into(), kind: "file".into(), instance: None, identity, intended }
+    Target {
+        id: "file.x".into(),
+        kind: "file".into(),
+        instance: None,
+        identity: identity.into(),
+        intended: intended.into(),
+    }
 }
 
 fn mode(p: &Path) -> u32 {
