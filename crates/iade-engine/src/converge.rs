@@ -270,7 +270,8 @@ fn observe_in_order(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<Str
     for n in stack.graph.nodes.iter().filter(|n| only.is_none_or(|o| o.contains(&n.id))) {
         levels.entry(deps.level(&n.id)).or_default().push(n);
     }
-    let mut out: BTreeMap<String, PlannedResource> = BTreeMap::new();
+    // Each node is planned once (deferred or observed), so ids do not repeat.
+    let mut out: Vec<PlannedResource> = Vec::with_capacity(stack.graph.nodes.len());
     let mut waiting: BTreeSet<String> = BTreeSet::new();
     for nodes in levels.into_values() {
         let mut now = Vec::new();
@@ -281,7 +282,7 @@ fn observe_in_order(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<Str
                 now.push(n);
             } else {
                 waiting.insert(n.id.clone());
-                out.insert(n.id.clone(), deferred(n, after));
+                out.push(deferred(n, after));
             }
         }
         let mut differ = 0;
@@ -292,13 +293,14 @@ fn observe_in_order(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<Str
                 waiting.insert(r.id.clone());
             }
             differ += usize::from(r.action != Action::None);
-            out.insert(r.id.clone(), r);
+            out.push(r);
         }
         if !now.is_empty() {
             env.events.emit(&Event::Observed { resources: now.len(), differ });
         }
     }
-    Plan { resources: out.into_values().collect(), removals: Vec::new(), refreshes: Vec::new() }
+    out.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    Plan { resources: out, removals: Vec::new(), refreshes: Vec::new() }
 }
 
 /// Converges the stack: the whole durable run, journaled under `epoch`.
@@ -940,7 +942,10 @@ fn applied_identity(env: &Env<'_>, stack: &Stack<'_>, r: &PlannedResource) -> Ap
         kind: r.kind.clone(),
         provider: r.provider.clone(),
         instance: r.target.instance.clone(),
-        identity: serde_json::to_value(&identity).unwrap_or(serde_json::Value::Null),
+        identity: identity
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(serde_json::Value::Null)))
+            .collect(),
         protected: stack.graph.node(&r.id).is_some_and(|n| n.protect),
     }
 }

@@ -54,11 +54,8 @@ fn key(provider: &str, instance: Option<&str>, identity: &Fields) -> (String, St
 }
 
 /// An identity as the journal keeps it (JSON), as fields.
-fn identity_fields(json: &serde_json::Value) -> Fields {
-    match json {
-        serde_json::Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
-        _ => Fields::new(),
-    }
+fn identity_fields(json: &iade_journal::Identity) -> Fields {
+    json.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect()
 }
 
 /// How deep an object lies: removals go deepest first (a directory after its entries).

@@ -142,6 +142,12 @@ fn json<T: serde::de::DeserializeOwned>(location: &str, text: &str) -> Result<T>
         .map_err(|e| JournalError::Corrupt { location: location.to_string(), detail: format!("{e}: {text}") })
 }
 
+/// An identity as the journal stores it: a JSON object.
+fn identity_json(identity: &iade_journal::Identity) -> String {
+    // A map of JSON values serializes without fail.
+    serde_json::to_string(identity).unwrap_or_else(|_| "null".into())
+}
+
 const RUN_COLUMNS: &str = "id, mode, status, started_ms, finished_ms, pid, host, summary";
 
 fn run_row(location: &str, r: &Row) -> Result<RunRow> {
@@ -656,7 +662,7 @@ impl Store for PgJournal {
                 let kinds: Vec<&str> = wave.applied.iter().map(|a| a.kind.as_str()).collect();
                 let providers: Vec<&str> = wave.applied.iter().map(|a| a.provider.as_str()).collect();
                 let instances: Vec<Option<&str>> = wave.applied.iter().map(|a| a.instance.as_deref()).collect();
-                let identities: Vec<String> = wave.applied.iter().map(|a| a.identity.to_string()).collect();
+                let identities: Vec<String> = wave.applied.iter().map(|a| identity_json(&a.identity)).collect();
                 let protected: Vec<bool> = wave.applied.iter().map(|a| a.protected).collect();
                 tx.execute(
                     "INSERT INTO iade.applied (stack, resource, kind, provider, instance, identity, applied_ms, protected)
@@ -747,7 +753,13 @@ impl Store for PgJournal {
                 kind: r.get(1),
                 provider: r.get(2),
                 instance: r.get(3),
-                identity: json(&self.location, r.get(4))?,
+                identity: {
+                    let text: &str = r.get(4);
+                    iade_journal::identity_from_json(text).map_err(|e| JournalError::Corrupt {
+                        location: self.location.clone(),
+                        detail: format!("{e}: {text}"),
+                    })?
+                },
                 protected: r.get(5),
             })
         })

@@ -198,7 +198,7 @@ impl SqliteJournal {
         for a in &applied {
             tx.execute(
                 "INSERT OR IGNORE INTO applied (resource, kind, provider, instance, identity, applied_ms, protected) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![a.resource, a.kind, a.provider, a.instance, a.identity.to_string(), now_ms(), a.protected],
+                params![a.resource, a.kind, a.provider, a.instance, to_json(&a.identity), now_ms(), a.protected],
             )
             .map_err(|e| backend(&location, e))?;
         }
@@ -518,7 +518,7 @@ impl Store for SqliteJournal {
                         a.kind,
                         a.provider,
                         a.instance,
-                        a.identity.to_string(),
+                        to_json(&a.identity),
                         now,
                         a.protected
                     ])?;
@@ -585,7 +585,9 @@ impl Store for SqliteJournal {
                     kind: r.get(1)?,
                     provider: r.get(2)?,
                     instance: r.get(3)?,
-                    identity: json(4, &r.get::<_, String>(4)?)?,
+                    identity: iade_journal::identity_from_json(&r.get::<_, String>(4)?).map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+                    })?,
                     protected: r.get(5)?,
                 })
             },

@@ -284,7 +284,7 @@ pub fn obligations_survive_reopening_and_clear_only_on_success(h: &dyn Harness) 
         kind: "file".into(),
         provider: "local".into(),
         instance: None,
-        identity: serde_json::json!({ "path": "/etc/app.conf" }),
+        identity: crate::Identity::from([("path".to_string(), serde_json::json!("/etc/app.conf"))]),
         protected: true,
     };
     j.record_outcomes(

@@ -451,11 +451,28 @@ pub struct AppliedIdentity {
     pub provider: String,
     pub instance: Option<String>,
     /// The identity fields, as JSON (strings and numbers).
-    pub identity: serde_json::Value,
+    #[serde(deserialize_with = "identity_or_null")]
+    pub identity: Identity,
     /// Declared with `protect = true` when it was applied: never deleted, even once the
     /// source no longer declares it.
     #[serde(default)]
     pub protected: bool,
+}
+
+/// An applied object's identity fields by name, in their JSON form; a map of a few entries.
+pub type Identity = iade_intent::VecMap<String, serde_json::Value>;
+
+/// Reads an identity as the journal stores it: a JSON object (`null`, which an identity that
+/// could not be converted was written as, reads as none).
+pub fn identity_from_json(text: &str) -> Result<Identity, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let identity = identity_or_null(&mut de)?;
+    de.end()?;
+    Ok(identity)
+}
+
+fn identity_or_null<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Identity, D::Error> {
+    Ok(<Option<Identity> as serde::Deserialize>::deserialize(de)?.unwrap_or_default())
 }
 
 /// Everything one wave's outcomes commit together, after the wave's effects are durable.
