@@ -49,3 +49,16 @@ fn a_summary_written_by_the_first_release_reads_with_todays_names() {
 fn nothing_interrupted_is_empty() {
     assert!(Interrupted::default().is_empty());
 }
+
+#[test]
+fn an_applied_identity_reads_back_from_the_json_object_the_journal_stores() {
+    let text = r#"{"path":"/etc/app.conf","port":5432}"#;
+    let identity = iade_journal::identity_from_json(text).expect("an object reads");
+    assert_eq!(identity.get("path"), Some(&serde_json::json!("/etc/app.conf")));
+    assert_eq!(identity.get("port"), Some(&serde_json::json!(5432)));
+    assert_eq!(serde_json::to_string(&identity).expect("json"), text);
+    // An identity that could not be converted was stored as `null`: it reads as none.
+    assert!(iade_journal::identity_from_json("null").expect("null reads").is_empty());
+    assert!(iade_journal::identity_from_json("[1]").is_err(), "a list is not an identity");
+    assert!(iade_journal::identity_from_json("{} trailing").is_err(), "nothing may follow");
+}
