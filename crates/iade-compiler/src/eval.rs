@@ -635,6 +635,9 @@ impl Run<'_> {
                 (None, None) => {}
             }
         }
+        // Kept for the whole compilation: a kind has more fields than a resource sets.
+        fields.shrink_to_fit();
+        res.attrs.shrink_to_fit();
         let schema_fields = kind_fields(self.db, r.kind).clone();
         res.value = Value::Resource(Arc::new(ResourceValue {
             id: res.id.clone(),
