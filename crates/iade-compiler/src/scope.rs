@@ -334,6 +334,24 @@ pub fn join_relative(from_file: &str, rel: &str) -> String {
 }
 
 pub fn normalize_path(p: &str, absolute: bool) -> String {
+    if is_normal(p, absolute) {
+        return p.to_string();
+    }
+    normalize_lexically(p, absolute)
+}
+
+/// Whether a path is already as [`normalize_path`] writes it (most are): no empty, `.` or `..`
+/// segment, and a leading `/` exactly when absolute.
+fn is_normal(p: &str, absolute: bool) -> bool {
+    let rest = match (absolute, p.strip_prefix('/')) {
+        (true, Some(rest)) => rest,
+        (false, None) => p,
+        _ => return false,
+    };
+    (absolute && rest.is_empty()) || rest.split('/').all(|seg| !matches!(seg, "" | "." | ".."))
+}
+
+fn normalize_lexically(p: &str, absolute: bool) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for seg in p.split('/') {
         match seg {
@@ -366,4 +384,44 @@ pub fn module_of(db: &dyn Db, file: SourceFile) -> Module {
         }
     }
     Module::new(db, file.path(db).clone(), vec![file])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{normalize_lexically, normalize_path};
+
+    #[test]
+    fn a_normal_path_is_returned_as_the_segment_by_segment_normalization_writes_it() {
+        let paths = [
+            "/",
+            "",
+            ".",
+            "..",
+            "a",
+            "a/b",
+            "/a/b",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/../a",
+            "a/..",
+            "../a",
+            "./a",
+            "a/",
+            "/a/",
+            "//",
+            "/srv/app/svc-1/config.yaml",
+            "a/b/../../..",
+            "/a/b/c/..",
+        ];
+        for p in paths {
+            for absolute in [true, false] {
+                assert_eq!(
+                    normalize_path(p, absolute),
+                    normalize_lexically(p, absolute),
+                    "`{p}`, absolute: {absolute}"
+                );
+            }
+        }
+    }
 }
