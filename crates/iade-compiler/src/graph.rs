@@ -927,13 +927,20 @@ pub fn program(db: &Database) -> iade_intent::Program {
     let mut p = iade_intent::Program { waivers: stack_waivers(db).waivers.clone(), ..Default::default() };
     for &m in stack_modules(db) {
         for &item in &own_scope(db, m).items {
-            let o = origin(db, item);
-            let file = item.file(db);
-            if let Some(offset) = crate::items::item_offset(db, file, item.name(db)) {
-                p.items.insert(o.clone(), (Arc::from(file.path(db).as_str()), offset));
-                p.lines.entry(o.file).or_insert_with(|| Arc::new(LineIndex::new(file.text(db))));
+            let lowered = &lower_item(db, item).kind;
+            // A finding is located at its control's `require`; the other items (most of them
+            // resources) are never located through the program.
+            if matches!(lowered, LoweredKind::Rule(_))
+                || matches!(lowered, LoweredKind::Check(c) if c.kind == CheckKind::Control)
+            {
+                let o = origin(db, item);
+                let file = item.file(db);
+                if let Some(offset) = crate::items::item_offset(db, file, item.name(db)) {
+                    p.items.insert(o.clone(), (Arc::from(file.path(db).as_str()), offset));
+                    p.lines.entry(o.file).or_insert_with(|| Arc::new(LineIndex::new(file.text(db))));
+                }
             }
-            match &lower_item(db, item).kind {
+            match lowered {
                 LoweredKind::Rule(r) => {
                     p.rules.insert(r.name.to_string(), r.clone());
                 }

@@ -26,15 +26,17 @@ use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use iade_compiler::StackSettings;
-use iade_intent::{IntentGraph, Program};
+use iade_intent::Program;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::files::{display_path, stack_dir_of};
 use crate::load::{Compiled, LoadOptions, LoadedStack};
 
+mod rows;
+
 /// The first bytes of an entry; the number is the entry's format.
-const MAGIC: &[u8] = b"iade compile cache 1\n";
+const MAGIC: &[u8] = b"iade compile cache 2\n";
 
 /// What an entry was compiled from, checked before its payload is read.
 #[derive(Serialize, Deserialize)]
@@ -54,7 +56,7 @@ struct Header {
 
 #[derive(Deserialize)]
 struct Payload {
-    graph: IntentGraph,
+    graph: rows::GraphIn,
     program: Program,
     settings: StackSettings,
 }
@@ -62,7 +64,7 @@ struct Payload {
 /// [`Payload`] as it is written, from the compiled stack.
 #[derive(Serialize)]
 struct PayloadRef<'a> {
-    graph: &'a IntentGraph,
+    graph: rows::GraphOut<'a>,
     program: &'a Program,
     settings: &'a StackSettings,
 }
@@ -153,7 +155,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Option<Compiled> {
     }
     let payload: Payload = ciborium::from_reader(&mut rest).ok()?;
     Some(Compiled {
-        graph: payload.graph,
+        graph: payload.graph.into_graph()?,
         program: payload.program,
         stack_dir: stack_dir_of(path),
         warnings: Vec::new(),
@@ -210,8 +212,11 @@ pub fn store(stack: &LoadedStack, options: &LoadOptions, compiled: &Compiled) {
     let probed =
         stack.probed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter().cloned().collect();
     let header = Header { binary, context, params, stack_files, read, probed };
-    let payload =
-        PayloadRef { graph: &compiled.graph, program: &compiled.program, settings: &compiled.settings };
+    let payload = PayloadRef {
+        graph: rows::GraphOut::new(&compiled.graph),
+        program: &compiled.program,
+        settings: &compiled.settings,
+    };
     let mut rest = Vec::new();
     if ciborium::into_writer(&header, &mut rest).is_err()
         || ciborium::into_writer(&payload, &mut rest).is_err()

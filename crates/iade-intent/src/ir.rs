@@ -318,13 +318,13 @@ pub enum CheckStmt {
 }
 
 /// Everything the engine needs to evaluate a stack's controls without the compiler: the
-/// controls, the rules and globals they use, and where each item is for locations.
+/// controls, the rules and globals they use, and where each control and rule is for locations.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Program {
     pub rules: std::collections::BTreeMap<String, Arc<RuleIr>>,
     pub globals: std::collections::BTreeMap<String, crate::Value>,
     pub controls: Vec<Arc<CheckIr>>,
-    /// Each item's file path and offset.
+    /// The file path and offset of each control and rule: where a finding's `require` is.
     pub items: std::collections::BTreeMap<Origin, (Arc<str>, u32)>,
     pub lines: std::collections::BTreeMap<FileId, Arc<iade_span::LineIndex>>,
     /// Each kind's fields and their roles, for the values of observed objects.

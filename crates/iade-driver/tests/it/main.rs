@@ -380,3 +380,32 @@ fn a_damaged_linked_or_writable_cache_entry_is_never_used() {
     assert!(iade_driver::cache::load(&dir, &options).is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_cached_graph_reads_back_equal_with_instances_notifications_providers_and_several_files() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nginx");
+    let dir = stack("cache-rows", &std::fs::read_to_string(example.join("main.iade")).expect("example"));
+    std::fs::copy(example.join("vhost.conf.tmpl"), dir.join("vhost.conf.tmpl")).expect("template");
+    std::fs::write(
+        dir.join("extra.iade"),
+        "use std.fs.{file}\n\nprovider postgres main {\n  url = \"postgres://iade@db:5432/postgres\"\n}\n\n\
+         file watched {\n  path = \"./watched.txt\"\n  content = \"x\\n\"\n  manage = observe\n  protect = true\n}\n",
+    )
+    .expect("write");
+    std::fs::create_dir_all(dir.join(".iade")).expect("the stack ran before");
+    let options = LoadOptions::default();
+    let fresh = compile_and_store(&dir, &options);
+    let g = &fresh.graph;
+    assert!(!g.instances.is_empty() && !g.providers.is_empty(), "the stack has instances and a provider");
+    assert!(g.nodes.iter().any(|n| n.protect && n.manage == iade_intent::Manage::Observe));
+    assert!(g.nodes.iter().any(|n| !n.notify.is_empty() && n.instance.is_some()));
+    let files: std::collections::BTreeSet<&str> = g
+        .nodes
+        .iter()
+        .flat_map(|n| n.attrs.values().filter_map(|a| a.source.as_ref()).chain([&n.declared]))
+        .map(|l| l.file.as_str())
+        .collect();
+    assert!(files.len() >= 2, "locations in several files: {files:?}");
+    let cached = iade_driver::cache::load(&dir, &options).expect("the entry is used");
+    assert_eq!(cached.graph, fresh.graph);
+}
