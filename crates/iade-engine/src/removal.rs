@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use iade_intent::{Manage, SourceLoc, Value};
+use iade_intent::{Manage, Node, SourceLoc, Value};
 use iade_provider::{Change, Fields, Mark, Observed, Target};
 use serde::Serialize;
 
@@ -67,6 +67,12 @@ pub(crate) fn depth(target: &Target) -> usize {
 /// first. Orphans are deleted only with `prune`.
 pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedResource> {
     let cx = env.context();
+    let purges = |n: &Node| {
+        n.manage == Manage::Enforce
+            && matches!(n.attrs.get("purge").map(|a| &a.value), Some(Value::Bool(true)))
+    };
+    // The declared objects and the applied ones by identity serve only a purge.
+    let purging = stack.graph.nodes.iter().any(purges);
     let mut declared: HashSet<(String, String)> = HashSet::new();
     let mut declared_objects: Vec<(String, String, Fields)> = Vec::new();
     for n in &stack.graph.nodes {
@@ -74,12 +80,15 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
         let Some(p) = env.providers.get(provider) else { continue };
         let canon = p.canonical_identity(&n.kind, &n.identity, &cx);
         declared.insert(key(provider, n.provider.as_deref(), &canon));
-        declared_objects.push((provider.to_string(), n.kind.clone(), canon));
+        if purging {
+            declared_objects.push((provider.to_string(), n.kind.clone(), canon));
+        }
     }
     // What the stack applied, by identity: a purged entry it applied keeps its resource id.
     let applied_by_key: std::collections::HashMap<(String, String), &iade_journal::AppliedIdentity> = stack
         .applied
         .iter()
+        .filter(|_| purging)
         .filter_map(|a| {
             let p = env.providers.get(&a.provider)?;
             let canon = p.canonical_identity(&a.kind, &identity_fields(&a.identity), &cx);
@@ -89,11 +98,7 @@ pub(crate) fn plan_removals(stack: &Stack<'_>, env: &Env<'_>) -> Vec<PlannedReso
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut problems: Vec<PlannedResource> = Vec::new();
-    for n in &stack.graph.nodes {
-        let purge = matches!(n.attrs.get("purge").map(|a| &a.value), Some(Value::Bool(true)));
-        if !purge || n.manage != Manage::Enforce {
-            continue;
-        }
+    for n in stack.graph.nodes.iter().filter(|n| purges(n)) {
         let provider = n.provider_type.clone().unwrap_or_default();
         let Some(p) = env.providers.get(&provider) else { continue };
         let t = target(n);

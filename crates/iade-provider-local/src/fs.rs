@@ -204,8 +204,9 @@ impl LocalProvider {
         self.names.get_or_init(Names::load)
     }
 
-    fn metadata_fields(&self, st: &Stat) -> Fields {
-        let mut f = Fields::new();
+    /// The fields every object has, in a map with `room` for as many (a file has seven).
+    fn metadata_fields(&self, st: &Stat, room: usize) -> Fields {
+        let mut f = Fields::with_capacity(room);
         f.insert("ensure".into(), Value::Enum("present".into()));
         f.insert("mode".into(), Value::Mode(i64::from(st.st_mode & 0o7777)));
         f.insert("owner".into(), Value::str(self.names().user(st.st_uid)));
@@ -254,9 +255,9 @@ impl LocalProvider {
                 f.insert("target".into(), Value::str(String::from_utf8_lossy(target.as_bytes()).as_ref()));
                 Ok(Observed::Present(f))
             }
-            "directory" => Ok(Observed::Present(self.metadata_fields(&st))),
+            "directory" => Ok(Observed::Present(self.metadata_fields(&st, 4))),
             _ => {
-                let mut f = self.metadata_fields(&st);
+                let mut f = self.metadata_fields(&st, 7);
                 f.insert("size".into(), Value::Int(st.st_size));
                 f.insert("mtime".into(), Value::Int(st.st_mtime));
                 if hash {
@@ -425,7 +426,7 @@ impl LocalProvider {
         safe::read_cancellable(&fd, path, None, cx.cancelled, |chunk| bytes.extend_from_slice(chunk))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| ProviderError::permanent(format!("`{}` is not UTF-8 text", path.display())))?;
-        Ok(Some((text, self.metadata_fields(&st))))
+        Ok(Some((text, self.metadata_fields(&st, 4))))
     }
 
     /// A `line` as observed: present with the first matching line, or absent (no matching
