@@ -405,14 +405,26 @@ pub fn converge(
         steps.iter().filter(|s| s.status == StepStatus::Done).map(|s| s.resource.clone()).collect();
     if !changed.is_empty() {
         let t = Instant::now();
-        let again = plan(stack, env, Some(&changed));
+        // Only what is observed is kept, as a plan would keep it: the object found (also
+        // when another stack's mark refuses it), nothing on an error or without a provider.
+        let nodes: Vec<&Node> = stack.graph.nodes.iter().filter(|n| changed.contains(&n.id)).collect();
+        let again = crate::plan::observe(&nodes, env);
         timings.observe_ms += ms(t);
-        let at: HashMap<String, usize> =
-            current.resources.iter().enumerate().map(|(i, r)| (r.id.clone(), i)).collect();
-        for r in again.resources {
-            if let Some(&i) = at.get(&r.id) {
-                current.resources[i].observed = r.observed;
+        let at: HashMap<&str, usize> =
+            current.resources.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+        let mut found = Vec::with_capacity(nodes.len());
+        for (n, (result, mark)) in nodes.iter().zip(again) {
+            let refused = matches!((&result, &mark), (Ok(Observed::Present(_)), iade_provider::Mark::Stack(other)) if other != env.stack);
+            let observed = match result {
+                Ok(obs) if refused || env.provider(n).is_some() => Some(obs),
+                _ => None,
+            };
+            if let Some(&i) = at.get(n.id.as_str()) {
+                found.push((i, observed));
             }
+        }
+        for (i, observed) in found {
+            current.resources[i].observed = observed;
         }
     }
     let t = Instant::now();
