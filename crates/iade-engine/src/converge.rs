@@ -414,7 +414,7 @@ pub fn converge(
             current.resources.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
         let mut found = Vec::with_capacity(nodes.len());
         for (n, (result, mark)) in nodes.iter().zip(again) {
-            let refused = matches!((&result, &mark), (Ok(Observed::Present(_)), iade_provider::Mark::Stack(other)) if other != env.stack);
+            let refused = crate::plan::other_owner(&result, &mark, env).is_some();
             let observed = match result {
                 Ok(obs) if refused || env.provider(n).is_some() => Some(obs),
                 _ => None,

@@ -393,9 +393,7 @@ pub(crate) fn planned(
     let provider = env.provider(node);
     let mut r = deferred(node, Vec::new());
     r.action = Action::None;
-    if let (Ok(Observed::Present(_)), Mark::Stack(other)) = (&result, &mark)
-        && other != env.stack
-    {
+    if let Some(other) = other_owner(&result, &mark, env) {
         r.refused = true;
         let unmark = provider
             .map(|p| p.unmark_hint(&node.kind, &crate::target(node)))
@@ -447,6 +445,19 @@ pub(crate) fn planned(
         }
     }
     r
+}
+
+/// The stack that owns an object found present, when its ownership mark names another one:
+/// this stack refuses to manage it, but keeps what it observed.
+pub(crate) fn other_owner<'a>(
+    result: &Result<Observed, ProviderError>,
+    mark: &'a Mark,
+    env: &Env<'_>,
+) -> Option<&'a str> {
+    match (result, mark) {
+        (Ok(Observed::Present(_)), Mark::Stack(other)) if other != env.stack => Some(other),
+        _ => None,
+    }
 }
 
 /// A value as an identity is shown: text without quotes, anything else as iade writes it.

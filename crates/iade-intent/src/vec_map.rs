@@ -42,18 +42,9 @@ impl<K, V> VecMap<K, V> {
         self.0.is_empty()
     }
 
-    pub fn clear(&mut self) {
-        self.0.clear();
-    }
-
     /// Entries in key order.
     pub fn iter(&self) -> Iter<'_, K, V> {
         self.0.iter().map(pair_ref)
-    }
-
-    /// Entries in key order, values mutable.
-    pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = (&K, &mut V)> + ExactSizeIterator {
-        self.0.iter_mut().map(|(k, v)| (&*k, v))
     }
 
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator + Clone {
@@ -62,18 +53,6 @@ impl<K, V> VecMap<K, V> {
 
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator + Clone {
         self.0.iter().map(|(_, v)| v)
-    }
-
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> + ExactSizeIterator {
-        self.0.iter_mut().map(|(_, v)| v)
-    }
-
-    pub fn into_keys(self) -> impl DoubleEndedIterator<Item = K> + ExactSizeIterator {
-        self.0.into_iter().map(|(k, _)| k)
-    }
-
-    pub fn into_values(self) -> impl DoubleEndedIterator<Item = V> + ExactSizeIterator {
-        self.0.into_iter().map(|(_, v)| v)
     }
 
     pub fn first_key_value(&self) -> Option<(&K, &V)> {
@@ -112,14 +91,6 @@ impl<K: Ord, V> VecMap<K, V> {
         self.find(key).ok().map(|i| &self.0[i].1)
     }
 
-    pub fn get_key_value<Q>(&self, key: &Q) -> Option<(&K, &V)>
-    where
-        K: Borrow<Q>,
-        Q: Ord + ?Sized,
-    {
-        self.find(key).ok().map(|i| pair_ref(&self.0[i]))
-    }
-
     pub fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
@@ -156,18 +127,6 @@ impl<K: Ord, V> VecMap<K, V> {
         Q: Ord + ?Sized,
     {
         self.find(key).ok().map(|i| self.0.remove(i).1)
-    }
-
-    /// The value at `key`, inserted by `make` if there is none.
-    pub fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        let i = match self.find(&key) {
-            Ok(i) => i,
-            Err(i) => {
-                self.0.insert(i, (key, make()));
-                i
-            }
-        };
-        &mut self.0[i].1
     }
 
     /// Builds the map from entries sorted by key without a repeated key (a map's own order);

@@ -142,12 +142,6 @@ fn json<T: serde::de::DeserializeOwned>(location: &str, text: &str) -> Result<T>
         .map_err(|e| JournalError::Corrupt { location: location.to_string(), detail: format!("{e}: {text}") })
 }
 
-/// An identity as the journal stores it: a JSON object.
-fn identity_json(identity: &iade_journal::Identity) -> String {
-    // A map of JSON values serializes without fail.
-    serde_json::to_string(identity).unwrap_or_else(|_| "null".into())
-}
-
 const RUN_COLUMNS: &str = "id, mode, status, started_ms, finished_ms, pid, host, summary";
 
 fn run_row(location: &str, r: &Row) -> Result<RunRow> {
@@ -662,7 +656,7 @@ impl Store for PgJournal {
                 let kinds: Vec<&str> = wave.applied.iter().map(|a| a.kind.as_str()).collect();
                 let providers: Vec<&str> = wave.applied.iter().map(|a| a.provider.as_str()).collect();
                 let instances: Vec<Option<&str>> = wave.applied.iter().map(|a| a.instance.as_deref()).collect();
-                let identities: Vec<String> = wave.applied.iter().map(|a| identity_json(&a.identity)).collect();
+                let identities: Vec<String> = wave.applied.iter().map(|a| to_json(&a.identity)).collect();
                 let protected: Vec<bool> = wave.applied.iter().map(|a| a.protected).collect();
                 tx.execute(
                     "INSERT INTO iade.applied (stack, resource, kind, provider, instance, identity, applied_ms, protected)

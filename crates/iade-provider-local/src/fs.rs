@@ -263,15 +263,8 @@ impl LocalProvider {
                 if hash {
                     let fd = parent.open(path, FileType::RegularFile, Some(inode(&st)))?;
                     let mut h = Sha256::new();
-                    safe::read_cancellable(
-                        &fd,
-                        path,
-                        u64::try_from(st.st_size).ok(),
-                        cx.cancelled,
-                        |chunk| {
-                            h.update(chunk);
-                        },
-                    )?;
+                    let size = u64::try_from(st.st_size).ok();
+                    safe::read_cancellable(&fd, path, size, cx.cancelled, |chunk| h.update(chunk))?;
                     f.insert("sha256".into(), Value::str(hex(&h.finalize())));
                 }
                 Ok(Observed::Present(f))
