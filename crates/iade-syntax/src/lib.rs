@@ -5,6 +5,7 @@
 //! This crate knows nothing of salsa, tokio, SQL or LSP.
 
 pub mod ast;
+mod descent;
 mod docs;
 pub mod dump;
 mod grammar;
@@ -14,6 +15,6 @@ pub mod template;
 pub mod token;
 mod validate;
 
-pub use parse::{Parse, parse, parse_bytes, parse_with};
+pub use parse::{Parse, descent_coverage, parse, parse_by_grammar, parse_bytes, parse_with};
 pub use structure::MAX_NESTING;
 pub use token::{Comment, CommentKind};

@@ -52,6 +52,34 @@ pub fn parse(file: FileId, text: &str) -> Parse {
 /// [`parse`] on at most `threads` threads (the caller knows how many the machine has): a file
 /// of many items is split into runs parsed at once. The result is the same for any number.
 pub fn parse_with(file: FileId, text: &str, threads: usize) -> Parse {
+    parse_by(file, text, threads, Engine::Descent)
+}
+
+/// [`parse`] with the chumsky grammar alone, for the tests that compare it with the
+/// recursive-descent parser: both must give the same `Parse` for every input.
+#[doc(hidden)]
+pub fn parse_by_grammar(file: FileId, text: &str) -> Parse {
+    parse_by(file, text, 1, Engine::Grammar)
+}
+
+/// For each item of a file without lexical or structural errors, whether the recursive-descent
+/// parser took it (`false`: it left the item to the grammar). For the tests.
+#[doc(hidden)]
+pub fn descent_coverage(file: FileId, text: &str) -> Vec<bool> {
+    let lexed = lex(file, text);
+    let (item_toks, _) = structure(file, &lexed.tokens);
+    item_toks.iter().map(|it| crate::descent::item(&relative_tokens(it).0).is_some()).collect()
+}
+
+/// Which parser takes a well-formed item: the recursive-descent one (falling back to the
+/// grammar for what it does not take), or the grammar alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Descent,
+    Grammar,
+}
+
+fn parse_by(file: FileId, text: &str, threads: usize, engine: Engine) -> Parse {
     if let Some(nul) = text.find('\0') {
         let d = Diagnostic::new(codes::E0002, "file contains a NUL byte")
             .primary(file, Span::from(nul..nul + 1), "NUL byte here")
@@ -68,7 +96,7 @@ pub fn parse_with(file: FileId, text: &str, threads: usize) -> Parse {
     let mut diagnostics = lexed.diagnostics;
     let (item_toks, structure_diags) = structure(file, &lexed.tokens);
     diagnostics.extend(structure_diags);
-    let items = parse_items(file, text, &item_toks, threads, &mut diagnostics);
+    let items = parse_items(file, text, &item_toks, threads, engine, &mut diagnostics);
     let mut tree = SourceFile { items };
     diagnostics.extend(crate::docs::attach(file, text, &mut tree, &lexed.comments));
     diagnostics.extend(crate::validate::validate(file, &tree));
@@ -86,10 +114,11 @@ fn parse_items(
     text: &str,
     item_toks: &[ItemToks<'_>],
     threads: usize,
+    engine: Engine,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<Item> {
     if threads < 2 || item_toks.len() < PARALLEL_ITEMS {
-        return parse_run(file, text, item_toks, None, diagnostics);
+        return parse_run(file, text, item_toks, None, engine, diagnostics);
     }
     let per = item_toks.len().div_ceil(threads);
     let runs: Vec<(Vec<Item>, Vec<Diagnostic>)> = std::thread::scope(|scope| {
@@ -101,7 +130,7 @@ fn parse_items(
                 let after = item_toks.get((i + 1) * per).and_then(|n| n.toks.first()).map(|t| t.token);
                 scope.spawn(move || {
                     let mut diags = Vec::new();
-                    let items = parse_run(file, text, run, Some(after), &mut diags);
+                    let items = parse_run(file, text, run, Some(after), engine, &mut diags);
                     (items, diags)
                 })
             })
@@ -126,12 +155,14 @@ fn parse_run(
     text: &str,
     item_toks: &[ItemToks<'_>],
     after: Option<Option<Token<'_>>>,
+    engine: Engine,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<Item> {
-    // Item tokens with spans relative to their item; the parser is built once per run and
-    // used for every item of it (building chumsky's combinator tree is far from free).
-    // Most items are well-formed: they are parsed with errors that track nothing, and only an
-    // item that fails is parsed again with detailed errors to report.
+    // Item tokens with spans relative to their item. Most items are well-formed: the
+    // recursive-descent parser takes them. The grammar takes the rest, first with errors that
+    // track nothing, and only an item that fails is parsed again with detailed errors to
+    // report. Its parsers are built once per run (building chumsky's combinator tree is far
+    // from free).
     let rel: Vec<(Vec<Pair<'_>>, SimpleSpan)> = item_toks.iter().map(relative_tokens).collect();
     let fast = grammar::item::<_, EmptyErr>();
     let detailed = grammar::item::<_, RichErr<'_, '_>>();
@@ -141,8 +172,14 @@ fn parse_run(
             Some(n) => n.toks.first().map(|t| t.token),
             None => after.flatten(),
         };
+        let descended = match engine {
+            Engine::Descent if !it.poisoned => crate::descent::item(toks),
+            _ => None,
+        };
         let result = if it.poisoned {
             None
+        } else if let Some(stmt) = descended {
+            Some((Some(stmt), Vec::new()))
         } else {
             match fast.parse(toks.as_slice().map(*eoi, split)).into_result() {
                 Ok(stmt) => Some((Some(stmt), Vec::new())),

@@ -1,5 +1,6 @@
 //! Integration tests of the syntax layer: goldens over `tests/syntax`, robustness properties.
 
+mod descent;
 mod golden;
 mod props;
 mod rng;

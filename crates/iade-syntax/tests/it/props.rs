@@ -89,7 +89,7 @@ const VOCAB: &[&str] = &[
     "\\",
 ];
 
-fn word(rng: &mut Rng) -> &'static str {
+pub(crate) fn word(rng: &mut Rng) -> &'static str {
     VOCAB[rng.below(VOCAB.len())]
 }
 
@@ -108,8 +108,9 @@ fn assert_spans_inside(text: &str, what: &str) {
         }
         assert!(d.help.is_some(), "{what}: diagnostic without help: {d:?}");
     }
-    // Parsing is deterministic.
+    // Parsing is deterministic, and the recursive-descent parser agrees with the grammar.
     assert_eq!(parse, iade_syntax::parse(FileId(0), text), "{what}: parse is not deterministic");
+    assert_eq!(parse, iade_syntax::parse_by_grammar(FileId(0), text), "{what}: the two parsers disagree");
 }
 
 #[test]
@@ -128,7 +129,7 @@ fn random_token_soups_never_panic_and_report_spans_inside_the_file() {
     }
 }
 
-fn corpus() -> Vec<String> {
+pub(crate) fn corpus() -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![root().join("examples"), root().join("stdlib"), root().join("tests/syntax/ok")];
     while let Some(dir) = stack.pop() {
