@@ -68,7 +68,14 @@ pub fn parse_by_grammar(file: FileId, text: &str) -> Parse {
 pub fn descent_coverage(file: FileId, text: &str) -> Vec<bool> {
     let lexed = lex(file, text);
     let (item_toks, _) = structure(file, &lexed.tokens);
-    item_toks.iter().map(|it| crate::descent::item(&relative_tokens(it).0).is_some()).collect()
+    let mut toks = Vec::new();
+    item_toks
+        .iter()
+        .map(|it| {
+            relative_tokens(it, &mut toks);
+            crate::descent::item(&toks).is_some()
+        })
+        .collect()
 }
 
 /// Which parser takes a well-formed item: the recursive-descent one (falling back to the
@@ -159,32 +166,55 @@ fn parse_run(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<Item> {
     // Item tokens with spans relative to their item. Most items are well-formed: the
-    // recursive-descent parser takes them. The grammar takes the rest, first with errors that
-    // track nothing, and only an item that fails is parsed again with detailed errors to
-    // report. Its parsers are built once per run (building chumsky's combinator tree is far
-    // from free).
-    let rel: Vec<(Vec<Pair<'_>>, SimpleSpan)> = item_toks.iter().map(relative_tokens).collect();
-    let fast = grammar::item::<_, EmptyErr>();
-    let detailed = grammar::item::<_, RichErr<'_, '_>>();
+    // recursive-descent parser takes them, one at a time through one buffer.
+    let mut toks: Vec<Pair<'_>> = Vec::new();
+    let descended: Vec<Option<Stmt>> = item_toks
+        .iter()
+        .map(|it| match engine {
+            Engine::Descent if !it.poisoned => {
+                relative_tokens(it, &mut toks);
+                crate::descent::item(&toks)
+            }
+            _ => None,
+        })
+        .collect();
+    // The grammar takes the rest, first with errors that track nothing, and only an item that
+    // fails is parsed again with detailed errors to report. Its parsers are built once per run,
+    // and only if some item needs them (building chumsky's combinator tree is far from free);
+    // their input must outlive them, so the tokens of those items are kept.
+    let rest: Vec<(usize, Vec<Pair<'_>>, SimpleSpan)> = item_toks
+        .iter()
+        .zip(&descended)
+        .enumerate()
+        .filter(|(_, (it, stmt))| stmt.is_none() && !it.poisoned)
+        .map(|(idx, (it, _))| {
+            let mut toks = Vec::new();
+            let eoi = relative_tokens(it, &mut toks);
+            (idx, toks, eoi)
+        })
+        .collect();
+    let mut by_grammar: Vec<Option<ParseResult<'_, '_>>> = Vec::new();
+    if !rest.is_empty() {
+        let fast = grammar::item::<_, EmptyErr>();
+        let detailed = grammar::item::<_, RichErr<'_, '_>>();
+        by_grammar = rest
+            .iter()
+            .map(|(_, toks, eoi)| match fast.parse(toks.as_slice().map(*eoi, split)).into_result() {
+                Ok(stmt) => Some((Some(stmt), Vec::new())),
+                Err(_) => Some(detailed.parse(toks.as_slice().map(*eoi, split)).into_output_errors()),
+            })
+            .collect();
+    }
+    let mut by_grammar = rest.iter().map(|(idx, ..)| *idx).zip(by_grammar).peekable();
     let mut items = Vec::with_capacity(item_toks.len());
-    for (idx, (it, (toks, eoi))) in item_toks.iter().zip(&rel).enumerate() {
+    for (idx, (it, stmt)) in item_toks.iter().zip(descended).enumerate() {
         let next = match item_toks.get(idx + 1) {
             Some(n) => n.toks.first().map(|t| t.token),
             None => after.flatten(),
         };
-        let descended = match engine {
-            Engine::Descent if !it.poisoned => crate::descent::item(toks),
-            _ => None,
-        };
-        let result = if it.poisoned {
-            None
-        } else if let Some(stmt) = descended {
-            Some((Some(stmt), Vec::new()))
-        } else {
-            match fast.parse(toks.as_slice().map(*eoi, split)).into_result() {
-                Ok(stmt) => Some((Some(stmt), Vec::new())),
-                Err(_) => Some(detailed.parse(toks.as_slice().map(*eoi, split)).into_output_errors()),
-            }
+        let result = match stmt {
+            Some(stmt) => Some((Some(stmt), Vec::new())),
+            None => by_grammar.next_if(|(i, _)| *i == idx).and_then(|(_, result)| result),
         };
         items.push(finish_item(file, text, it, next, result, diagnostics));
     }
@@ -197,19 +227,17 @@ fn split<'a, 's>(p: &'a Pair<'s>) -> (&'a Token<'s>, &'a SimpleSpan) {
     (&p.0, &p.1)
 }
 
-/// The item's tokens with spans relative to its first token, and its end-of-input span.
-fn relative_tokens<'s>(it: &ItemToks<'s>) -> (Vec<Pair<'s>>, SimpleSpan) {
+/// The item's tokens with spans relative to its first token, into `out` (a buffer reused from
+/// item to item); returns the end-of-input span.
+fn relative_tokens<'s>(it: &ItemToks<'s>, out: &mut Vec<Pair<'s>>) -> SimpleSpan {
     let offset = it.toks.first().map_or(0, |t| t.span.start);
-    let toks: Vec<Pair<'s>> = it
-        .toks
-        .iter()
-        .map(|t| {
-            let r = t.span.relative_to(offset);
-            (t.token, SimpleSpan::from(r.start as usize..r.end as usize))
-        })
-        .collect();
-    let end = toks.iter().map(|(_, s)| s.end).max().unwrap_or(0);
-    (toks, SimpleSpan::from(end..end))
+    out.clear();
+    out.extend(it.toks.iter().map(|t| {
+        let r = t.span.relative_to(offset);
+        (t.token, SimpleSpan::from(r.start as usize..r.end as usize))
+    }));
+    let end = out.iter().map(|(_, s)| s.end).max().unwrap_or(0);
+    SimpleSpan::from(end..end)
 }
 
 type ParseResult<'t, 's> = (Option<Stmt>, Vec<Rich<'t, Token<'s>>>);

@@ -129,7 +129,9 @@ impl<'s> Pass<'_, 's> {
 
     fn finish_item(&mut self) {
         if !self.cur.is_empty() {
-            let toks = std::mem::take(&mut self.cur);
+            // The item keeps an exact copy; the buffer is reused for the next item.
+            let toks = self.cur.clone();
+            self.cur.clear();
             self.items.push(ItemToks { toks, poisoned: self.poisoned, repaired_at: self.repaired_at });
         }
         self.poisoned = false;

@@ -478,7 +478,12 @@ pub fn lex_from(file: FileId, src: &str, start: usize) -> Lexed<'_> {
         src,
         file,
         pos: start,
-        out: Lexed { tokens: Vec::new(), comments: Vec::new(), diagnostics: Vec::new() },
+        // About one token per four bytes of code: room made once, not grown by copying.
+        out: Lexed {
+            tokens: Vec::with_capacity(src.len().saturating_sub(start) / 4),
+            comments: Vec::new(),
+            diagnostics: Vec::new(),
+        },
         modes: vec![Mode::Code { braces: 0, groups: 0, interp: None }],
         line_begin: start,
         at_line_start: true,
