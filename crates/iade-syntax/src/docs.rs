@@ -66,9 +66,23 @@ impl Attacher<'_> {
         Some(lines.join("\n"))
     }
 
+    /// Whether a doc comment that can document something (not trailing) lies within `span`
+    /// (absolute). A statement's doc comment lies in its block, after the `{`.
+    fn doc_within(&self, span: Span) -> bool {
+        let first = self.comments.partition_point(|c| c.span.start < span.start);
+        self.comments[first..]
+            .iter()
+            .take_while(|c| c.span.start < span.end)
+            .any(|c| c.kind == CommentKind::Doc && !c.trailing)
+    }
+
     fn stmt(&mut self, offset: u32, s: &mut Stmt) {
         s.doc = self.doc_before(s.span.start + offset);
         for_each_block_mut(&mut s.kind, &mut |b| {
+            // Most blocks hold no doc comment: their statements keep `doc: None`.
+            if !self.doc_within(b.span.absolute_from(offset)) {
+                return;
+            }
             for inner in &mut b.stmts {
                 self.stmt(offset, inner);
             }

@@ -119,7 +119,7 @@ const PARALLEL_ITEMS: usize = 256;
 fn parse_items(
     file: FileId,
     text: &str,
-    item_toks: &[ItemToks<'_>],
+    item_toks: &[ItemToks<'_, '_>],
     threads: usize,
     engine: Engine,
     diagnostics: &mut Vec<Diagnostic>,
@@ -160,7 +160,7 @@ fn parse_items(
 fn parse_run(
     file: FileId,
     text: &str,
-    item_toks: &[ItemToks<'_>],
+    item_toks: &[ItemToks<'_, '_>],
     after: Option<Option<Token<'_>>>,
     engine: Engine,
     diagnostics: &mut Vec<Diagnostic>,
@@ -229,7 +229,7 @@ fn split<'a, 's>(p: &'a Pair<'s>) -> (&'a Token<'s>, &'a SimpleSpan) {
 
 /// The item's tokens with spans relative to its first token, into `out` (a buffer reused from
 /// item to item); returns the end-of-input span.
-fn relative_tokens<'s>(it: &ItemToks<'s>, out: &mut Vec<Pair<'s>>) -> SimpleSpan {
+fn relative_tokens<'s>(it: &ItemToks<'_, 's>, out: &mut Vec<Pair<'s>>) -> SimpleSpan {
     let offset = it.toks.first().map_or(0, |t| t.span.start);
     out.clear();
     out.extend(it.toks.iter().map(|t| {
@@ -245,7 +245,7 @@ type ParseResult<'t, 's> = (Option<Stmt>, Vec<Rich<'t, Token<'s>>>);
 fn finish_item(
     file: FileId,
     text: &str,
-    it: &ItemToks<'_>,
+    it: &ItemToks<'_, '_>,
     next: Option<Token<'_>>,
     result: Option<ParseResult<'_, '_>>,
     diags: &mut Vec<Diagnostic>,

@@ -13,10 +13,11 @@ use crate::token::{Tok, Token};
 /// How deep brackets, interpolations, unary operators and operator chains may nest.
 pub const MAX_NESTING: usize = 256;
 
-/// The tokens of one top-level item, closers inserted where the input lacked them.
+/// The tokens of one top-level item, closers inserted where the input lacked them: a slice of
+/// the lexer's tokens, or a repaired copy.
 #[derive(Debug)]
-pub struct ItemToks<'s> {
-    pub toks: Vec<Tok<'s>>,
+pub struct ItemToks<'a, 's> {
+    pub toks: std::borrow::Cow<'a, [Tok<'s>]>,
     /// The item exceeded the nesting limit: it is reported and must not be parsed.
     pub poisoned: bool,
     /// Absolute offset of the first closer the pass had to insert: parse errors from there on
@@ -84,7 +85,12 @@ struct Pass<'a, 's> {
     file: FileId,
     toks: &'a [Tok<'s>],
     diags: Vec<Diagnostic>,
-    items: Vec<ItemToks<'s>>,
+    items: Vec<ItemToks<'a, 's>>,
+    /// The current item is `toks[cur_start..cur_end]` until a token is inserted, replaced or
+    /// dropped; from then on (`owned`) it is `cur`.
+    cur_start: usize,
+    cur_end: usize,
+    owned: bool,
     cur: Vec<Tok<'s>>,
     poisoned: bool,
     repaired_at: Option<u32>,
@@ -97,12 +103,15 @@ struct Pass<'a, 's> {
 }
 
 /// Splits `toks` into items and repairs delimiters.
-pub fn structure<'s>(file: FileId, toks: &[Tok<'s>]) -> (Vec<ItemToks<'s>>, Vec<Diagnostic>) {
+pub fn structure<'a, 's>(file: FileId, toks: &'a [Tok<'s>]) -> (Vec<ItemToks<'a, 's>>, Vec<Diagnostic>) {
     let mut p = Pass {
         file,
         toks,
         diags: Vec::new(),
         items: Vec::new(),
+        cur_start: 0,
+        cur_end: 0,
+        owned: false,
         cur: Vec::new(),
         poisoned: false,
         repaired_at: None,
@@ -118,22 +127,54 @@ pub fn structure<'s>(file: FileId, toks: &[Tok<'s>]) -> (Vec<ItemToks<'s>>, Vec<
     }
     let end = toks.last().map_or(0, |t| t.span.end);
     p.close_all(end, None);
-    p.finish_item();
+    p.finish_item(toks.len());
     (p.items, p.diags)
 }
 
-impl<'s> Pass<'_, 's> {
+impl<'a, 's> Pass<'a, 's> {
+    /// Token `i` goes into the current item as it is.
+    fn keep(&mut self, i: usize) {
+        if self.owned {
+            self.cur.push(self.toks[i]);
+        } else {
+            debug_assert_eq!(self.cur_end, i, "invariant: an unowned item is a run of kept tokens");
+            self.cur_end = i + 1;
+        }
+    }
+
+    /// From now on the current item is a copy: a token is inserted, replaced or dropped.
+    fn own(&mut self) {
+        if !self.owned {
+            self.cur.clear();
+            self.cur.extend_from_slice(&self.toks[self.cur_start..self.cur_end]);
+            self.owned = true;
+        }
+    }
+
+    /// The last token of the current item.
+    fn last(&self) -> Option<&Tok<'s>> {
+        if self.owned { self.cur.last() } else { self.toks[self.cur_start..self.cur_end].last() }
+    }
+
     fn prev(&self, i: usize) -> Option<Token<'s>> {
         i.checked_sub(1).map(|j| self.toks[j].token)
     }
 
-    fn finish_item(&mut self) {
-        if !self.cur.is_empty() {
-            // The item keeps an exact copy; the buffer is reused for the next item.
-            let toks = self.cur.clone();
-            self.cur.clear();
+    /// Ends the current item; the next one starts at token `next`.
+    fn finish_item(&mut self, next: usize) {
+        let toks: std::borrow::Cow<'a, [Tok<'s>]> = if self.owned {
+            // An exact copy; the buffer is reused for the next item.
+            std::borrow::Cow::Owned(self.cur.clone())
+        } else {
+            std::borrow::Cow::Borrowed(&self.toks[self.cur_start..self.cur_end])
+        };
+        if !toks.is_empty() {
             self.items.push(ItemToks { toks, poisoned: self.poisoned, repaired_at: self.repaired_at });
         }
+        self.cur.clear();
+        self.owned = false;
+        self.cur_start = next;
+        self.cur_end = next;
         self.poisoned = false;
         self.repaired_at = None;
         self.depth_reported = false;
@@ -231,6 +272,7 @@ impl<'s> Pass<'_, 's> {
 
     fn push_virtual(&mut self, token: Token<'static>, at: u32) {
         self.repaired_at.get_or_insert(at);
+        self.own();
         self.cur.push(Tok { token, span: Span::empty(at), line_start: false, col: 0 });
     }
 
@@ -268,14 +310,14 @@ impl<'s> Pass<'_, 's> {
         if t.line_start {
             self.line_indent = t.col;
         }
-        let prev_end = self.cur.last().map_or(t.span.start, |p| p.span.end);
+        let prev_end = self.last().map_or(t.span.start, |p| p.span.end);
         if self.stack.is_empty() {
             if self.starts_item_at_top(i) {
-                self.finish_item();
+                self.finish_item(i);
             }
         } else if self.starts_item_in_block(i) {
             self.close_all(prev_end, Some(t.span));
-            self.finish_item();
+            self.finish_item(i);
         }
 
         // Operator chains and prefix runs count towards nesting.
@@ -318,17 +360,18 @@ impl<'s> Pass<'_, 's> {
             self.chain_total += self.chain;
             self.chain = 0;
             self.check_depth(t.span);
-            self.cur.push(t);
+            self.keep(i);
             return;
         }
         if is_closer(t.token) {
-            self.close(t);
+            self.close(i);
             return;
         }
-        self.cur.push(t);
+        self.keep(i);
     }
 
-    fn close(&mut self, t: Tok<'s>) {
+    fn close(&mut self, i: usize) {
+        let t = self.toks[i];
         let wanted = |o: &Open| closer_for(o.token) == t.token;
         // Search the open delimiters for the one this closes, without crossing a string.
         let mut found = None;
@@ -359,7 +402,7 @@ impl<'s> Pass<'_, 's> {
                 }
             }
         }
-        let at = self.cur.last().map_or(t.span.start, |p| p.span.end);
+        let at = self.last().map_or(t.span.start, |p| p.span.end);
         match found {
             Some(k) => {
                 while self.stack.len() > k + 1 {
@@ -372,7 +415,7 @@ impl<'s> Pass<'_, 's> {
                     }
                 }
                 self.pop_frame();
-                self.cur.push(t);
+                self.keep(i);
             }
             None => {
                 match self.stack.last().copied() {
@@ -393,9 +436,12 @@ impl<'s> Pass<'_, 's> {
                         .help(format!("close `{}` with `{expected}`", delim_text(top.token))),
                     );
                         self.pop_frame();
+                        self.own();
                         self.cur.push(Tok { token: closer_for(top.token), ..t });
                     }
                     _ => {
+                        // The stray closer is dropped from the item.
+                        self.own();
                         let text = delim_text(t.token);
                         self.diags.push(
                             Diagnostic::new(codes::E0010, format!("unexpected closing `{text}`"))
