@@ -1,6 +1,7 @@
 //! The database: salsa storage plus the inputs the driver sets.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use iade_diagnostics::{Diagnostic, Severity, Sources};
@@ -316,7 +317,10 @@ impl Database {
         // one) they have not grown.
         let limit = crate::graph::stack_settings(self).settings.limits.resources;
         crate::graph::stack_modules(self);
+        self.evaluate_independent_in_parallel(limit);
         let db = self.clone();
+        let all_evaluated = AtomicBool::new(false);
+        let all = &all_evaluated;
         on_threads(vec![move || {
             let mut seen = 0usize;
             for &m in crate::graph::stack_modules(&db) {
@@ -335,7 +339,95 @@ impl Database {
                     }
                 }
             }
+            all.store(seen <= limit, Ordering::Relaxed);
         }]);
+        if all_evaluated.load(Ordering::Relaxed) {
+            self.check_policies_in_parallel();
+        }
+    }
+
+    /// The items of every module of the stack, in the order `prepare` evaluates them.
+    fn items_in_order(&self) -> Vec<Item> {
+        let mut items = Vec::new();
+        for &m in crate::graph::stack_modules(self) {
+            for file in m.files(self) {
+                items.extend(crate::items::file_items(self, *file).items.iter().copied());
+            }
+        }
+        items
+    }
+
+    /// Evaluates the independent items of a large stack (see [`crate::schedule`]) on several
+    /// threads, before the rest is evaluated in order. They are on no cycle, so their results
+    /// and diagnostics do not depend on when or where they are computed. Stops past the
+    /// stack's resource limit, as the evaluation in order does.
+    fn evaluate_independent_in_parallel(&self, limit: usize) {
+        let threads = self.shared.threads;
+        if threads < 2 {
+            return;
+        }
+        let mut independence = crate::schedule::Independence::new(self);
+        let items: Vec<Item> =
+            self.items_in_order().into_iter().filter(|&item| independence.resources(item)).collect();
+        if items.len() < PARALLEL_ITEMS {
+            return;
+        }
+        let evaluated = AtomicUsize::new(0);
+        let evaluated = &evaluated;
+        let per = items.len().div_ceil(threads);
+        on_threads(
+            items
+                .chunks(per)
+                .map(|run| {
+                    let db = self.clone();
+                    move || {
+                        for &item in run {
+                            if evaluated.load(Ordering::Relaxed) > limit {
+                                break;
+                            }
+                            let n = crate::graph::graph_facts(&db, item).facts.len();
+                            evaluated.fetch_add(n, Ordering::Relaxed);
+                        }
+                    }
+                })
+                .collect(),
+        );
+    }
+
+    /// Checks the policies' per-item slices on several threads once every item is evaluated:
+    /// a slice reads evaluated resources and the policy, and nothing reads a slice but its
+    /// policy, so they can run in any order.
+    fn check_policies_in_parallel(&self) {
+        let threads = self.shared.threads;
+        let resources = crate::graph::resource_items(self);
+        if threads < 2 || resources.len() < PARALLEL_ITEMS {
+            return;
+        }
+        for policy in self.items_in_order() {
+            let LoweredKind::Check(check) = &crate::lower::lower_item(self, policy).kind else { continue };
+            if check.kind != iade_intent::ir::CheckKind::Policy
+                || !check.body.iter().any(|s| crate::policy::is_sliceable(s).is_some())
+            {
+                continue;
+            }
+            let per = resources.len().div_ceil(threads);
+            on_threads(
+                resources
+                    .chunks(per)
+                    .map(|run| {
+                        let db = self.clone();
+                        move || {
+                            for &item in run {
+                                crate::policy::policy_slice(
+                                    &db,
+                                    crate::policy::SliceKey::new(&db, policy, item),
+                                );
+                            }
+                        }
+                    })
+                    .collect(),
+            );
+        }
     }
 
     /// Lowers the items of a large stack on several threads, each with its own handle on the

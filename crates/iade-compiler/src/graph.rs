@@ -326,8 +326,9 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     out.diags.extend(cycles.iter().cloned());
     let mut count = 0usize;
     // Lookups by id hash; the order that diagnostics and the result follow is the ids' order.
-    let mut by_id: HashMap<&str, usize> = HashMap::new();
-    let mut order: Vec<(&Fact, Item)> = Vec::new();
+    // Made with room for every fact counted above, so they are never grown by copying.
+    let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(seen);
+    let mut order: Vec<(&Fact, Item)> = Vec::with_capacity(seen);
     let mut instance_facts: HashMap<&str, &InstanceFact> = HashMap::new();
     // Instances declared twice: the second's members are not reported again.
     let mut shadowed: Vec<String> = Vec::new();
@@ -388,7 +389,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     }
     order.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
     // Two resources that name the same object in the environment.
-    let mut identities: HashMap<(&str, &str), &Fact> = HashMap::new();
+    let mut identities: HashMap<(&str, &str), &Fact> = HashMap::with_capacity(order.len());
     for (f, _) in &order {
         let Some((key, shown, span)) = &f.identity else { continue };
         match identities.get(&(f.kind.as_str(), key.as_str())) {

@@ -17,6 +17,7 @@ mod graph;
 mod items;
 mod lower;
 mod policy;
+mod schedule;
 mod scope;
 mod semantics;
 mod stdlib;

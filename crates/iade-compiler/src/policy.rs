@@ -21,7 +21,7 @@ pub struct PolicyResult {
 
 /// A top-level `for x in intent(kind) { … }` of a policy: checked one resource item at a
 /// time (see [`policy_slice`]), so a change to one resource re-checks only its slice.
-fn is_sliceable(stmt: &CheckStmt) -> Option<(&str, u32, &[CheckStmt])> {
+pub(crate) fn is_sliceable(stmt: &CheckStmt) -> Option<(&str, u32, &[CheckStmt])> {
     match stmt {
         CheckStmt::For { key: None, slot, iter, body } => match &iter.kind {
             IrKind::Objects { source: ObjectSource::Intent, kind, under: None } => Some((kind, *slot, body)),

@@ -157,6 +157,8 @@ impl<'s> Descent<'_, 's> {
                 _ => return None,
             }
         }
+        // A string has a part or three; a first push makes room for four.
+        parts.shrink_to_fit();
         Some(StrLit { parts, multiline, span: self.span_from(start) })
     }
 

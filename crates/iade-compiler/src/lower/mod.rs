@@ -619,7 +619,8 @@ impl<'a> Cx<'a> {
     // ----- resources -----
 
     fn gens(&mut self, stmts: &[ast::Stmt]) -> Vec<Gen> {
-        let mut out = Vec::new();
+        // Most statements make one generator: room for them, not the four a first push makes.
+        let mut out = Vec::with_capacity(stmts.len());
         for stmt in stmts {
             match &stmt.kind {
                 StmtKind::Resource(r) => {
@@ -736,7 +737,7 @@ impl<'a> Cx<'a> {
     }
 
     fn body(&mut self, schema: &KindSchema, block: &Block) -> Vec<BodyStmt> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(block.stmts.len());
         let mut seen: BTreeMap<String, Span> = BTreeMap::new();
         for stmt in &block.stmts {
             match &stmt.kind {

@@ -3,7 +3,7 @@
 
 use iade_intent::{IntentGraph, Value};
 
-use crate::support::memory_db;
+use crate::support::{memory_db, memory_db_on, render};
 
 fn graph_json(g: &IntentGraph) -> serde_json::Value {
     let mut v = serde_json::to_value(g).expect("graph serializes");
@@ -263,4 +263,36 @@ fn a_large_stack_lowered_on_several_threads_reports_every_error_once_in_order() 
     let graph = db.intent_graph();
     assert_eq!(graph.nodes.len(), 400);
     assert_eq!(text_attr(&graph, "file.f50", "path"), "/srv/49/50");
+}
+
+#[test]
+fn a_large_stack_evaluated_on_several_threads_compiles_as_on_one() {
+    // Independent resources (evaluated on several threads first), resources that refer to
+    // others or to a `let` that does, a cycle, evaluation errors on both sides, and a policy
+    // checked slice by slice.
+    let mut text = String::from(
+        "use std.fs.{file}\n\nlet root = \"/srv\"\nlet base = \"${root}/base\"\nlet linked = file.f7.path\n\n\
+         rule inside(f: file) = starts_with(f.path, root) else \"${f.path} is outside\"\n\n\
+         policy layout {\n  for f in intent(file) {\n    require inside(f)\n  }\n}\n\n\
+         file loop_a {\n  path = \"${file.loop_b.path}/a\"\n}\n\nfile loop_b {\n  path = \"${file.loop_a.path}/b\"\n}\n\n",
+    );
+    for i in 0..600 {
+        let path = match i % 7 {
+            0 => format!("${{file.f{}.path}}/{i}", if i == 0 { 1 } else { i - 1 }),
+            1 => format!("${{linked}}/{i}"),
+            2 => format!("/outside/{i}"),
+            3 => format!("${{base}}/{i}/${{1 / (({i} % 3) - 1)}}"),
+            _ => format!("${{root}}/{i}"),
+        };
+        text.push_str(&format!("file f{i} {{\n  path = \"{path}\"\n  mode = 0o644\n}}\n\n"));
+    }
+    let on_two = memory_db_on(&[("main.iade", &text)], false, 2);
+    let on_one = memory_db_on(&[("main.iade", &text)], false, 1);
+    let (two, one) = (on_two.diagnostics(), on_one.diagnostics());
+    for code in ["E0303", "E0207"] {
+        assert!(one.iter().any(|d| d.code.as_str() == code), "no {code}: {}", render(&on_one, &one));
+    }
+    assert!(one.iter().any(|d| d.message.contains("policy `layout`")), "{}", render(&on_one, &one));
+    assert_eq!(render(&on_two, &two), render(&on_one, &one));
+    assert_eq!(on_two.intent_graph(), on_one.intent_graph());
 }

@@ -32,6 +32,12 @@ pub fn disk_db(log_queries: bool) -> Database {
 
 /// A database over in-memory files only.
 pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
+    // Two, whatever the machine: a large stack's tests go through the parallel paths.
+    memory_db_on(files, log_queries, 2)
+}
+
+/// [`memory_db`] on `threads` threads.
+pub fn memory_db_on(files: &[(&str, &str)], log_queries: bool, threads: usize) -> Database {
     let extra: Vec<(String, String)> = files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
     let names: Vec<String> = extra.iter().map(|(p, _)| p.clone()).collect();
     let mut db = Database::new(Options {
@@ -44,8 +50,7 @@ pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
         ),
         params_optional: false,
         log_queries,
-        // Two, whatever the machine: a large stack's tests go through the parallel paths.
-        threads: 2,
+        threads,
     });
     let stack: Vec<(String, String)> = files
         .iter()
