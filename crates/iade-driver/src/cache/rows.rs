@@ -1,4 +1,4 @@
-//! The intent graph as a cache entry holds it: each node and edge a row (a CBOR array, without
+//! The intent graph as a cache entry holds it: each node and edge a row (an array, without
 //! the field names every map of the JSON form repeats) and each source location a row that
 //! names its file by index into one table. Decoding the graph was most of a cached no-op's
 //! own work; rows decode in about half the items.
