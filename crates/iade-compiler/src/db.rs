@@ -431,7 +431,8 @@ impl Database {
     }
 
     /// Lowers the items of a large stack on several threads, each with its own handle on the
-    /// database, so that the queries that follow find them lowered. Lowering an item reads
+    /// database, so that the queries that follow find them lowered (and a resource item's
+    /// references, `item_refs`, found). Lowering an item reads
     /// only its syntax, the scopes and the kinds and rules it names (never another item's
     /// evaluation), so it has no cycle to run into and its results do not depend on the order.
     fn lower_in_parallel(&self) {
@@ -451,7 +452,11 @@ impl Database {
                     let db = self.clone();
                     move || {
                         for &item in run {
-                            crate::lower::lower_item(&db, item);
+                            let lowered = crate::lower::lower_item(&db, item);
+                            // What the stack's cycle search reads of a resource item, from its IR.
+                            if let LoweredKind::Resources { .. } = lowered.kind {
+                                crate::graph::item_refs(&db, item);
+                            }
                         }
                     }
                 })

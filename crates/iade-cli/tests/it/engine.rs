@@ -78,10 +78,41 @@ pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-pub fn stack(name: &str, source: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("iade-engine-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
+/// A test's own directory, removed when the test ends, passed or failed.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// A new, empty directory for a test.
+    pub fn new(name: &str) -> TempDir {
+        let d = std::env::temp_dir().join(format!("iade-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).expect("temp dir");
+        TempDir(d)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = PathBuf;
+
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn stack(name: &str, source: &str) -> TempDir {
+    let d = TempDir::new(&format!("engine-{name}"));
     std::fs::write(d.join("main.iade"), source).expect("write source");
     d
 }

@@ -2,13 +2,13 @@
 //! on a throwaway PostgreSQL cluster. Hosts are played by processes of this machine with their
 //! own lock directory (`IADE_LOCK_DIR`) and host id (`IADE_HOST_ID`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iade_test_postgres::Cluster;
 
-use super::engine::{COMMAND_LIMIT, code, iade_bin, output_within, run, stack, text};
+use super::engine::{COMMAND_LIMIT, TempDir, code, iade_bin, output_within, run, stack, text};
 
 /// A stack of `files` files under `out/`, and a command that takes `slow` to apply (so runs
 /// are still going when something happens to them).
@@ -88,7 +88,7 @@ fn ten_engines_share_one_journal_through_kill_9_and_a_server_restart() {
     let env = [("IADE_JOURNAL", url.clone())];
     // Stack names are unique to this test process: name locks are host-wide.
     let name = |i: usize| format!("fleet{i}_{}", std::process::id());
-    let dirs: Vec<PathBuf> =
+    let dirs: Vec<TempDir> =
         (0..10).map(|i| stack(&format!("fleet-{i}"), &source(&name(i), 200, "2"))).collect();
     let o = run(&dirs[0], &["check"], &[]);
     assert_eq!(code(&o), Some(0), "{}", text(&o));

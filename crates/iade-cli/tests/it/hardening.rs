@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::engine::{code, iade_bin, mode, run, stack, text};
+use super::engine::{TempDir, code, iade_bin, mode, run, stack, text};
 
 /// Runs `converge`, pausing after its observation; `swap` changes the environment then.
 fn converge_with_a_swap(dir: &Path, swap: impl FnOnce()) -> std::process::Output {
@@ -31,14 +31,14 @@ fn converge_with_a_swap(dir: &Path, swap: impl FnOnce()) -> std::process::Output
     child.wait_with_output().expect("finishes")
 }
 
-fn victim(name: &str) -> PathBuf {
-    let v = std::env::temp_dir().join(format!("iade-victim-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&v);
-    std::fs::create_dir_all(&v).expect("victim dir");
+/// A file outside the stack that a planted link points to, in a directory removed when the
+/// test ends.
+fn victim(name: &str) -> (TempDir, PathBuf) {
+    let v = TempDir::new(&format!("victim-{name}"));
     let f = v.join("shadow");
     std::fs::write(&f, "root:secret-hash:19000::::::\n").expect("victim file");
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).expect("chmod");
-    f
+    (v, f)
 }
 
 #[test]
@@ -47,7 +47,7 @@ fn a_file_swapped_for_a_link_after_observation_is_not_chmodded_through_it() {
         stack("swap-mode", "use std.fs.{file}\n\nfile conf {\n  path = \"./conf\"\n  mode = 0o600\n}\n");
     assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
     std::fs::set_permissions(dir.join("conf"), std::fs::Permissions::from_mode(0o644)).expect("drift");
-    let target = victim("mode");
+    let (_victim, target) = victim("mode");
     let o = converge_with_a_swap(&dir, || {
         std::fs::remove_file(dir.join("conf")).expect("rm");
         std::os::unix::fs::symlink(&target, dir.join("conf")).expect("plant the link");
@@ -68,7 +68,7 @@ fn a_file_swapped_for_a_link_after_observation_is_not_rewritten_through_it() {
     let dir = stack("swap-content", src);
     assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
     std::fs::write(dir.join("conf"), "drifted\n").expect("drift");
-    let target = victim("content");
+    let (_victim, target) = victim("content");
     let o = converge_with_a_swap(&dir, || {
         std::fs::remove_file(dir.join("conf")).expect("rm");
         std::os::unix::fs::symlink(&target, dir.join("conf")).expect("plant the link");
@@ -91,7 +91,7 @@ fn a_directory_on_the_way_swapped_for_another_users_link_is_not_followed() {
     std::fs::create_dir(dir.join("sub")).expect("sub");
     assert_eq!(code(&run(&dir, &["converge"], &[])), Some(0));
     std::fs::set_permissions(dir.join("sub/conf"), std::fs::Permissions::from_mode(0o644)).expect("drift");
-    let target = victim("parent");
+    let (_victim, target) = victim("parent");
     let target_dir = target.parent().expect("dir").to_path_buf();
     std::fs::write(target_dir.join("conf"), "x").expect("a file named like the managed one");
     std::fs::set_permissions(target_dir.join("conf"), std::fs::Permissions::from_mode(0o644)).expect("chmod");

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::engine::{code, run, text};
+use super::engine::{TempDir, code, run, text};
 
 const MARK: &str = "user.iade.stack";
 
@@ -20,9 +20,8 @@ fn unmark(p: &Path) {
 }
 
 /// A directory for a test with two stacks and the tree they manage.
-fn sandbox(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("iade-own-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
+fn sandbox(name: &str) -> TempDir {
+    let d = TempDir::new(&format!("own-{name}"));
     std::fs::create_dir_all(d.join("tree")).expect("temp dir");
     d
 }

@@ -2,14 +2,13 @@
 //! (`iade-test-postgres`), stopped and removed when the test ends, whatever happened.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iade_journal::Store;
 use iade_test_postgres::{Cluster, as_postgres};
 
-use super::engine::{code, iade_bin, journal, run, runs, stack, text};
+use super::engine::{TempDir, code, iade_bin, journal, run, runs, stack, text};
 
 #[test]
 fn roles_and_databases_are_created_hand_made_drift_is_corrected_and_absent_drops_them() {
@@ -239,7 +238,7 @@ fn a_schema_is_created_in_its_database_its_owner_kept_and_absent_drops_it() {
 }
 
 /// A stack of this test's server with `body` after the provider.
-fn pg_stack(name: &str, cluster: &Cluster, body: &str) -> PathBuf {
+fn pg_stack(name: &str, cluster: &Cluster, body: &str) -> TempDir {
     stack(
         name,
         &format!(
