@@ -432,7 +432,7 @@ impl Database {
 
     /// Lowers the items of a large stack on several threads, each with its own handle on the
     /// database, so that the queries that follow find them lowered (and a resource item's
-    /// references, `item_refs`, found). Lowering an item reads
+    /// kind and references found). Lowering an item reads
     /// only its syntax, the scopes and the kinds and rules it names (never another item's
     /// evaluation), so it has no cycle to run into and its results do not depend on the order.
     fn lower_in_parallel(&self) {
@@ -453,8 +453,10 @@ impl Database {
                     move || {
                         for &item in run {
                             let lowered = crate::lower::lower_item(&db, item);
-                            // What the stack's cycle search reads of a resource item, from its IR.
+                            // What the stack's index and cycle search read of a resource item:
+                            // its kind and its references.
                             if let LoweredKind::Resources { .. } = lowered.kind {
+                                crate::lower::resource_kind(&db, item);
                                 crate::graph::item_refs(&db, item);
                             }
                         }

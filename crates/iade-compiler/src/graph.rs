@@ -76,13 +76,12 @@ pub fn resource_items(db: &dyn Db) -> Vec<Item> {
 /// Resources with a fixed name, by id.
 #[salsa::tracked(returns(ref))]
 pub fn static_index(db: &dyn Db) -> BTreeMap<String, Item> {
-    let mut out = BTreeMap::new();
-    for &item in resource_items(db) {
-        if let Some(id) = static_id(db, item) {
-            out.entry(id).or_insert(item);
-        }
-    }
-    out
+    let mut ids: Vec<(String, Item)> =
+        resource_items(db).iter().filter_map(|&item| Some((static_id(db, item)?, item))).collect();
+    // Sorted, the first declaration of an id first; the map is built from them at once.
+    ids.sort_by(|a, b| a.0.cmp(&b.0));
+    ids.dedup_by(|later, first| later.0 == first.0);
+    ids.into_iter().collect()
 }
 
 /// Items whose resources have names known only after evaluation (`for`, `if`, interpolated).
