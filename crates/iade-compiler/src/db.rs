@@ -108,6 +108,10 @@ struct Shared {
     failed: Mutex<HashMap<String, String>>,
     stdlib: Mutex<BTreeMap<String, SourceFile>>,
     log: Option<QueryLog>,
+    /// Whether the database has been prepared once: its first compile computes everything and
+    /// is worth spreading over threads; a compile after an edit finds nearly all of it done,
+    /// and walking every item to spread the rest would cost more than it saves.
+    prepared: AtomicBool,
 }
 
 #[salsa::db]
@@ -155,6 +159,7 @@ impl Database {
             failed: Mutex::new(HashMap::new()),
             stdlib: Mutex::new(BTreeMap::new()),
             log,
+            prepared: AtomicBool::new(false),
         });
         let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
         let stdlib = options.stdlib.unwrap_or_else(|| {
@@ -311,13 +316,16 @@ impl Database {
     /// afterwards. Evaluated under a query that reads every item (a policy, the stack's
     /// resources), 100,000 items made the compilation quadratic.
     fn prepare(&self) {
-        self.lower_in_parallel();
+        let first = !self.shared.prepared.swap(true, Ordering::Relaxed);
+        self.lower_in_parallel(first);
         // Queries that read every item (the scopes, the settings) are run here first; the
         // items are evaluated through a handle of its own, whose query stack (each handle has
         // one) they have not grown.
         let limit = crate::graph::stack_settings(self).settings.limits.resources;
         crate::graph::stack_modules(self);
-        self.evaluate_independent_in_parallel(limit);
+        if first {
+            self.evaluate_independent_in_parallel(limit);
+        }
         let db = self.clone();
         let all_evaluated = AtomicBool::new(false);
         let all = &all_evaluated;
@@ -341,7 +349,7 @@ impl Database {
             }
             all.store(seen <= limit, Ordering::Relaxed);
         }]);
-        if all_evaluated.load(Ordering::Relaxed) {
+        if first && all_evaluated.load(Ordering::Relaxed) {
             self.check_policies_in_parallel();
         }
     }
@@ -435,7 +443,7 @@ impl Database {
     /// kind and references found). Lowering an item reads
     /// only its syntax, the scopes and the kinds and rules it names (never another item's
     /// evaluation), so it has no cycle to run into and its results do not depend on the order.
-    fn lower_in_parallel(&self) {
+    fn lower_in_parallel(&self, first: bool) {
         let threads = self.shared.threads;
         let mut items: Vec<Item> = Vec::new();
         for file in self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()) {
@@ -454,8 +462,8 @@ impl Database {
                         for &item in run {
                             let lowered = crate::lower::lower_item(&db, item);
                             // What the stack's index and cycle search read of a resource item:
-                            // its kind and its references.
-                            if let LoweredKind::Resources { .. } = lowered.kind {
+                            // its kind and its references (on the first compile: see `prepared`).
+                            if first && let LoweredKind::Resources { .. } = lowered.kind {
                                 crate::lower::resource_kind(&db, item);
                                 crate::graph::item_refs(&db, item);
                             }
