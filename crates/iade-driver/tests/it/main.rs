@@ -11,12 +11,36 @@ use iade_driver::{
 };
 use iade_journal::RunStatus;
 
-fn stack(name: &str, source: &str) -> PathBuf {
+/// A test's stack directory, removed when the test ends, passed or failed.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = PathBuf;
+
+    fn deref(&self) -> &PathBuf {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn stack(name: &str, source: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!("iade-driver-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     std::fs::write(d.join("main.iade"), source).expect("write source");
-    std::fs::canonicalize(&d).expect("canonical")
+    TempDir(std::fs::canonicalize(&d).expect("canonical"))
 }
 
 const ONE_FILE: &str =
@@ -207,7 +231,7 @@ fn a_fifo_or_a_kernel_file_is_never_read_as_a_source() {
 
 /// A stack that reads every kind of input a compile has: a module, an included file, a
 /// template, a `source` file and a param.
-fn cached_stack(name: &str) -> PathBuf {
+fn cached_stack(name: &str) -> TempDir {
     let d = stack(
         name,
         "use std.fs.{file}\nuse \"./lib.iade\" as lib\n\nparam greeting: string = \"hello\"\n\n\
@@ -314,7 +338,7 @@ fn a_cached_compile_is_used_only_while_every_input_it_read_is_unchanged() {
 fn a_stack_built_from_secrets_or_with_warnings_is_never_cached() {
     let entry = |d: &Path| d.join(".iade").join("compile-cache");
     let options = LoadOptions::default();
-    let ran = |d: PathBuf| {
+    let ran = |d: TempDir| {
         std::fs::create_dir_all(d.join(".iade")).expect("the stack ran before");
         d
     };

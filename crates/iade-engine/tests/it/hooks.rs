@@ -284,7 +284,7 @@ fn a_run_reports_observation_waves_and_steps_as_events_in_order() {
     let program = Program::default();
     let (mut j, epoch) = journal("events");
     let env = env(&providers, &cancelled, &recorder);
-    iade_engine::converge(&Stack::new(&g, &program), &env, &mut j, epoch, &super::options(0)).expect("run");
+    iade_engine::converge(&Stack::new(&g, &program), &env, &mut *j, epoch, &super::options(0)).expect("run");
     let events = recorder.0.lock().expect("lock").clone();
     assert_eq!(
         events,

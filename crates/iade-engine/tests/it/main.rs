@@ -55,7 +55,36 @@ fn graph() -> IntentGraph {
     }
 }
 
-pub fn journal(name: &str) -> (SqliteJournal, Epoch) {
+/// A test's journal in a directory of its own: the journal is closed, then the directory
+/// removed, when the test ends.
+#[derive(Debug)]
+pub struct TestJournal {
+    journal: Option<SqliteJournal>,
+    dir: std::path::PathBuf,
+}
+
+impl std::ops::Deref for TestJournal {
+    type Target = SqliteJournal;
+
+    fn deref(&self) -> &SqliteJournal {
+        self.journal.as_ref().expect("the journal is open until the test ends")
+    }
+}
+
+impl std::ops::DerefMut for TestJournal {
+    fn deref_mut(&mut self) -> &mut SqliteJournal {
+        self.journal.as_mut().expect("the journal is open until the test ends")
+    }
+}
+
+impl Drop for TestJournal {
+    fn drop(&mut self) {
+        drop(self.journal.take());
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn journal(name: &str) -> (TestJournal, Epoch) {
     let dir = std::env::temp_dir().join(format!("iade-engine-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let stack = StackId { name: name.into(), host: "test".into() };
@@ -65,7 +94,7 @@ pub fn journal(name: &str) -> (SqliteJournal, Epoch) {
     let LeaseOutcome::Acquired { epoch } = j.acquire_lease(&claim, &|_| true).expect("lease") else {
         panic!("lease held")
     };
-    (j, epoch)
+    (TestJournal { journal: Some(j), dir }, epoch)
 }
 
 pub fn options<'a>(retries: u32) -> ConvergeOptions<'a> {
@@ -229,7 +258,7 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
         let program = Program::default();
         let stack = Stack::new(&g, &program);
         let options = options(0);
-        let report = iade_engine::converge(&stack, &env, &mut j, epoch, &options).expect("run");
+        let report = iade_engine::converge(&stack, &env, &mut *j, epoch, &options).expect("run");
         let calls = provider.calls.lock().expect("lock").clone();
         let position = |id: &str| calls.iter().position(|c| c == &format!("apply {id}"));
         for e in &edges {
@@ -246,7 +275,7 @@ fn random_graphs_converge_in_dependency_order_and_then_stay_converged() {
         // then nothing is left to do.
         let mut runs = 1;
         loop {
-            let again = iade_engine::converge(&stack, &env, &mut j, epoch, &options).expect("run");
+            let again = iade_engine::converge(&stack, &env, &mut *j, epoch, &options).expect("run");
             if again.steps.is_empty() {
                 break;
             }
