@@ -367,8 +367,10 @@ impl Engine<'_> {
 
 /// Another engine holds the lease: say who, and what to do.
 fn held(holder: Option<&iade_journal::Holder>) -> Exit {
-    let who = holder.map_or(String::new(), |h| {
-        format!(": pid {} on {}, since {}", h.pid, safe(&h.host), since(h.since_ms))
+    // A holder named by its lock file has no recorded start (`since_ms` 0).
+    let who = holder.map_or(String::new(), |h| match h.since_ms {
+        0 => format!(": pid {} on {}", h.pid, safe(&h.host)),
+        at => format!(": pid {} on {}, since {}", h.pid, safe(&h.host), since(at)),
     });
     error_help(
         &format!("another engine holds this stack's lease{who}"),

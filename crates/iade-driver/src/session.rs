@@ -355,9 +355,9 @@ impl Session {
         let Some(lock) = lock else {
             // Only what the journal knows is named: a holder it does not record stays unnamed;
             // an engine of this host on the same stack name from another directory is named by
-            // its lock.
+            // its lock, if it still lives (a killed engine's record stays in the lock file).
             return Err(SessionError::Held(holder_now().or_else(|| {
-                name_holder(&stack.name).map(|(pid, dir)| Holder {
+                name_holder(&stack.name).filter(|(pid, _)| process_alive(*pid)).map(|(pid, dir)| Holder {
                     pid,
                     host: format!("{} (from {dir})", options.host),
                     since_ms: 0,

@@ -131,6 +131,13 @@ fn a_lease_whose_holder_is_gone_or_whose_pid_lives_again_is_taken_over_at_once()
 fn a_held_lock_without_a_recorded_holder_names_no_one_and_wait_waits_for_it() {
     let dir = stack("unnamed-lock", &many_files(2));
     std::fs::create_dir_all(dir.join(".iade")).expect("dir");
+    // A killed engine's record stays in the stack name's lock file: a dead process is not named.
+    let mut gone = Command::new("true").spawn().expect("spawns");
+    gone.wait().expect("exits");
+    let locks = dir.parent().expect("a parent").join(".iade-locks");
+    std::fs::create_dir_all(&locks).expect("lock dir");
+    let name = dir.file_name().expect("a name").to_string_lossy().into_owned();
+    std::fs::write(locks.join(format!("{name}.lock")), format!("{} /elsewhere", gone.id())).expect("record");
     // Another process holds the lock before any journal exists.
     let holder = Command::new("flock")
         .arg(dir.join(".iade/lock"))
