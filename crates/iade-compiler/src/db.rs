@@ -381,8 +381,17 @@ impl Database {
             return;
         }
         let evaluated = AtomicUsize::new(0);
-        let evaluated = &evaluated;
-        let per = items.len().div_ceil(threads);
+        self.on_item_threads(&items, |db, item| {
+            let n = crate::graph::graph_facts(db, item).facts.len();
+            evaluated.fetch_add(n, Ordering::Relaxed) + n <= limit
+        });
+    }
+
+    /// Runs `each` on every item, the items cut into one contiguous run per thread, each run
+    /// through a handle of its own on the database. `each` returns false to end its run.
+    fn on_item_threads(&self, items: &[Item], each: impl Fn(&Database, Item) -> bool + Sync) {
+        let per = items.len().div_ceil(self.shared.threads);
+        let each = &each;
         on_threads(
             items
                 .chunks(per)
@@ -390,11 +399,9 @@ impl Database {
                     let db = self.clone();
                     move || {
                         for &item in run {
-                            if evaluated.load(Ordering::Relaxed) > limit {
+                            if !each(&db, item) {
                                 break;
                             }
-                            let n = crate::graph::graph_facts(&db, item).facts.len();
-                            evaluated.fetch_add(n, Ordering::Relaxed);
                         }
                     }
                 })
@@ -418,31 +425,18 @@ impl Database {
             {
                 continue;
             }
-            let per = resources.len().div_ceil(threads);
-            on_threads(
-                resources
-                    .chunks(per)
-                    .map(|run| {
-                        let db = self.clone();
-                        move || {
-                            for &item in run {
-                                crate::policy::policy_slice(
-                                    &db,
-                                    crate::policy::SliceKey::new(&db, policy, item),
-                                );
-                            }
-                        }
-                    })
-                    .collect(),
-            );
+            self.on_item_threads(resources, |db, item| {
+                crate::policy::policy_slice(db, crate::policy::SliceKey::new(db, policy, item));
+                true
+            });
         }
     }
 
     /// Lowers the items of a large stack on several threads, each with its own handle on the
     /// database, so that the queries that follow find them lowered (and a resource item's
-    /// kind and references found). Lowering an item reads
-    /// only its syntax, the scopes and the kinds and rules it names (never another item's
-    /// evaluation), so it has no cycle to run into and its results do not depend on the order.
+    /// kind and references found). Lowering an item reads only its syntax, the scopes and the
+    /// kinds and rules it names (never another item's evaluation), so it has no cycle to run
+    /// into and its results do not depend on the order.
     fn lower_in_parallel(&self, first: bool) {
         let threads = self.shared.threads;
         let mut items: Vec<Item> = Vec::new();
@@ -452,26 +446,16 @@ impl Database {
         if threads < 2 || items.len() < PARALLEL_ITEMS {
             return;
         }
-        let per = items.len().div_ceil(threads);
-        on_threads(
-            items
-                .chunks(per)
-                .map(|run| {
-                    let db = self.clone();
-                    move || {
-                        for &item in run {
-                            let lowered = crate::lower::lower_item(&db, item);
-                            // What the stack's index and cycle search read of a resource item:
-                            // its kind and its references (on the first compile: see `prepared`).
-                            if first && let LoweredKind::Resources { .. } = lowered.kind {
-                                crate::lower::resource_kind(&db, item);
-                                crate::graph::item_refs(&db, item);
-                            }
-                        }
-                    }
-                })
-                .collect(),
-        );
+        self.on_item_threads(&items, |db, item| {
+            let lowered = crate::lower::lower_item(db, item);
+            // What the stack's index and cycle search read of a resource item: its kind and
+            // its references (on the first compile: see `prepared`).
+            if first && let LoweredKind::Resources { .. } = lowered.kind {
+                crate::lower::resource_kind(db, item);
+                crate::graph::item_refs(db, item);
+            }
+            true
+        });
     }
 
     /// The intent graph with absolute source locations.
