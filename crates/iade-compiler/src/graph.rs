@@ -242,7 +242,12 @@ pub fn stack_waivers(db: &dyn Db) -> WaiversResult {
     let mut controls: Vec<String> = Vec::new();
     let mut found = Vec::new();
     for &m in stack_modules(db) {
-        for &item in &own_scope(db, m).items {
+        // Only controls and waivers are lowered here, told by their names: reading every
+        // item's lowering would redo this after any edit.
+        for &item in own_scope(db, m).items.iter().filter(|i| {
+            let name = i.name(db);
+            name.starts_with("control") || name.starts_with("waive#")
+        }) {
             match &lower_item(db, item).kind {
                 LoweredKind::Check(c) if c.kind == CheckKind::Control => controls.push(c.name.clone()),
                 LoweredKind::Waiver(w, span) => found.push((item, w.clone(), *span)),
@@ -280,7 +285,9 @@ pub fn stack_settings(db: &dyn Db) -> StackSettingsResult {
     let mut first: Option<Item> = None;
     for m in stack_modules(db) {
         let own = *m == stack_module(db);
-        for &item in &own_scope(db, *m).items {
+        // Only `stack` items are lowered here, told by their names: reading every item's
+        // lowering would redo this after any edit.
+        for &item in own_scope(db, *m).items.iter().filter(|i| i.name(db).starts_with("stack:")) {
             let LoweredKind::Stack(settings) = &lower_item(db, item).kind else { continue };
             let o = origin(db, item);
             if !own {

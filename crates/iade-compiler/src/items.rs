@@ -164,7 +164,7 @@ pub fn file_items(db: &dyn Db, file: SourceFile) -> FileItems {
     let mut items = Vec::with_capacity(parsed.names.len());
     let mut uses = Vec::new();
     for (i, name) in parsed.names.iter().enumerate() {
-        let item = Item::new(db, file, name.clone());
+        let item = Item::new(db, file, name.as_str());
         if let StmtKind::Use(u) = &parsed.parse.tree.items[i].stmt.kind {
             uses.push((item, u.clone()));
         }

@@ -144,7 +144,7 @@ pub fn item_key(db: &dyn Db, item: Item) -> Arc<str> {
 pub fn item_from_key(db: &dyn Db, key: &str) -> Option<Item> {
     let (file, name) = key.split_once(':')?;
     let file = db.file_by_id(iade_span::FileId(file.parse().ok()?))?;
-    Some(Item::new(db, file, name.to_string()))
+    Some(Item::new(db, file, name))
 }
 
 /// The span of the name an item declares (relative to the item).
@@ -360,7 +360,7 @@ impl<'a> Cx<'a> {
     /// A context for the expressions of a template file: no scope, and slot 0 holds the
     /// record of its variables.
     pub(crate) fn for_template(db: &'a dyn Db, file: crate::items::SourceFile) -> Cx<'a> {
-        let item = Item::new(db, file, crate::template::TEMPLATE_ITEM.to_string());
+        let item = Item::new(db, file, crate::template::TEMPLATE_ITEM);
         let module = Module::new(db, crate::template::TEMPLATE_ITEM.to_string(), Vec::new());
         let mut cx = Cx {
             db,
