@@ -15,8 +15,15 @@ impl Cx<'_> {
     // ----- expressions -----
 
     pub(super) fn slice(&self, span: Span) -> &str {
-        let abs = span.absolute_from(self.offset);
-        self.source.get(abs.range()).unwrap_or("")
+        let (source, offset) = match &self.source {
+            Source::Text(text, offset) => (*text, *offset),
+            Source::Item(read) => *read.get_or_init(|| {
+                let file = self.item.file(self.db);
+                let offset = crate::items::item_offset(self.db, file, self.item.name(self.db)).unwrap_or(0);
+                (file.text(self.db).as_str(), offset)
+            }),
+        };
+        source.get(span.absolute_from(offset).range()).unwrap_or("")
     }
 
     pub(super) fn node(&self, kind: IrKind, span: Span) -> Ir {

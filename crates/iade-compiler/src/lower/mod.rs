@@ -255,7 +255,7 @@ pub fn declared_type(db: &dyn Db, item: Item) -> Option<Ty> {
 /// Runs `f` with a lowering context whose diagnostics are dropped (the item's own lowering
 /// reports them).
 fn types_only<T>(db: &dyn Db, item: Item, f: impl FnOnce(&mut Cx<'_>) -> T) -> T {
-    f(&mut Cx::new(db, item, "", 0))
+    f(&mut Cx::new(db, item, Source::Text("", 0)))
 }
 
 #[salsa::tracked(returns(ref))]
@@ -263,9 +263,7 @@ pub fn lower_item(db: &dyn Db, item: Item) -> Lowered {
     let Some(stmt) = item_syntax(db, item).clone() else {
         return Lowered { kind: LoweredKind::Nothing, diags: Vec::new() };
     };
-    let text = item.file(db).text(db);
-    let offset = crate::items::item_offset(db, item.file(db), item.name(db)).unwrap_or(0);
-    let mut cx = Cx::new(db, item, text, offset);
+    let mut cx = Cx::new(db, item, Source::Item(std::cell::OnceCell::new()));
     let kind = cx.item(item, &stmt);
     Lowered { kind, diags: cx.diags }
 }
@@ -299,10 +297,18 @@ pub(crate) struct Cx<'a> {
     locals: Vec<Local>,
     next_slot: u32,
     max_slot: u32,
-    source: &'a str,
-    offset: u32,
+    source: Source<'a>,
     keep_text: bool,
     mode: Mode,
+}
+
+/// The text that spans index, for what lowering quotes (evidence, constraints, messages).
+enum Source<'a> {
+    /// A text, and the offset in it that spans are relative to.
+    Text(&'a str, u32),
+    /// The item's file, read only when something is quoted: most items quote nothing, and an
+    /// item that reads the file's text is lowered again after any edit of that file.
+    Item(std::cell::OnceCell<(&'a str, u32)>),
 }
 
 /// What a name path (`pg.role`, `directory.app`) refers to, when not a value.
@@ -313,9 +319,9 @@ enum Path {
 }
 
 impl<'a> Cx<'a> {
-    /// A context for lowering `item`; `source` and `offset` give the text that evidence in
-    /// rules and checks quotes.
-    fn new(db: &'a dyn Db, item: Item, source: &'a str, offset: u32) -> Cx<'a> {
+    /// A context for lowering `item`; `source` gives the text that evidence in rules and
+    /// checks quotes.
+    fn new(db: &'a dyn Db, item: Item, source: Source<'a>) -> Cx<'a> {
         let module = module_of(db, item.file(db));
         Cx {
             db,
@@ -329,7 +335,6 @@ impl<'a> Cx<'a> {
             next_slot: 0,
             max_slot: 0,
             source,
-            offset,
             keep_text: false,
             mode: Mode::Config,
         }
@@ -373,8 +378,7 @@ impl<'a> Cx<'a> {
             locals: Vec::new(),
             next_slot: 0,
             max_slot: 0,
-            source: "",
-            offset: 0,
+            source: Source::Text("", 0),
             keep_text: false,
             mode: Mode::Template,
         };

@@ -109,6 +109,19 @@ fn editing_one_attribute_reevaluates_only_that_resource_and_its_dependents() {
 }
 
 #[test]
+fn editing_a_resource_relowers_no_other_resource_and_reruns_no_stack_wide_settings() {
+    let mut db = warm();
+    let log = edit(&mut db, "content = \"x = 1\\n\"", "content = \"x = 2\\n\"");
+    assert_eq!(ran(&log, "eval_resources"), vec!["eval_resources(a.iade::res:file:unrelated)"], "{log:#?}");
+    // The file's text moved under every item; only rules and checks quote it.
+    let lowered = ran(&log, "lower_item");
+    assert!(lowered.contains(&"lower_item(a.iade::res:file:unrelated)".to_string()), "{log:#?}");
+    assert!(!lowered.iter().any(|l| l.contains("directory")), "{log:#?}");
+    // Both read only the items that can declare them (`stack`, `control`, `waive`).
+    assert!(!log.iter().any(|l| l == "stack_settings" || l == "stack_waivers"), "{log:#?}");
+}
+
+#[test]
 fn editing_one_rule_rechecks_only_the_policies_that_use_it() {
     let mut db = warm();
     let log = edit(&mut db, "len(f.content) < 1000", "len(f.content) < 2000");
