@@ -51,6 +51,8 @@ pub trait Db: salsa::Database {
     /// A file by normalized path, loaded once through the driver's loader.
     fn load_file(&self, path: &str) -> Result<SourceFile, String>;
     fn file_by_id(&self, id: FileId) -> Option<SourceFile>;
+    /// The item a qualified key (`3:value:root`, as the IR names globals and rules) names.
+    fn item_by_key(&self, key: &str) -> Option<Item>;
     /// Whether a file can be read (for `source = …`), through the driver's prober.
     fn probe_file(&self, path: &str) -> Result<(), String>;
     /// Whether a param without a value is unknown rather than an error (in an editor, where
@@ -108,6 +110,11 @@ struct Shared {
     /// Failed loads are remembered per path so a query sees one consistent answer.
     failed: Mutex<HashMap<String, String>>,
     stdlib: Mutex<BTreeMap<String, SourceFile>>,
+    /// Items by qualified key, as found for the IR's globals and rules: every read of a
+    /// global would otherwise intern its item again, and threads reading the same global
+    /// would wait on each other's interning. An item is its file and name, whatever their
+    /// text, and items are never collected, so an entry stays right.
+    items_by_key: RwLock<HashMap<String, Item>>,
     log: Option<QueryLog>,
     /// Whether the database has been prepared once: its first compile computes everything and
     /// is worth spreading over threads; a compile after an edit finds nearly all of it done,
@@ -167,6 +174,7 @@ impl Database {
             by_path: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
             stdlib: Mutex::new(BTreeMap::new()),
+            items_by_key: RwLock::new(HashMap::new()),
             log,
             prepared: AtomicBool::new(false),
         });
@@ -608,5 +616,16 @@ impl Db for Database {
 
     fn file_by_id(&self, id: FileId) -> Option<SourceFile> {
         read(&self.shared.files).get(id.0 as usize).copied()
+    }
+
+    fn item_by_key(&self, key: &str) -> Option<Item> {
+        if let Some(item) = read(&self.shared.items_by_key).get(key) {
+            return Some(*item);
+        }
+        let (file, name) = key.split_once(':')?;
+        let file = self.file_by_id(FileId(file.parse().ok()?))?;
+        let item = Item::new(self, file, name);
+        write(&self.shared.items_by_key).insert(key.to_string(), item);
+        Some(item)
     }
 }

@@ -142,9 +142,7 @@ pub fn item_key(db: &dyn Db, item: Item) -> Arc<str> {
 
 /// The item a qualified key names.
 pub fn item_from_key(db: &dyn Db, key: &str) -> Option<Item> {
-    let (file, name) = key.split_once(':')?;
-    let file = db.file_by_id(iade_span::FileId(file.parse().ok()?))?;
-    Some(Item::new(db, file, name))
+    db.item_by_key(key)
 }
 
 /// The span of the name an item declares (relative to the item).
