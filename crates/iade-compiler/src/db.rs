@@ -114,7 +114,7 @@ struct Shared {
     /// global would otherwise intern its item again, and threads reading the same global
     /// would wait on each other's interning. An item is its file and name, whatever their
     /// text, and items are never collected, so an entry stays right.
-    items_by_key: RwLock<HashMap<String, Item>>,
+    items_by_key: RwLock<rustc_hash::FxHashMap<String, Item>>,
     log: Option<QueryLog>,
     /// Whether the database has been prepared once: its first compile computes everything and
     /// is worth spreading over threads; a compile after an edit finds nearly all of it done,
@@ -174,7 +174,7 @@ impl Database {
             by_path: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
             stdlib: Mutex::new(BTreeMap::new()),
-            items_by_key: RwLock::new(HashMap::new()),
+            items_by_key: RwLock::new(rustc_hash::FxHashMap::default()),
             log,
             prepared: AtomicBool::new(false),
         });

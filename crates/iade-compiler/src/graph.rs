@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rustc_hash::FxHashMap;
+
 use iade_diagnostics::codes;
 use iade_intent::ir::{CheckKind, Ir, IrKind};
 use iade_intent::{Edge, EdgeReason, IntentGraph, Node, NodeAttr, Origin, SourceLoc, Value};
@@ -333,9 +335,9 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     let mut count = 0usize;
     // Lookups by id hash; the order that diagnostics and the result follow is the ids' order.
     // Made with room for every fact counted above, so they are never grown by copying.
-    let mut by_id: HashMap<&str, usize> = HashMap::with_capacity(seen);
+    let mut by_id: FxHashMap<&str, usize> = FxHashMap::with_capacity_and_hasher(seen, Default::default());
     let mut order: Vec<(&Fact, Item)> = Vec::with_capacity(seen);
-    let mut instance_facts: HashMap<&str, &InstanceFact> = HashMap::new();
+    let mut instance_facts: FxHashMap<&str, &InstanceFact> = FxHashMap::default();
     // Instances declared twice: the second's members are not reported again.
     let mut shadowed: Vec<String> = Vec::new();
     for &item in resource_items(db) {
@@ -395,7 +397,8 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     }
     order.sort_unstable_by(|a, b| a.0.id.cmp(&b.0.id));
     // Two resources that name the same object in the environment.
-    let mut identities: HashMap<(&str, &str), &Fact> = HashMap::with_capacity(order.len());
+    let mut identities: FxHashMap<(&str, &str), &Fact> =
+        FxHashMap::with_capacity_and_hasher(order.len(), Default::default());
     for (f, _) in &order {
         let Some((key, shown, span)) = &f.identity else { continue };
         match identities.get(&(f.kind.as_str(), key.as_str())) {
@@ -420,7 +423,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
             }
         }
     }
-    let fact_of: HashMap<&str, &Fact> = order.iter().map(|(f, _)| (f.id.as_str(), *f)).collect();
+    let fact_of: FxHashMap<&str, &Fact> = order.iter().map(|(f, _)| (f.id.as_str(), *f)).collect();
     // An instance in `after` or `notify` stands for its members.
     let expand = |id: &str| -> Vec<String> {
         match instance_facts.get(id) {
@@ -431,7 +434,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     let mut edges = Vec::new();
     let mut unrefreshable: BTreeSet<(Origin, Span, String)> = BTreeSet::new();
     // What `refers` fields can name: resources by kind and identity.
-    let named: HashMap<(&str, &str, &str), &str> = order
+    let named: FxHashMap<(&str, &str, &str), &str> = order
         .iter()
         .filter_map(|(f, _)| {
             let (key, _, _) = f.identity.as_ref()?;

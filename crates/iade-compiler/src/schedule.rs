@@ -8,7 +8,6 @@
 //! `param`s can be on no cycle: it is independent, and its result is the same whichever thread
 //! computes it and when.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use iade_intent::ir::{Ir, IrKind};
@@ -20,12 +19,12 @@ use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, item_from_key, lower_ite
 /// Decides independence, remembering what it found for each `let` and `param`.
 pub(crate) struct Independence<'db> {
     db: &'db dyn Db,
-    globals: HashMap<Arc<str>, bool>,
+    globals: rustc_hash::FxHashMap<Arc<str>, bool>,
 }
 
 impl<'db> Independence<'db> {
     pub(crate) fn new(db: &'db dyn Db) -> Self {
-        Self { db, globals: HashMap::new() }
+        Self { db, globals: rustc_hash::FxHashMap::default() }
     }
 
     /// Whether `item` declares resources (not component instances) and evaluating them reads
