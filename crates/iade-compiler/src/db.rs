@@ -16,6 +16,10 @@ use crate::lower::LoweredKind;
 /// Stacks with at least this many items are lowered on several threads.
 const PARALLEL_ITEMS: usize = 256;
 
+/// How many items a thread takes at a time in [`Database::on_item_threads`]: enough that taking
+/// costs nothing, few enough that the threads end together.
+const ITEMS_PER_TAKE: usize = 64;
+
 /// Runs each job on a thread of its own and waits for all of them. A query cancelled by an edit
 /// unwinds with salsa's `Cancelled`: it is passed on as it is, so that the caller (the
 /// language server) recognizes it.
@@ -406,20 +410,31 @@ impl Database {
         });
     }
 
-    /// Runs `each` on every item, the items cut into one contiguous run per thread, each run
-    /// through a handle of its own on the database. `each` returns false to end its run.
+    /// Runs `each` on every item on the database's threads, each through a handle of its own.
+    /// The threads take the items in runs of [`ITEMS_PER_TAKE`], the next run whenever one is
+    /// done, so a thread that drew cheap items does not sit idle while another finishes. `each`
+    /// returns false to end the work: no thread takes another item after that.
     fn on_item_threads(&self, items: &[Item], each: impl Fn(&Database, Item) -> bool + Sync) {
-        let per = items.len().div_ceil(self.shared.threads);
-        let each = &each;
+        let next = AtomicUsize::new(0);
+        let ended = AtomicBool::new(false);
+        let (each, next, ended) = (&each, &next, &ended);
+        let threads = self.shared.threads.min(items.len().div_ceil(ITEMS_PER_TAKE)).max(1);
         on_threads(
-            items
-                .chunks(per)
-                .map(|run| {
+            (0..threads)
+                .map(|_| {
                     let db = self.clone();
                     move || {
-                        for &item in run {
-                            if !each(&db, item) {
+                        while !ended.load(Ordering::Relaxed) {
+                            let start = next.fetch_add(ITEMS_PER_TAKE, Ordering::Relaxed);
+                            let Some(run) = items.get(start..(start + ITEMS_PER_TAKE).min(items.len()))
+                            else {
                                 break;
+                            };
+                            for &item in run {
+                                if !each(&db, item) {
+                                    ended.store(true, Ordering::Relaxed);
+                                    break;
+                                }
                             }
                         }
                     }
