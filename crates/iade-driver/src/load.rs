@@ -368,9 +368,8 @@ impl LoadedStack {
         self.db.set_stack_files(texts);
         self.read_diags.clear();
         self.shown_text.clear();
-        let sources = self.db.sources();
         for (shown, bytes) in invalid {
-            let id = sources.iter().find(|(_, f)| f.path == shown).map_or(iade_span::FileId(0), |(id, _)| id);
+            let id = self.db.known_file(&shown).map_or(iade_span::FileId(0), |f| self.db.file_id(f));
             let (lossy, parse) = iade_syntax::parse_bytes(id, &bytes);
             self.read_diags.extend(parse.diagnostics);
             self.shown_text.insert(shown, lossy);
