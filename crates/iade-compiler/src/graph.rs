@@ -916,8 +916,9 @@ pub fn summary(db: &dyn Db) -> Summary {
 /// The stack's declared params: name, type and whether it has a default.
 pub fn stack_params(db: &dyn Db) -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
-    for &item in &own_scope(db, stack_module(db)).items {
-        // Only a `param` is lowered here: the rest of the stack is lowered when it is checked.
+    // Params are named like lets (`value:NAME`): only those items' trees are read here, and only
+    // a `param` is lowered; the rest of the stack is lowered when it is checked.
+    for &item in own_scope(db, stack_module(db)).items.iter().filter(|i| i.name(db).starts_with("value:")) {
         let is_param = crate::items::item_syntax(db, item)
             .as_deref()
             .is_some_and(|s| matches!(s.kind, iade_syntax::ast::StmtKind::Param(_)));
