@@ -48,22 +48,36 @@ pub fn render_text(sources: &Sources, diag: &Diagnostic, opts: RenderOptions) ->
         report = report.with_note(note);
     }
     let report = report.finish();
-    // Only the files the labels point into are handed to ariadne.
-    let mut files: Vec<(String, &str)> = Vec::new();
+    // Only the files the labels point into are handed to ariadne, each cut into lines once.
+    let mut files = Cut(Vec::new());
     for label in &diag.labels {
         if let Some(f) = sources.get(label.file)
-            && !files.iter().any(|(p, _)| *p == f.path)
+            && !files.0.iter().any(|(p, _)| *p == f.path)
         {
-            files.push((f.path.clone(), f.text.as_str()));
+            files.0.push((f.path.clone(), f.rendered()));
         }
     }
     let mut out = Vec::new();
-    let cache = ariadne::sources(files);
-    if report.write(cache, &mut out).is_err() {
+    if report.write(files, &mut out).is_err() {
         return render_plain(diag);
     }
     let text = String::from_utf8_lossy(&out).trim_end().to_owned();
     fix_group_headers(sources, diag, &text)
+}
+
+/// The files a diagnostic points into, by path, as ariadne reads them.
+struct Cut<'a>(Vec<(String, &'a ariadne::Source<String>)>);
+
+impl ariadne::Cache<String> for Cut<'_> {
+    type Storage = String;
+
+    fn fetch(&mut self, id: &String) -> Result<&ariadne::Source<String>, impl std::fmt::Debug> {
+        self.0.iter().find(|(path, _)| path == id).map(|(_, source)| *source).ok_or("no such file")
+    }
+
+    fn display<'b>(&self, id: &'b String) -> Option<impl std::fmt::Display + 'b> {
+        Some(id)
+    }
 }
 
 /// Ariadne heads every group of lines after the first with the primary label's location, even

@@ -6,6 +6,16 @@ pub struct SourceFile {
     pub path: String,
     pub text: String,
     pub lines: LineIndex,
+    /// The text as the human renderer reads it, cut into lines once for all the diagnostics
+    /// that point into the file: cutting it per diagnostic made a thousand diagnostics in a
+    /// large file take seconds.
+    pub(crate) rendered: std::sync::OnceLock<ariadne::Source<String>>,
+}
+
+impl SourceFile {
+    pub(crate) fn rendered(&self) -> &ariadne::Source<String> {
+        self.rendered.get_or_init(|| ariadne::Source::from(self.text.clone()))
+    }
 }
 
 /// The set of files diagnostics may point into, indexed by `FileId`.
@@ -22,7 +32,7 @@ impl Sources {
     pub fn add(&mut self, path: impl Into<String>, text: impl Into<String>) -> FileId {
         let text = text.into();
         let lines = LineIndex::new(&text);
-        self.files.push(SourceFile { path: path.into(), text, lines });
+        self.files.push(SourceFile { path: path.into(), text, lines, rendered: std::sync::OnceLock::new() });
         FileId(self.files.len() as u32 - 1)
     }
 
