@@ -357,8 +357,10 @@ struct Site<'a, 's> {
     toks: &'a [crate::token::Tok<'s>],
 }
 
-fn line_of(text: &str, offset: u32) -> usize {
-    text.get(..offset as usize).map_or(0, |t| t.matches('\n').count())
+/// Whether `later` is on a line after `earlier`'s. Reads only the text between them: counting
+/// lines from the file's start made every error cost the length of the file before it.
+fn on_a_later_line(text: &str, earlier: u32, later: u32) -> bool {
+    earlier < later && text.get(earlier as usize..later as usize).is_some_and(|t| t.contains('\n'))
 }
 
 fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>) -> Diagnostic {
@@ -452,7 +454,7 @@ fn convert(site: &Site<'_, '_>, e: &Rich<'_, Token<'_>>, next: Option<Token<'_>>
     };
     if let (Some((_, ctx_span)), Some(ctx)) = (e.contexts().last(), &context) {
         let start = ctx_span.start as u32 + site.offset;
-        if line_of(site.text, start) < line_of(site.text, primary_pos) {
+        if on_a_later_line(site.text, start, primary_pos) {
             d = d.secondary(file, Span::new(start, start + 1), format!("{ctx} starts here"));
         }
     }
