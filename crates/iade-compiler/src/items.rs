@@ -67,6 +67,7 @@ pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
     let mut names = Vec::with_capacity(parse.tree.items.len());
     let mut index = HashMap::with_capacity(parse.tree.items.len());
     let mut counters: HashMap<&'static str, usize> = HashMap::new();
+    let mut last_duplicate: HashMap<String, usize> = HashMap::new();
     for (i, item) in parse.tree.items.iter().enumerate() {
         let base = match item_class(&item.stmt) {
             ItemClass::Named { prefix, name } => format!("{prefix}:{name}"),
@@ -77,12 +78,19 @@ pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
             }
         };
         // A second declaration of the same name gets a name of its own, so both are
-        // compiled; the duplicate is reported by the scope.
+        // compiled; the duplicate is reported by the scope. Every `#k` below the last one a
+        // name got is taken: the next duplicate starts after it, so a thousand duplicates do
+        // not try a million names.
         let mut name = base.clone();
-        let mut k = 1;
-        while index.contains_key(&name) {
-            k += 1;
-            name = format!("{base}#{k}");
+        if index.contains_key(&name) {
+            let k = last_duplicate.entry(base.clone()).or_insert(1);
+            loop {
+                *k += 1;
+                name = format!("{base}#{k}");
+                if !index.contains_key(&name) {
+                    break;
+                }
+            }
         }
         index.insert(name.clone(), i);
         names.push(name);

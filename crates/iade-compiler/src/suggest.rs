@@ -2,10 +2,14 @@
 
 /// The candidate closest to `name`, if it is close enough to be a likely typo.
 pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let limit = (name.chars().count() / 3).max(1);
+    let length = name.chars().count();
+    let limit = (length / 3).max(1);
     candidates
         .into_iter()
         .filter(|c| *c != name)
+        // The distance is at least the difference in length: a stack of thousands of names
+        // compares only those of about the same length.
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (distance(name, c), c))
         .filter(|(d, _)| *d <= limit)
         .min()
@@ -37,4 +41,20 @@ fn distance(a: &str, b: &str) -> usize {
         std::mem::swap(&mut prev, &mut cur);
     }
     prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn a_typo_is_matched_to_the_closest_name_of_about_its_length() {
+        let names = ["path", "mode", "owner", "content", "paths_of_every_file"];
+        assert_eq!(closest("pth", names), Some("path"));
+        assert_eq!(closest("mdoe", names), Some("mode"));
+        assert_eq!(closest("contnet", names), Some("content"));
+        assert_eq!(closest("path", names), None, "a name is not its own typo");
+        assert_eq!(closest("p", names), None);
+        assert_eq!(closest("paths_of_every_fil", names), Some("paths_of_every_file"));
+    }
 }
