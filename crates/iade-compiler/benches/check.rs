@@ -1,7 +1,8 @@
 //! Compiler benchmark: cold `check` of generated stacks (1k, 10k and 100k resources in one
 //! file, with references, interpolation and a policy over every resource), and the re-check
 //! of a 10k-resource stack of 100 files and of a 100k-resource stack of 1,000 files after a
-//! one-line edit in one of them.
+//! one-line edit in one of them; and a stack of 15,000 errors (unknown names, duplicates,
+//! syntax errors), compiled and rendered as a terminal shows them.
 //!
 //! Run with `cargo bench -p iade-compiler --bench check`. Each size runs in a child process
 //! of its own so its peak memory (VmHWM) is its own. Targets: 10k cold ≤ 110 ms and ≤ 60 MB,
@@ -103,6 +104,40 @@ fn components() {
     );
 }
 
+/// 5,000 each of unknown names, duplicate resources and syntax errors (each file parses on
+/// its own, so the syntax errors do not hide the rest): compiled, then every diagnostic
+/// rendered as text. What a user with errors in bulk waits for; it must grow linearly.
+fn errors() {
+    let n = 5000;
+    let mut unknown = String::from(HEADER);
+    let mut duplicates = String::from(HEADER);
+    let mut syntax = String::from(HEADER);
+    for i in 0..n {
+        unknown
+            .push_str(&format!("file u{i} {{\n  path = \"/srv/${{undefined_{i}}}\"\n  mode = 0o644\n}}\n\n"));
+        duplicates.push_str(&format!("file dup {{\n  path = \"/srv/dup/{i}\"\n  mode = 0o644\n}}\n\n"));
+        syntax.push_str(&format!("file s{i} {{\n  path = \"/srv/s/{i}\"\n  mode = = 1\n}}\n\n"));
+    }
+    let mut shown = 0usize;
+    let t = Instant::now();
+    for (name, text) in [("unknown", unknown), ("duplicates", duplicates), ("syntax", syntax)] {
+        let mut db = db();
+        db.set_stack_files(vec![(format!("{name}.iade"), text)]);
+        let diags = db.diagnostics();
+        assert!(diags.len() >= n - 1, "{name}: only {} diagnostics", diags.len());
+        let sources = db.sources();
+        for d in &diags {
+            shown +=
+                iade_diagnostics::render_text(&sources, d, iade_diagnostics::RenderOptions::default()).len();
+        }
+    }
+    println!(
+        "15,000 errors in 3 files, compiled and rendered ({} KB of text): {:.1} ms",
+        shown / 1024,
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
 /// `files` files of 100 resources each: the cold check, then a one-line edit re-checked.
 fn recheck(files: usize) {
     let total = files * 100;
@@ -158,10 +193,11 @@ fn main() {
         Some(what) if what == "recheck" => recheck(100),
         Some(what) if what == "recheck100k" => recheck(1000),
         Some(what) if what == "components" => components(),
+        Some(what) if what == "errors" => errors(),
         Some(n) => cold(n.parse().expect("a size")),
         None => {
             let exe = std::env::current_exe().expect("own path");
-            for what in ["1000", "10000", "100000", "components", "recheck", "recheck100k"] {
+            for what in ["1000", "10000", "100000", "components", "errors", "recheck", "recheck100k"] {
                 let status = Command::new(&exe).args(["--one", what]).status().expect("child runs");
                 assert!(status.success(), "{what} failed");
             }
