@@ -40,7 +40,7 @@ impl Env for CompilerEnv<'_> {
     fn global(&self, name: &str) -> Value {
         match item_from_key(self.db, name) {
             Some(item) => {
-                let g = eval_global(self.db, item);
+                let g = deep(|| eval_global(self.db, item));
                 self.global_refs.borrow_mut().extend(g.refs.iter().cloned());
                 g.value.clone()
             }
@@ -1099,15 +1099,25 @@ pub fn resource_values(db: &dyn Db, item: Item) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Runs `evaluate`, an evaluation of another item, with room for it on the stack. Evaluation
+/// recurses through what items refer to: a resource that refers to one declared after it,
+/// which refers to one after that, thousands deep, took a few kilobytes of stack per level and
+/// overflowed a thread's stack at about 300. The stack grows instead, by segments.
+fn deep<R>(evaluate: impl FnOnce() -> R) -> R {
+    const ROOM: usize = 256 * 1024;
+    const SEGMENT: usize = 8 * 1024 * 1024;
+    stacker::maybe_grow(ROOM, SEGMENT, evaluate)
+}
+
 fn find_value(db: &dyn Db, id: &str) -> Option<Value> {
     let index = crate::graph::static_index(db);
     // A member of an instance is stored with its outermost instance (`vhost.api/file.conf`).
     let top = id.split('/').next().unwrap_or(id);
     if let Some(item) = index.get(top) {
-        return resource_values(db, *item).iter().find(|(i, _)| i == id).map(|(_, v)| v.clone());
+        return deep(|| resource_values(db, *item)).iter().find(|(i, _)| i == id).map(|(_, v)| v.clone());
     }
     for item in crate::graph::generator_items(db) {
-        if let Some((_, v)) = resource_values(db, *item).iter().find(|(i, _)| i == id) {
+        if let Some((_, v)) = deep(|| resource_values(db, *item)).iter().find(|(i, _)| i == id) {
             return Some(v.clone());
         }
     }

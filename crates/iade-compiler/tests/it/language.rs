@@ -296,3 +296,26 @@ fn a_large_stack_evaluated_on_several_threads_compiles_as_on_one() {
     assert_eq!(render(&on_two, &two), render(&on_one, &one));
     assert_eq!(on_two.intent_graph(), on_one.intent_graph());
 }
+
+#[test]
+fn references_thousands_deep_compile_whatever_order_they_are_declared_in() {
+    // Each resource and each `let` refers to the next one declared, so evaluating the first
+    // evaluates all the others inside it.
+    let n = 3000;
+    let mut text = String::from("use std.fs.{file}\n\n");
+    for i in (0..n).rev() {
+        let path = if i == 0 { "${v0}".to_string() } else { format!("${{file.f{}.path}}/x", i - 1) };
+        text.push_str(&format!("file f{i} {{\n  path = \"{path}\"\n  mode = 0o644\n}}\n\n"));
+    }
+    for i in 0..n {
+        let value = if i + 1 == n { "\"/srv\"".to_string() } else { format!("v{}", i + 1) };
+        text.push_str(&format!("let v{i} = {value}\n"));
+    }
+    let db = memory_db_on(&[("main.iade", &text)], false, 2);
+    let diags = db.diagnostics();
+    assert!(diags.is_empty(), "{}", render(&db, &diags));
+    let graph = db.intent_graph();
+    let deepest = graph.nodes.iter().find(|r| r.id == format!("file.f{}", n - 1)).expect("the last resource");
+    let path = deepest.attrs.get("path").map(|a| a.value.to_string()).unwrap_or_default();
+    assert_eq!(path.matches("/x").count(), n - 1, "{path:.80}");
+}
