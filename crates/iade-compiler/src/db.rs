@@ -223,11 +223,6 @@ impl Database {
         lock(&self.shared.by_path).get(path).copied()
     }
 
-    /// The id by which diagnostics name a file.
-    pub fn file_id(&self, file: SourceFile) -> FileId {
-        file.id(self)
-    }
-
     /// Sets a file's text (an edit, or an unsaved buffer in the language server).
     pub fn set_file(&mut self, path: String, text: String) -> SourceFile {
         let existing = lock(&self.shared.by_path).get(&path).copied();

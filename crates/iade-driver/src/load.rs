@@ -369,7 +369,7 @@ impl LoadedStack {
         self.read_diags.clear();
         self.shown_text.clear();
         for (shown, bytes) in invalid {
-            let id = self.db.known_file(&shown).map_or(iade_span::FileId(0), |f| self.db.file_id(f));
+            let id = self.db.known_file(&shown).map_or(iade_span::FileId(0), |f| f.id(&self.db));
             let (lossy, parse) = iade_syntax::parse_bytes(id, &bytes);
             self.read_diags.extend(parse.diagnostics);
             self.shown_text.insert(shown, lossy);

@@ -78,16 +78,18 @@ pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// A test's own directory, removed when the test ends, passed or failed.
-pub struct TempDir(PathBuf);
+/// A test's own directory (a `tempfile` one, named after the test), removed when the test
+/// ends, passed or failed. Dereferences to its path.
+pub struct TempDir {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
 
 impl TempDir {
     /// A new, empty directory for a test.
     pub fn new(name: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("iade-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("temp dir");
-        TempDir(d)
+        let dir = tempfile::Builder::new().prefix(&format!("iade-{name}-")).tempdir().expect("temp dir");
+        TempDir { path: dir.path().to_path_buf(), _dir: dir }
     }
 }
 
@@ -95,19 +97,13 @@ impl std::ops::Deref for TempDir {
     type Target = PathBuf;
 
     fn deref(&self) -> &PathBuf {
-        &self.0
+        &self.path
     }
 }
 
 impl AsRef<Path> for TempDir {
     fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        &self.path
     }
 }
 

@@ -11,36 +11,32 @@ use iade_driver::{
 };
 use iade_journal::RunStatus;
 
-/// A test's stack directory, removed when the test ends, passed or failed.
+/// A test's stack directory (a `tempfile` one), removed when the test ends, passed or failed.
+/// Dereferences to its canonical path.
 #[derive(Debug)]
-struct TempDir(PathBuf);
+struct TempDir {
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
 
 impl std::ops::Deref for TempDir {
     type Target = PathBuf;
 
     fn deref(&self) -> &PathBuf {
-        &self.0
+        &self.path
     }
 }
 
 impl AsRef<Path> for TempDir {
     fn as_ref(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        &self.path
     }
 }
 
 fn stack(name: &str, source: &str) -> TempDir {
-    let d = std::env::temp_dir().join(format!("iade-driver-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    std::fs::write(d.join("main.iade"), source).expect("write source");
-    TempDir(std::fs::canonicalize(&d).expect("canonical"))
+    let dir = tempfile::Builder::new().prefix(&format!("iade-driver-{name}-")).tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("main.iade"), source).expect("write source");
+    TempDir { path: std::fs::canonicalize(dir.path()).expect("canonical"), _dir: dir }
 }
 
 const ONE_FILE: &str =

@@ -55,46 +55,39 @@ fn graph() -> IntentGraph {
     }
 }
 
-/// A test's journal in a directory of its own: the journal is closed, then the directory
-/// removed, when the test ends.
+/// A test's journal in a directory of its own. Fields drop in order: the journal is closed,
+/// then the directory removed, when the test ends.
 #[derive(Debug)]
 pub struct TestJournal {
-    journal: Option<SqliteJournal>,
-    dir: std::path::PathBuf,
+    journal: SqliteJournal,
+    _dir: tempfile::TempDir,
 }
 
 impl std::ops::Deref for TestJournal {
     type Target = SqliteJournal;
 
     fn deref(&self) -> &SqliteJournal {
-        self.journal.as_ref().expect("the journal is open until the test ends")
+        &self.journal
     }
 }
 
 impl std::ops::DerefMut for TestJournal {
     fn deref_mut(&mut self) -> &mut SqliteJournal {
-        self.journal.as_mut().expect("the journal is open until the test ends")
-    }
-}
-
-impl Drop for TestJournal {
-    fn drop(&mut self) {
-        drop(self.journal.take());
-        let _ = std::fs::remove_dir_all(&self.dir);
+        &mut self.journal
     }
 }
 
 pub fn journal(name: &str) -> (TestJournal, Epoch) {
-    let dir = std::env::temp_dir().join(format!("iade-engine-it-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir =
+        tempfile::Builder::new().prefix(&format!("iade-engine-it-{name}-")).tempdir().expect("temp dir");
     let stack = StackId { name: name.into(), host: "test".into() };
-    let mut j = SqliteJournal::open(&dir.join("journal.db"), &stack).expect("journal");
+    let mut j = SqliteJournal::open(&dir.path().join("journal.db"), &stack).expect("journal");
     let claim =
         LeaseClaim { pid: 1, host: "test".into(), ttl: std::time::Duration::from_secs(60), watch: false };
     let LeaseOutcome::Acquired { epoch } = j.acquire_lease(&claim, &|_| true).expect("lease") else {
         panic!("lease held")
     };
-    (TestJournal { journal: Some(j), dir }, epoch)
+    (TestJournal { journal: j, _dir: dir }, epoch)
 }
 
 pub fn options<'a>(retries: u32) -> ConvergeOptions<'a> {
