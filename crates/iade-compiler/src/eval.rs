@@ -25,9 +25,9 @@ pub(crate) struct CompilerEnv<'a> {
     pub db: &'a dyn Db,
     /// Resources already evaluated by the item being evaluated: a `for` or `if` may refer to
     /// what it declared before.
-    pub local: std::cell::RefCell<BTreeMap<String, Value>>,
+    pub local: std::cell::RefCell<BTreeMap<Arc<str>, Value>>,
     /// Resources that the globals read so far depend on.
-    pub global_refs: std::cell::RefCell<Vec<String>>,
+    pub global_refs: std::cell::RefCell<Vec<Arc<str>>>,
 }
 
 impl<'a> CompilerEnv<'a> {
@@ -141,7 +141,7 @@ pub struct GlobalResult {
     pub value: Value,
     pub diags: Vec<Diag>,
     /// Resources the value was computed from (directly or through other globals).
-    pub refs: Vec<String>,
+    pub refs: Vec<Arc<str>>,
 }
 
 fn global_cycle(db: &dyn Db, _id: salsa::Id, item: Item) -> GlobalResult {
@@ -163,7 +163,7 @@ pub fn eval_global(db: &dyn Db, item: Item) -> GlobalResult {
     let o = origin(db, item);
     let env = CompilerEnv::new(db);
     let mut diags = Vec::new();
-    let mut refs: Vec<String> = Vec::new();
+    let mut refs: Vec<Arc<str>> = Vec::new();
     let value = match &lower_item(db, item).kind {
         LoweredKind::Param { name, ty, default, name_span } => {
             let given = if module_of(db, item.file(db)) == stack_module(db) {
@@ -249,7 +249,7 @@ fn eval_collecting(
     o: &Origin,
     slots: u32,
     value: &Ir,
-    refs: &mut Vec<String>,
+    refs: &mut Vec<Arc<str>>,
 ) -> Result<Value, EvalError> {
     let limits = crate::graph::stack_settings(env.db).settings.limits;
     let mut ev = Evaluator::new(env, o.clone(), slots).with_limits(limits);
@@ -287,17 +287,17 @@ fn parse_param(text: &str, ty: &Ty) -> Result<Value, String> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EvaluatedResource {
     /// `KIND.NAME`
-    pub id: String,
-    pub kind: String,
+    pub id: Arc<str>,
+    pub kind: Arc<str>,
     pub kind_item: Item,
     pub name: String,
     /// Attributes set in the source, with the span of each entry (relative to `origin`).
-    pub attrs: iade_intent::VecMap<String, (Value, Span)>,
+    pub attrs: iade_intent::VecMap<Arc<str>, (Value, Span)>,
     /// The resource as rules see it: every field of its kind.
     pub value: Value,
     /// Resources this one refers to, and where.
-    pub refs: Vec<(String, Span)>,
-    pub after: Vec<(String, Span)>,
+    pub refs: Vec<(Arc<str>, Span)>,
+    pub after: Vec<(Arc<str>, Span)>,
     pub manage: iade_intent::Manage,
     pub provider: Option<String>,
     pub provider_type: Option<String>,
@@ -305,7 +305,7 @@ pub struct EvaluatedResource {
     pub span: Span,
     pub name_span: Span,
     /// Resources to refresh when this one changes, and where.
-    pub notify: Vec<(String, Span)>,
+    pub notify: Vec<(Arc<str>, Span)>,
     /// `protect = true` (set on the resource or on an instance it is a member of).
     pub protect: bool,
     /// The innermost component instance it is a member of (`vhost.api`).
@@ -354,10 +354,12 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
     let env = CompilerEnv::new(db);
     let poisoned = !lower_item(db, item).diags.is_empty();
     let limits = crate::graph::stack_settings(db).settings.limits;
+    let origin = origin(db, item);
     let mut run = Run {
         db,
         env: &env,
-        origin: origin(db, item),
+        checker: Evaluator::new(&NullEnv, origin.clone(), 1),
+        origin,
         out: EvalResources::default(),
         poisoned,
         limits,
@@ -379,6 +381,8 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
 struct Run<'a> {
     db: &'a dyn Db,
     env: &'a CompilerEnv<'a>,
+    /// Evaluates fields' constraints, for every resource of the item in turn.
+    checker: Evaluator<'static>,
     origin: Origin,
     out: EvalResources,
     /// The item has compile errors: a field it leaves unset may be one it meant to set (a
@@ -399,9 +403,9 @@ struct Run<'a> {
 #[derive(Clone, Debug, Default)]
 struct Inherited {
     /// What the instances' params were computed from: every member depends on it.
-    refs: Vec<(String, Span)>,
-    after: Vec<(String, Span)>,
-    notify: Vec<(String, Span)>,
+    refs: Vec<(Arc<str>, Span)>,
+    after: Vec<(Arc<str>, Span)>,
+    notify: Vec<(Arc<str>, Span)>,
     manage: Option<iade_intent::Manage>,
     provider: Option<String>,
     protect: bool,
@@ -571,11 +575,11 @@ impl Run<'_> {
         ev.take_refs();
         self.env.global_refs.borrow_mut().clear();
         let mut res = EvaluatedResource {
-            id: format!("{}{}.{name}", self.prefix, schema.name),
+            id: Arc::from(format!("{}{}.{name}", self.prefix, schema.name)),
             kind: schema.name.clone(),
             kind_item: r.kind,
             name,
-            attrs: iade_intent::VecMap::new(),
+            attrs: iade_intent::VecMap::with_capacity(r.body.len()),
             value: Value::Null,
             refs: Vec::new(),
             after: Vec::new(),
@@ -594,7 +598,8 @@ impl Run<'_> {
         self.apply_inherited(&mut res);
         self.kind_checks(&schema, &res);
         for group in &schema.exclusive {
-            let set: Vec<&String> = group.iter().filter(|f| res.attrs.contains_key(*f)).collect();
+            let set: Vec<&str> =
+                group.iter().map(String::as_str).filter(|f| res.attrs.contains_key(*f)).collect();
             if let [first, second, ..] = set.as_slice() {
                 let span = res.attrs.get(*second).map_or(r.name_span, |(_, s)| *s);
                 let first_span = res.attrs.get(*first).map_or(r.name_span, |(_, s)| *s);
@@ -620,7 +625,15 @@ impl Run<'_> {
             res.refs.push((id, r.name_span));
         }
         res.refs.retain(|(id, _)| *id != res.id);
-        let mut fields = iade_intent::VecMap::with_capacity(schema.fields.len());
+        let poisoned = self.poisoned || errors_before < self.out.diags.len();
+        // Made to size: kept for the whole compilation, and a kind has more fields than a
+        // resource sets.
+        let count = schema
+            .fields
+            .iter()
+            .filter(|f| poisoned || f.default.is_some() || res.attrs.contains_key(&*f.name))
+            .count();
+        let mut fields = iade_intent::VecMap::with_capacity(count);
         for f in &schema.fields {
             match (res.attrs.get(&f.name), &f.default) {
                 (Some((v, _)), _) => {
@@ -629,14 +642,12 @@ impl Run<'_> {
                 (None, Some(d)) => {
                     fields.insert(f.name.clone(), d.clone());
                 }
-                (None, None) if self.poisoned || errors_before < self.out.diags.len() => {
+                (None, None) if poisoned => {
                     fields.insert(f.name.clone(), Value::unknown(iade_intent::eval::POISONED));
                 }
                 (None, None) => {}
             }
         }
-        // Kept for the whole compilation: a kind has more fields than a resource sets.
-        fields.shrink_to_fit();
         res.attrs.shrink_to_fit();
         let schema_fields = kind_fields(self.db, r.kind).clone();
         res.value = Value::Resource(Arc::new(ResourceValue {
@@ -703,9 +714,10 @@ impl Run<'_> {
                         continue;
                     }
                     if let (Some(c), false) = (&field.constraint, v.is_unknown()) {
-                        let mut cev = Evaluator::new(&NullEnv, self.origin.clone(), 1);
-                        cev.set_local(0, v.clone());
-                        if let Ok(Value::Bool(false)) = cev.eval(c) {
+                        // Each check has the whole budget, as a check of its own would.
+                        self.checker.set_fuel(iade_intent::Limits::default().steps);
+                        self.checker.set_local(0, v.clone());
+                        if let Ok(Value::Bool(false)) = self.checker.eval(c) {
                             let text = field.constraint_text.clone().unwrap_or_default();
                             self.out.diags.push(
                                 Diag::new(codes::E0203, format!("`{name}` is {v}, which breaks `{text}`"))
@@ -784,8 +796,8 @@ impl Run<'_> {
         &mut self,
         ev: &mut Evaluator<'_>,
         ir: &Ir,
-        refs: &mut Vec<(String, Span)>,
-        out: &mut Vec<(String, Span)>,
+        refs: &mut Vec<(Arc<str>, Span)>,
+        out: &mut Vec<(Arc<str>, Span)>,
         what: &str,
     ) {
         let items = match eval_after(ev, ir, refs) {
@@ -908,8 +920,8 @@ impl Run<'_> {
         }
         // Meta-attributes for every member, in the instance's evaluator.
         let mut meta = EvaluatedResource {
-            id: id.clone(),
-            kind: inst.component_name.clone(),
+            id: Arc::from(id.as_str()),
+            kind: Arc::from(inst.component_name.as_str()),
             kind_item: inst.component,
             name: name.clone(),
             attrs: iade_intent::VecMap::new(),
@@ -928,8 +940,8 @@ impl Run<'_> {
             sites: Vec::new(),
         };
         let empty = KindSchema {
-            name: inst.component_name.clone(),
-            module: String::new(),
+            name: Arc::from(inst.component_name.as_str()),
+            module: Arc::from(""),
             provider: None,
             fields: Vec::new(),
             doc: None,
@@ -1018,33 +1030,34 @@ impl Run<'_> {
             }
         }
         // The instance's value: its params, `name`, and its direct members.
-        let mut fields: iade_intent::VecMap<String, Value> = params.into();
+        let mut fields: iade_intent::VecMap<Arc<str>, Value> =
+            params.into_iter().map(|(k, v)| (Arc::from(k), v)).collect();
         fields.insert("name".into(), Value::str(name.as_str()));
         let mut members = Vec::new();
         for r in &self.out.resources[resources_before..] {
-            members.push(r.id.clone());
+            members.push(r.id.to_string());
             if let Some(rest) = r.id.strip_prefix(&prefix)
                 && !rest.contains('/')
             {
-                fields.insert(r.name.clone(), r.value.clone());
+                fields.insert(Arc::from(r.name.as_str()), r.value.clone());
             }
         }
         for i in &self.out.instances[instances_before..] {
             if let Some(rest) = i.id.strip_prefix(&prefix)
                 && !rest.contains('/')
             {
-                fields.insert(i.name.clone(), i.value.clone());
+                fields.insert(Arc::from(i.name.as_str()), i.value.clone());
             }
         }
         let schema: Vec<(String, iade_intent::FieldRole)> =
-            fields.keys().map(|k| (k.clone(), iade_intent::FieldRole::Desired)).collect();
+            fields.keys().map(|k| (k.to_string(), iade_intent::FieldRole::Desired)).collect();
         let value = Value::Resource(Arc::new(ResourceValue {
-            id: id.clone(),
-            kind: inst.component_name.clone(),
+            id: Arc::from(id.as_str()),
+            kind: Arc::from(inst.component_name.as_str()),
             fields,
             schema: Arc::new(schema),
         }));
-        self.env.local.borrow_mut().insert(id.clone(), value.clone());
+        self.env.local.borrow_mut().insert(Arc::from(id.as_str()), value.clone());
         self.out.instances.push(EvaluatedInstance {
             id,
             component: inst.component_name.clone(),
@@ -1062,7 +1075,7 @@ impl Run<'_> {
 
 /// Evaluates an `after` list. Its entries are ordering edges of their own kind, not
 /// references: the references made before it are kept, its own are dropped.
-fn eval_after(ev: &mut Evaluator<'_>, ir: &Ir, refs: &mut Vec<(String, Span)>) -> Result<Value, EvalError> {
+fn eval_after(ev: &mut Evaluator<'_>, ir: &Ir, refs: &mut Vec<(Arc<str>, Span)>) -> Result<Value, EvalError> {
     refs.extend(ev.take_refs());
     let v = ev.eval(ir);
     ev.take_refs();
@@ -1082,7 +1095,7 @@ fn type_help(ty: &Ty) -> String {
 #[salsa::tracked(returns(ref))]
 pub fn kind_fields(db: &dyn Db, kind: Item) -> Arc<Vec<(String, FieldRole)>> {
     let fields = kind_schema(db, kind)
-        .map(|s| s.fields.iter().map(|f| (f.name.clone(), f.role)).collect())
+        .map(|s| s.fields.iter().map(|f| (f.name.to_string(), f.role)).collect())
         .unwrap_or_default();
     Arc::new(fields)
 }
@@ -1090,12 +1103,12 @@ pub fn kind_fields(db: &dyn Db, kind: Item) -> Arc<Vec<(String, FieldRole)>> {
 /// The values of an item's resources, without where they were declared: what other resources
 /// and policies read, so an edit that only moves text inside an item stops here.
 #[salsa::tracked(returns(ref))]
-pub fn resource_values(db: &dyn Db, item: Item) -> Vec<(String, Value)> {
+pub fn resource_values(db: &dyn Db, item: Item) -> Vec<(Arc<str>, Value)> {
     let out = eval_resources(db, item);
     out.resources
         .iter()
         .map(|r| (r.id.clone(), r.value.clone()))
-        .chain(out.instances.iter().map(|i| (i.id.clone(), i.value.clone())))
+        .chain(out.instances.iter().map(|i| (Arc::from(i.id.as_str()), i.value.clone())))
         .collect()
 }
 
@@ -1114,10 +1127,10 @@ fn find_value(db: &dyn Db, id: &str) -> Option<Value> {
     // A member of an instance is stored with its outermost instance (`vhost.api/file.conf`).
     let top = id.split('/').next().unwrap_or(id);
     if let Some(item) = index.get(top) {
-        return deep(|| resource_values(db, *item)).iter().find(|(i, _)| i == id).map(|(_, v)| v.clone());
+        return deep(|| resource_values(db, *item)).iter().find(|(i, _)| **i == *id).map(|(_, v)| v.clone());
     }
     for item in crate::graph::generator_items(db) {
-        if let Some((_, v)) = deep(|| resource_values(db, *item)).iter().find(|(i, _)| i == id) {
+        if let Some((_, v)) = deep(|| resource_values(db, *item)).iter().find(|(i, _)| **i == *id) {
             return Some(v.clone());
         }
     }
@@ -1129,10 +1142,10 @@ pub(crate) fn find_resource(db: &dyn Db, id: &str) -> Option<EvaluatedResource> 
     let index = crate::graph::static_index(db);
     let top = id.split('/').next().unwrap_or(id);
     if let Some(item) = index.get(top) {
-        return eval_resources(db, *item).resources.iter().find(|r| r.id == id).cloned();
+        return eval_resources(db, *item).resources.iter().find(|r| *r.id == *id).cloned();
     }
     for item in crate::graph::generator_items(db) {
-        if let Some(r) = eval_resources(db, *item).resources.iter().find(|r| r.id == id) {
+        if let Some(r) = eval_resources(db, *item).resources.iter().find(|r| *r.id == *id) {
             return Some(r.clone());
         }
     }

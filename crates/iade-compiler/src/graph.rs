@@ -1,6 +1,7 @@
 //! The whole stack: its modules, its resources, the dependency graph, and every diagnostic.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
@@ -95,7 +96,7 @@ pub fn generator_items(db: &dyn Db) -> Vec<Item> {
 /// A resource of the stack: its id and where its evaluation is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceRef {
-    pub id: String,
+    pub id: Arc<str>,
     pub item: Item,
     pub index: u32,
 }
@@ -122,19 +123,20 @@ pub struct StackResources {
 /// across edits of other attributes, so such edits do not rebuild the graph.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fact {
-    pub id: String,
-    pub kind: String,
+    pub id: Arc<str>,
+    pub kind: Arc<str>,
     pub origin: Origin,
     pub name_span: Span,
-    /// The identity as compared (normalized), as shown, and where it was written.
-    pub identity: Option<(String, String, Span)>,
-    pub refs: Vec<String>,
+    /// The identity as compared (normalized), and where it was written. How a message shows
+    /// it is worked out only for a conflict (`identity_shown`).
+    pub identity: Option<(String, Span)>,
+    pub refs: Vec<Arc<str>>,
     /// The module of its kind (`std.users`), with `kind`: what a `refers` names.
-    pub module: String,
+    pub module: Arc<str>,
     /// What its `refers` fields name: the kind and the identity key (as `identity` compares).
     pub names: Vec<(iade_intent::Refers, String)>,
-    pub after: Vec<String>,
-    pub notify: Vec<(String, Span)>,
+    pub after: Vec<Arc<str>>,
+    pub notify: Vec<(Arc<str>, Span)>,
     /// Whether its kind can be refreshed.
     pub refreshable: bool,
     pub sites: Vec<InstanceSite>,
@@ -179,25 +181,30 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
         let schema = crate::lower::kind_schema(db, r.kind_item);
         if let Some(schema) = &schema {
             let mut key = String::new();
-            let mut shown = Vec::new();
             let mut span = None;
             let mut complete = true;
             for f in schema.identity_fields() {
                 match r.attrs.get(&f.name) {
                     Some((v, s)) if !v.is_unknown() => {
-                        key.push_str(&identity_text(v));
+                        let text = identity_text(v);
+                        if key.is_empty() {
+                            // Most kinds have one identity field: its text is the key.
+                            key = text;
+                            key.reserve_exact(1);
+                        } else {
+                            key.push_str(&text);
+                        }
                         key.push('\u{0}');
-                        shown.push(format!("{} = {v}", f.name));
                         span.get_or_insert(*s);
                     }
                     _ => complete = false,
                 }
             }
             if complete && !key.is_empty() {
-                identity = Some((key, shown.join(", "), span.unwrap_or(r.name_span)));
+                identity = Some((key, span.unwrap_or(r.name_span)));
             }
         }
-        let mut refs: Vec<String> = r.refs.iter().map(|(id, _)| id.clone()).collect();
+        let mut refs: Vec<Arc<str>> = r.refs.iter().map(|(id, _)| id.clone()).collect();
         refs.sort();
         refs.dedup();
         let mut names = Vec::new();
@@ -378,7 +385,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
             break;
         }
         for f in &facts.facts {
-            if let Some(&i) = by_id.get(f.id.as_str()) {
+            if let Some(&i) = by_id.get(&*f.id) {
                 if shadowed.iter().any(|p| f.id.starts_with(p.as_str())) {
                     continue;
                 }
@@ -399,11 +406,12 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     // Two resources that name the same object in the environment.
     let mut identities: FxHashMap<(&str, &str), &Fact> =
         FxHashMap::with_capacity_and_hasher(order.len(), Default::default());
-    for (f, _) in &order {
-        let Some((key, shown, span)) = &f.identity else { continue };
-        match identities.get(&(f.kind.as_str(), key.as_str())) {
+    for &(f, item) in &order {
+        let Some((key, span)) = &f.identity else { continue };
+        match identities.get(&(&*f.kind, key.as_str())) {
             Some(first) => {
-                let first_span = first.identity.as_ref().map_or(first.name_span, |(_, _, s)| *s);
+                let first_span = first.identity.as_ref().map_or(first.name_span, |(_, s)| *s);
+                let shown = identity_shown(db, item, f.index);
                 let mut d = Diag::new(
                     codes::E0302,
                     format!("`{}` and `{}` are the same {} ({shown})", first.id, f.id, f.kind),
@@ -419,11 +427,11 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                 ));
             }
             None => {
-                identities.insert((f.kind.as_str(), key.as_str()), f);
+                identities.insert((&*f.kind, key.as_str()), f);
             }
         }
     }
-    let fact_of: FxHashMap<&str, &Fact> = order.iter().map(|(f, _)| (f.id.as_str(), *f)).collect();
+    let fact_of: FxHashMap<&str, &Fact> = order.iter().map(|(f, _)| (&*f.id, *f)).collect();
     // An instance in `after` or `notify` stands for its members.
     let expand = |id: &str| -> Vec<String> {
         match instance_facts.get(id) {
@@ -437,36 +445,40 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     let named: FxHashMap<(&str, &str, &str), &str> = order
         .iter()
         .filter_map(|(f, _)| {
-            let (key, _, _) = f.identity.as_ref()?;
-            Some(((f.module.as_str(), f.kind.as_str(), key.as_str()), f.id.as_str()))
+            let (key, _) = f.identity.as_ref()?;
+            Some(((&*f.module, &*f.kind, key.as_str()), &*f.id))
         })
         .collect();
     for (f, _) in &order {
         for dep in &f.refs {
-            if by_id.contains_key(dep.as_str()) {
-                edges.push(Edge { from: dep.clone(), to: f.id.clone(), reason: EdgeReason::Reference });
+            if by_id.contains_key(&**dep) {
+                edges.push(Edge {
+                    from: dep.to_string(),
+                    to: f.id.to_string(),
+                    reason: EdgeReason::Reference,
+                });
             }
         }
         // A file whose `owner` names a declared user is applied after that user.
         for (to, key) in &f.names {
             if let Some(dep) = named.get(&(to.module.as_str(), to.kind.as_str(), key.as_str()))
-                && *dep != f.id
+                && **dep != *f.id
             {
                 edges.push(Edge {
                     from: (*dep).to_string(),
-                    to: f.id.clone(),
+                    to: f.id.to_string(),
                     reason: EdgeReason::Reference,
                 });
             }
         }
         for dep in f.after.iter().flat_map(|a| expand(a)) {
-            if dep != f.id && by_id.contains_key(dep.as_str()) && !f.refs.contains(&dep) {
-                edges.push(Edge { from: dep, to: f.id.clone(), reason: EdgeReason::After });
+            if *dep != *f.id && by_id.contains_key(dep.as_str()) && !f.refs.iter().any(|r| **r == *dep) {
+                edges.push(Edge { from: dep, to: f.id.to_string(), reason: EdgeReason::After });
             }
         }
         let mut targets: Vec<String> = Vec::new();
         for (target, span) in &f.notify {
-            let key = (f.origin.clone(), *span, target.clone());
+            let key = (f.origin.clone(), *span, target.to_string());
             let refreshable = |id: &str| fact_of.get(id).is_some_and(|f| f.refreshable);
             let found: Vec<String> = expand(target).into_iter().filter(|m| refreshable(m)).collect();
             if found.is_empty() {
@@ -474,10 +486,10 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                 if !unrefreshable.insert(key) {
                     continue;
                 }
-                let what = if instance_facts.contains_key(target.as_str()) {
+                let what = if instance_facts.contains_key(&**target) {
                     format!("instance `{target}` has no member that can be refreshed")
                 } else {
-                    let kind = fact_of.get(target.as_str()).map_or("", |f| f.kind.as_str());
+                    let kind = fact_of.get(&**target).map_or("", |f| &*f.kind);
                     format!("`{target}` cannot be refreshed: kind `{kind}` has no refresh action")
                 };
                 out.diags.push(
@@ -488,17 +500,17 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                 continue;
             }
             for t in found {
-                if t == f.id {
+                if *t == *f.id {
                     continue;
                 }
                 if !targets.contains(&t) {
                     targets.push(t.clone());
                 }
-                edges.push(Edge { from: f.id.clone(), to: t, reason: EdgeReason::Notify });
+                edges.push(Edge { from: f.id.to_string(), to: t, reason: EdgeReason::Notify });
             }
         }
         if !targets.is_empty() {
-            out.notify.insert(f.id.clone(), targets);
+            out.notify.insert(f.id.to_string(), targets);
         }
     }
     edges.sort_unstable();
@@ -507,6 +519,17 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     out.resources =
         order.into_iter().map(|(f, item)| ResourceRef { id: f.id.clone(), item, index: f.index }).collect();
     out
+}
+
+/// A resource's identity as a message shows it: `path = "/etc/motd"`.
+fn identity_shown(db: &dyn Db, item: Item, index: u32) -> String {
+    let Some(r) = eval_resources(db, item).resources.get(index as usize) else { return String::new() };
+    let Some(schema) = crate::lower::kind_schema(db, r.kind_item) else { return String::new() };
+    let shown: Vec<String> = schema
+        .identity_fields()
+        .filter_map(|f| r.attrs.get(&f.name).map(|(v, _)| format!("{} = {v}", f.name)))
+        .collect();
+    shown.join(", ")
 }
 
 /// How an identity value is compared: paths lexically normalized.
@@ -674,7 +697,7 @@ pub fn intent_of_kind(db: &dyn Db, kind: KindKey) -> Vec<Value> {
     for &item in resource_items(db) {
         for (id, v) in crate::eval::resource_values(db, item) {
             if let Value::Resource(r) = v
-                && &r.kind == name
+                && *r.kind == **name
                 && seen.insert(id.clone())
             {
                 out.push(v.clone());
@@ -791,23 +814,23 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
         let schema = crate::lower::kind_schema(db, r.kind_item);
         let mut attrs = iade_intent::VecMap::new();
         for (k, (v, span)) in &r.attrs {
-            attrs.insert(k.clone(), NodeAttr { value: v.clone(), source: loc(&r.origin, *span) });
+            attrs.insert(k.to_string(), NodeAttr { value: v.clone(), source: loc(&r.origin, *span) });
         }
         // Managed fields the resource leaves unset take their kind's default.
         for f in schema.iter().flat_map(|s| s.fields.iter()) {
             if let (Some(d), false) = (&f.default, r.attrs.contains_key(&f.name)) {
-                attrs.insert(f.name.clone(), NodeAttr { value: d.clone(), source: None });
+                attrs.insert(f.name.to_string(), NodeAttr { value: d.clone(), source: None });
             }
         }
         let identity = schema
             .iter()
             .flat_map(|s| s.identity_fields())
-            .filter_map(|f| r.attrs.get(&f.name).map(|(v, _)| (f.name.clone(), v.clone())))
+            .filter_map(|f| r.attrs.get(&*f.name).map(|(v, _)| (f.name.to_string(), v.clone())))
             .collect();
         let Some(declared) = loc(&r.origin, r.span) else { continue };
         nodes.push(Node {
-            id: r.id.clone(),
-            kind: r.kind.clone(),
+            id: r.id.to_string(),
+            kind: r.kind.to_string(),
             name: r.name.clone(),
             provider_type: r.provider_type.clone(),
             provider: r.provider.clone(),
@@ -816,7 +839,7 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
             attrs,
             declared,
             instance: r.instance.clone(),
-            notify: resources.notify.get(&r.id).cloned().unwrap_or_default(),
+            notify: resources.notify.get(&*r.id).cloned().unwrap_or_default(),
             protect: r.protect,
         });
     }
@@ -963,9 +986,9 @@ pub fn program(db: &Database) -> iade_intent::Program {
                 }
                 LoweredKind::Check(c) if c.kind == CheckKind::Control => p.controls.push(c.clone()),
                 LoweredKind::Kind(k) => {
-                    p.kinds.insert(k.name.clone(), crate::eval::kind_fields(db, item).clone());
+                    p.kinds.insert(k.name.to_string(), crate::eval::kind_fields(db, item).clone());
                     if let Some(provider) = &k.provider {
-                        p.providers.insert(k.name.clone(), provider.clone());
+                        p.providers.insert(k.name.to_string(), provider.clone());
                     }
                 }
                 _ => {}

@@ -79,7 +79,7 @@ pub fn policy_slice(db: &dyn Db, key: SliceKey) -> PolicyResult {
         let Some((kind, slot, body)) = is_sliceable(stmt) else { continue };
         let objects: Vec<Value> = values
             .iter()
-            .filter(|(_, v)| matches!(v, Value::Resource(r) if r.kind == kind))
+            .filter(|(_, v)| matches!(v, Value::Resource(r) if *r.kind == *kind))
             .map(|(_, v)| v.clone())
             .collect();
         if objects.is_empty() {
@@ -146,7 +146,7 @@ fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict) -> Diag {
     let mut pointed = false;
     for (id, field) in &v.reads {
         let Some(r) = find_resource(db, id) else { continue };
-        if let Some((value, span)) = r.attrs.get(field) {
+        if let Some((value, span)) = r.attrs.get(field.as_str()) {
             d = d.primary(&r.origin, *span, format!("{field} is {value}"));
             pointed = true;
             break;

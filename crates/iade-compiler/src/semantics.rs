@@ -264,7 +264,7 @@ impl Database {
                 continue;
             }
             let values = crate::eval::resource_values(db, item);
-            return values.first().cloned();
+            return values.first().map(|(id, v)| (id.to_string(), v.clone()));
         }
         None
     }
@@ -316,7 +316,7 @@ impl Database {
                     name: n.clone(),
                     detail: match decl {
                         Declares::Kind(k) => {
-                            crate::lower::kind_schema(db, *k).map(|s| s.name.clone()).unwrap_or_default()
+                            crate::lower::kind_schema(db, *k).map(|s| s.name.to_string()).unwrap_or_default()
                         }
                         Declares::Component(c) => crate::lower::component::component_name(db, *c),
                     },
@@ -352,7 +352,7 @@ impl Database {
                 .stmts
                 .iter()
                 .filter_map(|s| match &s.kind {
-                    StmtKind::Attr(a) => Some(crate::lower::key_text(&a.key)),
+                    StmtKind::Attr(a) => Some(crate::lower::key_text(&a.key).into_owned()),
                     _ => None,
                 })
                 .collect();
@@ -368,8 +368,8 @@ impl Database {
                         let schema = self.kind_named(file, &kind.join("."))?;
                         schema
                             .identity_fields()
-                            .filter(|f| !set.contains(&f.name))
-                            .map(|f| (f.name.clone(), f.ty.clone()))
+                            .filter(|f| !set.iter().any(|s| **s == *f.name))
+                            .map(|f| (f.name.to_string(), f.ty.clone()))
                             .collect()
                     }
                 };
@@ -405,7 +405,7 @@ impl Database {
                     for s in &r.body.stmts {
                         if let StmtKind::Attr(a) = &s.kind
                             && interpolated(&a.value)
-                            && let Some(v) = res.fields.get(&crate::lower::key_text(&a.key))
+                            && let Some(v) = res.fields.get(&*crate::lower::key_text(&a.key))
                         {
                             out.push((a.value.span.absolute_from(start).end, v.clone()));
                         }
@@ -422,7 +422,7 @@ fn kind_members(schema: &KindSchema) -> Vec<Member> {
     schema
         .fields
         .iter()
-        .map(|f| Member { name: f.name.clone(), detail: f.ty.to_string(), doc: f.doc.clone() })
+        .map(|f| Member { name: f.name.to_string(), detail: f.ty.to_string(), doc: f.doc.clone() })
         .collect()
 }
 

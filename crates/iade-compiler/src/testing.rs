@@ -178,7 +178,7 @@ impl TestCase {
         let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for o in &self.test.observed {
             let kind = crate::lower::kind_schema(db, o.kind);
-            let mut fields = iade_intent::VecMap::new();
+            let mut fields: iade_intent::VecMap<Arc<str>, Value> = iade_intent::VecMap::new();
             for (name, ir, _) in &o.fields {
                 let v = Evaluator::new(&env, self.test.origin.clone(), 0)
                     .eval(ir)
@@ -188,21 +188,21 @@ impl TestCase {
                     Some(f) => f.ty.check(&v).unwrap_or_else(Value::unknown),
                     None => v,
                 };
-                fields.insert(name.clone(), v);
+                fields.insert(Arc::from(name.as_str()), v);
             }
             let schema = crate::eval::kind_fields(db, o.kind);
             let identity = schema
                 .iter()
                 .find(|(_, role)| *role == iade_intent::FieldRole::Identity)
-                .and_then(|(f, _)| fields.get(f))
+                .and_then(|(f, _)| fields.get(f.as_str()))
                 .map(|v| match v {
                     Value::Str(s) => s.to_string(),
                     other => other.to_string(),
                 })
                 .unwrap_or_default();
             out.entry(o.kind_name.clone()).or_default().push(Value::Resource(Arc::new(ResourceValue {
-                id: format!("{}[{identity}]", o.kind_name),
-                kind: o.kind_name.clone(),
+                id: Arc::from(format!("{}[{identity}]", o.kind_name)),
+                kind: Arc::from(o.kind_name.as_str()),
                 fields,
                 schema: schema.clone(),
             })));

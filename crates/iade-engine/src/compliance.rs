@@ -28,7 +28,9 @@ pub struct ComplianceReport {
 
 fn resource_value(program: &Program, id: &str, kind: &str, fields: Fields) -> Value {
     let schema = program.kinds.get(kind).cloned().unwrap_or_default();
-    Value::Resource(Arc::new(ResourceValue { id: id.to_string(), kind: kind.to_string(), fields, schema }))
+    // A resource value's field names are shared strings; a provider reports owned ones.
+    let fields = fields.into_iter().map(|(k, v)| (Arc::from(k), v)).collect();
+    Value::Resource(Arc::new(ResourceValue { id: Arc::from(id), kind: Arc::from(kind), fields, schema }))
 }
 
 /// Discovered objects by kind and path, so one pass sweeps each path once.

@@ -229,7 +229,7 @@ pub fn completion(db: &Database, path: &str, offset: u32) -> Vec<Completion> {
                 continue;
             }
             out.push(Completion {
-                label: f.name.clone(),
+                label: f.name.to_string(),
                 detail: f.ty.to_string(),
                 doc: f.doc.clone(),
                 kind: CompletionKind::Field,

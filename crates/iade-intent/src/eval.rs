@@ -150,9 +150,9 @@ pub struct Evaluator<'e> {
     /// Resource fields read since the last `take_reads`.
     reads: Vec<(String, String)>,
     /// Resource ids referenced since the last `take_refs`: the dependency edges.
-    refs: Vec<(String, Span)>,
-    /// The id prefix of the component instance being evaluated (`vhost.api/`), or empty.
-    instance: Arc<str>,
+    refs: Vec<(Arc<str>, Span)>,
+    /// The id prefix of the component instance being evaluated (`vhost.api/`), if any.
+    instance: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Evaluator<'_> {
@@ -174,14 +174,14 @@ impl<'e> Evaluator<'e> {
             limits: Limits::default(),
             reads: Vec::new(),
             refs: Vec::new(),
-            instance: Arc::from(""),
+            instance: None,
         }
     }
 
     /// An evaluator for the body of a component instance whose member ids start with
     /// `prefix` (`vhost.api/`).
     pub fn with_instance(mut self, prefix: &str) -> Self {
-        self.instance = Arc::from(prefix);
+        self.instance = Some(Arc::from(prefix));
         self
     }
 
@@ -231,7 +231,7 @@ impl<'e> Evaluator<'e> {
     }
 
     /// Resources referenced so far, with where (in this evaluator's origin).
-    pub fn take_refs(&mut self) -> Vec<(String, Span)> {
+    pub fn take_refs(&mut self) -> Vec<(Arc<str>, Span)> {
         std::mem::take(&mut self.refs)
     }
 
@@ -289,14 +289,15 @@ impl<'e> Evaluator<'e> {
             IrKind::Local(slot) => Ok(self.locals.get(*slot as usize).cloned().unwrap_or(Value::Null)),
             IrKind::Global(name) => Ok(self.env.global(name)),
             IrKind::Resource(id) => {
-                self.refs.push((id.to_string(), ir.span));
+                self.refs.push((id.clone(), ir.span));
                 match self.env.resource(id) {
                     Some(v) => Ok(v),
                     None => Ok(Value::unknown(format!("resource `{id}` has no value"))),
                 }
             }
             IrKind::Sibling(rel) => {
-                let id = format!("{}{rel}", self.instance);
+                let id: Arc<str> =
+                    Arc::from(format!("{}{rel}", self.instance.as_deref().unwrap_or_default()));
                 self.refs.push((id.clone(), ir.span));
                 match self.env.resource(&id) {
                     Some(v) => Ok(v),
@@ -317,7 +318,8 @@ impl<'e> Evaluator<'e> {
                     }
                 };
                 let found = if *relative {
-                    self.env.resource(&format!("{}{kind}.{name}", self.instance))
+                    self.env
+                        .resource(&format!("{}{kind}.{name}", self.instance.as_deref().unwrap_or_default()))
                 } else {
                     self.env.resource_by_name(kind, &name)
                 };
@@ -679,7 +681,7 @@ impl<'e> Evaluator<'e> {
             },
             Value::Resource(r) => match r.field(name) {
                 Some(v) => {
-                    self.reads.push((r.id.clone(), name.to_string()));
+                    self.reads.push((r.id.to_string(), name.to_string()));
                     // A member of a component instance (`vhost["x"].conf`) is a dependency.
                     if let Value::Resource(m) = &v {
                         self.refs.push((m.id.clone(), span));
@@ -902,7 +904,7 @@ impl<'e> Evaluator<'e> {
                         Value::List(items) => {
                             for item in items.iter() {
                                 let sub = match item {
-                                    Value::Resource(r) => Some(r.id.clone()),
+                                    Value::Resource(r) => Some(r.id.to_string()),
                                     _ => subject.map(str::to_string),
                                 };
                                 self.set_local(*slot, item.clone());
@@ -980,7 +982,7 @@ impl<'e> Evaluator<'e> {
                 }
             }
             if let Some(Value::Resource(r)) = values.first() {
-                verdict.subject = Some(r.id.clone());
+                verdict.subject = Some(r.id.to_string());
             }
             match failed {
                 Some(e) => Err(e),

@@ -1,6 +1,7 @@
 //! Kind schemas: what a kind's resources look like, as declared in `stdlib/`.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 use crate::ir::Ir;
 use crate::ty::Ty;
@@ -29,7 +30,7 @@ impl FieldRole {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct FieldSchema {
-    pub name: String,
+    pub name: Arc<str>,
     pub role: FieldRole,
     pub ty: Ty,
     /// The value an unset field is managed with.
@@ -54,9 +55,9 @@ pub struct Refers {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct KindSchema {
-    pub name: String,
+    pub name: Arc<str>,
     /// The module that declares it, such as `std.fs`.
-    pub module: String,
+    pub module: Arc<str>,
     /// The provider type that serves it (`local`, `exec`, `postgres`).
     pub provider: Option<String>,
     pub fields: Vec<FieldSchema>,
@@ -83,7 +84,7 @@ pub struct KindCheck {
 
 impl KindSchema {
     pub fn field(&self, name: &str) -> Option<&FieldSchema> {
-        self.fields.iter().find(|f| f.name == name)
+        self.fields.iter().find(|f| *f.name == *name)
     }
 
     pub fn identity_fields(&self) -> impl Iterator<Item = &FieldSchema> {

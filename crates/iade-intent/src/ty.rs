@@ -152,7 +152,7 @@ impl Ty {
                 }
                 Ok(Value::record(out))
             }
-            (Ty::Kind(k), Value::Resource(r)) if &r.kind == k => Ok(value.clone()),
+            (Ty::Kind(k), Value::Resource(r)) if *r.kind == **k => Ok(value.clone()),
             _ => Err(format!("expected {self}, found {}", describe(value))),
         }
     }

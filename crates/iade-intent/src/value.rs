@@ -38,10 +38,10 @@ pub enum Value {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ResourceValue {
     /// `file.config`, or for an unmanaged object found by `observe`, `file[/etc/passwd]`.
-    pub id: String,
-    pub kind: String,
+    pub id: Arc<str>,
+    pub kind: Arc<str>,
     /// The fields that have a value.
-    pub fields: crate::VecMap<String, Value>,
+    pub fields: crate::VecMap<Arc<str>, Value>,
     /// Every field of the kind with its role (shared by all resources of the kind): a field
     /// without a value is unknown, for the reason its role gives.
     pub schema: Arc<Vec<(String, crate::schema::FieldRole)>>,
@@ -415,7 +415,7 @@ mod tests {
         let resource = super::ResourceValue {
             id: "file.a".into(),
             kind: "file".into(),
-            fields: crate::VecMap::from([("mode".to_string(), Value::Mode(0o644))]),
+            fields: crate::VecMap::from([("mode".into(), Value::Mode(0o644))]),
             schema: Arc::new(vec![("mode".into(), crate::FieldRole::Desired)]),
         };
         let value = Value::List(Arc::new(vec![

@@ -1022,7 +1022,11 @@ impl<'s> Lexer<'s> {
 }
 
 /// The value of a validated string text token: escapes resolved, `$${` turned into `${`.
-pub fn cook(raw: &str) -> String {
+/// Most texts have nothing to resolve and are returned as they are.
+pub fn cook(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.bytes().any(|b| matches!(b, b'\\' | b'$' | b'\r')) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
     let mut out = String::with_capacity(raw.len());
     let mut chars = raw.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -1062,5 +1066,5 @@ pub fn cook(raw: &str) -> String {
             c => out.push(c),
         }
     }
-    out
+    std::borrow::Cow::Owned(out)
 }

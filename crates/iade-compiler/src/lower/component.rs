@@ -327,7 +327,7 @@ impl Cx<'_> {
         let sig = component_signature(self.db, comp).clone();
         let mut args = Vec::new();
         let mut meta_stmts = Vec::new();
-        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        let mut seen = BTreeMap::new();
         for stmt in &r.body.stmts {
             let StmtKind::Attr(a) = &stmt.kind else {
                 let d = self
@@ -341,10 +341,10 @@ impl Cx<'_> {
             };
             let key = key_text(&a.key);
             let key_span = a.key.span();
-            if self.set_twice(&mut seen, &key, key_span) {
+            if self.set_twice(&mut seen, key.clone(), key_span) {
                 continue;
             }
-            if INSTANCE_META.contains(&key.as_str()) {
+            if INSTANCE_META.contains(&&*key) {
                 meta_stmts.push(stmt.clone());
                 continue;
             }
@@ -353,7 +353,7 @@ impl Cx<'_> {
                     let ty = ty.clone();
                     self.decimal_mode(&ty, &a.value);
                     let value = self.expr(&a.value, Some(&ty)).0;
-                    args.push((key, value, key_span.cover(a.value.span)));
+                    args.push((key.into_owned(), value, key_span.cover(a.value.span)));
                 }
                 None if key == "name" => {
                     let d = self
@@ -389,7 +389,7 @@ impl Cx<'_> {
             }
         }
         let missing: Vec<&(String, Ty, bool)> =
-            sig.iter().filter(|(p, _, has_default)| !has_default && !seen.contains_key(p)).collect();
+            sig.iter().filter(|(p, _, has_default)| !has_default && !seen.contains_key(p.as_str())).collect();
         if !missing.is_empty() {
             let list = missing.iter().map(|(p, _, _)| format!("`{p}`")).collect::<Vec<_>>().join(", ");
             let example =
@@ -409,8 +409,8 @@ impl Cx<'_> {
         }
         // The meta-attributes lower as in a resource body, against a schema with no fields.
         let empty = iade_intent::KindSchema {
-            name: comp_name.clone(),
-            module: String::new(),
+            name: Arc::from(comp_name.as_str()),
+            module: Arc::from(""),
             provider: None,
             fields: Vec::new(),
             doc: None,

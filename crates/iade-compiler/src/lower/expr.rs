@@ -51,7 +51,7 @@ impl Cx<'_> {
                 for entry in entries {
                     let k = key_text(&entry.key);
                     let h = hint.and_then(|h| h.field(&k)).cloned();
-                    out.push((k, self.expr(&entry.value, h.as_ref()).0));
+                    out.push((k.into_owned(), self.expr(&entry.value, h.as_ref()).0));
                 }
                 (Ir::new(IrKind::Record(out), span), None)
             }
@@ -183,10 +183,10 @@ impl Cx<'_> {
 
     pub(super) fn string(&mut self, s: &StrLit, keep: bool) -> Ir {
         let parts = if s.multiline { dedent(&s.parts) } else { s.parts.iter().map(Seg::from).collect() };
-        let mut irs = Vec::new();
+        let mut irs = Vec::with_capacity(parts.len());
         for part in parts {
             match part {
-                Seg::Text(raw, span) => irs.push(Ir::lit(Value::str(iade_syntax::token::cook(&raw)), span)),
+                Seg::Text(raw, span) => irs.push(Ir::lit(Value::str(&*iade_syntax::token::cook(&raw)), span)),
                 Seg::Interp(e) => irs.push(self.expr(e, None).0),
             }
         }
@@ -314,18 +314,25 @@ impl Cx<'_> {
         {
             return (Ir::lit(Value::Enum(Arc::from(n.text.as_str())), span), hint.cloned());
         }
-        let defs = self.scope.defs.get(&n.text).cloned().unwrap_or_default();
-        let values: Vec<&Def> =
-            defs.iter().filter(|d| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..))).collect();
-        match values.as_slice() {
-            [Def::Nested(_, nested)] => self.nested_ref(*nested, span),
-            [Def::Value(item)] => {
+        // Borrowed from the scope, which outlives `self`: most names are looked up once per
+        // resource, and copying their definitions cost an allocation each time.
+        let scope: &Scope = self.scope;
+        let defs: &[Def] = scope.defs.get(&n.text).map_or(&[], Vec::as_slice);
+        let is_value = |d: &&Def| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..));
+        let mut values = defs.iter().filter(is_value);
+        let only = match (values.next(), values.next()) {
+            (Some(first), None) => Some(first),
+            _ => None,
+        };
+        match only {
+            Some(Def::Nested(_, nested)) => self.nested_ref(*nested, span),
+            Some(Def::Value(item)) => {
                 let ty = self.global_ty(*item);
                 let key = item_key(self.db, *item);
                 (self.node(IrKind::Global(key), span), ty)
             }
-            [Def::Resource(item)] => self.resource_ref(*item, span),
-            [] => {
+            Some(Def::Resource(item)) => self.resource_ref(*item, span),
+            _ if !defs.iter().any(|d| is_value(&d)) => {
                 if let Some(d) = defs.first() {
                     let help = match d {
                         Def::Kind(_) => format!(
@@ -364,7 +371,8 @@ impl Cx<'_> {
                 self.error(e);
                 (Ir::new(IrKind::Error, span), None)
             }
-            many => {
+            _ => {
+                let many: Vec<&Def> = defs.iter().filter(is_value).collect();
                 let kinds: Vec<String> = many
                     .iter()
                     .filter_map(|d| match d {
@@ -505,7 +513,7 @@ impl Cx<'_> {
                     match schema.field(&name.text) {
                         Some(f) => field_ty = Some(f.ty.clone()),
                         None => {
-                            let names = schema.fields.iter().map(|f| f.name.as_str());
+                            let names = schema.fields.iter().map(|f| &*f.name);
                             let help = did_you_mean(&name.text, names.clone()).unwrap_or_else(|| {
                                 format!("`{k}` fields: {}", names.collect::<Vec<_>>().join(", "))
                             });

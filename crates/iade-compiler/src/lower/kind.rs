@@ -15,8 +15,8 @@ impl Cx<'_> {
         self.mode = Mode::Kind;
         let module = self.module.name(self.db).clone();
         let mut schema = KindSchema {
-            name: k.name.text.clone(),
-            module,
+            name: Arc::from(k.name.text.as_str()),
+            module: Arc::from(module.as_str()),
             provider: None,
             fields: Vec::new(),
             doc,
@@ -146,7 +146,7 @@ impl Cx<'_> {
                     };
                     let refers = f.refers.as_ref().and_then(|path| self.refers(path));
                     schema.fields.push(FieldSchema {
-                        name: f.name.text.clone(),
+                        name: Arc::from(f.name.text.as_str()),
                         role,
                         ty,
                         default,
@@ -162,7 +162,7 @@ impl Cx<'_> {
         // Checks over several fields: each field is bound, in order, to its slot.
         for r in requires {
             let fields: Vec<(String, Ty)> =
-                schema.fields.iter().map(|f| (f.name.clone(), f.ty.clone())).collect();
+                schema.fields.iter().map(|f| (f.name.to_string(), f.ty.clone())).collect();
             let check = self.scoped(|cx| {
                 for (name, ty) in &fields {
                     cx.bind(name, Some(ty.clone()));
@@ -296,7 +296,7 @@ impl Cx<'_> {
                 }
             },
             TypeKind::Record(fields) => {
-                Ty::Record(fields.iter().map(|(k, t)| (key_text(k), self.ty(t))).collect())
+                Ty::Record(fields.iter().map(|(k, t)| (key_text(k).into_owned(), self.ty(t))).collect())
             }
             TypeKind::Optional(t) => Ty::Optional(Box::new(self.ty(t))),
             TypeKind::Union(ts) => Ty::Union(ts.iter().map(|t| self.ty(t)).collect()),

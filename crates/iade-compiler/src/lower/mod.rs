@@ -94,7 +94,7 @@ pub enum Gen {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceIr {
     pub kind: Item,
-    pub kind_name: String,
+    pub kind_name: Arc<str>,
     pub name: ResName,
     pub body: Vec<BodyStmt>,
     pub span: Span,
@@ -110,7 +110,7 @@ pub enum ResName {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BodyStmt {
     Attr {
-        name: String,
+        name: Arc<str>,
         value: Ir,
         span: Span,
     },
@@ -135,7 +135,9 @@ pub enum BodyStmt {
     },
 }
 
-/// The qualified key of a `let`/`param`/`rule` item, as the IR names it.
+/// The qualified key of a `let`/`param`/`rule` item, as the IR names it. Kept once per item:
+/// every reference to the item shares it.
+#[salsa::tracked(returns(clone))]
 pub fn item_key(db: &dyn Db, item: Item) -> Arc<str> {
     Arc::from(format!("{}:{}", item.file(db).id(db).0, item.name(db)))
 }
@@ -403,8 +405,11 @@ impl<'a> Cx<'a> {
     fn decimal_mode(&mut self, ty: &Ty, e: &Expr) {
         let is_mode = matches!(ty, Ty::Mode) || matches!(ty, Ty::Optional(t) if **t == Ty::Mode);
         let ExprKind::Int(lit) = &e.kind else { return };
+        if !is_mode || !lit.raw.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
+            return;
+        }
         let raw = lit.raw.replace('_', "");
-        if !is_mode || raw == "0" || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        if raw == "0" || !raw.bytes().all(|b| b.is_ascii_digit()) {
             return;
         }
         let octal = raw.trim_start_matches('0');
@@ -428,8 +433,13 @@ impl<'a> Cx<'a> {
     }
 
     /// Reports an entry set a second time in one body (E0104); records the first.
-    fn set_twice(&mut self, seen: &mut BTreeMap<String, Span>, name: &str, span: Span) -> bool {
-        if let Some(first) = seen.get(name) {
+    fn set_twice<'k>(
+        &mut self,
+        seen: &mut BTreeMap<std::borrow::Cow<'k, str>, Span>,
+        name: std::borrow::Cow<'k, str>,
+        span: Span,
+    ) -> bool {
+        if let Some(first) = seen.get(&*name) {
             let d = self
                 .at(codes::E0104, span, format!("`{name}` is set twice"), "set again here")
                 .secondary(&self.origin, *first, "first set here")
@@ -437,7 +447,7 @@ impl<'a> Cx<'a> {
             self.error(d);
             return true;
         }
-        seen.insert(name.to_string(), span);
+        seen.insert(name, span);
         false
     }
 
@@ -522,7 +532,7 @@ impl<'a> Cx<'a> {
                 for s in &p.body.stmts {
                     if let StmtKind::Attr(a) = &s.kind {
                         let value = self.expr(&a.value, None).0;
-                        attrs.push((key_text(&a.key), value));
+                        attrs.push((key_text(&a.key).into_owned(), value));
                     }
                 }
                 LoweredKind::Provider { provider_type: p.provider_type.text.clone(), attrs }
@@ -590,7 +600,7 @@ impl<'a> Cx<'a> {
                 (IrKind::Lit(Value::Int(n)), "int") if *n > 0 => {
                     let n = *n;
                     let l = &mut settings.limits;
-                    match key.as_str() {
+                    match &*key {
                         "max_resources" => l.resources = usize::try_from(n).unwrap_or(usize::MAX),
                         "max_steps" => l.steps = u64::try_from(n).unwrap_or(u64::MAX),
                         "max_string_bytes" => l.string_bytes = usize::try_from(n).unwrap_or(usize::MAX),
@@ -717,10 +727,10 @@ impl<'a> Cx<'a> {
         // Identity fields are required; only a top-level entry is certain to be set.
         let set: Vec<&str> = body
             .iter()
-            .filter_map(|b| if let BodyStmt::Attr { name, .. } = b { Some(name.as_str()) } else { None })
+            .filter_map(|b| if let BodyStmt::Attr { name, .. } = b { Some(&**name) } else { None })
             .collect();
         for f in schema.identity_fields() {
-            if !set.contains(&f.name.as_str()) {
+            if !set.contains(&&*f.name) {
                 let d = self
                     .at(
                         codes::E0202,
@@ -740,16 +750,16 @@ impl<'a> Cx<'a> {
 
     fn body(&mut self, schema: &KindSchema, block: &Block) -> Vec<BodyStmt> {
         let mut out = Vec::with_capacity(block.stmts.len());
-        let mut seen: BTreeMap<String, Span> = BTreeMap::new();
+        let mut seen = BTreeMap::new();
         for stmt in &block.stmts {
             match &stmt.kind {
                 StmtKind::Attr(a) => {
                     let name = key_text(&a.key);
                     let key_span = a.key.span();
-                    if self.set_twice(&mut seen, &name, key_span) {
+                    if self.set_twice(&mut seen, name.clone(), key_span) {
                         continue;
                     }
-                    match name.as_str() {
+                    match &*name {
                         "after" => {
                             let v = self.expr(&a.value, None).0;
                             out.push(BodyStmt::After(v));
@@ -842,7 +852,7 @@ impl<'a> Cx<'a> {
                                     .fields
                                     .iter()
                                     .filter(|f| f.role != FieldRole::Observed)
-                                    .map(|f| f.name.as_str());
+                                    .map(|f| &*f.name);
                                 let help = did_you_mean(&name, settable.clone()).unwrap_or_else(|| {
                                     format!(
                                         "`{}` fields: {}",
@@ -875,7 +885,7 @@ impl<'a> Cx<'a> {
                                 self.error(d);
                             }
                             Some(f) => {
-                                let ty = f.ty.clone();
+                                let (name, ty) = (f.name.clone(), f.ty.clone());
                                 self.decimal_mode(&ty, &a.value);
                                 let value = self.expr(&a.value, Some(&ty)).0;
                                 out.push(BodyStmt::Attr { name, value, span: key_span.cover(a.value.span) });
@@ -927,7 +937,7 @@ impl<'a> Cx<'a> {
         let mut stmts = Vec::new();
         for stmt in &body.stmts {
             if let StmtKind::Attr(a) = &stmt.kind {
-                match key_text(&a.key).as_str() {
+                match &*key_text(&a.key) {
                     "severity" => {
                         let hint = Ty::Enum(severities.iter().map(|s| s.as_str().to_string()).collect());
                         match self.expr(&a.value, Some(&hint)).0.kind {
@@ -1085,22 +1095,23 @@ fn bin_op(op: ast::BinOp) -> BinOp {
     }
 }
 
-pub fn key_text(k: &Key) -> String {
+pub fn key_text(k: &Key) -> std::borrow::Cow<'_, str> {
     match k {
-        Key::Ident(n) => n.text.clone(),
-        Key::Str(s) => s.as_plain().unwrap_or_default(),
+        Key::Ident(n) => std::borrow::Cow::Borrowed(&n.text),
+        Key::Str(s) => std::borrow::Cow::Owned(s.as_plain().unwrap_or_default()),
     }
 }
 
 enum Seg<'a> {
-    Text(String, Span),
+    /// Borrowed from the tree unless its layout was removed.
+    Text(std::borrow::Cow<'a, str>, Span),
     Interp(&'a Expr),
 }
 
 impl<'a> From<&'a StrPart> for Seg<'a> {
     fn from(p: &'a StrPart) -> Seg<'a> {
         match p {
-            StrPart::Text { raw, span } => Seg::Text(raw.clone(), *span),
+            StrPart::Text { raw, span } => Seg::Text(std::borrow::Cow::Borrowed(raw), *span),
             StrPart::Interp(e) => Seg::Interp(e),
         }
     }
@@ -1114,7 +1125,7 @@ fn dedent(parts: &[StrPart]) -> Vec<Seg<'_>> {
     if let Some(Seg::Text(first, _)) = segs.first_mut()
         && let Some(i) = first.find('\n')
     {
-        first.replace_range(..=i, "");
+        first.to_mut().replace_range(..=i, "");
     }
     let mut indent = String::new();
     if let Some(Seg::Text(last, _)) = segs.last_mut() {
@@ -1122,10 +1133,10 @@ fn dedent(parts: &[StrPart]) -> Vec<Seg<'_>> {
             indent = last[i + 1..].to_string();
             // The break before the closing line goes, `\r\n` as well as `\n`.
             let cut = if last[..i].ends_with('\r') { i - 1 } else { i };
-            last.truncate(cut);
+            last.to_mut().truncate(cut);
         } else if last.chars().all(|c| c == ' ' || c == '\t') {
             // The closing line is the first content line: the string is empty.
-            indent = std::mem::take(last);
+            indent = std::mem::take(last).into_owned();
         }
     }
     if indent.is_empty() {
@@ -1136,7 +1147,7 @@ fn dedent(parts: &[StrPart]) -> Vec<Seg<'_>> {
         match seg {
             Seg::Text(t, _) => {
                 let mut out = String::with_capacity(t.len());
-                let mut rest = t.as_str();
+                let mut rest: &str = t;
                 loop {
                     if at_line_start {
                         rest = rest.strip_prefix(indent.as_str()).unwrap_or(rest);
@@ -1156,7 +1167,7 @@ fn dedent(parts: &[StrPart]) -> Vec<Seg<'_>> {
                         }
                     }
                 }
-                *t = out;
+                *t = std::borrow::Cow::Owned(out);
             }
             Seg::Interp(_) => at_line_start = false,
         }

@@ -169,9 +169,9 @@ impl Cx<'_> {
         let mut fields = Vec::new();
         for stmt in &o.body.stmts {
             let StmtKind::Attr(a) = &stmt.kind else { continue };
-            let name = key_text(&a.key);
+            let name = key_text(&a.key).into_owned();
             let Some(field) = schema.field(&name) else {
-                let help = crate::suggest::did_you_mean(&name, schema.fields.iter().map(|f| f.name.as_str()))
+                let help = crate::suggest::did_you_mean(&name, schema.fields.iter().map(|f| &*f.name))
                     .unwrap_or_else(|| format!("`{}` has no such field", schema.name));
                 let d = self
                     .at(
@@ -187,6 +187,6 @@ impl Cx<'_> {
             let ir = self.expr(&a.value, Some(&field.ty)).0;
             fields.push((name, ir, a.value.span));
         }
-        Some(ObservedIr { kind, kind_name: schema.name.clone(), fields, span })
+        Some(ObservedIr { kind, kind_name: schema.name.to_string(), fields, span })
     }
 }
