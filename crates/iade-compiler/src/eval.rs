@@ -9,6 +9,7 @@ use iade_intent::eval::Evaluator;
 use iade_intent::ir::{Ir, ObjectSource, RuleIr};
 use iade_intent::{Env, EvalError, FieldRole, KindSchema, Origin, ResourceValue, Ty, Value};
 use iade_span::Span;
+use rustc_hash::FxHashMap;
 
 use crate::db::Db;
 use crate::diag::Diag;
@@ -28,24 +29,41 @@ pub(crate) struct CompilerEnv<'a> {
     pub local: std::cell::RefCell<BTreeMap<Arc<str>, Value>>,
     /// Resources that the globals read so far depend on.
     pub global_refs: std::cell::RefCell<Vec<Arc<str>>>,
+    /// The globals and rules read so far. A policy calls its rules once per resource, and each
+    /// lookup through the database costs a lock and a recorded dependency; the first one
+    /// records the dependency for the whole query.
+    globals: std::cell::RefCell<FxHashMap<String, &'a GlobalResult>>,
+    rules: std::cell::RefCell<FxHashMap<String, Option<Arc<RuleIr>>>>,
 }
 
 impl<'a> CompilerEnv<'a> {
     pub fn new(db: &'a dyn Db) -> Self {
-        CompilerEnv { db, local: Default::default(), global_refs: Default::default() }
+        CompilerEnv {
+            db,
+            local: Default::default(),
+            global_refs: Default::default(),
+            globals: Default::default(),
+            rules: Default::default(),
+        }
     }
 }
 
 impl Env for CompilerEnv<'_> {
     fn global(&self, name: &str) -> Value {
-        match item_from_key(self.db, name) {
-            Some(item) => {
+        let cached = self.globals.borrow().get(name).copied();
+        let g = match cached {
+            Some(g) => g,
+            None => {
+                let Some(item) = item_from_key(self.db, name) else {
+                    return Value::unknown(format!("`{name}` is not declared"));
+                };
                 let g = deep(|| eval_global(self.db, item));
-                self.global_refs.borrow_mut().extend(g.refs.iter().cloned());
-                g.value.clone()
+                self.globals.borrow_mut().insert(name.to_string(), g);
+                g
             }
-            None => Value::unknown(format!("`{name}` is not declared")),
-        }
+        };
+        self.global_refs.borrow_mut().extend(g.refs.iter().cloned());
+        g.value.clone()
     }
 
     fn resource(&self, id: &str) -> Option<Value> {
@@ -60,11 +78,15 @@ impl Env for CompilerEnv<'_> {
     }
 
     fn rule(&self, name: &str) -> Option<Arc<RuleIr>> {
-        let item = item_from_key(self.db, name)?;
-        match &lower_item(self.db, item).kind {
+        if let Some(rule) = self.rules.borrow().get(name) {
+            return rule.clone();
+        }
+        let rule = item_from_key(self.db, name).and_then(|item| match &lower_item(self.db, item).kind {
             LoweredKind::Rule(r) => Some(r.clone()),
             _ => None,
-        }
+        });
+        self.rules.borrow_mut().insert(name.to_string(), rule.clone());
+        rule
     }
 
     fn objects(&self, source: ObjectSource, kind: &str, _under: Option<&str>) -> Result<Vec<Value>, String> {
@@ -626,16 +648,23 @@ impl Run<'_> {
         }
         res.refs.retain(|(id, _)| *id != res.id);
         let poisoned = self.poisoned || errors_before < self.out.diags.len();
+        // Attributes are keyed by the schema's own names (see `body`), so a field is found by
+        // comparing pointers, not text; keys from another copy of the schema are compared as text.
+        let shared = res.attrs.keys().all(|k| schema.fields.iter().any(|f| Arc::ptr_eq(&f.name, k)));
+        let attr = |f: &iade_intent::FieldSchema| {
+            if shared {
+                res.attrs.iter().find(|(k, _)| Arc::ptr_eq(k, &f.name)).map(|(_, v)| v)
+            } else {
+                res.attrs.get(&*f.name)
+            }
+        };
         // Made to size: kept for the whole compilation, and a kind has more fields than a
         // resource sets.
-        let count = schema
-            .fields
-            .iter()
-            .filter(|f| poisoned || f.default.is_some() || res.attrs.contains_key(&*f.name))
-            .count();
+        let count =
+            schema.fields.iter().filter(|f| poisoned || f.default.is_some() || attr(f).is_some()).count();
         let mut fields = iade_intent::VecMap::with_capacity(count);
         for f in &schema.fields {
-            match (res.attrs.get(&f.name), &f.default) {
+            match (attr(f), &f.default) {
                 (Some((v, _)), _) => {
                     fields.insert(f.name.clone(), v.clone());
                 }
@@ -727,7 +756,7 @@ impl Run<'_> {
                             continue;
                         }
                     }
-                    res.attrs.insert(name.clone(), (v, *span));
+                    res.attrs.insert(field.name.clone(), (v, *span));
                 }
                 BodyStmt::Notify(ir) => {
                     let mut targets = Vec::new();

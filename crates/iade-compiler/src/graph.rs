@@ -818,7 +818,9 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
         }
         // Managed fields the resource leaves unset take their kind's default.
         for f in schema.iter().flat_map(|s| s.fields.iter()) {
-            if let (Some(d), false) = (&f.default, r.attrs.contains_key(&f.name)) {
+            if let Some(d) = &f.default
+                && !r.attrs.contains_key(&f.name)
+            {
                 attrs.insert(f.name.to_string(), NodeAttr { value: d.clone(), source: None });
             }
         }

@@ -5,6 +5,7 @@
 //! item's tree (spans relative to the item) and is equal across edits elsewhere in the file,
 //! so salsa stops there and nothing downstream of an untouched item re-runs.
 
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -58,19 +59,19 @@ pub struct Parsed {
     pub parse: Parse,
     /// The name of each item, by index.
     pub names: Vec<String>,
-    pub index: HashMap<String, usize>,
+    pub index: FxHashMap<String, usize>,
 }
 
 #[salsa::tracked(returns(ref), no_eq)]
 pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
     let parse = iade_syntax::parse_with(file.id(db), file.text(db), db.threads());
     let mut names = Vec::with_capacity(parse.tree.items.len());
-    let mut index = HashMap::with_capacity(parse.tree.items.len());
+    let mut index = FxHashMap::with_capacity_and_hasher(parse.tree.items.len(), Default::default());
     let mut counters: HashMap<&'static str, usize> = HashMap::new();
     let mut last_duplicate: HashMap<String, usize> = HashMap::new();
     for (i, item) in parse.tree.items.iter().enumerate() {
         let base = match item_class(&item.stmt) {
-            ItemClass::Named { prefix, name } => format!("{prefix}:{name}"),
+            ItemClass::Named(name) => name,
             ItemClass::Anonymous(prefix) => {
                 let n = counters.entry(prefix).or_default();
                 *n += 1;
@@ -81,8 +82,9 @@ pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
         // compiled; the duplicate is reported by the scope. Every `#k` below the last one a
         // name got is taken: the next duplicate starts after it, so a thousand duplicates do
         // not try a million names.
-        let mut name = base.clone();
+        let mut name = base;
         if index.contains_key(&name) {
+            let base = name.clone();
             let k = last_duplicate.entry(base.clone()).or_insert(1);
             loop {
                 *k += 1;
@@ -99,24 +101,43 @@ pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
 }
 
 enum ItemClass {
-    Named { prefix: &'static str, name: String },
+    /// `PREFIX:NAME`, made in one allocation: a file may have 100,000 items.
+    Named(String),
     Anonymous(&'static str),
 }
 
 fn item_class(stmt: &Stmt) -> ItemClass {
-    let named = |prefix, name: &str| ItemClass::Named { prefix, name: name.to_string() };
+    let named = |prefix: &str, name: &str| {
+        let mut s = String::with_capacity(prefix.len() + 1 + name.len());
+        s.push_str(prefix);
+        s.push(':');
+        s.push_str(name);
+        ItemClass::Named(s)
+    };
     match &stmt.kind {
         StmtKind::Param(p) => named("value", &p.name.text),
         StmtKind::Let(l) => named("value", &l.name.text),
         StmtKind::Resource(r) => {
-            let kind: Vec<&str> = r.kind.iter().map(|n| n.text.as_str()).collect();
-            match &r.name {
-                ResourceName::Ident(n) => named("res", &format!("{}:{}", kind.join("."), n.text)),
+            let name = match &r.name {
+                ResourceName::Ident(n) => std::borrow::Cow::Borrowed(n.text.as_str()),
                 ResourceName::Str(s) => match s.as_plain() {
-                    Some(p) => named("res", &format!("{}:{p}", kind.join("."))),
-                    None => ItemClass::Anonymous("res"),
+                    Some(p) => std::borrow::Cow::Owned(p),
+                    None => return ItemClass::Anonymous("res"),
                 },
+            };
+            // `res:KIND:NAME`, the kind's parts joined with dots.
+            let kind_len: usize = r.kind.iter().map(|n| n.text.len() + 1).sum();
+            let mut s = String::with_capacity(4 + kind_len + name.len());
+            s.push_str("res:");
+            for (i, part) in r.kind.iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                s.push_str(&part.text);
             }
+            s.push(':');
+            s.push_str(&name);
+            ItemClass::Named(s)
         }
         StmtKind::Kind(k) => named("kind", &k.name.text),
         StmtKind::Rule(r) => named("rule", &r.name.text),

@@ -83,8 +83,14 @@ pub struct KindCheck {
 }
 
 impl KindSchema {
+    /// The field named `name`. A name that is the schema's own (an attribute's key, which
+    /// shares it) is found without comparing text.
     pub fn field(&self, name: &str) -> Option<&FieldSchema> {
-        self.fields.iter().find(|f| *f.name == *name)
+        let own = self
+            .fields
+            .iter()
+            .find(|f| std::ptr::eq(f.name.as_ptr(), name.as_ptr()) && f.name.len() == name.len());
+        own.or_else(|| self.fields.iter().find(|f| *f.name == *name))
     }
 
     pub fn identity_fields(&self) -> impl Iterator<Item = &FieldSchema> {

@@ -18,7 +18,7 @@ use iade_syntax::ast::{self, StmtKind};
 use super::{BodyStmt, Cx, Gen, LoweredKind, ResName, key_text, types_only};
 use crate::db::Db;
 use crate::items::{Item, item_syntax};
-use crate::scope::{Def, ItemName, Scope, module_of, module_scope, own_scope, split_name};
+use crate::scope::{Def, ItemName, Scope, module_of, module_scope, split_name};
 use crate::suggest::did_you_mean;
 
 /// Meta-attributes an instance body may hold besides its params.
@@ -70,16 +70,7 @@ pub enum Declares {
 
 /// Resolves `file`, `web.vhost`: a kind or a component in scope.
 pub fn resolve_declared(db: &dyn Db, scope: &Scope, path: &[ast::Name]) -> Option<Declares> {
-    let mut defs: Vec<Def> = scope
-        .defs
-        .get(&path.first().map(|n| n.text.clone()).unwrap_or_default())
-        .cloned()
-        .unwrap_or_default();
-    for seg in path.iter().skip(1) {
-        let Some(Def::Module(m)) = defs.iter().find(|d| matches!(d, Def::Module(_))) else { return None };
-        defs = own_scope(db, *m).defs.get(&seg.text).cloned().unwrap_or_default();
-    }
-    defs.iter().find_map(|d| match d {
+    super::path_defs(db, scope, path).iter().find_map(|d| match d {
         Def::Kind(k) => Some(Declares::Kind(*k)),
         Def::Component(c) => Some(Declares::Component(*c)),
         _ => None,

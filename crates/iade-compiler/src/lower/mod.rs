@@ -187,19 +187,25 @@ pub fn written_kind(db: &dyn Db, item: Item) -> Option<String> {
     Some(r.kind.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join("."))
 }
 
-fn resolve_kind_path(db: &dyn Db, scope: &Scope, path: &[ast::Name]) -> Result<Item, String> {
-    let mut defs: Vec<Def> = scope
-        .defs
-        .get(&path.first().map(|n| n.text.clone()).unwrap_or_default())
-        .cloned()
-        .unwrap_or_default();
+/// What a path (`pg.role`) names: the definitions of its last segment, through the modules its
+/// other segments name. Borrowed from the scopes: every resource item resolves its kind.
+pub(crate) fn path_defs<'db>(db: &'db dyn Db, scope: &'db Scope, path: &[ast::Name]) -> &'db [Def] {
+    let Some(first) = path.first() else { return &[] };
+    let mut defs: &[Def] = scope.defs.get(&first.text).map_or(&[], Vec::as_slice);
     for seg in path.iter().skip(1) {
         let Some(Def::Module(m)) = defs.iter().find(|d| matches!(d, Def::Module(_))) else {
-            return Err(String::new());
+            return &[];
         };
-        defs = own_scope(db, *m).defs.get(&seg.text).cloned().unwrap_or_default();
+        defs = own_scope(db, *m).defs.get(&seg.text).map_or(&[], Vec::as_slice);
     }
-    defs.iter().find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None }).ok_or_default()
+    defs
+}
+
+fn resolve_kind_path(db: &dyn Db, scope: &Scope, path: &[ast::Name]) -> Result<Item, String> {
+    path_defs(db, scope, path)
+        .iter()
+        .find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None })
+        .ok_or_default()
 }
 
 trait OkOrDefault<T> {
