@@ -134,7 +134,7 @@ pub struct Fact {
     /// The module of its kind (`std.users`), with `kind`: what a `refers` names.
     pub module: Arc<str>,
     /// What its `refers` fields name: the kind and the identity key (as `identity` compares).
-    pub names: Vec<(iade_intent::Refers, String)>,
+    pub names: Vec<(Arc<iade_intent::Refers>, String)>,
     pub after: Vec<Arc<str>>,
     pub notify: Vec<(Arc<str>, Span)>,
     /// Whether its kind can be refreshed.
@@ -211,14 +211,16 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
         for f in schema.iter().flat_map(|s| s.fields.iter()) {
             let (Some(to), Some((v, _))) = (&f.refers, r.attrs.get(&f.name)) else { continue };
             // One name, or a list of names (`groups`).
-            let values: Vec<&Value> = match v {
-                Value::List(items) => items.iter().collect(),
-                other => vec![other],
+            let values: &[Value] = match v {
+                Value::List(items) => items.as_slice(),
+                other => std::slice::from_ref(other),
             };
-            for v in values.into_iter().filter(|v| matches!(v, Value::Str(_))) {
+            for v in values.iter().filter(|v| matches!(v, Value::Str(_))) {
                 names.push((to.clone(), format!("{}\u{0}", identity_text(v))));
             }
         }
+        // Kept for the whole compilation; a vector grown by pushing holds room for four.
+        names.shrink_to_fit();
         out.facts.push(Fact {
             id: r.id.clone(),
             kind: r.kind.clone(),

@@ -42,7 +42,7 @@ pub struct FieldSchema {
     pub doc: Option<String>,
     /// What a value of the field names (`owner: string refers user.name`): a resource of
     /// that kind whose identity is the value is applied before this one.
-    pub refers: Option<Refers>,
+    pub refers: Option<Arc<Refers>>,
 }
 
 /// The kind (by module and name) and identity field a field's value names.

@@ -144,7 +144,7 @@ impl Cx<'_> {
                         }),
                         None => (None, None),
                     };
-                    let refers = f.refers.as_ref().and_then(|path| self.refers(path));
+                    let refers = f.refers.as_ref().and_then(|path| self.refers(path)).map(Arc::new);
                     schema.fields.push(FieldSchema {
                         name: Arc::from(f.name.text.as_str()),
                         role,
