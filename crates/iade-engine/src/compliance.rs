@@ -243,7 +243,7 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
     };
     for control in &stack.program.controls {
         let verdicts = Evaluator::new(&observed, control.origin.clone(), control.slots).run_check(control);
-        let mut on_intent: Option<HashMap<String, Outcome>> = None;
+        let mut on_intent: Option<HashMap<Arc<str>, Outcome>> = None;
         for v in verdicts {
             match v.outcome {
                 Outcome::Pass => report.passed += 1,
@@ -259,7 +259,7 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
                                     .filter_map(|v| v.subject.clone().map(|s| (s, v.outcome)))
                                     .collect()
                             });
-                            match map.get(s) {
+                            match map.get(&**s) {
                                 Some(Outcome::Pass) => Some(true),
                                 Some(Outcome::Fail) => Some(false),
                                 _ => None,
@@ -268,11 +268,9 @@ pub fn evaluate_controls(stack: &Stack<'_>, env: &Env<'_>, plan: &Plan) -> Compl
                         _ => None,
                     };
                     let mut f = finding(stack.program, control, &v, FindingOutcome::Fail, compliant);
-                    let waiver = stack
-                        .program
-                        .waivers
-                        .iter()
-                        .find(|w| w.control == control.name && Some(&w.subject) == v.subject.as_ref());
+                    let waiver = stack.program.waivers.iter().find(|w| {
+                        w.control == control.name && v.subject.as_deref() == Some(w.subject.as_str())
+                    });
                     if let Some(w) = waiver {
                         let message = f.message.clone().unwrap_or_else(|| "the control does not hold".into());
                         if today() <= w.until {
@@ -316,7 +314,7 @@ fn finding(
     Finding {
         control: control.name.clone(),
         severity: control.severity,
-        subject: v.subject.clone(),
+        subject: v.subject.as_deref().map(str::to_string),
         outcome,
         message,
         evidence: v.evidence.iter().map(|e| format!("`{}` is {}", e.text, e.value)).collect(),

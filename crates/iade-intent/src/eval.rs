@@ -130,12 +130,12 @@ pub struct Verdict {
     /// The rule the `require` called, with the span of the rule's name.
     pub rule: Option<(Arc<str>, Origin, Span)>,
     /// The resource the verdict is about, when there is one.
-    pub subject: Option<String>,
+    pub subject: Option<Arc<str>>,
     /// The failure message (rule message, `else` message, or a default).
     pub message: Option<String>,
     pub evidence: Vec<Evidence>,
     /// Resource fields the failing condition read: where the intent that failed was declared.
-    pub reads: Vec<(String, String)>,
+    pub reads: Vec<(Arc<str>, Arc<str>)>,
     /// An evaluation error, reported instead of a verdict on the condition.
     pub error: Option<EvalError>,
 }
@@ -148,7 +148,7 @@ pub struct Evaluator<'e> {
     fuel: u64,
     limits: Limits,
     /// Resource fields read since the last `take_reads`.
-    reads: Vec<(String, String)>,
+    reads: Vec<(Arc<str>, Arc<str>)>,
     /// Resource ids referenced since the last `take_refs`: the dependency edges.
     refs: Vec<(Arc<str>, Span)>,
     /// The id prefix of the component instance being evaluated (`vhost.api/`), if any.
@@ -658,10 +658,10 @@ impl<'e> Evaluator<'e> {
         }
     }
 
-    fn member(&mut self, v: Value, name: &str, span: Span) -> R {
+    fn member(&mut self, v: Value, name: &Arc<str>, span: Span) -> R {
         match v {
             Value::Unknown(_) => Ok(v),
-            Value::Record(entries) => match entries.get(name) {
+            Value::Record(entries) => match entries.get(&**name) {
                 Some(v) => {
                     // A member of a component instance reached through the instance's value
                     // (`vhost["x"].conf`) is a dependency like a direct reference.
@@ -681,7 +681,7 @@ impl<'e> Evaluator<'e> {
             },
             Value::Resource(r) => match r.field(name) {
                 Some(v) => {
-                    self.reads.push((r.id.to_string(), name.to_string()));
+                    self.reads.push((r.id.clone(), name.clone()));
                     // A member of a component instance (`vhost["x"].conf`) is a dependency.
                     if let Value::Resource(m) = &v {
                         self.refs.push((m.id.clone(), span));
@@ -857,12 +857,12 @@ impl<'e> Evaluator<'e> {
                 _ => None,
             };
             self.set_local(slot, item.clone());
-            self.run_stmts(body, sub.as_deref(), &mut out);
+            self.run_stmts(body, sub.as_ref(), &mut out);
         }
         out
     }
 
-    fn run_stmts(&mut self, stmts: &[CheckStmt], subject: Option<&str>, out: &mut Vec<Verdict>) {
+    fn run_stmts(&mut self, stmts: &[CheckStmt], subject: Option<&Arc<str>>, out: &mut Vec<Verdict>) {
         for stmt in stmts {
             match stmt {
                 CheckStmt::Require { cond, message, span } => {
@@ -904,11 +904,11 @@ impl<'e> Evaluator<'e> {
                         Value::List(items) => {
                             for item in items.iter() {
                                 let sub = match item {
-                                    Value::Resource(r) => Some(r.id.to_string()),
-                                    _ => subject.map(str::to_string),
+                                    Value::Resource(r) => Some(r.id.clone()),
+                                    _ => subject.cloned(),
                                 };
                                 self.set_local(*slot, item.clone());
-                                self.run_stmts(body, sub.as_deref(), out);
+                                self.run_stmts(body, sub.as_ref(), out);
                             }
                         }
                         Value::Record(entries) => {
@@ -942,13 +942,13 @@ impl<'e> Evaluator<'e> {
         }
     }
 
-    fn blank_verdict(&self, span: Span, subject: Option<&str>) -> Verdict {
+    fn blank_verdict(&self, span: Span, subject: Option<&Arc<str>>) -> Verdict {
         Verdict {
             outcome: Outcome::Pass,
             origin: self.origin.clone(),
             span,
             rule: None,
-            subject: subject.map(str::to_string),
+            subject: subject.cloned(),
             message: None,
             evidence: Vec::new(),
             reads: Vec::new(),
@@ -956,7 +956,7 @@ impl<'e> Evaluator<'e> {
         }
     }
 
-    fn error_verdict(&self, e: EvalError, span: Span, subject: Option<&str>) -> Verdict {
+    fn error_verdict(&self, e: EvalError, span: Span, subject: Option<&Arc<str>>) -> Verdict {
         Verdict {
             outcome: Outcome::Unknown(format!("evaluation failed: {}", e.message)),
             error: Some(e),
@@ -964,7 +964,13 @@ impl<'e> Evaluator<'e> {
         }
     }
 
-    fn require(&mut self, cond: &Ir, message: Option<&Ir>, span: Span, subject: Option<&str>) -> Verdict {
+    fn require(
+        &mut self,
+        cond: &Ir,
+        message: Option<&Ir>,
+        span: Span,
+        subject: Option<&Arc<str>>,
+    ) -> Verdict {
         let mut verdict = self.blank_verdict(span, subject);
         self.reads.clear();
         // A rule call is run here rather than through `eval`, so its frame is kept for the
@@ -982,7 +988,7 @@ impl<'e> Evaluator<'e> {
                 }
             }
             if let Some(Value::Resource(r)) = values.first() {
-                verdict.subject = Some(r.id.to_string());
+                verdict.subject = Some(r.id.clone());
             }
             match failed {
                 Some(e) => Err(e),
@@ -993,7 +999,7 @@ impl<'e> Evaluator<'e> {
         };
         let (value, run) = match result {
             Ok(r) => r,
-            Err(e) => return self.error_verdict(e, span, verdict.subject.as_deref()),
+            Err(e) => return self.error_verdict(e, span, verdict.subject.as_ref()),
         };
         if let Some(run) = &run {
             verdict.rule = Some((run.rule.name.clone(), run.rule.origin.clone(), run.rule.name_span));
@@ -1040,7 +1046,7 @@ impl<'e> Evaluator<'e> {
                     cond.span,
                     format!("a requirement is a bool, not {}", crate::ty::describe(&other)),
                 );
-                self.error_verdict(e, span, verdict.subject.as_deref())
+                self.error_verdict(e, span, verdict.subject.as_ref())
             }
         }
     }

@@ -51,7 +51,13 @@ impl ResourceValue {
     /// A field's value: its value, or unknown with the reason; `None` if the kind has no
     /// such field.
     pub fn field(&self, name: &str) -> Option<Value> {
-        if let Some(v) = self.fields.get(name) {
+        // A name that is the kind's own string (as lowering names a kind's fields) is found
+        // by its address; any other is compared as text.
+        let own = self
+            .fields
+            .iter()
+            .find(|(k, _)| std::ptr::eq(k.as_ptr(), name.as_ptr()) && k.len() == name.len());
+        if let Some(v) = own.map(|(_, v)| v).or_else(|| self.fields.get(name)) {
             return Some(v.clone());
         }
         let (_, role) = self.schema.iter().find(|(n, _)| n == name)?;

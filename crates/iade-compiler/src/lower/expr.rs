@@ -507,11 +507,17 @@ impl Cx<'_> {
         }
         let (base, ty) = self.expr(inner, None);
         let mut field_ty = None;
+        // A kind's field is named by the schema's own string, which resource values share:
+        // reading it compares pointers, not text.
+        let mut shared = None;
         match &ty {
             Some(Ty::Kind(k)) => {
                 if let Some(schema) = self.schema_by_name(k) {
                     match schema.field(&name.text) {
-                        Some(f) => field_ty = Some(f.ty.clone()),
+                        Some(f) => {
+                            field_ty = Some(f.ty.clone());
+                            shared = Some(f.name.clone());
+                        }
                         None => {
                             let names = schema.fields.iter().map(|f| &*f.name);
                             let help = did_you_mean(&name.text, names.clone()).unwrap_or_else(|| {
@@ -535,7 +541,8 @@ impl Cx<'_> {
             Some(Ty::Map(t)) => field_ty = Some((**t).clone()),
             _ => {}
         }
-        (self.node(IrKind::Member(Box::new(base), Arc::from(name.text.as_str())), span), field_ty)
+        let name = shared.unwrap_or_else(|| Arc::from(name.text.as_str()));
+        (self.node(IrKind::Member(Box::new(base), name), span), field_ty)
     }
 
     pub(super) fn schema_by_name(&self, kind: &str) -> Option<Arc<KindSchema>> {
