@@ -135,9 +135,7 @@ pub enum BodyStmt {
     },
 }
 
-/// The qualified key of a `let`/`param`/`rule` item, as the IR names it. Kept once per item:
-/// every reference to the item shares it.
-#[salsa::tracked(returns(clone))]
+/// The qualified key of a `let`/`param`/`rule` item, as the IR names it.
 pub fn item_key(db: &dyn Db, item: Item) -> Arc<str> {
     Arc::from(format!("{}:{}", item.file(db).id(db).0, item.name(db)))
 }
