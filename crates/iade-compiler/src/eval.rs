@@ -9,7 +9,6 @@ use iade_intent::eval::Evaluator;
 use iade_intent::ir::{Ir, ObjectSource, RuleIr};
 use iade_intent::{Env, EvalError, FieldRole, KindSchema, Origin, ResourceValue, Ty, Value};
 use iade_span::Span;
-use rustc_hash::FxHashMap;
 
 use crate::db::Db;
 use crate::diag::Diag;
@@ -29,39 +28,20 @@ pub(crate) struct CompilerEnv<'a> {
     pub local: std::cell::RefCell<BTreeMap<Arc<str>, Value>>,
     /// Resources that the globals read so far depend on.
     pub global_refs: std::cell::RefCell<Vec<Arc<str>>>,
-    /// The globals and rules read so far. A policy calls its rules once per resource, and each
-    /// lookup through the database costs a lock and a recorded dependency; the first one
-    /// records the dependency for the whole query.
-    globals: std::cell::RefCell<FxHashMap<String, &'a GlobalResult>>,
-    rules: std::cell::RefCell<FxHashMap<String, Option<Arc<RuleIr>>>>,
 }
 
 impl<'a> CompilerEnv<'a> {
     pub fn new(db: &'a dyn Db) -> Self {
-        CompilerEnv {
-            db,
-            local: Default::default(),
-            global_refs: Default::default(),
-            globals: Default::default(),
-            rules: Default::default(),
-        }
+        CompilerEnv { db, local: Default::default(), global_refs: Default::default() }
     }
 }
 
 impl Env for CompilerEnv<'_> {
     fn global(&self, name: &str) -> Value {
-        let cached = self.globals.borrow().get(name).copied();
-        let g = match cached {
-            Some(g) => g,
-            None => {
-                let Some(item) = item_from_key(self.db, name) else {
-                    return Value::unknown(format!("`{name}` is not declared"));
-                };
-                let g = deep(|| eval_global(self.db, item));
-                self.globals.borrow_mut().insert(name.to_string(), g);
-                g
-            }
+        let Some(item) = item_from_key(self.db, name) else {
+            return Value::unknown(format!("`{name}` is not declared"));
         };
+        let g = deep(|| eval_global(self.db, item));
         self.global_refs.borrow_mut().extend(g.refs.iter().cloned());
         g.value.clone()
     }
@@ -78,15 +58,11 @@ impl Env for CompilerEnv<'_> {
     }
 
     fn rule(&self, name: &str) -> Option<Arc<RuleIr>> {
-        if let Some(rule) = self.rules.borrow().get(name) {
-            return rule.clone();
-        }
-        let rule = item_from_key(self.db, name).and_then(|item| match &lower_item(self.db, item).kind {
+        let item = item_from_key(self.db, name)?;
+        match &lower_item(self.db, item).kind {
             LoweredKind::Rule(r) => Some(r.clone()),
             _ => None,
-        });
-        self.rules.borrow_mut().insert(name.to_string(), rule.clone());
-        rule
+        }
     }
 
     fn objects(&self, source: ObjectSource, kind: &str, _under: Option<&str>) -> Result<Vec<Value>, String> {

@@ -243,14 +243,16 @@ fn junit_output_is_a_well_formed_report_with_each_control_a_test_case() {
 
 #[test]
 fn a_waived_failure_is_reported_but_does_not_fail_the_run_until_its_waiver_expires() {
+    // The object is quoted: the directory's name starts with a digit, which unquoted would
+    // read as a number.
     use super::engine::{code, run, stack, text};
     let src = |until: &str| {
         format!(
-            "use std.fs.{{file}}\n\ncontrol no_world_writable {{\n  severity = high\n  for f in observe(file, under = \"out\") {{\n    require f.mode & 0o002 == 0 else \"${{f.path}} is world-writable\"\n  }}\n}}\n\nwaive control no_world_writable for file[OUT/legacy.sh] until \"{until}\" reason \"vendor script\"\n"
+            "use std.fs.{{file}}\n\ncontrol no_world_writable {{\n  severity = high\n  for f in observe(file, under = \"2fa\") {{\n    require f.mode & 0o002 == 0 else \"${{f.path}} is world-writable\"\n  }}\n}}\n\nwaive control no_world_writable for file[\"OUT/legacy.sh\"] until \"{until}\" reason \"vendor script\"\n"
         )
     };
     let dir = stack("waiver", "");
-    let out = dir.join("out");
+    let out = dir.join("2fa");
     std::fs::create_dir_all(&out).expect("out");
     let legacy = out.join("legacy.sh");
     std::fs::write(&legacy, "x\n").expect("write");

@@ -552,7 +552,14 @@ impl<'a> Cx<'a> {
     fn waive(&mut self, w: &ast::WaiveDecl) -> LoweredKind {
         let mut subject: String = w.subject.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(".");
         if let Some(span) = w.object {
-            subject = format!("{subject}[{}]", self.slice(span).trim());
+            let text = self.slice(span).trim();
+            // Quoted, the object is what the string says: for a name iade cannot read as
+            // written, such as a path with a part that starts with a digit (`/srv/2fa`).
+            let object = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+                Some(inner) if !inner.contains('"') => iade_syntax::token::cook(inner).into_owned(),
+                _ => text.to_string(),
+            };
+            subject = format!("{subject}[{object}]");
         }
         let until = w.until.as_plain().unwrap_or_default();
         if !valid_date(&until) {
