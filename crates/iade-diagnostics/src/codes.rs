@@ -352,7 +352,8 @@ Fix: move the check into a `policy` (intent) or a `control` (observation).";
 "A `policy`, `control` or `kind` has a setting it does not take or a setting with a wrong value: a
 policy's `severity` is `deny` or `warn`; a control needs a `severity` of `low`, `medium`, `high` or
 `critical` and may have a plain-string `title`; a kind's fields are `identity`, `desired` or
-`observed`.
+`observed`. A `waive` needs an `until` date that exists, a reason, and an object quoted whole or
+not at all.
 
 Fix: follow the help line.";
 

@@ -552,12 +552,25 @@ impl<'a> Cx<'a> {
     fn waive(&mut self, w: &ast::WaiveDecl) -> LoweredKind {
         let mut subject: String = w.subject.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join(".");
         if let Some(span) = w.object {
-            let text = self.slice(span).trim();
+            let text = self.slice(span).trim().to_string();
             // Quoted, the object is what the string says: for a name iade cannot read as
             // written, such as a path with a part that starts with a digit (`/srv/2fa`).
             let object = match text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
                 Some(inner) if !inner.contains('"') => iade_syntax::token::cook(inner).into_owned(),
-                _ => text.to_string(),
+                _ => {
+                    // `file[/srv/"2fa"/run.sh]`, as the lexer's help for `2fa` suggests: taken
+                    // as written, it would never match a finding.
+                    if text.contains('"') {
+                        let d = self
+                            .at(codes::E0209, span, "a waiver's object is quoted in part", "quoted in part")
+                            .help(format!(
+                                "quote the whole object: {subject}[\"{}\"]",
+                                text.replace('"', "")
+                            ));
+                        self.error(d);
+                    }
+                    text
+                }
             };
             subject = format!("{subject}[{object}]");
         }
