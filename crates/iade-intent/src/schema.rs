@@ -86,10 +86,7 @@ impl KindSchema {
     /// The field named `name`. A name that is the schema's own (an attribute's key, which
     /// shares it) is found without comparing text.
     pub fn field(&self, name: &str) -> Option<&FieldSchema> {
-        let own = self
-            .fields
-            .iter()
-            .find(|f| std::ptr::eq(f.name.as_ptr(), name.as_ptr()) && f.name.len() == name.len());
+        let own = self.fields.iter().find(|f| crate::value::same_str(&f.name, name));
         own.or_else(|| self.fields.iter().find(|f| *f.name == *name))
     }
 

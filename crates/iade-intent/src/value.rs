@@ -47,16 +47,19 @@ pub struct ResourceValue {
     pub schema: Arc<Vec<(String, crate::schema::FieldRole)>>,
 }
 
+/// Whether two strings are one string in memory (a schema's field name and a key that shares
+/// it): found without comparing text.
+pub(crate) fn same_str(a: &str, b: &str) -> bool {
+    std::ptr::eq(a.as_ptr(), b.as_ptr()) && a.len() == b.len()
+}
+
 impl ResourceValue {
     /// A field's value: its value, or unknown with the reason; `None` if the kind has no
     /// such field.
     pub fn field(&self, name: &str) -> Option<Value> {
         // A name that is the kind's own string (as lowering names a kind's fields) is found
         // by its address; any other is compared as text.
-        let own = self
-            .fields
-            .iter()
-            .find(|(k, _)| std::ptr::eq(k.as_ptr(), name.as_ptr()) && k.len() == name.len());
+        let own = self.fields.iter().find(|(k, _)| same_str(k, name));
         if let Some(v) = own.map(|(_, v)| v).or_else(|| self.fields.get(name)) {
             return Some(v.clone());
         }

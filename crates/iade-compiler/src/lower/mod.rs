@@ -413,7 +413,7 @@ impl<'a> Cx<'a> {
             return;
         }
         let raw = lit.raw.replace('_', "");
-        if raw == "0" || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        if raw == "0" {
             return;
         }
         let octal = raw.trim_start_matches('0');
