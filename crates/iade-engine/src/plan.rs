@@ -529,9 +529,25 @@ pub(crate) fn observe_targets(
         out.resize_with(idx.len(), || {
             Err(ProviderError::permanent("the provider returned too few observations"))
         });
-        let mut marks = p.marks(kind, &batch, &cx);
-        marks.resize(idx.len(), Mark::Unsupported);
-        out.into_iter().zip(marks).collect()
+        // An absent object carries no mark: only the present ones are asked for theirs.
+        let present: Vec<&Target> = batch
+            .iter()
+            .zip(&out)
+            .filter(|(_, o)| matches!(o, Ok(Observed::Present(_))))
+            .map(|(t, _)| *t)
+            .collect();
+        let mut marks = if present.is_empty() { Vec::new() } else { p.marks(kind, &present, &cx) };
+        marks.resize(present.len(), Mark::Unsupported);
+        let mut marks = marks.into_iter();
+        out.into_iter()
+            .map(|o| {
+                let mark = match o {
+                    Ok(Observed::Present(_)) => marks.next().unwrap_or(Mark::Unsupported),
+                    _ => Mark::Unsupported,
+                };
+                (o, mark)
+            })
+            .collect()
     });
     let mut out: Vec<Option<(Result<Observed, ProviderError>, Mark)>> =
         (0..targets.len()).map(|_| None).collect();

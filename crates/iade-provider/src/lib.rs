@@ -384,8 +384,8 @@ pub trait Provider: Send + Sync {
         32
     }
 
-    /// The ownership marks of objects, one per target, in order. The default: marks are not
-    /// supported.
+    /// The ownership marks of objects, one per target, in order; the engine asks only for
+    /// objects it observed present. The default: marks are not supported.
     fn marks(&self, _kind: &str, targets: &[&Target], _cx: &Context<'_>) -> Vec<Mark> {
         vec![Mark::Unsupported; targets.len()]
     }

@@ -115,3 +115,58 @@ fn random_file_types_and_names_never_hang_redirect_or_panic_the_local_provider()
         assert!(!p.contains(".iade-tmp."), "a temporary file was listed: {p:?}");
     }
 }
+
+fn file_with_content(path: &Path, content: &str) -> Target {
+    let mut t = target(path);
+    t.id = format!("file.{}", path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
+    let mut intended = t.intended.clone();
+    intended.insert("content".into(), Value::str(content));
+    t.intended = intended;
+    t
+}
+
+#[test]
+fn a_wave_of_a_hundred_new_files_publishes_each_and_refuses_one_made_behind_its_back() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let cancelled = AtomicBool::new(false);
+    let cx = Context {
+        stack: "test",
+        secrets: &NoSecrets,
+        stack_dir: root.path(),
+        cancelled: &cancelled,
+        diffs: true,
+        state_dir: None,
+    };
+    for d in 0..3 {
+        std::fs::create_dir(root.path().join(format!("d{d}"))).expect("dir");
+    }
+    let targets: Vec<Target> = (0..101)
+        .map(|i| file_with_content(&root.path().join(format!("d{}/f{i}", i % 3)), &format!("file {i}\n")))
+        .collect();
+    let provider = LocalProvider::new();
+    let refs: Vec<&Target> = targets.iter().collect();
+    let observed = provider.observe("file", &refs, &cx);
+    for (t, o) in targets.iter().zip(&observed) {
+        let o = o.as_ref().expect("observed");
+        assert!(matches!(o, Observed::Absent));
+        provider.apply("file", t, o, &cx).expect("applied");
+    }
+    // Someone else creates the last file between the observation and the flush.
+    let intruder = root.path().join("d1/f100");
+    std::fs::write(&intruder, "not iade's").expect("intruder");
+    let failures = provider.flush(&cx).expect("flushed");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].0, "file.f100");
+    assert_eq!(std::fs::read_to_string(&intruder).expect("kept"), "not iade's");
+    for i in 0..100 {
+        let p = root.path().join(format!("d{}/f{i}", i % 3));
+        assert_eq!(std::fs::read_to_string(&p).expect("published"), format!("file {i}\n"), "{p:?}");
+        assert_eq!(mode(&p), 0o600, "{p:?}");
+    }
+    for d in 0..3 {
+        for entry in std::fs::read_dir(root.path().join(format!("d{d}"))).expect("list") {
+            let name = entry.expect("entry").file_name();
+            assert!(!name.to_string_lossy().contains(".iade-tmp."), "left behind: {name:?}");
+        }
+    }
+}
