@@ -38,6 +38,9 @@ pub struct LocalProvider {
     /// What each path named when it was last observed (`None`: nothing), so a correction acts
     /// on that object or not at all.
     seen: Mutex<HashMap<PathBuf, Option<Inode>>>,
+    /// The mark each file had when it was last observed, read through the descriptor the
+    /// observation opened (no second walk of its path); `marks` takes it from here.
+    marked: Mutex<HashMap<PathBuf, Mark>>,
     /// Directories opened for this wave's changes, each walked once; dropped at the flush, so
     /// the next wave walks again.
     wave_dirs: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
@@ -218,7 +221,17 @@ fn write_mark_as(fd: &OwnedFd, path: &Path, stack: &str) -> Result<(), ProviderE
 /// The mark on a path (never following a final link).
 fn read_mark(path: &Path) -> Mark {
     let mut buf = [0u8; 256];
-    match rustix::fs::lgetxattr(path, MARK_XATTR, &mut buf[..]) {
+    mark_of(rustix::fs::lgetxattr(path, MARK_XATTR, &mut buf[..]), &buf)
+}
+
+/// The mark on an open file or directory.
+fn read_mark_fd(fd: &OwnedFd) -> Mark {
+    let mut buf = [0u8; 256];
+    mark_of(rustix::fs::fgetxattr(fd, MARK_XATTR, &mut buf[..]), &buf)
+}
+
+fn mark_of(read: rustix::io::Result<usize>, buf: &[u8]) -> Mark {
+    match read {
         Ok(n) => Mark::Stack(String::from_utf8_lossy(&buf[..n.min(buf.len())]).into_owned()),
         Err(Errno::NODATA) => Mark::Unmarked,
         // Too long to be a stack name iade wrote: someone else's.
@@ -277,6 +290,8 @@ impl LocalProvider {
         hash: bool,
         cx: &Context<'_>,
     ) -> Result<Observed, ProviderError> {
+        // A mark read by an earlier observation is not this one's.
+        lock(&self.marked).remove(path);
         let st = match parent.map(Parent::stat).transpose() {
             Ok(Some(Some(st))) => st,
             Ok(_) => {
@@ -310,6 +325,7 @@ impl LocalProvider {
                 f.insert("mtime".into(), Value::Int(st.st_mtime));
                 if hash {
                     let fd = parent.open(path, FileType::RegularFile, Some(inode(&st)))?;
+                    lock(&self.marked).insert(path.to_path_buf(), read_mark_fd(&fd));
                     let mut h = Sha256::new();
                     let size = u64::try_from(st.st_size).ok();
                     safe::read_cancellable(&fd, path, size, cx.cancelled, |chunk| h.update(chunk))?;
@@ -1029,7 +1045,7 @@ impl Provider for LocalProvider {
                 // Links cannot carry user attributes: the journal proves their ownership. A line
                 // is the stack's, not the file that holds it.
                 ("symlink" | "line", _) | (_, Err(_)) => Mark::Unsupported,
-                (_, Ok(path)) => read_mark(&path),
+                (_, Ok(path)) => lock(&self.marked).remove(&path).unwrap_or_else(|| read_mark(&path)),
             })
             .collect()
     }
