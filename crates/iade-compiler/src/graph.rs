@@ -333,11 +333,14 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     // Every item's facts first (up to the limit, as below), then the cycles (see
     // `Database::prepare`).
     let mut seen = 0usize;
+    let mut all_facts: Vec<(Item, &Facts)> = Vec::with_capacity(resource_items(db).len());
     for &item in resource_items(db) {
         if seen > limit {
             break;
         }
-        seen += graph_facts(db, item).facts.len();
+        let facts = graph_facts(db, item);
+        seen += facts.facts.len();
+        all_facts.push((item, facts));
     }
     let cycles = static_cycles(db);
     out.diags.extend(cycles.iter().cloned());
@@ -349,8 +352,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     let mut instance_facts: FxHashMap<&str, &InstanceFact> = FxHashMap::default();
     // Instances declared twice: the second's members are not reported again.
     let mut shadowed: Vec<String> = Vec::new();
-    for &item in resource_items(db) {
-        let facts = graph_facts(db, item);
+    for (item, facts) in all_facts {
         for inst in &facts.instances {
             match instance_facts.get(inst.id.as_str()) {
                 Some(first) => {
@@ -547,9 +549,14 @@ fn identity_text(v: &Value) -> String {
 /// evaluated, each reported once with every step.
 #[salsa::tracked(returns(ref))]
 pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
-    // The items' references first, then the index (see `Database::prepare`).
+    // The items' references first, then the index (see `Database::prepare`). A stack whose
+    // resources refer to none by a fixed id has no cycle, and its index is not built here.
+    let mut refers = false;
     for &item in resource_items(db) {
-        item_refs(db, item);
+        refers |= !item_refs(db, item).is_empty();
+    }
+    if !refers {
+        return Vec::new();
     }
     let index = static_index(db);
     // Borrowed from the queries' results: building the graph copies no id.

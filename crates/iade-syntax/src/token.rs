@@ -505,7 +505,17 @@ impl<'s> Lexer<'s> {
         self.out.diagnostics.push(d);
     }
 
+    /// Reports the run of unexpected characters before the next token, if there is one: a
+    /// check on every token, the report itself kept out of line.
+    #[inline]
     fn flush_bad_run(&mut self) {
+        if self.bad_run.is_some() {
+            self.report_bad_run();
+        }
+    }
+
+    #[cold]
+    fn report_bad_run(&mut self) {
         if let Some(span) = self.bad_run.take() {
             let text = &self.src[span.range()];
             let shown: String = text.chars().take(16).flat_map(char::escape_debug).collect();
