@@ -126,7 +126,8 @@ pub fn origin(db: &dyn Db, item: Item) -> Origin {
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct OwnScope {
-    pub defs: BTreeMap<String, Vec<Def>>,
+    /// Shared with the module's [`Scope`], which adds only what `use` brings in.
+    pub defs: Arc<BTreeMap<String, Vec<Def>>>,
     /// Every item of the module, in file and source order.
     pub items: Vec<Item>,
 }
@@ -134,6 +135,7 @@ pub struct OwnScope {
 #[salsa::tracked(returns(ref))]
 pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
     let mut scope = OwnScope::default();
+    let mut defs: BTreeMap<String, Vec<Def>> = BTreeMap::new();
     for file in module.files(db) {
         for &item in &file_items(db, *file).items {
             scope.items.push(item);
@@ -150,36 +152,68 @@ pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
                         nested_resources(db, item, std::slice::from_ref(&**stmt), &mut nested);
                     }
                     for (name, def) in nested {
-                        scope.defs.entry(name).or_default().push(def);
+                        defs.entry(name).or_default().push(def);
                     }
                     continue;
                 }
                 _ => continue,
             };
-            scope.defs.entry(name.to_string()).or_default().push(def);
+            defs.entry(name.to_string()).or_default().push(def);
         }
     }
+    scope.defs = Arc::new(defs);
     scope
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Scope {
-    pub defs: BTreeMap<String, Vec<Def>>,
+    /// The module's own declarations ([`OwnScope::defs`], not copied).
+    own: Arc<BTreeMap<String, Vec<Def>>>,
+    /// Each name `use` brings in, with the module's own declarations of it first.
+    imported: BTreeMap<String, Vec<Def>>,
     pub diags: Vec<Diag>,
     /// Modules imported, with the `use` that imports each.
     pub imports: Vec<(Module, Origin, Span)>,
 }
 
 impl Scope {
+    /// What a name declares in the module, imported declarations last.
+    pub fn get(&self, name: &str) -> Option<&Vec<Def>> {
+        self.imported.get(name).or_else(|| self.own.get(name))
+    }
+
+    /// Every name with what it declares, in the names' order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<Def>)> {
+        // Both maps are in the names' order: merged as they go, an imported entry (which holds
+        // the module's own declarations of its name too) in place of the own one.
+        let mut own = self.own.iter().peekable();
+        let mut imported = self.imported.iter().peekable();
+        std::iter::from_fn(move || match (own.peek(), imported.peek()) {
+            (Some((a, _)), Some((b, _))) if a < b => own.next(),
+            (Some((a, _)), Some((b, _))) if a == b => {
+                own.next();
+                imported.next()
+            }
+            (Some(_), None) => own.next(),
+            _ => imported.next(),
+        })
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.defs.keys().map(String::as_str)
+        self.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// The declarations of a name, to add an imported one to.
+    fn entry(&mut self, name: String) -> &mut Vec<Def> {
+        let own = &self.own;
+        self.imported.entry(name).or_insert_with_key(|n| own.get(n).cloned().unwrap_or_default())
     }
 }
 
 #[salsa::tracked(returns(ref))]
 pub fn module_scope(db: &dyn Db, module: Module) -> Scope {
     let own = own_scope(db, module);
-    let mut scope = Scope { defs: own.defs.clone(), ..Scope::default() };
+    let mut scope = Scope { own: own.defs.clone(), ..Scope::default() };
     // Two declarations of one name (other than resources, which may share a name across
     // kinds and are checked by id in the graph).
     for defs in own.defs.values() {
@@ -279,7 +313,7 @@ fn import(db: &dyn Db, file: SourceFile, item: Item, decl: &UseDecl, scope: &mut
                 match own.defs.get(&n.name.text) {
                     Some(defs) => {
                         let local = n.alias.as_ref().unwrap_or(&n.name).text.clone();
-                        let entry = scope.defs.entry(local).or_default();
+                        let entry = scope.entry(local);
                         for d in defs {
                             if !entry.contains(d) {
                                 entry.push(*d);
@@ -305,7 +339,7 @@ fn import(db: &dyn Db, file: SourceFile, item: Item, decl: &UseDecl, scope: &mut
             let local = decl.alias.as_ref().map(|a| a.text.clone()).or(default_name);
             match local {
                 Some(local) => {
-                    let entry = scope.defs.entry(local).or_default();
+                    let entry = scope.entry(local);
                     if !entry.contains(&Def::Module(target)) {
                         entry.push(Def::Module(target));
                     }

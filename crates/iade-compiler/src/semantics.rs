@@ -137,7 +137,7 @@ impl Database {
     pub fn declaration_of(&self, file: SourceFile, name: &str) -> Vec<Place> {
         let db: &dyn Db = self;
         let scope = module_scope(db, module_of(db, file));
-        let Some(defs) = scope.defs.get(name) else { return Vec::new() };
+        let Some(defs) = scope.get(name) else { return Vec::new() };
         defs.iter()
             .filter_map(|d| match d {
                 Def::Value(i)
@@ -198,7 +198,7 @@ impl Database {
     pub fn kind_named(&self, file: SourceFile, name: &str) -> Option<Arc<KindSchema>> {
         let db: &dyn Db = self;
         let scope = module_scope(db, module_of(db, file));
-        let defs = scope.defs.get(name)?;
+        let defs = scope.get(name)?;
         defs.iter().find_map(|d| match d {
             Def::Kind(k) => crate::lower::kind_schema(db, *k),
             _ => None,
@@ -210,7 +210,7 @@ impl Database {
         let db: &dyn Db = self;
         let scope = module_scope(db, module_of(db, file));
         let mut out = Vec::new();
-        for (name, defs) in &scope.defs {
+        for (name, defs) in scope.iter() {
             for d in defs {
                 if let Def::Kind(k) = d
                     && let Some(s) = crate::lower::kind_schema(db, *k)
@@ -229,7 +229,6 @@ impl Database {
         // Resources are reached as `kind.name`, not by their bare name: a stack of thousands of
         // resources does not flood the list.
         scope
-            .defs
             .iter()
             .filter_map(|(n, defs)| {
                 let d = defs.iter().find(|d| !matches!(d, Def::Resource(_) | Def::Nested(..)))?;
@@ -244,7 +243,7 @@ impl Database {
         let db: &dyn Db = self;
         let scope = module_scope(db, module_of(db, file));
         let item =
-            scope.defs.get(name)?.iter().find_map(|d| if let Def::Value(i) = d { Some(*i) } else { None })?;
+            scope.get(name)?.iter().find_map(|d| if let Def::Value(i) = d { Some(*i) } else { None })?;
         match lower_item(db, item).kind {
             LoweredKind::Param { .. } | LoweredKind::Let { .. } => {
                 Some(crate::eval::eval_global(db, item).value.clone())
@@ -276,7 +275,7 @@ impl Database {
         let db: &dyn Db = self;
         let scope = module_scope(db, module_of(db, file));
         let Some(head) = chain.first() else { return Vec::new() };
-        let Some(defs) = scope.defs.get(head) else { return Vec::new() };
+        let Some(defs) = scope.get(head) else { return Vec::new() };
         for d in defs {
             match (d, chain.len()) {
                 (Def::Kind(k), 2) => {

@@ -485,7 +485,7 @@ impl Cx<'_> {
 
     /// Whether the scope declares an instance of `comp` with this fixed name.
     fn instance_declared(&self, comp: Item, name: &str) -> bool {
-        self.scope.defs.get(name).is_some_and(|defs| {
+        self.scope.get(name).is_some_and(|defs| {
             defs.iter().any(|d| match d {
                 Def::Resource(i) => instance_component(self.db, *i) == Some(comp),
                 Def::Nested(_, n) => {

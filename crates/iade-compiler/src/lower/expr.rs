@@ -213,7 +213,7 @@ impl Cx<'_> {
                 if self.lookup_local(&n.text).is_some() {
                     return None;
                 }
-                let defs = self.scope.defs.get(&n.text)?;
+                let defs = self.scope.get(&n.text)?;
                 if defs.iter().any(|d| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..))) {
                     return None;
                 }
@@ -317,7 +317,7 @@ impl Cx<'_> {
         // Borrowed from the scope, which outlives `self`: most names are looked up once per
         // resource, and copying their definitions cost an allocation each time.
         let scope: &Scope = self.scope;
-        let defs: &[Def] = scope.defs.get(&n.text).map_or(&[], Vec::as_slice);
+        let defs: &[Def] = scope.get(&n.text).map_or(&[], Vec::as_slice);
         let is_value = |d: &&Def| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..));
         let mut values = defs.iter().filter(is_value);
         let only = match (values.next(), values.next()) {
@@ -446,7 +446,7 @@ impl Cx<'_> {
             Some(Path::Kind(k)) => {
                 // `directory.app`: the resource of this kind named `app`.
                 let kind = kind_name(self.db, k);
-                let found = self.scope.defs.get(&name.text).and_then(|defs| {
+                let found = self.scope.get(&name.text).and_then(|defs| {
                     defs.iter().find_map(|d| match d {
                         Def::Resource(i) if resource_kind(self.db, *i) == Some(k) => Some(*d),
                         Def::Nested(_, n) if self.nested_kind(*n) == Some(k) => Some(*d),
@@ -546,12 +546,8 @@ impl Cx<'_> {
     }
 
     pub(super) fn schema_by_name(&self, kind: &str) -> Option<Arc<KindSchema>> {
-        let item = self
-            .scope
-            .defs
-            .get(kind)?
-            .iter()
-            .find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None });
+        let item =
+            self.scope.get(kind)?.iter().find_map(|d| if let Def::Kind(k) = d { Some(*k) } else { None });
         let item = item.or_else(|| {
             // A kind reached through a module (`pg.role`): look in every imported module.
             self.scope.imports.iter().find_map(|(m, _, _)| {
@@ -569,10 +565,10 @@ impl Cx<'_> {
         // The callee: a rule (possibly in a module) or a builtin.
         let (callee_name, rule) = match &f.kind {
             ExprKind::Name(n) => {
-                let rule =
-                    self.scope.defs.get(&n.text).and_then(|d| {
-                        d.iter().find_map(|d| if let Def::Rule(r) = d { Some(*r) } else { None })
-                    });
+                let rule = self
+                    .scope
+                    .get(&n.text)
+                    .and_then(|d| d.iter().find_map(|d| if let Def::Rule(r) = d { Some(*r) } else { None }));
                 (n.text.clone(), rule)
             }
             ExprKind::Member(inner, n) => match self.path(inner) {
@@ -638,7 +634,6 @@ impl Cx<'_> {
             let mut names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
             names.extend(
                 self.scope
-                    .defs
                     .iter()
                     .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Rule(_))))
                     .map(|(n, _)| n.as_str()),

@@ -254,7 +254,6 @@ impl Cx<'_> {
                             vec!["bool", "int", "mode", "string", "path", "source", "secret", "any"];
                         names.extend(
                             self.scope
-                                .defs
                                 .iter()
                                 .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Kind(_))))
                                 .map(|(n, _)| n.as_str()),

@@ -189,7 +189,7 @@ pub fn written_kind(db: &dyn Db, item: Item) -> Option<String> {
 /// other segments name. Borrowed from the scopes: every resource item resolves its kind.
 pub(crate) fn path_defs<'db>(db: &'db dyn Db, scope: &'db Scope, path: &[ast::Name]) -> &'db [Def] {
     let Some(first) = path.first() else { return &[] };
-    let mut defs: &[Def] = scope.defs.get(&first.text).map_or(&[], Vec::as_slice);
+    let mut defs: &[Def] = scope.get(&first.text).map_or(&[], Vec::as_slice);
     for seg in path.iter().skip(1) {
         let Some(Def::Module(m)) = defs.iter().find(|d| matches!(d, Def::Module(_))) else {
             return &[];
@@ -715,7 +715,6 @@ impl<'a> Cx<'a> {
             Err(_) => {
                 let kinds: Vec<&str> = self
                     .scope
-                    .defs
                     .iter()
                     .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Kind(_))))
                     .map(|(n, _)| n.as_str())
@@ -828,7 +827,6 @@ impl<'a> Cx<'a> {
                             ExprKind::Name(n) => {
                                 let found = self
                                     .scope
-                                    .defs
                                     .get(&n.text)
                                     .is_some_and(|d| d.iter().any(|d| matches!(d, Def::Provider(_))));
                                 if found {
@@ -836,7 +834,6 @@ impl<'a> Cx<'a> {
                                 } else {
                                     let providers: Vec<&str> = self
                                         .scope
-                                        .defs
                                         .iter()
                                         .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Provider(_))))
                                         .map(|(k, _)| k.as_str())
