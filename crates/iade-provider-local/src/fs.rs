@@ -1228,10 +1228,24 @@ impl Provider for LocalProvider {
                 synced?;
             }
         } else {
-            for (dir, fd) in pending.dirs {
-                rustix::fs::fsync(&*fd)
-                    .map_err(|e| io_error(format!("cannot sync directory `{}`", dir.display()), e))?;
-            }
+            // A few directories, synced at once: the file system commits them together.
+            let sync = |(dir, fd): &(PathBuf, Arc<OwnedFd>)| {
+                rustix::fs::fsync(&**fd)
+                    .map_err(|e| io_error(format!("cannot sync directory `{}`", dir.display()), e))
+            };
+            let dirs: Vec<(PathBuf, Arc<OwnedFd>)> = pending.dirs.into_iter().collect();
+            let synced: Vec<Result<(), ProviderError>> = if dirs.len() < 2 {
+                dirs.iter().map(sync).collect()
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = dirs.iter().map(|d| scope.spawn(move || sync(d))).collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                        .collect()
+                })
+            };
+            synced.into_iter().collect::<Result<(), _>>()?;
         }
         Ok(failures)
     }
