@@ -37,16 +37,29 @@ pub struct LocalProvider {
     pending: Mutex<Pending>,
     /// What each path named when it was last observed (`None`: nothing), so a correction acts
     /// on that object or not at all.
-    seen: Mutex<HashMap<PathBuf, Option<Inode>>>,
-    /// The mark each file had when it was last observed, read through the descriptor the
-    /// observation opened (no second walk of its path); `marks` takes it from here.
-    marked: Mutex<HashMap<PathBuf, Mark>>,
+    seen: Mutex<HashMap<PathBuf, Seen>>,
     /// Directories opened for this wave's changes, each walked once; dropped at the flush, so
     /// the next wave walks again.
     wave_dirs: Mutex<HashMap<PathBuf, Arc<OwnedFd>>>,
     /// The edited texts of files whose lines this wave changes, written once per file at the
     /// flush.
     lines: Mutex<BTreeMap<PathBuf, LineWrite>>,
+}
+
+/// What a path named when it was last observed.
+#[derive(Debug)]
+struct Seen {
+    /// The object (`None`: nothing).
+    inode: Option<Inode>,
+    /// Its mark, when the observation read it through the descriptor it opened to hash the
+    /// file (no second walk of its path); `marks` takes it from here.
+    mark: Option<Mark>,
+}
+
+impl Seen {
+    fn at(inode: Option<Inode>) -> Self {
+        Seen { inode, mark: None }
+    }
 }
 
 /// A file some `line` resources edit in this wave: its text with their edits made, and the
@@ -101,16 +114,29 @@ fn device(fd: &OwnedFd) -> Option<u64> {
 /// one after the other waits for one commit per file.
 fn sync_temporaries(renames: &[Rename]) -> Vec<Result<(), ProviderError>> {
     if renames.iter().filter(|r| r.data).count() >= SYNCFS_FROM {
-        let synced = sync_file_systems(renames.iter().filter(|r| r.data).map(|r| (&r.dir, &r.path)));
+        // One `fstat` per directory, not per file: the files of a directory share its handle.
+        let mut devices: HashMap<*const OwnedFd, Option<u64>> = HashMap::new();
+        let on: Vec<Option<u64>> = renames
+            .iter()
+            .map(|r| *devices.entry(Arc::as_ptr(&r.dir)).or_insert_with(|| device(&r.dir)))
+            .collect();
+        let synced = sync_file_systems(
+            renames
+                .iter()
+                .zip(&on)
+                .filter(|(r, _)| r.data)
+                .filter_map(|(r, dev)| Some((*dev.as_ref()?, &r.dir, &r.path))),
+        );
         return renames
             .iter()
-            .map(|r| match r.data.then(|| device(&r.dir)).flatten() {
-                Some(dev) => synced.get(&dev).cloned().unwrap_or(Ok(())),
-                None if r.data => Err(ProviderError::permanent(format!(
+            .zip(on)
+            .map(|(r, dev)| match (r.data, dev) {
+                (false, _) => Ok(()),
+                (true, Some(dev)) => synced.get(&dev).cloned().unwrap_or(Ok(())),
+                (true, None) => Err(ProviderError::permanent(format!(
                     "cannot inspect the directory of `{}`",
                     r.path.display()
                 ))),
-                None => Ok(()),
             })
             .collect();
     }
@@ -130,14 +156,13 @@ fn sync_temporaries(renames: &[Rename]) -> Vec<Result<(), ProviderError>> {
     })
 }
 
-/// Syncs each file system that holds one of `dirs` once, through the first directory seen on
-/// it: what happened to each device's sync.
+/// Syncs each file system (device) once, through the first directory given on it: what
+/// happened to each device's sync.
 fn sync_file_systems<'a>(
-    dirs: impl Iterator<Item = (&'a Arc<OwnedFd>, &'a PathBuf)>,
+    dirs: impl Iterator<Item = (u64, &'a Arc<OwnedFd>, &'a PathBuf)>,
 ) -> HashMap<u64, Result<(), ProviderError>> {
     let mut out = HashMap::new();
-    for (fd, path) in dirs {
-        let Some(dev) = device(fd) else { continue };
+    for (dev, fd, path) in dirs {
         out.entry(dev).or_insert_with(|| {
             rustix::fs::syncfs(&**fd).map_err(|e| {
                 io_error(format!("cannot sync the file system that holds `{}`", path.display()), e)
@@ -277,7 +302,7 @@ impl LocalProvider {
 
     /// What the path named when it was observed.
     fn expected(&self, path: &Path) -> Option<Inode> {
-        lock(&self.seen).get(path).copied().flatten()
+        lock(&self.seen).get(path).and_then(|s| s.inode)
     }
 
     /// Observes one path through its (safely opened) parent; `parent` is `None` when a
@@ -290,18 +315,16 @@ impl LocalProvider {
         hash: bool,
         cx: &Context<'_>,
     ) -> Result<Observed, ProviderError> {
-        // A mark read by an earlier observation is not this one's.
-        lock(&self.marked).remove(path);
         let st = match parent.map(Parent::stat).transpose() {
             Ok(Some(Some(st))) => st,
             Ok(_) => {
-                lock(&self.seen).insert(path.to_path_buf(), None);
+                lock(&self.seen).insert(path.to_path_buf(), Seen::at(None));
                 return Ok(Observed::Absent);
             }
             Err(e) => return Err(io_error(format!("cannot observe `{}`", path.display()), e)),
         };
         let parent = parent.ok_or_else(|| safe::changed(path))?;
-        lock(&self.seen).insert(path.to_path_buf(), Some(inode(&st)));
+        lock(&self.seen).insert(path.to_path_buf(), Seen::at(Some(inode(&st))));
         let found = kind_of(file_type(&st));
         if found != kind {
             return Err(ProviderError::permanent(format!(
@@ -325,7 +348,10 @@ impl LocalProvider {
                 f.insert("mtime".into(), Value::Int(st.st_mtime));
                 if hash {
                     let fd = parent.open(path, FileType::RegularFile, Some(inode(&st)))?;
-                    lock(&self.marked).insert(path.to_path_buf(), read_mark_fd(&fd));
+                    let mark = read_mark_fd(&fd);
+                    if let Some(seen) = lock(&self.seen).get_mut(path) {
+                        seen.mark = Some(mark);
+                    }
                     let mut h = Sha256::new();
                     let size = u64::try_from(st.st_size).ok();
                     safe::read_cancellable(&fd, path, size, cx.cancelled, |chunk| h.update(chunk))?;
@@ -456,7 +482,7 @@ impl LocalProvider {
     ) -> Result<Option<(String, Fields)>, ProviderError> {
         let Some(parent) = safe::parent(path)? else {
             if observing {
-                lock(&self.seen).insert(path.to_path_buf(), None);
+                lock(&self.seen).insert(path.to_path_buf(), Seen::at(None));
             }
             return Ok(None);
         };
@@ -464,12 +490,12 @@ impl LocalProvider {
             parent.stat().map_err(|e| io_error(format!("cannot inspect `{}`", path.display()), e))?
         else {
             if observing {
-                lock(&self.seen).insert(path.to_path_buf(), None);
+                lock(&self.seen).insert(path.to_path_buf(), Seen::at(None));
             }
             return Ok(None);
         };
         let expect = if observing {
-            lock(&self.seen).insert(path.to_path_buf(), Some(inode(&st)));
+            lock(&self.seen).insert(path.to_path_buf(), Seen::at(Some(inode(&st))));
             Some(inode(&st))
         } else {
             self.expected(path)
@@ -1045,7 +1071,10 @@ impl Provider for LocalProvider {
                 // Links cannot carry user attributes: the journal proves their ownership. A line
                 // is the stack's, not the file that holds it.
                 ("symlink" | "line", _) | (_, Err(_)) => Mark::Unsupported,
-                (_, Ok(path)) => lock(&self.marked).remove(&path).unwrap_or_else(|| read_mark(&path)),
+                (_, Ok(path)) => {
+                    let read = lock(&self.seen).get_mut(&path).and_then(|s| s.mark.take());
+                    read.unwrap_or_else(|| read_mark(&path))
+                }
             })
             .collect()
     }
@@ -1221,10 +1250,17 @@ impl Provider for LocalProvider {
             // The path now names the new file: a later wave (a line removed from the same
             // file) acts on it.
             let now = rustix::fs::statat(&*r.dir, r.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
-            lock(&self.seen).insert(r.path.clone(), now.as_ref().map(inode));
+            lock(&self.seen).insert(r.path.clone(), Seen::at(now.as_ref().map(inode)));
         }
         if pending.dirs.len() >= SYNCFS_FROM / 8 || renamed >= SYNCFS_FROM {
-            for synced in sync_file_systems(pending.dirs.iter().map(|(dir, fd)| (fd, dir))).into_values() {
+            let mut dirs = Vec::with_capacity(pending.dirs.len());
+            for (dir, fd) in &pending.dirs {
+                let dev = device(fd).ok_or_else(|| {
+                    ProviderError::permanent(format!("cannot inspect directory `{}`", dir.display()))
+                })?;
+                dirs.push((dev, fd, dir));
+            }
+            for synced in sync_file_systems(dirs.into_iter()).into_values() {
                 synced?;
             }
         } else {
