@@ -95,7 +95,7 @@ struct Pending {
     dirs: BTreeMap<PathBuf, Arc<OwnedFd>>,
 }
 
-/// At most this many temporary files are synced at once.
+/// At most this many syncs (of temporary files, of directories) run at once.
 const SYNC_THREADS: usize = 16;
 
 /// From this many files on, a wave syncs the file systems that hold them (`syncfs`) instead of
@@ -108,52 +108,58 @@ fn device(fd: &OwnedFd) -> Option<u64> {
     rustix::fs::fstat(fd).ok().map(|st| st.st_dev)
 }
 
-/// Syncs the data of a wave's temporary files, before any rename makes one visible. A large
-/// wave syncs each file system that holds them once; a small one syncs its files at once from
-/// several threads, committed by the file system in a few journal transactions, where syncing
-/// one after the other waits for one commit per file.
-fn sync_temporaries(renames: &[Rename]) -> Vec<Result<(), ProviderError>> {
-    if renames.iter().filter(|r| r.data).count() >= SYNCFS_FROM {
-        // One `fstat` per directory, not per file: the files of a directory share its handle.
-        let mut devices: HashMap<*const OwnedFd, Option<u64>> = HashMap::new();
-        let on: Vec<Option<u64>> = renames
-            .iter()
-            .map(|r| *devices.entry(Arc::as_ptr(&r.dir)).or_insert_with(|| device(&r.dir)))
-            .collect();
-        let synced = sync_file_systems(
-            renames
-                .iter()
-                .zip(&on)
-                .filter(|(r, _)| r.data)
-                .filter_map(|(r, dev)| Some((*dev.as_ref()?, &r.dir, &r.path))),
-        );
-        return renames
-            .iter()
-            .zip(on)
-            .map(|(r, dev)| match (r.data, dev) {
-                (false, _) => Ok(()),
-                (true, Some(dev)) => synced.get(&dev).cloned().unwrap_or(Ok(())),
-                (true, None) => Err(ProviderError::permanent(format!(
-                    "cannot inspect the directory of `{}`",
-                    r.path.display()
-                ))),
-            })
-            .collect();
+/// Runs `sync` on each item from up to [`SYNC_THREADS`] threads, the results in order: syncs
+/// issued at once are committed by the file system in a few journal transactions, where
+/// syncing one after the other waits for one commit each.
+fn in_parallel<T: Sync, R: Send>(items: &[T], sync: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    if items.len() < 2 {
+        return items.iter().map(&sync).collect();
     }
-    if renames.len() < 4 {
-        return renames.iter().map(sync_temporary).collect();
-    }
-    let per = renames.len().div_ceil(SYNC_THREADS.min(renames.len()));
+    let per = items.len().div_ceil(SYNC_THREADS.min(items.len()));
+    let sync = &sync;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = renames
+        let handles: Vec<_> = items
             .chunks(per)
-            .map(|run| scope.spawn(move || run.iter().map(sync_temporary).collect::<Vec<_>>()))
+            .map(|run| scope.spawn(move || run.iter().map(sync).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
             .collect()
     })
+}
+
+/// Syncs the data of a wave's temporary files, before any rename makes one visible: for a
+/// `large` wave, each file system that holds them once; otherwise each file.
+fn sync_temporaries(renames: &[Rename], large: bool) -> Vec<Result<(), ProviderError>> {
+    if !large {
+        return in_parallel(renames, sync_temporary);
+    }
+    // One `fstat` per directory, not per file: the files of a directory share its handle.
+    let mut devices: HashMap<*const OwnedFd, Option<u64>> = HashMap::new();
+    let on: Vec<Option<u64>> = renames
+        .iter()
+        .map(|r| *devices.entry(Arc::as_ptr(&r.dir)).or_insert_with(|| device(&r.dir)))
+        .collect();
+    let synced = sync_file_systems(
+        renames
+            .iter()
+            .zip(&on)
+            .filter(|(r, _)| r.data)
+            .filter_map(|(r, dev)| Some((*dev.as_ref()?, &r.dir, &r.path))),
+    );
+    renames
+        .iter()
+        .zip(on)
+        .map(|(r, dev)| match (r.data, dev) {
+            (false, _) => Ok(()),
+            (true, Some(dev)) => synced.get(&dev).cloned().unwrap_or(Ok(())),
+            (true, None) => Err(ProviderError::permanent(format!(
+                "cannot inspect the directory of `{}`",
+                r.path.display()
+            ))),
+        })
+        .collect()
 }
 
 /// Syncs each file system (device) once, through the first directory given on it: what
@@ -1220,8 +1226,9 @@ impl Provider for LocalProvider {
             Some(ids) => failures.extend(ids.iter().map(|i| (i.clone(), e.clone()))),
             None => failures.push((id, e)),
         };
-        let synced = sync_temporaries(&pending.renames);
-        let renamed = pending.renames.len();
+        // A large wave syncs file systems, not files, before its renames and after them.
+        let large = pending.renames.iter().filter(|r| r.data).count() >= SYNCFS_FROM;
+        let synced = sync_temporaries(&pending.renames, large);
         for (r, synced) in pending.renames.into_iter().zip(synced) {
             if let Err(e) = synced {
                 let _ = rustix::fs::unlinkat(&*r.dir, r.tmp.as_os_str(), AtFlags::empty());
@@ -1252,36 +1259,25 @@ impl Provider for LocalProvider {
             let now = rustix::fs::statat(&*r.dir, r.name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW).ok();
             lock(&self.seen).insert(r.path.clone(), Seen::at(now.as_ref().map(inode)));
         }
-        if pending.dirs.len() >= SYNCFS_FROM / 8 || renamed >= SYNCFS_FROM {
-            let mut dirs = Vec::with_capacity(pending.dirs.len());
-            for (dir, fd) in &pending.dirs {
+        let dirs: Vec<(PathBuf, Arc<OwnedFd>)> = pending.dirs.into_iter().collect();
+        if large {
+            let mut on = Vec::with_capacity(dirs.len());
+            for (dir, fd) in &dirs {
                 let dev = device(fd).ok_or_else(|| {
                     ProviderError::permanent(format!("cannot inspect directory `{}`", dir.display()))
                 })?;
-                dirs.push((dev, fd, dir));
+                on.push((dev, fd, dir));
             }
-            for synced in sync_file_systems(dirs.into_iter()).into_values() {
+            for synced in sync_file_systems(on.into_iter()).into_values() {
                 synced?;
             }
         } else {
-            // A few directories, synced at once: the file system commits them together.
-            let sync = |(dir, fd): &(PathBuf, Arc<OwnedFd>)| {
+            in_parallel(&dirs, |(dir, fd)| {
                 rustix::fs::fsync(&**fd)
                     .map_err(|e| io_error(format!("cannot sync directory `{}`", dir.display()), e))
-            };
-            let dirs: Vec<(PathBuf, Arc<OwnedFd>)> = pending.dirs.into_iter().collect();
-            let synced: Vec<Result<(), ProviderError>> = if dirs.len() < 2 {
-                dirs.iter().map(sync).collect()
-            } else {
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = dirs.iter().map(|d| scope.spawn(move || sync(d))).collect();
-                    handles
-                        .into_iter()
-                        .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                        .collect()
-                })
-            };
-            synced.into_iter().collect::<Result<(), _>>()?;
+            })
+            .into_iter()
+            .collect::<Result<(), _>>()?;
         }
         Ok(failures)
     }

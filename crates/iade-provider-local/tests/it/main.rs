@@ -55,6 +55,10 @@ fn target(path: &Path) -> Target {
     }
 }
 
+fn context<'a>(stack_dir: &'a Path, cancelled: &'a AtomicBool) -> Context<'a> {
+    Context { stack: "test", secrets: &NoSecrets, stack_dir, cancelled, diffs: true, state_dir: None }
+}
+
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0)
 }
@@ -69,14 +73,7 @@ fn random_file_types_and_names_never_hang_redirect_or_panic_the_local_provider()
     let dir = root.path().join("tree");
     std::fs::create_dir(&dir).expect("tree");
     let cancelled = AtomicBool::new(false);
-    let cx = Context {
-        stack: "test",
-        secrets: &NoSecrets,
-        stack_dir: root.path(),
-        cancelled: &cancelled,
-        diffs: true,
-        state_dir: None,
-    };
+    let cx = context(root.path(), &cancelled);
     let provider = LocalProvider::new();
     for i in 0..300 {
         let path = dir.join(name(&mut rng, i));
@@ -129,14 +126,7 @@ fn file_with_content(path: &Path, content: &str) -> Target {
 fn a_wave_of_a_hundred_new_files_publishes_each_and_refuses_one_made_behind_its_back() {
     let root = tempfile::tempdir().expect("temp dir");
     let cancelled = AtomicBool::new(false);
-    let cx = Context {
-        stack: "test",
-        secrets: &NoSecrets,
-        stack_dir: root.path(),
-        cancelled: &cancelled,
-        diffs: true,
-        state_dir: None,
-    };
+    let cx = context(root.path(), &cancelled);
     for d in 0..3 {
         std::fs::create_dir(root.path().join(format!("d{d}"))).expect("dir");
     }
