@@ -1,9 +1,13 @@
-//! The embedded journal: SQLite in WAL mode with `synchronous = FULL`, one file per stack
-//! (`.iade/journal.db` by default), implementing [`iade_journal::Store`].
+//! The embedded journal: SQLite in WAL mode, one file per stack (`.iade/journal.db` by
+//! default), implementing [`iade_journal::Store`].
 //!
-//! **Invariant:** a commit is on disk when it returns. Every write of a run runs in one
-//! immediate transaction that first checks the lease epoch, so batching a wave's intents (and
-//! then its outcomes) shares the fsyncs without weakening the order.
+//! **Invariant:** a wave's intents, the end of a run and a recovered journal's obligations are
+//! on disk when their commit returns (`synchronous = FULL`, which syncs the log, and with it
+//! every commit before). Other commits (the lease, the start of a run, outcomes, settled steps,
+//! pass requests) are made with `NORMAL` and reach the disk with the next of those or when the
+//! journal closes; a power cut loses them as a crash just before them would. Every write of a
+//! run runs in one immediate transaction that first checks the lease epoch, so batching a
+//! wave's intents (and then its outcomes) shares the fsyncs without weakening the order.
 //!
 //! This crate is the only one that knows SQL for the embedded journal; nothing above it sees
 //! rusqlite.
@@ -35,6 +39,26 @@ pub struct Recovery {
     pub applied: usize,
     /// What could not be read and is lost.
     pub lost: Vec<String>,
+}
+
+/// When a commit reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Durability {
+    /// Before the commit returns: what the caller does next relies on it (`synchronous = FULL`
+    /// syncs the log, which holds every commit before this one too).
+    Now,
+    /// With the next `Now` commit, or when the journal closes (a checkpoint syncs the log
+    /// first): `synchronous = NORMAL`, consistent but not yet durable when it returns.
+    Later,
+}
+
+impl Durability {
+    fn pragma(self) -> &'static str {
+        match self {
+            Durability::Now => "FULL",
+            Durability::Later => "NORMAL",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -132,9 +156,7 @@ impl SqliteJournal {
         let mut conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        // FULL: a commit is on disk when it returns. Steps are committed in batches, so the
-        // fsyncs are shared by every step of a wave.
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", Durability::Now.pragma()).map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         schema::migrate(&mut conn).map_err(|e| match e {
             schema::MigrateError::Sqlite(e) => backend(&location, e),
@@ -142,6 +164,8 @@ impl SqliteJournal {
                 JournalError::TooNew { location: location.clone(), found, known: schema::VERSION }
             }
         })?;
+        // A migration is on disk before anything else; from here on, each commit says.
+        conn.pragma_update(None, "synchronous", Durability::Later.pragma()).map_err(err)?;
         Ok(SqliteJournal { conn, path: path.to_path_buf(), stack: stack.clone() })
     }
 
@@ -187,6 +211,11 @@ impl SqliteJournal {
             }
         }
         let mut fresh = SqliteJournal::open(path, stack)?;
+        // The obligations carried over must not depend on the damaged file moved aside.
+        fresh
+            .conn
+            .pragma_update(None, "synchronous", Durability::Now.pragma())
+            .map_err(|e| backend(&location, e))?;
         let tx = fresh.conn.transaction().map_err(|e| backend(&location, e))?;
         for p in &refreshes {
             tx.execute(
@@ -225,9 +254,25 @@ impl SqliteJournal {
         backend(&self.path.display().to_string(), e)
     }
 
-    /// Runs `f` in one immediate transaction that commits only while `epoch` holds the lease:
-    /// every write of a run goes through here.
-    fn write<T>(&mut self, epoch: Epoch, f: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T>) -> Result<T> {
+    /// Runs `f` in one immediate transaction that commits only while `epoch` holds the lease,
+    /// on disk as `sync` says: every write of a run goes through here.
+    fn write<T>(
+        &mut self,
+        epoch: Epoch,
+        sync: Durability,
+        f: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        if sync == Durability::Later {
+            return self.commit(epoch, f);
+        }
+        self.conn.pragma_update(None, "synchronous", Durability::Now.pragma()).map_err(|e| self.err(e))?;
+        let out = self.commit(epoch, f);
+        // Should going back fail, later commits stay synced at once: slower, never less safe.
+        let _ = self.conn.pragma_update(None, "synchronous", Durability::Later.pragma());
+        out
+    }
+
+    fn commit<T>(&mut self, epoch: Epoch, f: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T>) -> Result<T> {
         let location = self.path.display().to_string();
         let e = |source| backend(&location, source);
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(e)?;
@@ -400,7 +445,7 @@ impl Store for SqliteJournal {
         steps: &[(StepId, StepStatus)],
         notified: &[PendingRefresh],
     ) -> Result<()> {
-        self.write(epoch, |tx| {
+        self.write(epoch, Durability::Later, |tx| {
             let now = now_ms();
             for p in notified {
                 tx.execute(
@@ -426,7 +471,7 @@ impl Store for SqliteJournal {
     }
 
     fn begin_run(&mut self, epoch: Epoch, start: &RunStart) -> Result<RunId> {
-        self.write(epoch, |tx| {
+        self.write(epoch, Durability::Later, |tx| {
             let now = now_ms();
             tx.execute(
                 "INSERT INTO runs (mode, status, started_ms, pid, host, epoch, summary) VALUES (?1, 'running', ?2, ?3, ?4, ?5, '{}')",
@@ -447,7 +492,7 @@ impl Store for SqliteJournal {
         drift: &[Drift],
         errors: &[ResourceError],
     ) -> Result<Vec<StepId>> {
-        self.write(epoch, |tx| {
+        self.write(epoch, Durability::Now, |tx| {
             let now = now_ms();
             Self::insert_drift(tx, run, drift, now)?;
             Self::insert_errors(tx, run, errors)?;
@@ -473,7 +518,7 @@ impl Store for SqliteJournal {
     }
 
     fn record_outcomes(&mut self, epoch: Epoch, run: RunId, wave: &WaveOutcome) -> Result<()> {
-        self.write(epoch, |tx| {
+        self.write(epoch, Durability::Later, |tx| {
             let now = now_ms();
             {
                 let mut stmt = tx.prepare_cached(
@@ -539,7 +584,7 @@ impl Store for SqliteJournal {
         summary: &RunSummary,
         findings: &[Finding],
     ) -> Result<()> {
-        self.write(epoch, |tx| {
+        self.write(epoch, Durability::Now, |tx| {
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO findings (run, control, severity, subject, outcome, message, evidence, intent_compliant, location)
@@ -814,5 +859,39 @@ impl Store for SqliteJournal {
             transient: false,
         })?;
         Ok(Subscription { changes: rx, keep: Box::new(watcher) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(tx: &Tx<'_>) -> rusqlite::Result<i64> {
+        tx.query_row("PRAGMA synchronous", [], |r| r.get(0))
+    }
+
+    #[test]
+    fn a_commit_that_must_be_on_disk_is_synced_and_the_next_is_left_to_the_log() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stack = StackId { name: "durability".into(), host: "host".into() };
+        let mut j = SqliteJournal::open(&dir.path().join("journal.db"), &stack).expect("a new journal opens");
+        let claim = LeaseClaim {
+            pid: std::process::id(),
+            host: "host".into(),
+            ttl: Duration::from_secs(60),
+            watch: false,
+        };
+        let LeaseOutcome::Acquired { epoch } = j.acquire_lease(&claim, &|_| false).expect("the lease") else {
+            panic!("a new journal's lease is free");
+        };
+        // 2 is FULL (the log is synced at the commit), 1 is NORMAL.
+        assert_eq!(j.write(epoch, Durability::Now, synchronous).expect("a synced commit"), 2);
+        assert_eq!(j.write(epoch, Durability::Later, synchronous).expect("a later commit"), 1);
+        let start =
+            RunStart { mode: RunMode::Converge, pid: 1, host: "host".into(), drift: vec![], errors: vec![] };
+        let run = j.begin_run(epoch, &start).expect("a run begins");
+        j.record_intents(epoch, run, &[], &[], &[]).expect("intents");
+        let after: i64 = j.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("the pragma");
+        assert_eq!(after, 1, "a synced commit leaves the journal as it found it");
     }
 }

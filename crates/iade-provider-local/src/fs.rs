@@ -87,11 +87,22 @@ struct Rename {
     data: bool,
 }
 
+/// A file changed in place (its owner, mode or mark, not its content), synced at the flush
+/// with the wave's temporary files.
+#[derive(Debug)]
+struct InPlace {
+    id: String,
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
 /// The changes of one wave, published and made durable together by `flush`: the temporary
-/// files synced, renamed, then one sync per changed directory.
+/// files and the files changed in place synced, the temporary files renamed, then one sync per
+/// changed directory.
 #[derive(Debug, Default)]
 struct Pending {
     renames: Vec<Rename>,
+    in_place: Vec<InPlace>,
     dirs: BTreeMap<PathBuf, Arc<OwnedFd>>,
 }
 
@@ -129,11 +140,32 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], sync: impl Fn(&T) -> R + Sync) -> 
     })
 }
 
-/// Syncs the data of a wave's temporary files, before any rename makes one visible: for a
-/// `large` wave, each file system that holds them once; otherwise each file.
-fn sync_temporaries(renames: &[Rename], large: bool) -> Vec<Result<(), ProviderError>> {
+/// What happened to one sync.
+type Synced = Result<(), ProviderError>;
+
+/// What `flush` syncs before its renames.
+enum Job<'a> {
+    Temporary(&'a Rename),
+    InPlace(&'a InPlace),
+}
+
+/// Syncs a wave's temporary files (their data, before any rename makes one visible) and the
+/// files it changed in place: for a `large` wave, each file system that holds them once;
+/// otherwise each file, all at once. What happened to each, in the order given.
+fn sync_wave(
+    renames: &[Rename],
+    in_place: &[InPlace],
+    large: bool,
+) -> (Vec<Synced>, Vec<Synced>) {
     if !large {
-        return in_parallel(renames, sync_temporary);
+        let jobs: Vec<Job<'_>> =
+            renames.iter().map(Job::Temporary).chain(in_place.iter().map(Job::InPlace)).collect();
+        let mut synced = in_parallel(&jobs, |job| match job {
+            Job::Temporary(r) => sync_temporary(r),
+            Job::InPlace(p) => sync_in_place(p),
+        });
+        let in_place = synced.split_off(renames.len());
+        return (synced, in_place);
     }
     // One `fstat` per directory, not per file: the files of a directory share its handle.
     let mut devices: HashMap<*const OwnedFd, Option<u64>> = HashMap::new();
@@ -141,41 +173,50 @@ fn sync_temporaries(renames: &[Rename], large: bool) -> Vec<Result<(), ProviderE
         .iter()
         .map(|r| *devices.entry(Arc::as_ptr(&r.dir)).or_insert_with(|| device(&r.dir)))
         .collect();
+    let on_in_place: Vec<Option<u64>> = in_place.iter().map(|p| device(&p.fd)).collect();
     let synced = sync_file_systems(
         renames
             .iter()
             .zip(&on)
             .filter(|(r, _)| r.data)
-            .filter_map(|(r, dev)| Some((*dev.as_ref()?, &r.dir, &r.path))),
+            .filter_map(|(r, dev)| Some((*dev.as_ref()?, &*r.dir, &r.path)))
+            .chain(
+                in_place
+                    .iter()
+                    .zip(&on_in_place)
+                    .filter_map(|(p, dev)| Some((*dev.as_ref()?, &p.fd, &p.path))),
+            ),
     );
-    renames
-        .iter()
-        .zip(on)
-        .map(|(r, dev)| match (r.data, dev) {
-            (false, _) => Ok(()),
-            (true, Some(dev)) => synced.get(&dev).cloned().unwrap_or(Ok(())),
-            (true, None) => Err(ProviderError::permanent(format!(
-                "cannot inspect the directory of `{}`",
-                r.path.display()
-            ))),
-        })
-        .collect()
+    let outcome = |dev: Option<u64>, path: &Path| match dev {
+        Some(dev) => synced.get(&dev).cloned().unwrap_or(Ok(())),
+        None => {
+            Err(ProviderError::permanent(format!("cannot inspect the file system of `{}`", path.display())))
+        }
+    };
+    let renamed =
+        renames.iter().zip(on).map(|(r, dev)| if r.data { outcome(dev, &r.path) } else { Ok(()) }).collect();
+    let in_place = in_place.iter().zip(on_in_place).map(|(p, dev)| outcome(dev, &p.path)).collect();
+    (renamed, in_place)
 }
 
-/// Syncs each file system (device) once, through the first directory given on it: what
+/// Syncs each file system (device) once, through the first object given on it: what
 /// happened to each device's sync.
 fn sync_file_systems<'a>(
-    dirs: impl Iterator<Item = (u64, &'a Arc<OwnedFd>, &'a PathBuf)>,
+    on: impl Iterator<Item = (u64, &'a OwnedFd, &'a PathBuf)>,
 ) -> HashMap<u64, Result<(), ProviderError>> {
     let mut out = HashMap::new();
-    for (dev, fd, path) in dirs {
+    for (dev, fd, path) in on {
         out.entry(dev).or_insert_with(|| {
-            rustix::fs::syncfs(&**fd).map_err(|e| {
+            rustix::fs::syncfs(fd).map_err(|e| {
                 io_error(format!("cannot sync the file system that holds `{}`", path.display()), e)
             })
         });
     }
     out
+}
+
+fn sync_in_place(p: &InPlace) -> Result<(), ProviderError> {
+    rustix::fs::fsync(&p.fd).map_err(|e| io_error(format!("cannot sync `{}`", p.path.display()), e))
 }
 
 fn sync_temporary(r: &Rename) -> Result<(), ProviderError> {
@@ -606,8 +647,12 @@ impl LocalProvider {
             if let Some(stack) = mark {
                 write_mark_as(&fd, path, stack)?;
             }
-            return rustix::fs::fsync(&fd)
-                .map_err(|e| io_error(format!("cannot sync `{}`", path.display()), e));
+            lock(&self.pending).in_place.push(InPlace {
+                id: target.id.clone(),
+                fd,
+                path: path.to_path_buf(),
+            });
+            return Ok(());
         }
         if matches!(target.intended.get("backup"), Some(Value::Bool(true)))
             && matches!(observed, Observed::Present(_))
@@ -1227,8 +1272,13 @@ impl Provider for LocalProvider {
             None => failures.push((id, e)),
         };
         // A large wave syncs file systems, not files, before its renames and after them.
-        let large = pending.renames.iter().filter(|r| r.data).count() >= SYNCFS_FROM;
-        let synced = sync_temporaries(&pending.renames, large);
+        let large = pending.renames.iter().filter(|r| r.data).count() + pending.in_place.len() >= SYNCFS_FROM;
+        let (synced, in_place) = sync_wave(&pending.renames, &pending.in_place, large);
+        for (p, synced) in pending.in_place.into_iter().zip(in_place) {
+            if let Err(e) = synced {
+                fail(p.id, e);
+            }
+        }
         for (r, synced) in pending.renames.into_iter().zip(synced) {
             if let Err(e) = synced {
                 let _ = rustix::fs::unlinkat(&*r.dir, r.tmp.as_os_str(), AtFlags::empty());
@@ -1266,7 +1316,7 @@ impl Provider for LocalProvider {
                 let dev = device(fd).ok_or_else(|| {
                     ProviderError::permanent(format!("cannot inspect directory `{}`", dir.display()))
                 })?;
-                on.push((dev, fd, dir));
+                on.push((dev, &**fd, dir));
             }
             for synced in sync_file_systems(on.into_iter()).into_values() {
                 synced?;

@@ -160,3 +160,41 @@ fn a_wave_of_a_hundred_new_files_publishes_each_and_refuses_one_made_behind_its_
         }
     }
 }
+
+#[test]
+fn modes_repaired_in_place_keep_each_file_in_a_large_wave_and_in_a_small_one() {
+    use std::os::unix::fs::MetadataExt;
+    let root = tempfile::tempdir().expect("temp dir");
+    let cancelled = AtomicBool::new(false);
+    let cx = context(root.path(), &cancelled);
+    let targets: Vec<Target> = (0..70)
+        .map(|i| file_with_content(&root.path().join(format!("f{i}")), &format!("file {i}\n")))
+        .collect();
+    let provider = LocalProvider::new();
+    let refs: Vec<&Target> = targets.iter().collect();
+    let wave = |refs: &[&Target]| {
+        for (t, o) in refs.iter().zip(provider.observe("file", refs, &cx)) {
+            provider.apply("file", t, &o.expect("observed"), &cx).expect("applied");
+        }
+        let failures = provider.flush(&cx).expect("flushed");
+        assert!(failures.is_empty(), "{failures:?}");
+    };
+    wave(&refs);
+    // 70 files is a large wave (one sync of the file system); 3 is a small one (each file).
+    for n in [70, 3] {
+        let inodes: Vec<u64> = (0..n)
+            .map(|i| {
+                let p = root.path().join(format!("f{i}"));
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+                std::fs::metadata(&p).expect("stat").ino()
+            })
+            .collect();
+        wave(&refs[..n]);
+        for (i, ino) in inodes.iter().enumerate() {
+            let p = root.path().join(format!("f{i}"));
+            assert_eq!(mode(&p), 0o600, "{p:?}");
+            assert_eq!(std::fs::metadata(&p).expect("stat").ino(), *ino, "{p:?} was replaced, not repaired");
+            assert_eq!(std::fs::read_to_string(&p).expect("read"), format!("file {i}\n"));
+        }
+    }
+}
