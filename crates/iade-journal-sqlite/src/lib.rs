@@ -158,6 +158,9 @@ impl SqliteJournal {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
         conn.pragma_update(None, "synchronous", Durability::Now.pragma()).map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+        // A run reads a few rows and writes a wave at a time: 512 KiB of pages (SQLite's
+        // default is 2 MiB) is enough, and the kernel's cache holds the rest of the file.
+        conn.pragma_update(None, "cache_size", -512).map_err(err)?;
         schema::migrate(&mut conn).map_err(|e| match e {
             schema::MigrateError::Sqlite(e) => backend(&location, e),
             schema::MigrateError::TooNew(found) => {
