@@ -327,7 +327,13 @@ impl Engine<'_> {
             }
         }
         let s = &view.summary;
-        Exit::of(s.has_errors(), false, s.controls.failed > 0)
+        let exit = Exit::of(s.has_errors(), false, s.controls.failed > 0);
+        // Like the compiler's database (see `exiting`), the run's plan and report live until
+        // the process ends: dropping a thousand observed resources only delays the exit.
+        std::mem::forget(view);
+        std::mem::forget(outcome);
+        std::mem::forget(compiled);
+        exit
     }
 
     pub fn watch(&self, interval: std::time::Duration) -> Exit {

@@ -422,8 +422,9 @@ pub trait Provider: Send + Sync {
     }
 
     /// Removes what an interrupted `apply` may have left behind (temporary files, commands
-    /// still running), as the environment shows it, for these targets. The engine calls it at
-    /// the start of every run, so it must be cheap when there is nothing to remove.
+    /// still running), as the environment shows it, for these targets (by identity: their
+    /// intended values are left empty). The engine calls it at the start of every run, so it
+    /// must be cheap when there is nothing to remove.
     fn cleanup(&self, _kind: &str, _targets: &[&Target], _cx: &Context<'_>) -> Result<usize, ProviderError> {
         Ok(0)
     }
