@@ -152,11 +152,7 @@ enum Job<'a> {
 /// Syncs a wave's temporary files (their data, before any rename makes one visible) and the
 /// files it changed in place: for a `large` wave, each file system that holds them once;
 /// otherwise each file, all at once. What happened to each, in the order given.
-fn sync_wave(
-    renames: &[Rename],
-    in_place: &[InPlace],
-    large: bool,
-) -> (Vec<Synced>, Vec<Synced>) {
+fn sync_wave(renames: &[Rename], in_place: &[InPlace], large: bool) -> (Vec<Synced>, Vec<Synced>) {
     if !large {
         let jobs: Vec<Job<'_>> =
             renames.iter().map(Job::Temporary).chain(in_place.iter().map(Job::InPlace)).collect();
