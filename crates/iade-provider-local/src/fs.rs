@@ -92,7 +92,10 @@ struct Rename {
 #[derive(Debug)]
 struct InPlace {
     id: String,
-    fd: OwnedFd,
+    /// The file, kept open only while the wave is small enough to sync file by file: a large
+    /// wave syncs file systems through `dir`, and must not hold a descriptor per file.
+    fd: Option<OwnedFd>,
+    dir: Arc<OwnedFd>,
     path: PathBuf,
 }
 
@@ -169,7 +172,10 @@ fn sync_wave(renames: &[Rename], in_place: &[InPlace], large: bool) -> (Vec<Sync
         .iter()
         .map(|r| *devices.entry(Arc::as_ptr(&r.dir)).or_insert_with(|| device(&r.dir)))
         .collect();
-    let on_in_place: Vec<Option<u64>> = in_place.iter().map(|p| device(&p.fd)).collect();
+    let on_in_place: Vec<Option<u64>> = in_place
+        .iter()
+        .map(|p| *devices.entry(Arc::as_ptr(&p.dir)).or_insert_with(|| device(&p.dir)))
+        .collect();
     let synced = sync_file_systems(
         renames
             .iter()
@@ -180,7 +186,7 @@ fn sync_wave(renames: &[Rename], in_place: &[InPlace], large: bool) -> (Vec<Sync
                 in_place
                     .iter()
                     .zip(&on_in_place)
-                    .filter_map(|(p, dev)| Some((*dev.as_ref()?, &p.fd, &p.path))),
+                    .filter_map(|(p, dev)| Some((*dev.as_ref()?, &*p.dir, &p.path))),
             ),
     );
     let outcome = |dev: Option<u64>, path: &Path| match dev {
@@ -212,7 +218,15 @@ fn sync_file_systems<'a>(
 }
 
 fn sync_in_place(p: &InPlace) -> Result<(), ProviderError> {
-    rustix::fs::fsync(&p.fd).map_err(|e| io_error(format!("cannot sync `{}`", p.path.display()), e))
+    match &p.fd {
+        Some(fd) => {
+            rustix::fs::fsync(fd).map_err(|e| io_error(format!("cannot sync `{}`", p.path.display()), e))
+        }
+        // Not kept (the wave looked large when it was changed): its file system, then.
+        None => rustix::fs::syncfs(&*p.dir).map_err(|e| {
+            io_error(format!("cannot sync the file system that holds `{}`", p.path.display()), e)
+        }),
+    }
 }
 
 fn sync_temporary(r: &Rename) -> Result<(), ProviderError> {
@@ -643,9 +657,14 @@ impl LocalProvider {
             if let Some(stack) = mark {
                 write_mark_as(&fd, path, stack)?;
             }
-            lock(&self.pending).in_place.push(InPlace {
+            let mut pending = lock(&self.pending);
+            // Counted cheaply (a symlink counts too): a file whose descriptor is not kept, in a
+            // wave that ends up small, is synced through its file system instead.
+            let large = pending.renames.len() + pending.in_place.len() + 1 >= SYNCFS_FROM;
+            pending.in_place.push(InPlace {
                 id: target.id.clone(),
-                fd,
+                fd: (!large).then_some(fd),
+                dir: parent.fd.clone(),
                 path: path.to_path_buf(),
             });
             return Ok(());

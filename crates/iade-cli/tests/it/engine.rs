@@ -333,6 +333,28 @@ fn many_files(n: usize) -> String {
 }
 
 #[test]
+fn a_wave_repairing_the_modes_of_600_files_needs_no_descriptor_per_file() {
+    let dir = stack("in-place-wave", &many_files(600));
+    let o = run(&dir, &["converge"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    let files: Vec<PathBuf> = (0..600).map(|i| dir.join(format!("tree/d{}/f{i}.txt", i % 10))).collect();
+    for f in &files {
+        std::fs::set_permissions(f, std::os::unix::fs::PermissionsExt::from_mode(0o666)).expect("chmod");
+    }
+    // 128 descriptors: far fewer than the files the wave changes in place.
+    let o = Command::new("sh")
+        .args(["-c", "ulimit -n 128 && exec \"$0\" converge \"$1\"", iade_bin()])
+        .arg(dir.as_ref())
+        .output()
+        .expect("iade runs");
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    for f in &files {
+        assert_eq!(mode(f), 0o644, "{f:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn kill_9_at_random_instants_during_a_500_file_converge_never_loses_the_way() {
     let dir = stack("kill9", &many_files(500));
     // A first full converge gives the time one run takes, to aim the kills inside it.
