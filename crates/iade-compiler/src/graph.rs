@@ -209,7 +209,9 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
         refs.dedup();
         let mut names = Vec::new();
         for f in schema.iter().flat_map(|s| s.fields.iter()) {
-            let (Some(to), Some((v, _))) = (&f.refers, r.attrs.get(&f.name)) else { continue };
+            // Few fields refer to other resources: look the value up only for those.
+            let Some(to) = &f.refers else { continue };
+            let Some((v, _)) = r.attrs.get(&f.name) else { continue };
             // One name, or a list of names (`groups`).
             let values: &[Value] = match v {
                 Value::List(items) => items.as_slice(),
