@@ -250,14 +250,7 @@ fn cleanup(stack: &Stack<'_>, env: &Env<'_>) -> usize {
     for n in &stack.graph.nodes {
         if let Some(p) = n.provider_type.as_deref() {
             // By identity: every run pays for this, so the intended values are not copied.
-            let target = iade_provider::Target {
-                id: n.id.clone(),
-                kind: n.kind.clone(),
-                instance: n.provider.clone(),
-                identity: n.identity.clone(),
-                intended: iade_provider::Fields::new(),
-            };
-            groups.entry((p, n.kind.as_str())).or_default().push(target);
+            groups.entry((p, n.kind.as_str())).or_default().push(crate::identity_target(n));
         }
     }
     let cx = env.context();

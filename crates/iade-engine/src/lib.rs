@@ -119,11 +119,19 @@ impl Env<'_> {
 /// The provider target of a graph node: identity and managed attributes.
 pub fn target(node: &Node) -> Target {
     Target {
+        intended: node.attrs.iter().map(|(k, a)| (k.clone(), a.value.clone())).collect(),
+        ..identity_target(node)
+    }
+}
+
+/// A node's target without its intended values: what a provider needs to find the object.
+pub(crate) fn identity_target(node: &Node) -> Target {
+    Target {
         id: node.id.clone(),
         kind: node.kind.clone(),
         instance: node.provider.clone(),
         identity: node.identity.clone(),
-        intended: node.attrs.iter().map(|(k, a)| (k.clone(), a.value.clone())).collect(),
+        intended: iade_provider::Fields::new(),
     }
 }
 

@@ -52,13 +52,14 @@ enum Durability {
     Later,
 }
 
-impl Durability {
-    fn pragma(self) -> &'static str {
-        match self {
-            Durability::Now => "FULL",
-            Durability::Later => "NORMAL",
-        }
-    }
+/// Sets how `conn`'s next commits reach the disk, through a cached statement: a run switches
+/// twice per wave, and parsing the pragma each time showed in its profile.
+fn set_durability(conn: &Connection, sync: Durability) -> rusqlite::Result<()> {
+    let sql = match sync {
+        Durability::Now => "PRAGMA synchronous = FULL",
+        Durability::Later => "PRAGMA synchronous = NORMAL",
+    };
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
 #[derive(Debug)]
@@ -156,7 +157,7 @@ impl SqliteJournal {
         let mut conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", Durability::Now.pragma()).map_err(err)?;
+        set_durability(&conn, Durability::Now).map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
         // A run reads a few rows and writes a wave at a time: 512 KiB of pages (SQLite's
         // default is 2 MiB) is enough, and the kernel's cache holds the rest of the file.
@@ -168,7 +169,7 @@ impl SqliteJournal {
             }
         })?;
         // A migration is on disk before anything else; from here on, each commit says.
-        conn.pragma_update(None, "synchronous", Durability::Later.pragma()).map_err(err)?;
+        set_durability(&conn, Durability::Later).map_err(err)?;
         Ok(SqliteJournal { conn, path: path.to_path_buf(), stack: stack.clone() })
     }
 
@@ -215,10 +216,7 @@ impl SqliteJournal {
         }
         let mut fresh = SqliteJournal::open(path, stack)?;
         // The obligations carried over must not depend on the damaged file moved aside.
-        fresh
-            .conn
-            .pragma_update(None, "synchronous", Durability::Now.pragma())
-            .map_err(|e| backend(&location, e))?;
+        set_durability(&fresh.conn, Durability::Now).map_err(|e| backend(&location, e))?;
         let tx = fresh.conn.transaction().map_err(|e| backend(&location, e))?;
         for p in &refreshes {
             tx.execute(
@@ -268,21 +266,11 @@ impl SqliteJournal {
         if sync == Durability::Later {
             return self.commit(epoch, f);
         }
-        self.synchronous(Durability::Now).map_err(|e| self.err(e))?;
+        set_durability(&self.conn, Durability::Now).map_err(|e| self.err(e))?;
         let out = self.commit(epoch, f);
         // Should going back fail, later commits stay synced at once: slower, never less safe.
-        let _ = self.synchronous(Durability::Later);
+        let _ = set_durability(&self.conn, Durability::Later);
         out
-    }
-
-    /// Sets how the next commits reach the disk, through a cached statement: a run switches
-    /// twice per wave, and parsing the pragma each time showed in its profile.
-    fn synchronous(&self, sync: Durability) -> rusqlite::Result<()> {
-        let sql = match sync {
-            Durability::Now => "PRAGMA synchronous = FULL",
-            Durability::Later => "PRAGMA synchronous = NORMAL",
-        };
-        self.conn.prepare_cached(sql)?.execute([]).map(|_| ())
     }
 
     fn commit<T>(&mut self, epoch: Epoch, f: impl FnOnce(&Tx<'_>) -> rusqlite::Result<T>) -> Result<T> {

@@ -208,13 +208,15 @@ fn sync_file_systems<'a>(
 ) -> HashMap<u64, Result<(), ProviderError>> {
     let mut out = HashMap::new();
     for (dev, fd, path) in on {
-        out.entry(dev).or_insert_with(|| {
-            rustix::fs::syncfs(fd).map_err(|e| {
-                io_error(format!("cannot sync the file system that holds `{}`", path.display()), e)
-            })
-        });
+        out.entry(dev).or_insert_with(|| sync_file_system(fd, path));
     }
     out
+}
+
+/// Syncs the file system that holds `path`, through `fd` (an object on it).
+fn sync_file_system(fd: &OwnedFd, path: &Path) -> Result<(), ProviderError> {
+    rustix::fs::syncfs(fd)
+        .map_err(|e| io_error(format!("cannot sync the file system that holds `{}`", path.display()), e))
 }
 
 fn sync_in_place(p: &InPlace) -> Result<(), ProviderError> {
@@ -223,9 +225,7 @@ fn sync_in_place(p: &InPlace) -> Result<(), ProviderError> {
             rustix::fs::fsync(fd).map_err(|e| io_error(format!("cannot sync `{}`", p.path.display()), e))
         }
         // Not kept (the wave looked large when it was changed): its file system, then.
-        None => rustix::fs::syncfs(&*p.dir).map_err(|e| {
-            io_error(format!("cannot sync the file system that holds `{}`", p.path.display()), e)
-        }),
+        None => sync_file_system(&p.dir, &p.path),
     }
 }
 
