@@ -45,12 +45,17 @@ pub fn load(path: &Path, options: &LoadOptions, style: Style) -> Result<LoadedSt
     LoadedStack::load(path, options).map_err(|e| failed(e, None, style))
 }
 
+/// Loads a stack that this command compiles once (see [`LoadedStack::load_once`]).
+fn load_once(path: &Path, options: &LoadOptions, style: Style) -> Result<LoadedStack, Exit> {
+    LoadedStack::load_once(path, options).map_err(|e| failed(e, None, style))
+}
+
 /// Compiles the stack; with `cached` (`plan`, `converge`), through the compile cache.
 fn compile(path: &Path, options: &LoadOptions, style: Style, cached: bool) -> Result<Compiled, Exit> {
     if cached && let Some(c) = iade_driver::cache::load(path, options) {
         return Ok(c);
     }
-    let stack = load(path, options, style)?;
+    let stack = load_once(path, options, style)?;
     let compiled = match stack.compile() {
         Ok(c) => {
             if !c.warnings.is_empty() {
@@ -77,7 +82,7 @@ fn exiting(stack: LoadedStack) {
 }
 
 pub fn check(path: &Path, options: &LoadOptions, format: Format, style: Style) -> Exit {
-    let stack = match load(path, options, style) {
+    let stack = match load_once(path, options, style) {
         Ok(s) => s,
         Err(exit) => return exit,
     };

@@ -38,6 +38,15 @@ fn on_threads<'a, F: FnOnce() + Send + 'a>(jobs: Vec<F>) {
     });
 }
 
+/// Lowers an item with what the stack's index and cycle search read of a resource item: its
+/// kind and its references.
+fn lower_for_stack(db: &Database, item: Item) {
+    if let LoweredKind::Resources { .. } = crate::lower::lower_item(db, item).kind {
+        crate::lower::resource_kind(db, item);
+        crate::graph::item_refs(db, item);
+    }
+}
+
 /// Reads a file the sources refer to (`use "./x.iade"`, `include("…")`): the driver's one
 /// door to the filesystem. Gets a normalized path; returns the text or a reason.
 pub type Loader = dyn Fn(&str) -> Result<String, String> + Send + Sync;
@@ -64,6 +73,8 @@ pub trait Db: salsa::Database {
     fn params_optional(&self) -> bool;
     /// How many threads a large file's parse and a large stack's lowering may use.
     fn threads(&self) -> usize;
+    /// Whether the stack is compiled once and never edited ([`Options::once`]).
+    fn once(&self) -> bool;
 }
 
 pub struct Options {
@@ -78,6 +89,9 @@ pub struct Options {
     /// How many threads a large file's parse and a large stack's lowering may use: the driver
     /// gives the machine's parallelism; 1 runs everything on the caller's thread.
     pub threads: usize,
+    /// The caller compiles the stack once and never edits it (a one-shot command):
+    /// [`Database::lower`] then releases the syntax trees once every item is lowered.
+    pub once: bool,
 }
 
 impl std::fmt::Debug for Options {
@@ -95,6 +109,7 @@ impl Default for Options {
             params_optional: false,
             log_queries: false,
             threads: 1,
+            once: false,
         }
     }
 }
@@ -107,6 +122,7 @@ struct Shared {
     probe: Box<Prober>,
     params_optional: bool,
     threads: usize,
+    once: bool,
     /// Every file known to the database, by id (ids are dense indexes). Read for every global
     /// and rule a query names, from several threads at once; written only when a file is added.
     files: RwLock<Vec<SourceFile>>,
@@ -124,6 +140,8 @@ struct Shared {
     /// is worth spreading over threads; a compile after an edit finds nearly all of it done,
     /// and walking every item to spread the rest would cost more than it saves.
     prepared: AtomicBool,
+    /// Whether [`Database::lower`] has lowered every item.
+    lowered: AtomicBool,
 }
 
 #[salsa::db]
@@ -174,6 +192,7 @@ impl Database {
             probe: options.probe,
             params_optional: options.params_optional,
             threads: options.threads.max(1),
+            once: options.once,
             files: RwLock::new(Vec::new()),
             by_path: Mutex::new(HashMap::new()),
             failed: Mutex::new(HashMap::new()),
@@ -181,8 +200,10 @@ impl Database {
             items_by_key: RwLock::new(rustc_hash::FxHashMap::default()),
             log,
             prepared: AtomicBool::new(false),
+            lowered: AtomicBool::new(false),
         });
         let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
+
         let stdlib = options.stdlib.unwrap_or_else(|| {
             crate::stdlib::EMBEDDED
                 .iter()
@@ -312,7 +333,7 @@ impl Database {
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         let mut out: Vec<Diagnostic> = Vec::new();
         for file in self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()) {
-            out.extend(crate::items::parse_file(self, *file).parse.diagnostics.iter().cloned());
+            out.extend(crate::items::file_layout(self, *file).diagnostics.iter().cloned());
         }
         // A syntax error is reported alone: what follows from a misparsed item would only
         // repeat it in other words.
@@ -327,6 +348,40 @@ impl Database {
         out
     }
 
+    /// Lowers every item of the stack now, on several threads for a large stack, unless a file
+    /// has a syntax error (the compile then reports it alone and lowers nothing).
+    ///
+    /// With [`Options::once`], the syntax trees are released afterwards: nothing but lowering
+    /// reads them, and evaluation reuses their memory (a tenth of a large stack's). A database
+    /// that is edited must keep them: an edit compares each item's new tree with its old one,
+    /// and an item whose tree is gone would be lowered again. Reading a released tree (an
+    /// error that points at a declaration's name) parses its file again.
+    pub fn lower(&mut self) {
+        if self.shared.lowered.load(Ordering::Relaxed) {
+            return;
+        }
+        let files: Vec<SourceFile> =
+            self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()).copied().collect();
+        if files
+            .iter()
+            .any(|f| crate::items::file_layout(self, *f).diagnostics.iter().any(Diagnostic::is_error))
+        {
+            return;
+        }
+        let mut items: Vec<Item> = Vec::new();
+        for file in &files {
+            items.extend(crate::items::file_items(self, *file).items.iter().copied());
+        }
+        self.on_item_threads(&items, |db, item| {
+            lower_for_stack(db, item);
+            true
+        });
+        self.shared.lowered.store(true, Ordering::Relaxed);
+        if self.shared.once {
+            crate::items::release_parses(self, &files);
+        }
+    }
+
     /// Computes the per-item queries before the queries that read them all.
     ///
     /// Items are lowered on several threads ([`Database::lower_in_parallel`]), then evaluated
@@ -338,7 +393,7 @@ impl Database {
     /// resources), 100,000 items made the compilation quadratic.
     fn prepare(&self) {
         let first = !self.shared.prepared.swap(true, Ordering::Relaxed);
-        if first {
+        if first && !self.shared.lowered.load(Ordering::Relaxed) {
             self.lower_in_parallel();
         }
         // Queries that read every item (the scopes, the settings) are run here first; the
@@ -485,13 +540,7 @@ impl Database {
             return;
         }
         self.on_item_threads(&items, |db, item| {
-            let lowered = crate::lower::lower_item(db, item);
-            // What the stack's index and cycle search read of a resource item: its kind and
-            // its references.
-            if let LoweredKind::Resources { .. } = lowered.kind {
-                crate::lower::resource_kind(db, item);
-                crate::graph::item_refs(db, item);
-            }
+            lower_for_stack(db, item);
             true
         });
     }
@@ -627,6 +676,10 @@ impl Db for Database {
 
     fn threads(&self) -> usize {
         self.shared.threads
+    }
+
+    fn once(&self) -> bool {
+        self.shared.once
     }
 
     fn file_by_id(&self, id: FileId) -> Option<SourceFile> {

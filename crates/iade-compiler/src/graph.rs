@@ -887,8 +887,8 @@ fn provider_instances(db: &Database) -> Vec<iade_intent::ProviderInstance> {
     for &m in stack_modules(db) {
         for &item in &own_scope(db, m).items {
             let LoweredKind::Provider { provider_type, attrs } = &lower_item(db, item).kind else { continue };
-            let Some(stmt) = crate::items::item_syntax(db, item).clone() else { continue };
-            let iade_syntax::ast::StmtKind::Provider(p) = &stmt.kind else { continue };
+            // Named `provider:NAME` (see `items`): the name is read without the item's tree.
+            let Some(name) = item.name(db).strip_prefix("provider:") else { continue };
             let mut settings = BTreeMap::new();
             for (key, ir) in attrs {
                 let v = iade_intent::eval::Evaluator::new(&env, origin(db, item), 0)
@@ -897,7 +897,7 @@ fn provider_instances(db: &Database) -> Vec<iade_intent::ProviderInstance> {
                 settings.insert(key.clone(), v);
             }
             out.push(iade_intent::ProviderInstance {
-                name: p.name.text.clone(),
+                name: name.to_string(),
                 provider_type: provider_type.clone(),
                 settings,
             });
@@ -955,7 +955,7 @@ pub fn stack_params(db: &dyn Db) -> Vec<(String, String, bool)> {
     // Params are named like lets (`value:NAME`): only those items' trees are read here, and only
     // a `param` is lowered; the rest of the stack is lowered when it is checked.
     for &item in own_scope(db, stack_module(db)).items.iter().filter(|i| i.name(db).starts_with("value:")) {
-        let is_param = crate::items::item_syntax(db, item)
+        let is_param = crate::items::item_tree(db, item)
             .as_deref()
             .is_some_and(|s| matches!(s.kind, iade_syntax::ast::StmtKind::Param(_)));
         if !is_param {

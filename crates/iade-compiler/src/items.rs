@@ -53,18 +53,31 @@ pub struct Module {
     pub files: Vec<SourceFile>,
 }
 
-/// A file's parse with its items named.
+/// A file's parse: its items' trees, comments and syntax diagnostics.
+///
+/// Only lowering reads the trees. A database that compiles once releases them after lowering
+/// (see [`crate::Database::lower`]); what the rest of a compile reads of a parse is in
+/// [`file_layout`], which is kept.
+#[salsa::tracked(returns(ref), no_eq, lru = 0)]
+pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parse {
+    iade_syntax::parse_with(file.id(db), file.text(db), db.threads())
+}
+
+/// What a compile reads of a file's parse besides the trees: each item's name and where it
+/// starts, and the syntax diagnostics.
 #[derive(Debug)]
-pub struct Parsed {
-    pub parse: Parse,
+pub struct FileLayout {
     /// The name of each item, by index.
     pub names: Vec<String>,
     pub index: FxHashMap<String, usize>,
+    /// Each item's absolute start, by index.
+    pub offsets: Vec<u32>,
+    pub diagnostics: Vec<iade_diagnostics::Diagnostic>,
 }
 
 #[salsa::tracked(returns(ref), no_eq)]
-pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
-    let parse = iade_syntax::parse_with(file.id(db), file.text(db), db.threads());
+pub fn file_layout(db: &dyn Db, file: SourceFile) -> FileLayout {
+    let parse = parse_file(db, file);
     let mut names = Vec::with_capacity(parse.tree.items.len());
     let mut index = FxHashMap::with_capacity_and_hasher(parse.tree.items.len(), Default::default());
     let mut counters: HashMap<&'static str, usize> = HashMap::new();
@@ -97,7 +110,12 @@ pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parsed {
         index.insert(name.clone(), i);
         names.push(name);
     }
-    Parsed { parse, names, index }
+    FileLayout {
+        names,
+        index,
+        offsets: parse.tree.items.iter().map(|item| item.offset).collect(),
+        diagnostics: parse.diagnostics.clone(),
+    }
 }
 
 enum ItemClass {
@@ -164,19 +182,47 @@ fn item_class(stmt: &Stmt) -> ItemClass {
     }
 }
 
-/// The item's syntax tree, spans relative to the item. Equal across edits that leave the
-/// item's own text alone.
+/// The item's syntax tree, spans relative to the item.
+///
+/// Read through [`item_syntax`], whose memo is equal across edits that leave the item's own
+/// text alone, except in a database that compiles once (`Options::once`): nothing is edited
+/// there, and the tree is read from its file's parse without a memo of its own.
+pub fn item_tree(db: &dyn Db, item: Item) -> Option<Arc<Stmt>> {
+    if db.once() { tree_in_parse(db, item) } else { item_syntax(db, item).clone() }
+}
+
+/// The item's syntax tree, remembered. Equal across edits that leave the item's own text
+/// alone.
 #[salsa::tracked(returns(ref))]
 pub fn item_syntax(db: &dyn Db, item: Item) -> Option<Arc<Stmt>> {
-    let parsed = parse_file(db, item.file(db));
-    let i = *parsed.index.get(item.name(db))?;
-    Some(parsed.parse.tree.items[i].stmt.clone())
+    tree_in_parse(db, item)
+}
+
+fn tree_in_parse(db: &dyn Db, item: Item) -> Option<Arc<Stmt>> {
+    let i = *file_layout(db, item.file(db)).index.get(item.name(db))?;
+    Some(parse_file(db, item.file(db)).tree.items.get(i)?.stmt.clone())
+}
+
+/// Releases the parses of `files` (see [`crate::Database::lower`]), through salsa's LRU
+/// eviction: with a capacity of one (the least there is), each parse is read once more so
+/// that the eviction knows it, all but the last read are evicted, and the capacity is set
+/// back to none, which stops the recording. The smallest file is read last: its parse is the
+/// one kept.
+pub(crate) fn release_parses(db: &mut dyn Db, files: &[SourceFile]) {
+    let mut files = files.to_vec();
+    files.sort_by_key(|f| std::cmp::Reverse(f.text(db).len()));
+    parse_file::set_lru_capacity(db, 1);
+    for file in files {
+        parse_file(db, file);
+    }
+    db.trigger_lru_eviction();
+    parse_file::set_lru_capacity(db, 0);
 }
 
 /// The absolute offset of an item in its file (for turning relative spans absolute).
 pub fn item_offset(db: &dyn Db, file: SourceFile, name: &str) -> Option<u32> {
-    let parsed = parse_file(db, file);
-    parsed.index.get(name).map(|&i| parsed.parse.tree.items[i].offset)
+    let layout = file_layout(db, file);
+    layout.index.get(name).and_then(|&i| layout.offsets.get(i).copied())
 }
 
 /// The items of a file in source order, and the `use` declarations among them. Equal across
@@ -189,12 +235,13 @@ pub struct FileItems {
 
 #[salsa::tracked(returns(ref))]
 pub fn file_items(db: &dyn Db, file: SourceFile) -> FileItems {
-    let parsed = parse_file(db, file);
-    let mut items = Vec::with_capacity(parsed.names.len());
+    let parse = parse_file(db, file);
+    let layout = file_layout(db, file);
+    let mut items = Vec::with_capacity(layout.names.len());
     let mut uses = Vec::new();
-    for (i, name) in parsed.names.iter().enumerate() {
+    for (name, tree) in layout.names.iter().zip(&parse.tree.items) {
         let item = Item::new(db, file, name.as_str());
-        if let StmtKind::Use(u) = &parsed.parse.tree.items[i].stmt.kind {
+        if let StmtKind::Use(u) = &tree.stmt.kind {
             uses.push((item, u.clone()));
         }
         items.push(item);

@@ -29,7 +29,7 @@ pub use db::{Database, Db, Options};
 pub use diag::Diag;
 pub use eval::{EvaluatedResource, eval_global, eval_resources};
 pub use graph::{StackResources, Summary, stack_resources};
-pub use items::{Item, Module, SourceFile, Stack, item_syntax, parse_file};
+pub use items::{Item, Module, SourceFile, Stack, item_tree, parse_file};
 pub use lower::{Lowered, LoweredKind, STACK_SETTINGS, StackSettings, lower_item};
 pub use policy::check_policy;
 /// A query of a database handle unwound because the database is being edited.

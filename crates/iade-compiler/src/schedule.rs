@@ -125,6 +125,7 @@ mod tests {
             params_optional: false,
             log_queries: false,
             threads: 1,
+            once: false,
         });
         db.set_stack_files(vec![("main.iade".into(), source.into())]);
         let mut independence = Independence::new(&db);

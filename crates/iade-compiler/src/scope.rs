@@ -148,8 +148,8 @@ pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
                 ItemName::Component(n) => (n, Def::Component(item)),
                 ItemName::Other if item.name(db).starts_with("if#") || item.name(db).starts_with("for#") => {
                     let mut nested = Vec::new();
-                    if let Some(stmt) = crate::items::item_syntax(db, item) {
-                        nested_resources(db, item, std::slice::from_ref(&**stmt), &mut nested);
+                    if let Some(stmt) = crate::items::item_tree(db, item) {
+                        nested_resources(db, item, std::slice::from_ref(&*stmt), &mut nested);
                     }
                     for (name, def) in nested {
                         defs.entry(name).or_default().push(def);

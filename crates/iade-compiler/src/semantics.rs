@@ -9,7 +9,7 @@ use iade_span::Span;
 use iade_syntax::ast::StmtKind;
 
 use crate::db::{Database, Db};
-use crate::items::{Item, SourceFile, file_items, item_offset, item_syntax};
+use crate::items::{Item, SourceFile, file_items, item_offset, item_tree};
 use crate::lower::component::Declares;
 use crate::lower::{LoweredKind, decl_name_span, lower_item};
 use crate::scope::{Def, module_of, module_scope};
@@ -95,7 +95,7 @@ impl Database {
         let db: &dyn Db = self;
         let mut out = Vec::new();
         for &item in &file_items(db, file).items {
-            let Some(stmt) = item_syntax(db, item).clone() else { continue };
+            let Some(stmt) = item_tree(db, item) else { continue };
             let offset = item_offset(db, file, item.name(db)).unwrap_or(0);
             let name_span = decl_name_span(db, item).absolute_from(offset);
             let span = stmt.span.absolute_from(offset);
@@ -257,7 +257,7 @@ impl Database {
     pub fn resource_at(&self, file: SourceFile, offset: u32) -> Option<(String, Value)> {
         let db: &dyn Db = self;
         for &item in &file_items(db, file).items {
-            let Some(stmt) = item_syntax(db, item).clone() else { continue };
+            let Some(stmt) = item_tree(db, item) else { continue };
             let start = item_offset(db, file, item.name(db))?;
             if !stmt.span.absolute_from(start).contains(offset) {
                 continue;
@@ -339,7 +339,7 @@ impl Database {
     pub fn missing_required(&self, file: SourceFile, offset: u32) -> Option<MissingRequired> {
         let db: &dyn Db = self;
         for &item in &file_items(db, file).items {
-            let Some(stmt) = item_syntax(db, item).clone() else { continue };
+            let Some(stmt) = item_tree(db, item) else { continue };
             let start = item_offset(db, file, item.name(db))?;
             let span = stmt.span.absolute_from(start);
             if !span.contains(offset) {
@@ -390,7 +390,7 @@ impl Database {
         };
         let mut out = Vec::new();
         for &item in &file_items(db, file).items {
-            let Some(stmt) = item_syntax(db, item).clone() else { continue };
+            let Some(stmt) = item_tree(db, item) else { continue };
             let Some(start) = item_offset(db, file, item.name(db)) else { continue };
             match &stmt.kind {
                 StmtKind::Let(l) if interpolated(&l.value) => {

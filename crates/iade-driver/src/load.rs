@@ -221,6 +221,24 @@ impl LoadedStack {
         options: &LoadOptions,
         overlays: BTreeMap<PathBuf, String>,
     ) -> Result<LoadedStack, Error> {
+        Self::load_inner(path, options, overlays, false)
+    }
+
+    /// Like [`LoadedStack::load`], for a caller that compiles the stack once and never reloads
+    /// it (a one-shot command): every item is lowered here, and the syntax trees are released
+    /// before evaluation, which reuses their memory (see `Database::lower`).
+    pub fn load_once(path: &Path, options: &LoadOptions) -> Result<LoadedStack, Error> {
+        let mut loaded = Self::load_inner(path, options, BTreeMap::new(), true)?;
+        loaded.db.lower();
+        Ok(loaded)
+    }
+
+    fn load_inner(
+        path: &Path,
+        options: &LoadOptions,
+        overlays: BTreeMap<PathBuf, String>,
+        once: bool,
+    ) -> Result<LoadedStack, Error> {
         let stdlib = match &options.stdlib {
             Some(dir) => Some(read_stdlib(dir).map_err(|message| Error::Load {
                 message,
@@ -250,6 +268,7 @@ impl LoadedStack {
             params_optional: options.params_optional,
             log_queries: false,
             threads: compile_threads(),
+            once,
         });
         let stack_dir = stack_dir_of(path);
         let mut loaded = LoadedStack {

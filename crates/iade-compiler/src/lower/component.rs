@@ -17,7 +17,7 @@ use iade_syntax::ast::{self, StmtKind};
 
 use super::{BodyStmt, Cx, Gen, LoweredKind, ResName, key_text, types_only};
 use crate::db::Db;
-use crate::items::{Item, item_syntax};
+use crate::items::{Item, item_tree};
 use crate::scope::{Def, ItemName, Scope, module_of, module_scope, split_name};
 use crate::suggest::did_you_mean;
 
@@ -88,7 +88,7 @@ pub fn component_name(db: &dyn Db, comp: Item) -> String {
 /// The component an instance item instantiates.
 #[salsa::tracked(returns(copy))]
 pub fn instance_component(db: &dyn Db, item: Item) -> Option<Item> {
-    let stmt = item_syntax(db, item).as_ref()?;
+    let stmt = item_tree(db, item)?;
     let StmtKind::Resource(r) = &stmt.kind else { return None };
     let scope = module_scope(db, module_of(db, item.file(db)));
     match resolve_declared(db, scope, &r.kind)? {
@@ -101,7 +101,7 @@ pub fn instance_component(db: &dyn Db, item: Item) -> Option<Item> {
 /// types alone, so components that contain each other do not make lowering recursive.
 #[salsa::tracked(returns(ref))]
 pub fn component_signature(db: &dyn Db, comp: Item) -> Vec<(String, Ty, bool)> {
-    let Some(stmt) = item_syntax(db, comp).clone() else { return Vec::new() };
+    let Some(stmt) = item_tree(db, comp) else { return Vec::new() };
     let StmtKind::Component(c) = &stmt.kind else { return Vec::new() };
     types_only(db, comp, |cx| {
         c.params.iter().map(|p| (p.name.text.clone(), cx.ty(&p.ty), p.default.is_some())).collect()
@@ -112,7 +112,7 @@ pub fn component_signature(db: &dyn Db, comp: Item) -> Vec<(String, Ty, bool)> {
 /// declares, and the span of its name (relative to the component).
 #[salsa::tracked(returns(ref))]
 pub fn component_members(db: &dyn Db, comp: Item) -> Vec<(String, Declares, Span)> {
-    let Some(stmt) = item_syntax(db, comp).clone() else { return Vec::new() };
+    let Some(stmt) = item_tree(db, comp) else { return Vec::new() };
     let StmtKind::Component(c) = &stmt.kind else { return Vec::new() };
     let scope = module_scope(db, module_of(db, comp.file(db)));
     let mut out = Vec::new();

@@ -192,7 +192,7 @@ impl Cx<'_> {
             self.error(d);
             return None;
         };
-        let decl = crate::items::item_syntax(self.db, kind).clone()?;
+        let decl = crate::items::item_tree(self.db, kind)?;
         let StmtKind::Kind(k) = &decl.kind else { return None };
         let identities: Vec<&str> = k
             .body

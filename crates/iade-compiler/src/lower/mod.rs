@@ -15,7 +15,7 @@ use iade_syntax::ast::{self, Block, Expr, ExprKind, Key, StmtKind, StrPart, Type
 
 use crate::db::Db;
 use crate::diag::Diag;
-use crate::items::{Item, Module, item_syntax};
+use crate::items::{Item, Module, item_tree};
 use crate::scope::{Def, ItemName, Scope, module_of, module_scope, origin, own_scope, split_name};
 use crate::suggest::did_you_mean;
 
@@ -147,7 +147,7 @@ pub fn item_from_key(db: &dyn Db, key: &str) -> Option<Item> {
 
 /// The span of the name an item declares (relative to the item).
 pub fn decl_name_span(db: &dyn Db, item: Item) -> Span {
-    let Some(stmt) = item_syntax(db, item) else { return Span::default() };
+    let Some(stmt) = item_tree(db, item) else { return Span::default() };
     match &stmt.kind {
         StmtKind::Param(p) => p.name.span,
         StmtKind::Let(l) => l.name.span,
@@ -171,7 +171,7 @@ pub fn decl_name_span(db: &dyn Db, item: Item) -> Span {
 /// The kind item a resource item declares a resource of.
 #[salsa::tracked(returns(copy))]
 pub fn resource_kind(db: &dyn Db, item: Item) -> Option<Item> {
-    let stmt = item_syntax(db, item).as_ref()?;
+    let stmt = item_tree(db, item)?;
     let StmtKind::Resource(r) = &stmt.kind else { return None };
     let scope = module_scope(db, module_of(db, item.file(db)));
     resolve_kind_path(db, scope, &r.kind).ok()
@@ -180,7 +180,7 @@ pub fn resource_kind(db: &dyn Db, item: Item) -> Option<Item> {
 /// The kind path a resource item is declared with, as written (`pg.role`): how the module
 /// that declares it names the kind.
 pub fn written_kind(db: &dyn Db, item: Item) -> Option<String> {
-    let stmt = item_syntax(db, item).as_ref()?;
+    let stmt = item_tree(db, item)?;
     let StmtKind::Resource(r) = &stmt.kind else { return None };
     Some(r.kind.iter().map(|n| n.text.as_str()).collect::<Vec<_>>().join("."))
 }
@@ -239,7 +239,7 @@ pub fn kind_schema(db: &dyn Db, kind: Item) -> Option<Arc<KindSchema>> {
 /// other do not make lowering recursive.
 #[salsa::tracked(returns(ref))]
 pub fn rule_signature(db: &dyn Db, rule: Item) -> Vec<(String, Ty)> {
-    let Some(stmt) = item_syntax(db, rule).clone() else { return Vec::new() };
+    let Some(stmt) = item_tree(db, rule) else { return Vec::new() };
     let StmtKind::Rule(r) = &stmt.kind else { return Vec::new() };
     types_only(db, rule, |cx| r.params.iter().map(|p| (p.name.text.clone(), cx.ty(&p.ty))).collect())
 }
@@ -248,7 +248,7 @@ pub fn rule_signature(db: &dyn Db, rule: Item) -> Vec<(String, Ty)> {
 /// from its value, so values that refer to each other do not make lowering recursive).
 #[salsa::tracked(returns(ref))]
 pub fn declared_type(db: &dyn Db, item: Item) -> Option<Ty> {
-    let stmt = item_syntax(db, item).clone()?;
+    let stmt = item_tree(db, item)?;
     match &stmt.kind {
         StmtKind::Param(p) => Some(types_only(db, item, |cx| cx.ty(&p.ty))),
         StmtKind::Let(l) => l.ty.as_ref().map(|t| types_only(db, item, |cx| cx.ty(t))),
@@ -264,7 +264,7 @@ fn types_only<T>(db: &dyn Db, item: Item, f: impl FnOnce(&mut Cx<'_>) -> T) -> T
 
 #[salsa::tracked(returns(ref))]
 pub fn lower_item(db: &dyn Db, item: Item) -> Lowered {
-    let Some(stmt) = item_syntax(db, item).clone() else {
+    let Some(stmt) = item_tree(db, item) else {
         return Lowered { kind: LoweredKind::Nothing, diags: Vec::new() };
     };
     let mut cx = Cx::new(db, item, Source::Item(std::cell::OnceCell::new()));

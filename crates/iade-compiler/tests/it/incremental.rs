@@ -2,7 +2,7 @@
 
 use iade_compiler::Database;
 
-use crate::support::memory_db;
+use crate::support::{disk_db_with, load_stack, memory_db, memory_db_once, render, root};
 
 const A: &str = r#"use std.fs.{file, directory}
 
@@ -154,4 +154,59 @@ fn results_after_edits_equal_a_fresh_compile() {
     let fresh = memory_db(&[("a.iade", &edited), ("b.iade", B)], false);
     assert_eq!(db.diagnostics(), fresh.diagnostics());
     assert_eq!(db.intent_graph(), fresh.intent_graph());
+}
+
+/// Everything a compile gives: diagnostics as rendered, the graph, the program, the summary.
+fn compile_all(db: &Database) -> (String, String, String, String) {
+    let diags = db.diagnostics();
+    (
+        render(db, &diags),
+        format!("{:?}", db.intent_graph()),
+        format!("{:?}", db.program()),
+        format!("{:?}", db.summary()),
+    )
+}
+
+#[test]
+fn a_stack_compiled_once_releases_its_trees_after_lowering_and_compiles_as_one_that_keeps_them() {
+    // A stack of several files, a module file, a provider, components, policies and
+    // controls.
+    let input = root().join("examples/webapp");
+    let mut kept = disk_db_with(true, false);
+    load_stack(&mut kept, &input);
+    let mut once = disk_db_with(true, true);
+    load_stack(&mut once, &input);
+    once.lower();
+    assert_eq!(compile_all(&once), compile_all(&kept));
+    let (once_log, kept_log) = (once.take_executed(), kept.take_executed());
+    // Each file is parsed once: nothing read a tree after it was released. The trees are read
+    // from the parses, with no memo of their own.
+    assert_eq!(ran(&once_log, "parse_file"), ran(&kept_log, "parse_file"));
+    assert!(!ran(&once_log, "parse_file").is_empty());
+    assert_eq!(ran(&once_log, "item_syntax"), Vec::<String>::new());
+    assert!(!ran(&kept_log, "item_syntax").is_empty());
+
+    // The trees are gone: reading one parses its file again. The database that keeps them
+    // has them.
+    let file = |db: &Database| db.known_file("examples/webapp/main.iade").expect("the stack's file");
+    let app = |db: &Database| iade_compiler::Item::new(db, file(db), "res:directory:app");
+    assert!(iade_compiler::item_tree(&once, app(&once)).is_some());
+    assert_eq!(ran(&once.take_executed(), "parse_file"), ["parse_file(examples/webapp/main.iade)"]);
+    assert!(iade_compiler::item_tree(&kept, app(&kept)).is_some());
+    assert_eq!(ran(&kept.take_executed(), "parse_file"), Vec::<String>::new());
+}
+
+#[test]
+fn a_stack_with_errors_compiled_once_reports_them_as_one_that_keeps_its_trees() {
+    // Errors that point at declarations' names read released trees again.
+    let text = "use std.fs.{file}\n\nlet a = b\nlet b = a\n\nfile x {\n  path = \"${file.y.path}/x\"\n}\n\n\
+                file y {\n  path = \"${file.x.path}/y\"\n}\n\nfile x {\n  path = \"/x\"\n}\n\n\
+                file z {\n  path = 1 + \"s\"\n}\n";
+    let kept = memory_db(&[("main.iade", text)], false);
+    let mut once = memory_db_once(&[("main.iade", text)], false);
+    once.lower();
+    let (diags, graph, _, summary) = compile_all(&kept);
+    assert!(diags.contains("E0303") && diags.contains("E0207"), "{diags}");
+    let (once_diags, once_graph, _, once_summary) = compile_all(&once);
+    assert_eq!((once_diags, once_graph, once_summary), (diags, graph, summary));
 }

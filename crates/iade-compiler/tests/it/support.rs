@@ -15,6 +15,11 @@ pub fn rel(p: &Path) -> String {
 
 /// A database whose loader reads files relative to the workspace root.
 pub fn disk_db(log_queries: bool) -> Database {
+    disk_db_with(log_queries, false)
+}
+
+/// [`disk_db`], for a caller that compiles it once when `once` (`Options::once`).
+pub fn disk_db_with(log_queries: bool, once: bool) -> Database {
     let root = root();
     let probe_root = root.clone();
     Database::new(Options {
@@ -27,6 +32,7 @@ pub fn disk_db(log_queries: bool) -> Database {
         log_queries,
         // Two, whatever the machine: a large stack's tests go through the parallel paths.
         threads: 2,
+        once,
     })
 }
 
@@ -38,6 +44,15 @@ pub fn memory_db(files: &[(&str, &str)], log_queries: bool) -> Database {
 
 /// [`memory_db`] on `threads` threads.
 pub fn memory_db_on(files: &[(&str, &str)], log_queries: bool, threads: usize) -> Database {
+    memory_db_with(files, log_queries, threads, false)
+}
+
+/// [`memory_db`] for a caller that compiles it once (`Options::once`).
+pub fn memory_db_once(files: &[(&str, &str)], log_queries: bool) -> Database {
+    memory_db_with(files, log_queries, 2, true)
+}
+
+fn memory_db_with(files: &[(&str, &str)], log_queries: bool, threads: usize, once: bool) -> Database {
     let extra: Vec<(String, String)> = files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect();
     let names: Vec<String> = extra.iter().map(|(p, _)| p.clone()).collect();
     let mut db = Database::new(Options {
@@ -51,6 +66,7 @@ pub fn memory_db_on(files: &[(&str, &str)], log_queries: bool, threads: usize) -
         params_optional: false,
         log_queries,
         threads,
+        once,
     });
     let stack: Vec<(String, String)> = files
         .iter()
