@@ -203,7 +203,6 @@ impl Database {
             lowered: AtomicBool::new(false),
         });
         let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
-
         let stdlib = options.stdlib.unwrap_or_else(|| {
             crate::stdlib::EMBEDDED
                 .iter()
