@@ -469,19 +469,29 @@ impl Database {
     /// done, so a thread that drew cheap items does not sit idle while another finishes. `each`
     /// returns false to end the work: no thread takes another item after that.
     fn on_item_threads(&self, items: &[Item], each: impl Fn(&Database, Item) -> bool + Sync) {
+        self.on_threads_by(items, ITEMS_PER_TAKE, each);
+    }
+
+    /// [`Database::on_item_threads`] over any work, taken `per_take` at a time.
+    fn on_threads_by<T: Copy + Sync>(
+        &self,
+        items: &[T],
+        per_take: usize,
+        each: impl Fn(&Database, T) -> bool + Sync,
+    ) {
+        let per_take = per_take.max(1);
         let next = AtomicUsize::new(0);
         let ended = AtomicBool::new(false);
         let (each, next, ended) = (&each, &next, &ended);
-        let threads = self.shared.threads.min(items.len().div_ceil(ITEMS_PER_TAKE)).max(1);
+        let threads = self.shared.threads.min(items.len().div_ceil(per_take)).max(1);
         on_threads(
             (0..threads)
                 .map(|_| {
                     let db = self.clone();
                     move || {
                         while !ended.load(Ordering::Relaxed) {
-                            let start = next.fetch_add(ITEMS_PER_TAKE, Ordering::Relaxed);
-                            let Some(run) = items.get(start..(start + ITEMS_PER_TAKE).min(items.len()))
-                            else {
+                            let start = next.fetch_add(per_take, Ordering::Relaxed);
+                            let Some(run) = items.get(start..(start + per_take).min(items.len())) else {
                                 break;
                             };
                             for &item in run {
@@ -511,6 +521,16 @@ impl Database {
             if check.kind != iade_intent::ir::CheckKind::Policy
                 || !check.body.iter().any(|s| crate::policy::is_sliceable(s).is_some())
             {
+                continue;
+            }
+            if self.shared.once {
+                // One query per chunk of resources: nothing is edited, so nothing is gained by
+                // checking each resource in a query of its own.
+                let chunks = crate::policy::chunks(self, policy);
+                self.on_threads_by(&chunks, 1, |db, chunk| {
+                    crate::policy::policy_chunk(db, chunk);
+                    true
+                });
                 continue;
             }
             self.on_item_threads(resources, |db, item| {

@@ -43,13 +43,13 @@ pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
         }
         rest.push(stmt.clone());
     }
-    if rest.len() < check.body.len() {
+    if rest.len() < check.body.len() && db.once() {
+        for chunk in chunks(db, item) {
+            add(&mut out, policy_chunk(db, chunk));
+        }
+    } else if rest.len() < check.body.len() {
         for &res in crate::graph::resource_items(db) {
-            let slice = policy_slice(db, SliceKey::new(db, item, res));
-            out.passed += slice.passed;
-            out.failed += slice.failed;
-            out.unknown += slice.unknown;
-            out.diags.extend(slice.diags.iter().cloned());
+            add(&mut out, policy_slice(db, SliceKey::new(db, item, res)));
         }
     }
     let rest_check = iade_intent::CheckIr { body: rest, ..(**check).clone() };
@@ -67,10 +67,52 @@ pub struct SliceKey {
     pub resources: Item,
 }
 
+fn add(out: &mut PolicyResult, slice: &PolicyResult) {
+    out.passed += slice.passed;
+    out.failed += slice.failed;
+    out.unknown += slice.unknown;
+    out.diags.extend(slice.diags.iter().cloned());
+}
+
 /// The verdicts of a policy's `for x in intent(kind)` loops over the resources of one item.
 #[salsa::tracked(returns(ref))]
 pub fn policy_slice(db: &dyn Db, key: SliceKey) -> PolicyResult {
-    let (policy, resources) = (key.policy(db), key.resources(db));
+    slice(db, key.policy(db), key.resources(db))
+}
+
+/// Resource items per chunk in a database that compiles once (see [`policy_chunk`]).
+const CHUNK: usize = 128;
+
+/// A policy and a run of [`CHUNK`] resource items from `start` (in `resource_items` order).
+#[salsa::interned(unsafe(no_lifetime), revisions = usize::MAX, debug)]
+pub struct ChunkKey {
+    #[returns(copy)]
+    pub policy: Item,
+    #[returns(copy)]
+    pub start: u32,
+}
+
+/// A policy's chunks of resource items, in order.
+pub(crate) fn chunks(db: &dyn Db, policy: Item) -> Vec<ChunkKey> {
+    let n = crate::graph::resource_items(db).len();
+    (0..n).step_by(CHUNK).map(|start| ChunkKey::new(db, policy, start as u32)).collect()
+}
+
+/// The slices of a run of resource items together: in a database that compiles once (the
+/// stack is never edited), one query per [`CHUNK`] resource items instead of one each, which
+/// cost more to record than to check.
+#[salsa::tracked(returns(ref))]
+pub fn policy_chunk(db: &dyn Db, key: ChunkKey) -> PolicyResult {
+    let items = crate::graph::resource_items(db);
+    let start = (key.start(db) as usize).min(items.len());
+    let mut out = PolicyResult::default();
+    for &res in &items[start..(start + CHUNK).min(items.len())] {
+        add(&mut out, &slice(db, key.policy(db), res));
+    }
+    out
+}
+
+fn slice(db: &dyn Db, policy: Item, resources: Item) -> PolicyResult {
     let LoweredKind::Check(check) = &lower_item(db, policy).kind else { return PolicyResult::default() };
     let env = CompilerEnv::new(db);
     let values = crate::eval::resource_values(db, resources);
