@@ -39,11 +39,13 @@ fn on_threads<'a, F: FnOnce() + Send + 'a>(jobs: Vec<F>) {
 }
 
 /// Lowers an item with what the stack's index and cycle search read of a resource item: its
-/// kind and its references.
+/// kind and its references (which a database that compiles once reads from the IR instead).
 fn lower_for_stack(db: &Database, item: Item) {
     if let LoweredKind::Resources { .. } = crate::lower::lower_item(db, item).kind {
         crate::lower::resource_kind(db, item);
-        crate::graph::item_refs(db, item);
+        if !db.shared.once {
+            crate::graph::item_refs(db, item);
+        }
     }
 }
 

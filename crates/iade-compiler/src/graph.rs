@@ -553,19 +553,26 @@ fn identity_text(v: &Value) -> String {
 pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
     // The items' references first, then the index (see `Database::prepare`). A stack whose
     // resources refer to none by a fixed id has no cycle, and its index is not built here.
-    let mut refers = false;
-    for &item in resource_items(db) {
-        refers |= !item_refs(db, item).is_empty();
-    }
-    if !refers {
+    // A database that compiles once reads them from the IR, without a query per item.
+    let refs_of = |item: Item| -> std::borrow::Cow<'_, [(String, Span)]> {
+        if db.once() { std::borrow::Cow::Owned(refs_in(db, item)) } else { item_refs(db, item).into() }
+    };
+    let refs: rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [(String, Span)]>> = resource_items(db)
+        .iter()
+        .map(|&item| (item, refs_of(item)))
+        .filter(|(_, refs)| !refs.is_empty())
+        .collect();
+    if refs.is_empty() {
         return Vec::new();
     }
     let index = static_index(db);
-    // Borrowed from the queries' results: building the graph copies no id.
+    // Borrowed from the items' references: building the graph copies no id.
     let mut graph: BTreeMap<&str, Vec<&(String, Span)>> = BTreeMap::new();
     for (id, item) in index {
-        let refs: Vec<&(String, Span)> =
-            item_refs(db, *item).iter().filter(|(to, _)| to != id && index.contains_key(to)).collect();
+        let refs: Vec<&(String, Span)> = refs
+            .get(item)
+            .map(|r| r.iter().filter(|(to, _)| to != id && index.contains_key(to)).collect())
+            .unwrap_or_default();
         graph.insert(id.as_str(), refs);
     }
     // Only resources that refer to something can be on a cycle; most stacks have none.
@@ -632,6 +639,10 @@ pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
 /// The resources an item's IR refers to by fixed id, with where.
 #[salsa::tracked(returns(ref))]
 pub fn item_refs(db: &dyn Db, item: Item) -> Vec<(String, Span)> {
+    refs_in(db, item)
+}
+
+fn refs_in(db: &dyn Db, item: Item) -> Vec<(String, Span)> {
     let mut refs = Vec::new();
     if let LoweredKind::Resources { body, .. } = &lower_item(db, item).kind {
         for g in body {
