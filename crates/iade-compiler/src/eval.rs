@@ -1117,6 +1117,29 @@ pub fn resource_values(db: &dyn Db, item: Item) -> Vec<(Arc<str>, Value)> {
         .collect()
 }
 
+/// The values of an item's resources and instances, by id, in `resource_values`' order: read
+/// through that query, or in a database that compiles once straight from the item's
+/// evaluation. Nothing is edited there, so a query per item that stops edits at values would
+/// only cost its recording.
+pub(crate) fn values_in<'db>(
+    db: &'db dyn Db,
+    item: Item,
+) -> impl Iterator<Item = (&'db str, &'db Value)> + 'db {
+    let (memo, direct) = if db.once() {
+        (None, Some(eval_resources(db, item)))
+    } else {
+        (Some(resource_values(db, item)), None)
+    };
+    let memo = memo.into_iter().flatten().map(|(id, v)| (&**id, v));
+    let direct = direct.into_iter().flat_map(|e| {
+        e.resources
+            .iter()
+            .map(|r| (&*r.id, &r.value))
+            .chain(e.instances.iter().map(|i| (i.id.as_str(), &i.value)))
+    });
+    memo.chain(direct)
+}
+
 /// Runs `evaluate`, an evaluation of another item, with room for it on the stack. Evaluation
 /// recurses through what items refer to: a resource that refers to one declared after it,
 /// which refers to one after that, thousands deep, took a few kilobytes of stack per level and
@@ -1132,11 +1155,11 @@ fn find_value(db: &dyn Db, id: &str) -> Option<Value> {
     // A member of an instance is stored with its outermost instance (`vhost.api/file.conf`).
     let top = id.split('/').next().unwrap_or(id);
     if let Some(item) = index.get(top) {
-        return deep(|| resource_values(db, *item)).iter().find(|(i, _)| **i == *id).map(|(_, v)| v.clone());
+        return deep(|| values_in(db, *item).find(|(i, _)| *i == id).map(|(_, v)| v.clone()));
     }
     for item in crate::graph::generator_items(db) {
-        if let Some((_, v)) = deep(|| resource_values(db, *item)).iter().find(|(i, _)| **i == *id) {
-            return Some(v.clone());
+        if let Some(v) = deep(|| values_in(db, *item).find(|(i, _)| *i == id).map(|(_, v)| v.clone())) {
+            return Some(v);
         }
     }
     None

@@ -717,10 +717,10 @@ pub fn intent_of_kind(db: &dyn Db, kind: KindKey) -> Vec<Value> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for &item in resource_items(db) {
-        for (id, v) in crate::eval::resource_values(db, item) {
+        for (id, v) in crate::eval::values_in(db, item) {
             if let Value::Resource(r) = v
                 && *r.kind == **name
-                && seen.insert(id.clone())
+                && seen.insert(id)
             {
                 out.push(v.clone());
             }

@@ -115,12 +115,10 @@ pub fn policy_chunk(db: &dyn Db, key: ChunkKey) -> PolicyResult {
 fn slice(db: &dyn Db, policy: Item, resources: Item) -> PolicyResult {
     let LoweredKind::Check(check) = &lower_item(db, policy).kind else { return PolicyResult::default() };
     let env = CompilerEnv::new(db);
-    let values = crate::eval::resource_values(db, resources);
     let mut out = PolicyResult::default();
     for stmt in &check.body {
         let Some((kind, slot, body)) = is_sliceable(stmt) else { continue };
-        let objects: Vec<Value> = values
-            .iter()
+        let objects: Vec<Value> = crate::eval::values_in(db, resources)
             .filter(|(_, v)| matches!(v, Value::Resource(r) if *r.kind == *kind))
             .map(|(_, v)| v.clone())
             .collect();
