@@ -333,8 +333,8 @@ impl Database {
     /// graph and policies.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         let mut out: Vec<Diagnostic> = Vec::new();
-        for file in self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()) {
-            out.extend(crate::items::file_layout(self, *file).diagnostics.iter().cloned());
+        for file in self.compiled_files() {
+            out.extend(crate::items::file_layout(self, file).diagnostics.iter().cloned());
         }
         // A syntax error is reported alone: what follows from a misparsed item would only
         // repeat it in other words.
@@ -361,19 +361,14 @@ impl Database {
         if self.shared.lowered.load(Ordering::Relaxed) {
             return;
         }
-        let files: Vec<SourceFile> =
-            self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()).copied().collect();
+        let files = self.compiled_files();
         if files
             .iter()
             .any(|f| crate::items::file_layout(self, *f).diagnostics.iter().any(Diagnostic::is_error))
         {
             return;
         }
-        let mut items: Vec<Item> = Vec::new();
-        for file in &files {
-            items.extend(crate::items::file_items(self, *file).items.iter().copied());
-        }
-        self.on_item_threads(&items, |db, item| {
+        self.on_item_threads(&self.items_of(&files), |db, item| {
             lower_for_stack(db, item);
             true
         });
@@ -431,6 +426,16 @@ impl Database {
         if first && all_evaluated.load(Ordering::Relaxed) {
             self.check_policies_in_parallel();
         }
+    }
+
+    /// The files a compile reads: the stack's own and the module files it imports.
+    fn compiled_files(&self) -> Vec<SourceFile> {
+        self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()).copied().collect()
+    }
+
+    /// The items of `files`, file by file in source order.
+    fn items_of(&self, files: &[SourceFile]) -> Vec<Item> {
+        files.iter().flat_map(|f| crate::items::file_items(self, *f).items.iter().copied()).collect()
     }
 
     /// The items of every module of the stack, in the order `prepare` evaluates them.
@@ -553,10 +558,7 @@ impl Database {
     /// re-check) than the in-order pass checking them alone.
     fn lower_in_parallel(&self) {
         let threads = self.shared.threads;
-        let mut items: Vec<Item> = Vec::new();
-        for file in self.stack().files(self).iter().chain(crate::graph::module_files(self).iter()) {
-            items.extend(crate::items::file_items(self, *file).items.iter().copied());
-        }
+        let items = self.items_of(&self.compiled_files());
         if threads < 2 || items.len() < PARALLEL_ITEMS {
             return;
         }

@@ -43,11 +43,12 @@ pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
         }
         rest.push(stmt.clone());
     }
-    if rest.len() < check.body.len() && db.once() {
+    let sliced = rest.len() < check.body.len();
+    if sliced && db.once() {
         for chunk in chunks(db, item) {
             add(&mut out, policy_chunk(db, chunk));
         }
-    } else if rest.len() < check.body.len() {
+    } else if sliced {
         for &res in crate::graph::resource_items(db) {
             add(&mut out, policy_slice(db, SliceKey::new(db, item, res)));
         }

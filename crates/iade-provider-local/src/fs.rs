@@ -168,14 +168,9 @@ fn sync_wave(renames: &[Rename], in_place: &[InPlace], large: bool) -> (Vec<Sync
     }
     // One `fstat` per directory, not per file: the files of a directory share its handle.
     let mut devices: HashMap<*const OwnedFd, Option<u64>> = HashMap::new();
-    let on: Vec<Option<u64>> = renames
-        .iter()
-        .map(|r| *devices.entry(Arc::as_ptr(&r.dir)).or_insert_with(|| device(&r.dir)))
-        .collect();
-    let on_in_place: Vec<Option<u64>> = in_place
-        .iter()
-        .map(|p| *devices.entry(Arc::as_ptr(&p.dir)).or_insert_with(|| device(&p.dir)))
-        .collect();
+    let mut device_of = |dir: &Arc<OwnedFd>| *devices.entry(Arc::as_ptr(dir)).or_insert_with(|| device(dir));
+    let on: Vec<Option<u64>> = renames.iter().map(|r| device_of(&r.dir)).collect();
+    let on_in_place: Vec<Option<u64>> = in_place.iter().map(|p| device_of(&p.dir)).collect();
     let synced = sync_file_systems(
         renames
             .iter()
