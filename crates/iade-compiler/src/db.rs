@@ -523,7 +523,12 @@ impl Database {
         if threads < 2 || resources.len() < PARALLEL_ITEMS {
             return;
         }
-        for policy in self.items_in_order() {
+        // Told by their names, without a lowering per resource.
+        let policies = self
+            .items_in_order()
+            .into_iter()
+            .filter(|i| matches!(crate::scope::split_name(i.name(self)), crate::scope::ItemName::Policy));
+        for policy in policies {
             let LoweredKind::Check(check) = &crate::lower::lower_item(self, policy).kind else { continue };
             if check.kind != iade_intent::ir::CheckKind::Policy
                 || !check.body.iter().any(|s| crate::policy::is_sliceable(s).is_some())

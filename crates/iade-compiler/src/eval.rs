@@ -298,7 +298,7 @@ pub struct EvaluatedResource {
     pub after: Vec<(Arc<str>, Span)>,
     pub manage: iade_intent::Manage,
     pub provider: Option<String>,
-    pub provider_type: Option<String>,
+    pub provider_type: Option<Arc<str>>,
     pub origin: Origin,
     pub span: Span,
     pub name_span: Span,

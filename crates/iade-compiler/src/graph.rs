@@ -56,6 +56,12 @@ pub fn module_files(db: &dyn Db) -> Vec<SourceFile> {
     out
 }
 
+/// Whether an item of this name declares resources or component instances (and nothing
+/// else): told without its tree or lowering.
+pub fn declares_resources(name: &str) -> bool {
+    name.starts_with("res") || name.starts_with("for#") || name.starts_with("if#")
+}
+
 /// Items that may declare resources: those of the stack and of imported module files (the
 /// standard library declares kinds and rules, never resources).
 #[salsa::tracked(returns(ref))]
@@ -67,8 +73,7 @@ pub fn resource_items(db: &dyn Db) -> Vec<Item> {
             continue;
         }
         for &item in &own_scope(db, *m).items {
-            let name = item.name(db);
-            if name.starts_with("res") || name.starts_with("for#") || name.starts_with("if#") {
+            if declares_resources(item.name(db)) {
                 out.push(item);
             }
         }
@@ -129,12 +134,14 @@ pub struct Fact {
     pub name_span: Span,
     /// The identity as compared (normalized), and where it was written. How a message shows
     /// it is worked out only for a conflict (`identity_shown`).
-    pub identity: Option<(String, Span)>,
+    /// One identity field's key is its value's text (shared with the value when already
+    /// normal); several fields' keys are joined, each followed by a NUL.
+    pub identity: Option<(Arc<str>, Span)>,
     pub refs: Vec<Arc<str>>,
     /// The module of its kind (`std.users`), with `kind`: what a `refers` names.
     pub module: Arc<str>,
     /// What its `refers` fields name: the kind and the identity key (as `identity` compares).
-    pub names: Vec<(Arc<iade_intent::Refers>, String)>,
+    pub names: Vec<(Arc<iade_intent::Refers>, Arc<str>)>,
     pub after: Vec<Arc<str>>,
     pub notify: Vec<(Arc<str>, Span)>,
     /// Whether its kind can be refreshed.
@@ -180,28 +187,32 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
         let mut identity = None;
         let schema = crate::lower::kind_schema(db, r.kind_item);
         if let Some(schema) = &schema {
-            let mut key = String::new();
-            let mut span = None;
+            // Most kinds have one identity field: its text is the key. Several are joined.
+            let mut first: Option<(Arc<str>, Span)> = None;
+            let mut joined: Option<String> = None;
             let mut complete = true;
             for f in schema.identity_fields() {
                 match r.attrs.get(&f.name) {
                     Some((v, s)) if !v.is_unknown() => {
                         let text = identity_text(v);
-                        if key.is_empty() {
-                            // Most kinds have one identity field: its text is the key.
-                            key = text;
-                            key.reserve_exact(1);
-                        } else {
-                            key.push_str(&text);
+                        match (&first, &mut joined) {
+                            (None, _) => first = Some((text, *s)),
+                            (Some((k, _)), joined) => {
+                                let joined = joined.get_or_insert_with(|| format!("{k}\u{0}"));
+                                joined.push_str(&text);
+                                joined.push('\u{0}');
+                            }
                         }
-                        key.push('\u{0}');
-                        span.get_or_insert(*s);
                     }
                     _ => complete = false,
                 }
             }
-            if complete && !key.is_empty() {
-                identity = Some((key, span.unwrap_or(r.name_span)));
+            if complete {
+                identity = match (first, joined) {
+                    (Some((_, span)), Some(joined)) => Some((Arc::from(joined), span)),
+                    (first, None) => first,
+                    (None, Some(_)) => None,
+                };
             }
         }
         let mut refs: Vec<Arc<str>> = r.refs.iter().map(|(id, _)| id.clone()).collect();
@@ -218,7 +229,7 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
                 other => std::slice::from_ref(other),
             };
             for v in values.iter().filter(|v| matches!(v, Value::Str(_))) {
-                names.push((to.clone(), format!("{}\u{0}", identity_text(v))));
+                names.push((to.clone(), identity_text(v)));
             }
         }
         // Kept for the whole compilation; a vector grown by pushing holds room for four.
@@ -414,7 +425,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
         FxHashMap::with_capacity_and_hasher(order.len(), Default::default());
     for &(f, item) in &order {
         let Some((key, span)) = &f.identity else { continue };
-        match identities.get(&(&*f.kind, key.as_str())) {
+        match identities.get(&(&*f.kind, &**key)) {
             Some(first) => {
                 let first_span = first.identity.as_ref().map_or(first.name_span, |(_, s)| *s);
                 let shown = identity_shown(db, item, f.index);
@@ -433,7 +444,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
                 ));
             }
             None => {
-                identities.insert((&*f.kind, key.as_str()), f);
+                identities.insert((&*f.kind, &**key), f);
             }
         }
     }
@@ -452,7 +463,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
         .iter()
         .filter_map(|(f, _)| {
             let (key, _) = f.identity.as_ref()?;
-            Some(((&*f.module, &*f.kind, key.as_str()), &*f.id))
+            Some(((&*f.module, &*f.kind, &**key), &*f.id))
         })
         .collect();
     for (f, _) in &order {
@@ -467,7 +478,7 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
         }
         // A file whose `owner` names a declared user is applied after that user.
         for (to, key) in &f.names {
-            if let Some(dep) = named.get(&(to.module.as_str(), to.kind.as_str(), key.as_str()))
+            if let Some(dep) = named.get(&(to.module.as_str(), to.kind.as_str(), &**key))
                 && **dep != *f.id
             {
                 edges.push(Edge {
@@ -538,12 +549,15 @@ fn identity_shown(db: &dyn Db, item: Item, index: u32) -> String {
     shown.join(", ")
 }
 
-/// How an identity value is compared: paths lexically normalized.
-fn identity_text(v: &Value) -> String {
+/// How an identity value is compared: paths lexically normalized. A string already normal
+/// (most are) is shared, not copied.
+fn identity_text(v: &Value) -> Arc<str> {
     match v {
-        Value::Str(s) if s.starts_with('/') => crate::scope::normalize_path(s, true),
-        Value::Str(s) => crate::scope::normalize_path(s, false),
-        other => other.to_string(),
+        Value::Str(s) => match crate::scope::normalize_path_if_needed(s, s.starts_with('/')) {
+            Some(normal) => Arc::from(normal),
+            None => s.clone(),
+        },
+        other => Arc::from(other.to_string()),
     }
 }
 
@@ -856,7 +870,7 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
             id: r.id.to_string(),
             kind: r.kind.to_string(),
             name: r.name.clone(),
-            provider_type: r.provider_type.clone(),
+            provider_type: r.provider_type.as_deref().map(str::to_string),
             provider: r.provider.clone(),
             manage: r.manage,
             identity,
@@ -897,9 +911,9 @@ fn provider_instances(db: &Database) -> Vec<iade_intent::ProviderInstance> {
     let mut out = Vec::new();
     for &m in stack_modules(db) {
         for &item in &own_scope(db, m).items {
-            let LoweredKind::Provider { provider_type, attrs } = &lower_item(db, item).kind else { continue };
             // Named `provider:NAME` (see `items`): the name is read without the item's tree.
             let Some(name) = item.name(db).strip_prefix("provider:") else { continue };
+            let LoweredKind::Provider { provider_type, attrs } = &lower_item(db, item).kind else { continue };
             let mut settings = BTreeMap::new();
             for (key, ir) in attrs {
                 let v = iade_intent::eval::Evaluator::new(&env, origin(db, item), 0)
@@ -984,7 +998,8 @@ pub fn program(db: &Database) -> iade_intent::Program {
     use std::sync::Arc;
     let mut p = iade_intent::Program { waivers: stack_waivers(db).waivers.clone(), ..Default::default() };
     for &m in stack_modules(db) {
-        for &item in &own_scope(db, m).items {
+        // Resources are none of what a program holds, and are told by their names.
+        for &item in own_scope(db, m).items.iter().filter(|i| !declares_resources(i.name(db))) {
             let lowered = &lower_item(db, item).kind;
             // A finding is located at its control's `require`; the other items (most of them
             // resources) are never located through the program.
@@ -1012,7 +1027,7 @@ pub fn program(db: &Database) -> iade_intent::Program {
                 LoweredKind::Kind(k) => {
                     p.kinds.insert(k.name.to_string(), crate::eval::kind_fields(db, item).clone());
                     if let Some(provider) = &k.provider {
-                        p.providers.insert(k.name.to_string(), provider.clone());
+                        p.providers.insert(k.name.to_string(), provider.to_string());
                     }
                 }
                 _ => {}

@@ -124,10 +124,13 @@ pub fn origin(db: &dyn Db, item: Item) -> Origin {
     Origin { file: item.file(db).id(db), item: Arc::from(item.name(db).as_str()) }
 }
 
+/// What one name declares: almost always one thing, kept inline.
+pub type Defs = smallvec::SmallVec<[Def; 1]>;
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct OwnScope {
     /// Shared with the module's [`Scope`], which adds only what `use` brings in.
-    pub defs: Arc<BTreeMap<String, Vec<Def>>>,
+    pub defs: Arc<BTreeMap<String, Defs>>,
     /// Every item of the module, in file and source order.
     pub items: Vec<Item>,
 }
@@ -135,7 +138,7 @@ pub struct OwnScope {
 #[salsa::tracked(returns(ref))]
 pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
     let mut scope = OwnScope::default();
-    let mut defs: BTreeMap<String, Vec<Def>> = BTreeMap::new();
+    let mut defs: BTreeMap<String, Defs> = BTreeMap::new();
     for file in module.files(db) {
         for &item in &file_items(db, *file).items {
             scope.items.push(item);
@@ -168,9 +171,9 @@ pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Scope {
     /// The module's own declarations ([`OwnScope::defs`], not copied).
-    own: Arc<BTreeMap<String, Vec<Def>>>,
+    own: Arc<BTreeMap<String, Defs>>,
     /// Each name `use` brings in, with the module's own declarations of it first.
-    imported: BTreeMap<String, Vec<Def>>,
+    imported: BTreeMap<String, Defs>,
     pub diags: Vec<Diag>,
     /// Modules imported, with the `use` that imports each.
     pub imports: Vec<(Module, Origin, Span)>,
@@ -178,12 +181,12 @@ pub struct Scope {
 
 impl Scope {
     /// What a name declares in the module, imported declarations last.
-    pub fn get(&self, name: &str) -> Option<&Vec<Def>> {
+    pub fn get(&self, name: &str) -> Option<&Defs> {
         self.imported.get(name).or_else(|| self.own.get(name))
     }
 
     /// Every name with what it declares, in the names' order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<Def>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Defs)> {
         // Both maps are in the names' order: merged as they go, an imported entry (which holds
         // the module's own declarations of its name too) in place of the own one.
         let mut own = self.own.iter().peekable();
@@ -204,7 +207,7 @@ impl Scope {
     }
 
     /// The declarations of a name, to add an imported one to.
-    fn entry(&mut self, name: String) -> &mut Vec<Def> {
+    fn entry(&mut self, name: String) -> &mut Defs {
         let own = &self.own;
         self.imported.entry(name).or_insert_with_key(|n| own.get(n).cloned().unwrap_or_default())
     }
@@ -368,10 +371,15 @@ pub fn join_relative(from_file: &str, rel: &str) -> String {
 }
 
 pub fn normalize_path(p: &str, absolute: bool) -> String {
+    normalize_path_if_needed(p, absolute).unwrap_or_else(|| p.to_string())
+}
+
+/// [`normalize_path`], or none when the path is already normal (most are).
+pub fn normalize_path_if_needed(p: &str, absolute: bool) -> Option<String> {
     if is_normal(p, absolute) {
-        return p.to_string();
+        return None;
     }
-    normalize_lexically(p, absolute)
+    Some(normalize_lexically(p, absolute))
 }
 
 /// Whether a path is already as [`normalize_path`] writes it (most are): no empty, `.` or `..`

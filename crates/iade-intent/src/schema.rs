@@ -59,7 +59,7 @@ pub struct KindSchema {
     /// The module that declares it, such as `std.fs`.
     pub module: Arc<str>,
     /// The provider type that serves it (`local`, `exec`, `postgres`).
-    pub provider: Option<String>,
+    pub provider: Option<Arc<str>>,
     pub fields: Vec<FieldSchema>,
     pub doc: Option<String>,
     /// Whether its resources can be refreshed (`notify = [...]` may name them): the kind

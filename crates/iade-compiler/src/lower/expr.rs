@@ -317,7 +317,7 @@ impl Cx<'_> {
         // Borrowed from the scope, which outlives `self`: most names are looked up once per
         // resource, and copying their definitions cost an allocation each time.
         let scope: &Scope = self.scope;
-        let defs: &[Def] = scope.get(&n.text).map_or(&[], Vec::as_slice);
+        let defs: &[Def] = scope.get(&n.text).map_or(&[], |d| d.as_slice());
         let is_value = |d: &&Def| matches!(d, Def::Value(_) | Def::Resource(_) | Def::Nested(..));
         let mut values = defs.iter().filter(is_value);
         let only = match (values.next(), values.next()) {

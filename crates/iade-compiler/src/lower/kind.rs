@@ -29,7 +29,9 @@ impl Cx<'_> {
             match &stmt.kind {
                 StmtKind::Require(r) => requires.push(r),
                 StmtKind::Attr(a) if key_text(&a.key) == "provider" => match &a.value.kind {
-                    ExprKind::Str(s) if s.as_plain().is_some() => schema.provider = s.as_plain(),
+                    ExprKind::Str(s) if s.as_plain().is_some() => {
+                        schema.provider = s.as_plain().map(Arc::from)
+                    }
                     _ => {
                         let d = self
                             .at(

@@ -135,7 +135,9 @@ pub enum BodyStmt {
     },
 }
 
-/// The qualified key of a `let`/`param`/`rule` item, as the IR names it.
+/// The qualified key of a `let`/`param`/`rule` item, as the IR names it. A query: every
+/// reference to the item shares one copy.
+#[salsa::tracked(returns(clone))]
 pub fn item_key(db: &dyn Db, item: Item) -> Arc<str> {
     Arc::from(format!("{}:{}", item.file(db).id(db).0, item.name(db)))
 }
@@ -189,12 +191,12 @@ pub fn written_kind(db: &dyn Db, item: Item) -> Option<String> {
 /// other segments name. Borrowed from the scopes: every resource item resolves its kind.
 pub(crate) fn path_defs<'db>(db: &'db dyn Db, scope: &'db Scope, path: &[ast::Name]) -> &'db [Def] {
     let Some(first) = path.first() else { return &[] };
-    let mut defs: &[Def] = scope.get(&first.text).map_or(&[], Vec::as_slice);
+    let mut defs: &[Def] = scope.get(&first.text).map_or(&[], |d| d.as_slice());
     for seg in path.iter().skip(1) {
         let Some(Def::Module(m)) = defs.iter().find(|d| matches!(d, Def::Module(_))) else {
             return &[];
         };
-        defs = own_scope(db, *m).defs.get(&seg.text).map_or(&[], Vec::as_slice);
+        defs = own_scope(db, *m).defs.get(&seg.text).map_or(&[], |d| d.as_slice());
     }
     defs
 }
