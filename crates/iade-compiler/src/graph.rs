@@ -281,7 +281,7 @@ pub fn stack_waivers(db: &dyn Db) -> WaiversResult {
     }
     for (item, w, span) in found {
         if controls.contains(&w.control) {
-            out.waivers.push(w);
+            out.waivers.push(*w);
             continue;
         }
         let help = crate::suggest::did_you_mean(&w.control, controls.iter().map(String::as_str))
@@ -698,9 +698,10 @@ fn collect_refs(ir: &Ir, out: &mut Vec<(String, Span)>) {
             }
             collect_refs(name, out);
         }
-        IrKind::List(items) | IrKind::Interp(items) | IrKind::Call(_, items) | IrKind::RuleCall(_, items) => {
+        IrKind::List(items) | IrKind::Interp(items) | IrKind::Call(_, items) => {
             items.iter().for_each(|i| collect_refs(i, out));
         }
+        IrKind::RuleCall(call) => call.args.iter().for_each(|i| collect_refs(i, out)),
         IrKind::Record(entries) => entries.iter().for_each(|(_, v)| collect_refs(v, out)),
         IrKind::Unary(_, a) | IrKind::Member(a, _) => collect_refs(a, out),
         IrKind::Binary(_, a, b) | IrKind::Index(a, b) => {

@@ -72,9 +72,10 @@ fn var_names(ir: &Ir, out: &mut Vec<(String, Span)>, seen: &mut BTreeSet<String>
         }
         IrKind::Member(base, _) if matches!(base.kind, IrKind::Local(0)) => {}
         IrKind::Member(a, _) | IrKind::Unary(_, a) => var_names(a, out, seen),
-        IrKind::List(items) | IrKind::Interp(items) | IrKind::Call(_, items) | IrKind::RuleCall(_, items) => {
+        IrKind::List(items) | IrKind::Interp(items) | IrKind::Call(_, items) => {
             items.iter().for_each(|i| var_names(i, out, seen));
         }
+        IrKind::RuleCall(call) => call.args.iter().for_each(|i| var_names(i, out, seen)),
         IrKind::Record(entries) => entries.iter().for_each(|(_, v)| var_names(v, out, seen)),
         IrKind::Binary(_, a, b) | IrKind::Index(a, b) => {
             var_names(a, out, seen);

@@ -377,12 +377,12 @@ impl<'e> Evaluator<'e> {
                 }
             },
             IrKind::Call(b, args) => self.call(*b, args, ir.span),
-            IrKind::RuleCall(name, args) => {
-                let mut values = Vec::with_capacity(args.len());
-                for a in args {
+            IrKind::RuleCall(call) => {
+                let mut values = Vec::with_capacity(call.args.len());
+                for a in &call.args {
                     values.push(self.eval(a)?);
                 }
-                Ok(self.run_rule(name, values, ir.span)?.0)
+                Ok(self.run_rule(&call.name, values, ir.span)?.0)
             }
             IrKind::Objects { source, kind, under } => {
                 let under = match under {
@@ -975,7 +975,8 @@ impl<'e> Evaluator<'e> {
         self.reads.clear();
         // A rule call is run here rather than through `eval`, so its frame is kept for the
         // message and the evidence.
-        let result = if let IrKind::RuleCall(name, args) = &cond.kind {
+        let result = if let IrKind::RuleCall(call) = &cond.kind {
+            let (name, args) = (&call.name, &call.args);
             let mut values = Vec::with_capacity(args.len());
             let mut failed = None;
             for a in args {

@@ -127,8 +127,9 @@ pub enum IrKind {
     Index(Box<Ir>, Box<Ir>),
     If(Box<Ir>, Box<Ir>, Box<Ir>),
     Call(Builtin, Vec<Ir>),
-    /// A call of a rule by its qualified name: true when the rule holds.
-    RuleCall(Arc<str>, Vec<Ir>),
+    /// A call of a rule by its qualified name: true when the rule holds. Boxed: rare, and
+    /// the largest variant otherwise.
+    RuleCall(Box<RuleCallIr>),
     /// `intent(kind)` or `observe(kind, under = …)`: objects the environment supplies.
     Objects {
         source: ObjectSource,
@@ -137,6 +138,13 @@ pub enum IrKind {
     },
     /// Code that did not compile; its diagnostic was reported. Evaluates to unknown.
     Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct RuleCallIr {
+    /// The rule's qualified name.
+    pub name: Arc<str>,
+    pub args: Vec<Ir>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

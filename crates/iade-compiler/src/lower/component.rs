@@ -626,9 +626,10 @@ fn ir_uses(ir: &Ir, siblings: &mut Vec<String>, slots: &mut Vec<u32>) {
             ir_uses(name, siblings, slots);
         }
         IrKind::ResourceByName { name, .. } => ir_uses(name, siblings, slots),
-        IrKind::List(items) | IrKind::Interp(items) | IrKind::Call(_, items) | IrKind::RuleCall(_, items) => {
+        IrKind::List(items) | IrKind::Interp(items) | IrKind::Call(_, items) => {
             items.iter().for_each(|i| ir_uses(i, siblings, slots));
         }
+        IrKind::RuleCall(call) => call.args.iter().for_each(|i| ir_uses(i, siblings, slots)),
         IrKind::Record(entries) => entries.iter().for_each(|(_, v)| ir_uses(v, siblings, slots)),
         IrKind::Unary(_, a) | IrKind::Member(a, _) => ir_uses(a, siblings, slots),
         IrKind::Binary(_, a, b) | IrKind::Index(a, b) => {

@@ -627,7 +627,16 @@ impl Cx<'_> {
                 self.error(e);
                 return (Ir::new(IrKind::Error, span), Some(Ty::Bool));
             }
-            return (self.node(IrKind::RuleCall(item_key(self.db, rule), irs), span), Some(Ty::Bool));
+            return (
+                self.node(
+                    IrKind::RuleCall(Box::new(iade_intent::ir::RuleCallIr {
+                        name: item_key(self.db, rule),
+                        args: irs,
+                    })),
+                    span,
+                ),
+                Some(Ty::Bool),
+            );
         }
         let Some(builtin) = (if callee_name.contains('.') { None } else { Builtin::from_name(&callee_name) })
         else {

@@ -36,12 +36,12 @@ pub enum LoweredKind {
     Param {
         name: String,
         ty: Ty,
-        default: Option<Ir>,
+        default: Option<Box<Ir>>,
         name_span: Span,
     },
     Let {
         ty: Option<Ty>,
-        value: Ir,
+        value: Box<Ir>,
         slots: u32,
     },
     /// A resource declaration, or a top-level `for`/`if` that generates resources.
@@ -60,7 +60,7 @@ pub enum LoweredKind {
     /// A `test` of a `*_test.iade` file.
     Test(Arc<test::TestIr>),
     /// A `waive` (its control is checked against the stack's controls by the graph).
-    Waiver(iade_intent::ir::Waiver, Span),
+    Waiver(Box<iade_intent::ir::Waiver>, Span),
     Component(Arc<component::ComponentIr>),
 }
 
@@ -86,9 +86,9 @@ pub const STACK_SETTINGS: &[(&str, &str, &str)] = &[
 pub enum Gen {
     Resource(Box<ResourceIr>),
     Instance(Box<component::InstanceIr>),
-    For { key: Option<u32>, slot: u32, iter: Ir, body: Vec<Gen> },
-    If { cond: Ir, then: Vec<Gen>, otherwise: Vec<Gen> },
-    Let { slot: u32, value: Ir },
+    For { key: Option<u32>, slot: u32, iter: Box<Ir>, body: Box<[Gen]> },
+    If { cond: Box<Ir>, then: Box<[Gen]>, otherwise: Box<[Gen]> },
+    Let { slot: u32, value: Box<Ir> },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,9 +125,9 @@ pub enum BodyStmt {
     /// `protect = true`: never deleted.
     Protect(bool),
     If {
-        cond: Ir,
-        then: Vec<BodyStmt>,
-        otherwise: Vec<BodyStmt>,
+        cond: Box<Ir>,
+        then: Box<[BodyStmt]>,
+        otherwise: Box<[BodyStmt]>,
     },
     Let {
         slot: u32,
@@ -492,12 +492,17 @@ impl<'a> Cx<'a> {
             StmtKind::Param(p) => {
                 let ty = self.ty(&p.ty);
                 let default = p.default.as_ref().map(|e| self.expr(e, Some(&ty)).0);
-                LoweredKind::Param { name: p.name.text.clone(), ty, default, name_span: p.name.span }
+                LoweredKind::Param {
+                    name: p.name.text.clone(),
+                    ty,
+                    default: default.map(Box::new),
+                    name_span: p.name.span,
+                }
             }
             StmtKind::Let(l) => {
                 let ty = l.ty.as_ref().map(|t| self.ty(t));
                 let value = self.expr(&l.value, ty.as_ref()).0;
-                LoweredKind::Let { ty, value, slots: self.max_slot }
+                LoweredKind::Let { ty, value: Box::new(value), slots: self.max_slot }
             }
             StmtKind::Resource(_) | StmtKind::For(_) | StmtKind::If(_) => {
                 let body = self.gens(std::slice::from_ref(stmt));
@@ -591,7 +596,7 @@ impl<'a> Cx<'a> {
             self.error(d);
         }
         LoweredKind::Waiver(
-            iade_intent::ir::Waiver { control: w.control.text.clone(), subject, until, reason },
+            Box::new(iade_intent::ir::Waiver { control: w.control.text.clone(), subject, until, reason }),
             w.control.span,
         )
     }
@@ -680,13 +685,18 @@ impl<'a> Cx<'a> {
                         };
                         (key, slot, cx.gens(&f.body.stmts))
                     });
-                    out.push(Gen::For { key: body.0, slot: body.1, iter, body: body.2 });
+                    out.push(Gen::For {
+                        key: body.0,
+                        slot: body.1,
+                        iter: Box::new(iter),
+                        body: body.2.into(),
+                    });
                 }
                 StmtKind::If(i) => out.push(self.gen_if(i)),
                 StmtKind::Let(l) => {
                     let value = self.expr(&l.value, None).0;
                     let slot = self.bind_var(&l.name, None);
-                    out.push(Gen::Let { slot, value });
+                    out.push(Gen::Let { slot, value: Box::new(value) });
                 }
                 _ => {}
             }
@@ -702,7 +712,7 @@ impl<'a> Cx<'a> {
             Some(ast::Else::Block(b)) => self.scoped(|cx| cx.gens(&b.stmts)),
             Some(ast::Else::If(s)) => self.scoped(|cx| cx.gens(std::slice::from_ref(&**s))),
         };
-        Gen::If { cond, then, otherwise }
+        Gen::If { cond: Box::new(cond), then: then.into(), otherwise: otherwise.into() }
     }
 
     fn resource(&mut self, r: &ast::ResourceDecl, span: Span) -> Option<ResourceIr> {
@@ -927,7 +937,11 @@ impl<'a> Cx<'a> {
                             self.scoped(|cx| cx.body(schema, &block))
                         }
                     };
-                    out.push(BodyStmt::If { cond, then, otherwise });
+                    out.push(BodyStmt::If {
+                        cond: Box::new(cond),
+                        then: then.into(),
+                        otherwise: otherwise.into(),
+                    });
                 }
                 StmtKind::Let(l) => {
                     let value = self.expr(&l.value, None).0;
