@@ -460,7 +460,15 @@ impl<'e> Evaluator<'e> {
     }
 
     fn interp(&mut self, parts: &[Ir]) -> R {
-        let mut text = String::new();
+        // Room for the literal parts and as much again: most interpolations grow it once.
+        let literal: usize = parts
+            .iter()
+            .map(|p| match &p.kind {
+                IrKind::Lit(Value::Str(s)) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        let mut text = String::with_capacity(literal * 2);
         let mut secret: Option<Vec<SecretPart>> = None;
         for part in parts {
             let v = self.eval(part)?;
@@ -473,16 +481,15 @@ impl<'e> Evaluator<'e> {
                     }
                     acc.extend(s.parts.iter().cloned());
                 }
-                other => match other.as_text() {
-                    Some(t) => text.push_str(&t),
-                    None => {
+                other => {
+                    if !other.push_text(&mut text) {
                         return Err(self.error_help(
                             part.span,
                             format!("cannot interpolate a {} into a string", other.type_name()),
                             "interpolate one of its elements or fields, or use join(list, \", \")",
                         ));
                     }
-                },
+                }
             }
         }
         match secret {
@@ -776,7 +783,8 @@ impl<'e> Evaluator<'e> {
     }
 
     fn call(&mut self, b: Builtin, args: &[Ir], span: Span) -> R {
-        let mut values = Vec::with_capacity(args.len());
+        // Builtins take at most three arguments: held inline.
+        let mut values: smallvec::SmallVec<[Value; 3]> = smallvec::SmallVec::with_capacity(args.len());
         for a in args {
             values.push(self.eval(a)?);
         }

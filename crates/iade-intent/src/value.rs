@@ -190,15 +190,26 @@ impl Value {
     /// The value as it is interpolated into a string; `None` for values that have no text
     /// form (lists, records, resources) or that must not be shown (secrets, unknowns).
     pub fn as_text(&self) -> Option<String> {
+        let mut out = String::new();
+        self.push_text(&mut out).then_some(out)
+    }
+
+    /// Appends [`Value::as_text`] to `out`, without a string of its own: whether the value
+    /// has a text.
+    pub fn push_text(&self, out: &mut String) -> bool {
+        use std::fmt::Write;
         match self {
-            Value::Null => Some(String::new()),
-            Value::Bool(b) => Some(b.to_string()),
-            Value::Int(i) => Some(i.to_string()),
-            Value::Mode(m) => Some(format_mode(*m)),
-            Value::Str(s) => Some(s.to_string()),
-            Value::Enum(e) => Some(e.to_string()),
-            _ => None,
+            Value::Null => {}
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Mode(m) => out.push_str(&format_mode(*m)),
+            Value::Str(s) => out.push_str(s),
+            Value::Enum(e) => out.push_str(e),
+            _ => return false,
         }
+        true
     }
 }
 
