@@ -458,14 +458,20 @@ impl Database {
         if threads < 2 {
             return;
         }
-        let mut independence = crate::schedule::Independence::new(self);
-        let items: Vec<Item> =
-            self.items_in_order().into_iter().filter(|&item| independence.resources(item)).collect();
-        if items.len() < PARALLEL_ITEMS {
+        // Each item is decided on the thread that evaluates it; the globals it may read are
+        // decided first, once.
+        let items = self.items_in_order();
+        if items.iter().filter(|i| crate::graph::declares_resources(i.name(self))).count() < PARALLEL_ITEMS {
             return;
         }
+        let globals = crate::schedule::Independence::globals(self, items.iter().copied());
         let evaluated = AtomicUsize::new(0);
         self.on_item_threads(&items, |db, item| {
+            if !crate::graph::declares_resources(item.name(db))
+                || !crate::schedule::Independence::with(db, &globals).resources(item)
+            {
+                return true;
+            }
             let n = crate::graph::graph_facts(db, item).facts.len();
             evaluated.fetch_add(n, Ordering::Relaxed) + n <= limit
         });

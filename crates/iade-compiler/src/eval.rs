@@ -572,8 +572,15 @@ impl Run<'_> {
         let Some(name) = self.gen_name(&r.name, ev) else { return };
         ev.take_refs();
         self.env.global_refs.borrow_mut().clear();
+        // `PREFIX KIND.NAME`, written after the prefix and cut back: one allocation, the id's.
+        let prefix = self.prefix.len();
+        self.prefix.push_str(&schema.name);
+        self.prefix.push('.');
+        self.prefix.push_str(&name);
+        let id = Arc::from(self.prefix.as_str());
+        self.prefix.truncate(prefix);
         let mut res = EvaluatedResource {
-            id: Arc::from(format!("{}{}.{name}", self.prefix, schema.name)),
+            id,
             kind: schema.name.clone(),
             kind_item: r.kind,
             name,

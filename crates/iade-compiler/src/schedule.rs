@@ -16,15 +16,44 @@ use crate::db::Db;
 use crate::items::Item;
 use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, item_from_key, lower_item};
 
-/// Decides independence, remembering what it found for each `let` and `param`.
-pub(crate) struct Independence<'db> {
+/// Whether each `let` and `param` is independent, by qualified key.
+pub(crate) type Globals = rustc_hash::FxHashMap<Arc<str>, bool>;
+
+/// Decides independence, remembering what it found for each `let` and `param`, or reading
+/// what was decided for them before (to decide items on several threads at once).
+pub(crate) struct Independence<'db, 'g> {
     db: &'db dyn Db,
-    globals: rustc_hash::FxHashMap<Arc<str>, bool>,
+    globals: Known<'g>,
 }
 
-impl<'db> Independence<'db> {
+enum Known<'g> {
+    Learning(Globals),
+    /// Decided before: a global not among them is taken as dependent.
+    Decided(&'g Globals),
+}
+
+impl<'db> Independence<'db, 'static> {
     pub(crate) fn new(db: &'db dyn Db) -> Self {
-        Self { db, globals: rustc_hash::FxHashMap::default() }
+        Self { db, globals: Known::Learning(Globals::default()) }
+    }
+
+    /// Decides the globals of `items` (the others are ignored), for [`Independence::with`].
+    pub(crate) fn globals(db: &'db dyn Db, items: impl Iterator<Item = Item>) -> Globals {
+        let mut independence = Self::new(db);
+        for item in items.filter(|i| i.name(db).starts_with("value:")) {
+            independence.global(&crate::lower::item_key(db, item));
+        }
+        match independence.globals {
+            Known::Learning(globals) => globals,
+            Known::Decided(globals) => globals.clone(),
+        }
+    }
+}
+
+impl<'db, 'g> Independence<'db, 'g> {
+    /// Reads the globals decided by [`Independence::globals`]; holds nothing of its own.
+    pub(crate) fn with(db: &'db dyn Db, globals: &'g Globals) -> Self {
+        Self { db, globals: Known::Decided(globals) }
     }
 
     /// Whether `item` declares resources (not component instances) and evaluating them reads
@@ -93,10 +122,14 @@ impl<'db> Independence<'db> {
     /// A `let` or `param` is independent when its value (or default) is; one that refers back
     /// to itself is not.
     fn global(&mut self, key: &Arc<str>) -> bool {
-        if let Some(&known) = self.globals.get(key) {
+        let globals = match &mut self.globals {
+            Known::Decided(globals) => return globals.get(key).copied().unwrap_or(false),
+            Known::Learning(globals) => globals,
+        };
+        if let Some(&known) = globals.get(key) {
             return known;
         }
-        self.globals.insert(key.clone(), false);
+        globals.insert(key.clone(), false);
         let independent = match item_from_key(self.db, key) {
             Some(item) => match &lower_item(self.db, item).kind {
                 LoweredKind::Let { value, .. } => self.ir(value),
@@ -105,7 +138,9 @@ impl<'db> Independence<'db> {
             },
             None => false,
         };
-        self.globals.insert(key.clone(), independent);
+        if let Known::Learning(globals) = &mut self.globals {
+            globals.insert(key.clone(), independent);
+        }
         independent
     }
 }
@@ -116,7 +151,9 @@ mod tests {
     use crate::db::{Database, Options};
     use crate::graph::resource_items;
 
-    /// Each resource of `source` by name, and whether it is independent.
+    /// Each resource of `source` by name, and whether it is independent, as decided with the
+    /// globals learnt on the way and with them decided first (as items decided on several
+    /// threads are): both ways agree.
     fn independence(source: &str) -> Vec<(String, bool)> {
         let mut db = Database::new(Options {
             stdlib: None,
@@ -129,10 +166,18 @@ mod tests {
         });
         db.set_stack_files(vec![("main.iade".into(), source.into())]);
         let mut independence = Independence::new(&db);
+        let items = crate::db::Db::stack(&db)
+            .files(&db)
+            .iter()
+            .flat_map(|f| crate::items::file_items(&db, *f).items.clone())
+            .collect::<Vec<_>>();
+        let globals = Independence::globals(&db, items.iter().copied());
         let mut out: Vec<(String, bool)> = resource_items(&db)
             .iter()
             .map(|&item| {
-                (crate::eval::static_id(&db, item).unwrap_or_default(), independence.resources(item))
+                let learnt = independence.resources(item);
+                assert_eq!(Independence::with(&db, &globals).resources(item), learnt);
+                (crate::eval::static_id(&db, item).unwrap_or_default(), learnt)
             })
             .collect();
         out.sort();
