@@ -39,13 +39,15 @@ fn on_threads<'a, F: FnOnce() + Send + 'a>(jobs: Vec<F>) {
 }
 
 /// Lowers an item with what the stack's index and cycle search read of a resource item: its
-/// kind and its references (which a database that compiles once reads from the IR instead).
+/// kind and its references. A database that compiles once reads the references from the IR
+/// instead, and a kind only when something needs the index (a stack whose resources refer to
+/// none by id never builds it).
 fn lower_for_stack(db: &Database, item: Item) {
-    if let LoweredKind::Resources { .. } = crate::lower::lower_item(db, item).kind {
+    if let LoweredKind::Resources { .. } = crate::lower::lower_item(db, item).kind
+        && !db.shared.once
+    {
         crate::lower::resource_kind(db, item);
-        if !db.shared.once {
-            crate::graph::item_refs(db, item);
-        }
+        crate::graph::item_refs(db, item);
     }
 }
 

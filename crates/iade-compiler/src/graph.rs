@@ -448,7 +448,12 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
             }
         }
     }
-    let fact_of: FxHashMap<&str, &Fact> = order.iter().map(|(f, _)| (&*f.id, *f)).collect();
+    // Read for `notify` only: most stacks have none, and the map is not built for them.
+    let fact_of: FxHashMap<&str, &Fact> = if order.iter().any(|(f, _)| !f.notify.is_empty()) {
+        order.iter().map(|(f, _)| (&*f.id, *f)).collect()
+    } else {
+        FxHashMap::default()
+    };
     // An instance in `after` or `notify` stands for its members.
     let expand = |id: &str| -> Vec<String> {
         match instance_facts.get(id) {
@@ -458,9 +463,18 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     };
     let mut edges = Vec::new();
     let mut unrefreshable: BTreeSet<(Origin, Span, String)> = BTreeSet::new();
-    // What `refers` fields can name: resources by kind and identity.
+    // What `refers` fields can name: resources by kind and identity, of the kinds named (a
+    // stack of files whose `owner` names a user indexes its users, not its files).
+    let mut referred: Vec<(&str, &str)> = Vec::new();
+    for (to, _) in order.iter().flat_map(|(f, _)| &f.names) {
+        let kind = (to.module.as_str(), to.kind.as_str());
+        if !referred.contains(&kind) {
+            referred.push(kind);
+        }
+    }
     let named: FxHashMap<(&str, &str, &str), &str> = order
         .iter()
+        .filter(|(f, _)| referred.contains(&(&*f.module, &*f.kind)))
         .filter_map(|(f, _)| {
             let (key, _) = f.identity.as_ref()?;
             Some(((&*f.module, &*f.kind, &**key), &*f.id))
