@@ -39,15 +39,13 @@ fn on_threads<'a, F: FnOnce() + Send + 'a>(jobs: Vec<F>) {
 }
 
 /// Lowers an item with what the stack's index and cycle search read of a resource item: its
-/// kind and its references. A database that compiles once reads the references from the IR
-/// instead, and resolves the kinds after lowering, only when something may read the index (a
-/// stack whose IR names no resource by id never builds it).
+/// kind and its references (which a database that compiles once reads from the IR instead).
 fn lower_for_stack(db: &Database, item: Item) {
-    if let LoweredKind::Resources { .. } = crate::lower::lower_item(db, item).kind
-        && !db.shared.once
-    {
+    if let LoweredKind::Resources { .. } = crate::lower::lower_item(db, item).kind {
         crate::lower::resource_kind(db, item);
-        crate::graph::item_refs(db, item);
+        if !db.shared.once {
+            crate::graph::item_refs(db, item);
+        }
     }
 }
 
@@ -79,9 +77,6 @@ pub trait Db: salsa::Database {
     fn threads(&self) -> usize;
     /// Whether the stack is compiled once and never edited ([`Options::once`]).
     fn once(&self) -> bool;
-    /// Lowering made IR that names a resource by id (`file.x`, `file["x"]`, a member of an
-    /// instance): the index of ids may be read. A hint for [`Database::lower`], never a result.
-    fn note_reference_by_id(&self);
 }
 
 pub struct Options {
@@ -149,8 +144,6 @@ struct Shared {
     prepared: AtomicBool,
     /// Whether [`Database::lower`] has lowered every item.
     lowered: AtomicBool,
-    /// Whether lowering named a resource by id (see [`Db::note_reference_by_id`]).
-    referred_by_id: AtomicBool,
 }
 
 #[salsa::db]
@@ -210,7 +203,6 @@ impl Database {
             log,
             prepared: AtomicBool::new(false),
             lowered: AtomicBool::new(false),
-            referred_by_id: AtomicBool::new(false),
         });
         let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
         let stdlib = options.stdlib.unwrap_or_else(|| {
@@ -382,15 +374,6 @@ impl Database {
         });
         self.shared.lowered.store(true, Ordering::Relaxed);
         if self.shared.once {
-            // The index of ids reads each resource's kind from its tree: resolved now, while
-            // the trees are here, when anything may read the index.
-            if self.shared.referred_by_id.load(Ordering::Relaxed) {
-                let resources = crate::graph::resource_items(self).clone();
-                self.on_item_threads(&resources, |db, item| {
-                    crate::lower::resource_kind(db, item);
-                    true
-                });
-            }
             crate::items::release_parses(self, &files);
         }
     }
@@ -731,12 +714,6 @@ impl Db for Database {
 
     fn once(&self) -> bool {
         self.shared.once
-    }
-
-    fn note_reference_by_id(&self) {
-        if !self.shared.referred_by_id.load(Ordering::Relaxed) {
-            self.shared.referred_by_id.store(true, Ordering::Relaxed);
-        }
     }
 
     fn file_by_id(&self, id: FileId) -> Option<SourceFile> {

@@ -199,8 +199,8 @@ fn a_stack_compiled_once_releases_its_trees_after_lowering_and_compiles_as_one_t
 #[test]
 fn a_large_stack_compiled_once_parses_and_lowers_each_item_once() {
     // Enough resources for the parallel paths: independent items evaluated on threads, a
-    // policy checked in chunks, a program with a rule, a control and a let. Nothing reads a
-    // released tree.
+    // policy checked in chunks (failed by some, whose diagnostics point at them), a program
+    // with a rule, a control and a let. Nothing reads a released tree.
     let mut text = String::from(
         "use std.fs.{file}\n\nlet root = \"/srv\"\n\n\
          rule private(f: file) = f.mode & 0o007 == 0 else \"${f.path} is open to others\"\n\n\
@@ -208,7 +208,8 @@ fn a_large_stack_compiled_once_parses_and_lowers_each_item_once() {
          control c1 {\n  for f in observe(file, under = root) {\n    require private(f)\n  }\n}\n\n",
     );
     for i in 0..700 {
-        text.push_str(&format!("file f{i} {{\n  path = \"${{root}}/{i}\"\n  mode = 0o640\n}}\n\n"));
+        let mode = if i % 97 == 0 { "0o644" } else { "0o640" };
+        text.push_str(&format!("file f{i} {{\n  path = \"${{root}}/{i}\"\n  mode = {mode}\n}}\n\n"));
     }
     let kept = memory_db(&[("main.iade", &text)], true);
     let mut once = memory_db_once(&[("main.iade", &text)], true);
@@ -218,6 +219,7 @@ fn a_large_stack_compiled_once_parses_and_lowers_each_item_once() {
     assert_eq!(ran(&once_log, "parse_file"), ran(&kept_log, "parse_file"));
     assert_eq!(ran(&once_log, "lower_item").len(), ran(&kept_log, "lower_item").len());
     assert!(ran(&once_log, "lower_item").len() > 700);
+    assert!(compile_all(&once).0.contains("E0401"));
 }
 
 #[test]
