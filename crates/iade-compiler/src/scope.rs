@@ -127,10 +127,43 @@ pub fn origin(db: &dyn Db, item: Item) -> Origin {
 /// What one name declares: almost always one thing, kept inline.
 pub type Defs = smallvec::SmallVec<[Def; 1]>;
 
+/// The names a module declares, each with what it declares. Found by hashing (every name the
+/// stack's expressions use is looked up here, and a large stack declares 100,000); listed in
+/// the names' order, for messages and completions.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Names(rustc_hash::FxHashMap<String, Defs>);
+
+impl Names {
+    pub fn get(&self, name: &str) -> Option<&Defs> {
+        self.0.get(name)
+    }
+
+    /// Every name with what it declares, in the names' order.
+    pub fn sorted(&self) -> Vec<(&String, &Defs)> {
+        let mut out: Vec<(&String, &Defs)> = self.0.iter().collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    /// The names, in their order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.sorted().into_iter().map(|(k, _)| k)
+    }
+
+    /// What each name declares, in the names' order.
+    pub fn values(&self) -> impl Iterator<Item = &Defs> {
+        self.sorted().into_iter().map(|(_, v)| v)
+    }
+
+    fn add(&mut self, name: String, def: Def) {
+        self.0.entry(name).or_default().push(def);
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct OwnScope {
     /// Shared with the module's [`Scope`], which adds only what `use` brings in.
-    pub defs: Arc<BTreeMap<String, Defs>>,
+    pub defs: Arc<Names>,
     /// Every item of the module, in file and source order.
     pub items: Vec<Item>,
 }
@@ -138,7 +171,8 @@ pub struct OwnScope {
 #[salsa::tracked(returns(ref))]
 pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
     let mut scope = OwnScope::default();
-    let mut defs: BTreeMap<String, Defs> = BTreeMap::new();
+    let count = module.files(db).iter().map(|f| file_items(db, *f).items.len()).sum();
+    let mut defs = Names(rustc_hash::FxHashMap::with_capacity_and_hasher(count, Default::default()));
     for file in module.files(db) {
         for &item in &file_items(db, *file).items {
             scope.items.push(item);
@@ -155,13 +189,13 @@ pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
                         nested_resources(db, item, std::slice::from_ref(&*stmt), &mut nested);
                     }
                     for (name, def) in nested {
-                        defs.entry(name).or_default().push(def);
+                        defs.add(name, def);
                     }
                     continue;
                 }
                 _ => continue,
             };
-            defs.entry(name.to_string()).or_default().push(def);
+            defs.add(name.to_string(), def);
         }
     }
     scope.defs = Arc::new(defs);
@@ -171,7 +205,7 @@ pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Scope {
     /// The module's own declarations ([`OwnScope::defs`], not copied).
-    own: Arc<BTreeMap<String, Defs>>,
+    own: Arc<Names>,
     /// Each name `use` brings in, with the module's own declarations of it first.
     imported: BTreeMap<String, Defs>,
     pub diags: Vec<Diag>,
@@ -189,7 +223,7 @@ impl Scope {
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Defs)> {
         // Both maps are in the names' order: merged as they go, an imported entry (which holds
         // the module's own declarations of its name too) in place of the own one.
-        let mut own = self.own.iter().peekable();
+        let mut own = self.own.sorted().into_iter().peekable();
         let mut imported = self.imported.iter().peekable();
         std::iter::from_fn(move || match (own.peek(), imported.peek()) {
             (Some((a, _)), Some((b, _))) if a < b => own.next(),
