@@ -5,7 +5,6 @@
 //! item's tree (spans relative to the item) and is equal across edits elsewhere in the file,
 //! so salsa stops there and nothing downstream of an untouched item re-runs.
 
-use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -69,20 +68,48 @@ pub fn parse_file(db: &dyn Db, file: SourceFile) -> Parse {
 pub struct FileLayout {
     /// The name of each item, by index.
     pub names: Vec<String>,
-    pub index: FxHashMap<String, usize>,
+    /// The index of each name, hashed; the names are `names`'s (a large file has 100,000).
+    index: hashbrown::HashTable<u32>,
     /// Each item's absolute start, by index.
     pub offsets: Vec<u32>,
     pub diagnostics: Vec<iade_diagnostics::Diagnostic>,
 }
 
+impl FileLayout {
+    /// The index of the item named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index
+            .find(hash_name(name), |&i| self.names.get(i as usize).is_some_and(|n| n == name))
+            .map(|&i| i as usize)
+    }
+
+    /// Adds `name` as the next item.
+    fn push(&mut self, name: String) {
+        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.index.insert_unique(hash_name(&name), i, |&j| {
+            hash_name(self.names.get(j as usize).map_or("", String::as_str))
+        });
+        self.names.push(name);
+    }
+}
+
+fn hash_name(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(name)
+}
+
 #[salsa::tracked(returns(ref), no_eq)]
 pub fn file_layout(db: &dyn Db, file: SourceFile) -> FileLayout {
     let parse = parse_file(db, file);
-    let mut names = Vec::with_capacity(parse.tree.items.len());
-    let mut index = FxHashMap::with_capacity_and_hasher(parse.tree.items.len(), Default::default());
+    let mut layout = FileLayout {
+        names: Vec::with_capacity(parse.tree.items.len()),
+        index: hashbrown::HashTable::with_capacity(parse.tree.items.len()),
+        offsets: parse.tree.items.iter().map(|item| item.offset).collect(),
+        diagnostics: parse.diagnostics.clone(),
+    };
     let mut counters: HashMap<&'static str, usize> = HashMap::new();
     let mut last_duplicate: HashMap<String, usize> = HashMap::new();
-    for (i, item) in parse.tree.items.iter().enumerate() {
+    for item in &parse.tree.items {
         let base = match item_class(&item.stmt) {
             ItemClass::Named(name) => name,
             ItemClass::Anonymous(prefix) => {
@@ -96,26 +123,20 @@ pub fn file_layout(db: &dyn Db, file: SourceFile) -> FileLayout {
         // name got is taken: the next duplicate starts after it, so a thousand duplicates do
         // not try a million names.
         let mut name = base;
-        if index.contains_key(&name) {
+        if layout.index_of(&name).is_some() {
             let base = name.clone();
             let k = last_duplicate.entry(base.clone()).or_insert(1);
             loop {
                 *k += 1;
                 name = format!("{base}#{k}");
-                if !index.contains_key(&name) {
+                if layout.index_of(&name).is_none() {
                     break;
                 }
             }
         }
-        index.insert(name.clone(), i);
-        names.push(name);
+        layout.push(name);
     }
-    FileLayout {
-        names,
-        index,
-        offsets: parse.tree.items.iter().map(|item| item.offset).collect(),
-        diagnostics: parse.diagnostics.clone(),
-    }
+    layout
 }
 
 enum ItemClass {
@@ -199,7 +220,7 @@ pub fn item_syntax(db: &dyn Db, item: Item) -> Option<Arc<Stmt>> {
 }
 
 fn tree_in_parse(db: &dyn Db, item: Item) -> Option<Arc<Stmt>> {
-    let i = *file_layout(db, item.file(db)).index.get(item.name(db))?;
+    let i = file_layout(db, item.file(db)).index_of(item.name(db))?;
     Some(parse_file(db, item.file(db)).tree.items.get(i)?.stmt.clone())
 }
 
@@ -222,7 +243,7 @@ pub(crate) fn release_parses(db: &mut dyn Db, files: &[SourceFile]) {
 /// The absolute offset of an item in its file (for turning relative spans absolute).
 pub fn item_offset(db: &dyn Db, file: SourceFile, name: &str) -> Option<u32> {
     let layout = file_layout(db, file);
-    layout.index.get(name).and_then(|&i| layout.offsets.get(i).copied())
+    layout.index_of(name).and_then(|i| layout.offsets.get(i).copied())
 }
 
 /// The items of a file in source order, and the `use` declarations among them. Equal across
