@@ -6,7 +6,7 @@ use iade_diagnostics::codes;
 use iade_intent::ir::{BinOp, Builtin, ComprehensionIr, IrKind, ObjectSource, UnOp};
 use iade_intent::{KindSchema, Ty, Value};
 use iade_span::Span;
-use iade_syntax::ast::{self, Expr, ExprKind, StrLit};
+use iade_syntax::ast::{self, Expr, ExprKind, StrLit, StrPart};
 
 use super::component;
 use super::*;
@@ -182,6 +182,10 @@ impl Cx<'_> {
     }
 
     pub(super) fn string(&mut self, s: &StrLit, keep: bool) -> Ir {
+        // Most strings are one plain part: made straight into a literal, with no list of parts.
+        if let (false, [StrPart::Text { raw, .. }]) = (s.multiline, s.parts.as_slice()) {
+            return Ir::lit(Value::str(&*iade_syntax::token::cook(raw)), s.span);
+        }
         let parts = if s.multiline { dedent(&s.parts) } else { s.parts.iter().map(Seg::from).collect() };
         let mut irs = Vec::with_capacity(parts.len());
         for part in parts {
