@@ -77,6 +77,13 @@ pub trait Db: salsa::Database {
     fn threads(&self) -> usize;
     /// Whether the stack is compiled once and never edited ([`Options::once`]).
     fn once(&self) -> bool;
+    /// Lowering made IR that names a resource by id (`file.x`, `file["x"]`, a member of an
+    /// instance). Noted as items are lowered; read only once [`Database::lower`] has lowered
+    /// them all (see [`Db::names_no_resource_by_id`]).
+    fn note_reference_by_id(&self);
+    /// Whether the stack, compiled once and lowered whole by [`Database::lower`], names no
+    /// resource by id: its resources then have no references to search for cycles.
+    fn names_no_resource_by_id(&self) -> bool;
 }
 
 pub struct Options {
@@ -144,6 +151,8 @@ struct Shared {
     prepared: AtomicBool,
     /// Whether [`Database::lower`] has lowered every item.
     lowered: AtomicBool,
+    /// Whether lowering named a resource by id (see [`Db::note_reference_by_id`]).
+    referred_by_id: AtomicBool,
 }
 
 #[salsa::db]
@@ -203,6 +212,7 @@ impl Database {
             log,
             prepared: AtomicBool::new(false),
             lowered: AtomicBool::new(false),
+            referred_by_id: AtomicBool::new(false),
         });
         let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
         let stdlib = options.stdlib.unwrap_or_else(|| {
@@ -714,6 +724,20 @@ impl Db for Database {
 
     fn once(&self) -> bool {
         self.shared.once
+    }
+
+    fn note_reference_by_id(&self) {
+        if !self.shared.referred_by_id.load(Ordering::Relaxed) {
+            self.shared.referred_by_id.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn names_no_resource_by_id(&self) -> bool {
+        // Only where nothing is edited: a query that returns early on this reads no input,
+        // and would not run again after an edit that adds a reference.
+        self.shared.once
+            && self.shared.lowered.load(Ordering::Relaxed)
+            && !self.shared.referred_by_id.load(Ordering::Relaxed)
     }
 
     fn file_by_id(&self, id: FileId) -> Option<SourceFile> {

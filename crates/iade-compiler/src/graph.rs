@@ -579,6 +579,10 @@ fn identity_text(v: &Value) -> Arc<str> {
 /// evaluated, each reported once with every step.
 #[salsa::tracked(returns(ref))]
 pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
+    // Lowered whole and naming no resource by id: no resource refers to another.
+    if db.names_no_resource_by_id() {
+        return Vec::new();
+    }
     // The items' references first, then the index (see `Database::prepare`). A stack whose
     // resources refer to none by a fixed id has no cycle, and its index is not built here.
     // A database that compiles once reads them from the IR, without a query per item.

@@ -160,7 +160,8 @@ impl IdBase {
         }
     }
 
-    pub(super) fn ir(&self, span: Span) -> Ir {
+    pub(super) fn ir(&self, db: &dyn Db, span: Span) -> Ir {
+        db.note_reference_by_id();
         match self {
             IdBase::Abs(id) => Ir::new(IrKind::Resource(Arc::from(id.as_str())), span),
             IdBase::Rel(id) => Ir::new(IrKind::Sibling(Arc::from(id.as_str())), span),
@@ -514,21 +515,21 @@ impl Cx<'_> {
             return match d {
                 Declares::Kind(k) => {
                     let kind = super::kind_name(self.db, *k);
-                    (base.join(&format!("{kind}.{m}")).ir(span), Some(Ty::Kind(kind)))
+                    (base.join(&format!("{kind}.{m}")).ir(self.db, span), Some(Ty::Kind(kind)))
                 }
                 Declares::Component(c) => {
                     let ty = self.instance_ty(*c);
-                    (base.join(&format!("{}.{m}", component_name(self.db, *c))).ir(span), Some(ty))
+                    (base.join(&format!("{}.{m}", component_name(self.db, *c))).ir(self.db, span), Some(ty))
                 }
             };
         }
         let sig = component_signature(self.db, comp).clone();
         if let Some((p, ty, _)) = sig.iter().find(|(p, _, _)| *p == name.text) {
-            let inner = base.ir(span);
+            let inner = base.ir(self.db, span);
             return (Ir::new(IrKind::Member(Box::new(inner), Arc::from(p.as_str())), span), Some(ty.clone()));
         }
         if name.text == "name" {
-            let inner = base.ir(span);
+            let inner = base.ir(self.db, span);
             return (Ir::new(IrKind::Member(Box::new(inner), Arc::from("name")), span), Some(Ty::String));
         }
         let names: Vec<String> = sig

@@ -27,6 +27,9 @@ impl Cx<'_> {
     }
 
     pub(super) fn node(&self, kind: IrKind, span: Span) -> Ir {
+        if matches!(kind, IrKind::Resource(_) | IrKind::ResourceByName { .. } | IrKind::Sibling(_)) {
+            self.db.note_reference_by_id();
+        }
         let text = self.keep_text.then(|| Arc::from(self.slice(span)));
         Ir { kind, span, text }
     }
@@ -434,7 +437,7 @@ impl Cx<'_> {
                     span,
                 }) {
                     let ty = self.instance_ty(comp);
-                    return (base.ir(span), Some(ty));
+                    return (base.ir(self.db, span), Some(ty));
                 }
                 let e = self
                     .at(
