@@ -23,18 +23,14 @@ pub(crate) type Globals = rustc_hash::FxHashMap<Arc<str>, bool>;
 /// what was decided for them before (to decide items on several threads at once).
 pub(crate) struct Independence<'db, 'g> {
     db: &'db dyn Db,
-    globals: Known<'g>,
-}
-
-enum Known<'g> {
-    Learning(Globals),
-    /// Decided before: a global not among them is taken as dependent.
-    Decided(&'g Globals),
+    /// Decided before: a global not among them is taken as dependent, and none is learnt.
+    decided: Option<&'g Globals>,
+    learnt: Globals,
 }
 
 impl<'db> Independence<'db, 'static> {
     pub(crate) fn new(db: &'db dyn Db) -> Self {
-        Self { db, globals: Known::Learning(Globals::default()) }
+        Self { db, decided: None, learnt: Globals::default() }
     }
 
     /// Decides the globals of `items` (the others are ignored), for [`Independence::with`].
@@ -43,17 +39,14 @@ impl<'db> Independence<'db, 'static> {
         for item in items.filter(|i| i.name(db).starts_with("value:")) {
             independence.global(&crate::lower::item_key(db, item));
         }
-        match independence.globals {
-            Known::Learning(globals) => globals,
-            Known::Decided(globals) => globals.clone(),
-        }
+        independence.learnt
     }
 }
 
 impl<'db, 'g> Independence<'db, 'g> {
     /// Reads the globals decided by [`Independence::globals`]; holds nothing of its own.
     pub(crate) fn with(db: &'db dyn Db, globals: &'g Globals) -> Self {
-        Self { db, globals: Known::Decided(globals) }
+        Self { db, decided: Some(globals), learnt: Globals::default() }
     }
 
     /// Whether `item` declares resources (not component instances) and evaluating them reads
@@ -122,14 +115,13 @@ impl<'db, 'g> Independence<'db, 'g> {
     /// A `let` or `param` is independent when its value (or default) is; one that refers back
     /// to itself is not.
     fn global(&mut self, key: &Arc<str>) -> bool {
-        let globals = match &mut self.globals {
-            Known::Decided(globals) => return globals.get(key).copied().unwrap_or(false),
-            Known::Learning(globals) => globals,
-        };
-        if let Some(&known) = globals.get(key) {
+        if let Some(decided) = self.decided {
+            return decided.get(key).copied().unwrap_or(false);
+        }
+        if let Some(&known) = self.learnt.get(key) {
             return known;
         }
-        globals.insert(key.clone(), false);
+        self.learnt.insert(key.clone(), false);
         let independent = match item_from_key(self.db, key) {
             Some(item) => match &lower_item(self.db, item).kind {
                 LoweredKind::Let { value, .. } => self.ir(value),
@@ -138,9 +130,7 @@ impl<'db, 'g> Independence<'db, 'g> {
             },
             None => false,
         };
-        if let Known::Learning(globals) = &mut self.globals {
-            globals.insert(key.clone(), independent);
-        }
+        self.learnt.insert(key.clone(), independent);
         independent
     }
 }
