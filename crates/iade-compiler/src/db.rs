@@ -20,6 +20,10 @@ const PARALLEL_ITEMS: usize = 256;
 /// costs nothing, few enough that the threads end together.
 const ITEMS_PER_TAKE: usize = 64;
 
+/// How many items a stack compiled once evaluates before it releases their IR (see
+/// [`Database::lower`]): the IR of this many items is the most held beside the evaluations.
+const ITEMS_PER_RELEASE: usize = 4096;
+
 /// Runs each job on a thread of its own and waits for all of them. A query cancelled by an edit
 /// unwinds with salsa's `Cancelled`: it is passed on as it is, so that the caller (the
 /// language server) recognizes it.
@@ -153,6 +157,8 @@ struct Shared {
     lowered: AtomicBool,
     /// Whether lowering named a resource by id (see [`Db::note_reference_by_id`]).
     referred_by_id: AtomicBool,
+    /// Whether [`Database::lower`] has evaluated the independent items already.
+    evaluated_independent: AtomicBool,
 }
 
 #[salsa::db]
@@ -212,6 +218,7 @@ impl Database {
             log,
             prepared: AtomicBool::new(false),
             lowered: AtomicBool::new(false),
+            evaluated_independent: AtomicBool::new(false),
             referred_by_id: AtomicBool::new(false),
         });
         let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
@@ -367,6 +374,13 @@ impl Database {
     /// that is edited must keep them: an edit compares each item's new tree with its old one,
     /// and an item whose tree is gone would be lowered again. Reading a released tree (an
     /// error that points at a declaration's name) parses its file again.
+    ///
+    /// When no resource is named by id, the independent resource items of a large stack are
+    /// then evaluated here, [`ITEMS_PER_RELEASE`] at a time, and the IR of each run released
+    /// once it is evaluated: the rest of the compile reads their evaluation (diagnostics
+    /// included) and never their IR, which was a quarter of the memory a large stack held.
+    /// Where a resource is named by id, the search for cycles reads every item's IR, and it
+    /// is kept.
     pub fn lower(&mut self) {
         if self.shared.lowered.load(Ordering::Relaxed) {
             return;
@@ -385,6 +399,31 @@ impl Database {
         self.shared.lowered.store(true, Ordering::Relaxed);
         if self.shared.once {
             crate::items::release_parses(self, &files);
+            if self.names_no_resource_by_id() {
+                self.evaluate_and_release();
+            }
+        }
+    }
+
+    /// Evaluates the independent resource items in runs, releasing each run's IR (see
+    /// [`Database::lower`]).
+    fn evaluate_and_release(&mut self) {
+        let limit = crate::graph::stack_settings(self).settings.limits.resources;
+        let items = self.items_in_order();
+        if items.iter().filter(|i| crate::graph::declares_resources(i.name(self))).count() < PARALLEL_ITEMS {
+            return;
+        }
+        self.shared.evaluated_independent.store(true, Ordering::Relaxed);
+        let globals = crate::schedule::Independence::globals(self, items.iter().copied());
+        let evaluated = AtomicUsize::new(0);
+        for run in items.chunks(ITEMS_PER_RELEASE) {
+            let done = Mutex::new(Vec::with_capacity(run.len()));
+            let within = self.evaluate_independent(run, &globals, &evaluated, limit, Some(&done));
+            let done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+            crate::lower::release_lowerings(self, &done);
+            if !within {
+                break;
+            }
         }
     }
 
@@ -407,7 +446,7 @@ impl Database {
         // one) they have not grown.
         let limit = crate::graph::stack_settings(self).settings.limits.resources;
         crate::graph::stack_modules(self);
-        if first {
+        if first && !self.shared.evaluated_independent.load(Ordering::Relaxed) {
             self.evaluate_independent_in_parallel(limit);
         }
         let db = self.clone();
@@ -418,15 +457,18 @@ impl Database {
             for &m in crate::graph::stack_modules(&db) {
                 for file in m.files(&db) {
                     for &item in &crate::items::file_items(&db, *file).items {
-                        match &crate::lower::lower_item(&db, item).kind {
-                            LoweredKind::Param { .. } | LoweredKind::Let { .. } => {
-                                crate::eval::eval_global(&db, item);
-                            }
+                        // Resource items told by their names: their IR may be released.
+                        if crate::graph::declares_resources(item.name(&db)) {
                             // Up to the stack's limit, as `stack_resources` does.
-                            LoweredKind::Resources { .. } if seen <= limit => {
+                            if seen <= limit {
                                 seen += crate::graph::graph_facts(&db, item).facts.len();
                             }
-                            _ => {}
+                            continue;
+                        }
+                        if let LoweredKind::Param { .. } | LoweredKind::Let { .. } =
+                            &crate::lower::lower_item(&db, item).kind
+                        {
+                            crate::eval::eval_global(&db, item);
                         }
                     }
                 }
@@ -475,16 +517,38 @@ impl Database {
             return;
         }
         let globals = crate::schedule::Independence::globals(self, items.iter().copied());
-        let evaluated = AtomicUsize::new(0);
-        self.on_item_threads(&items, |db, item| {
+        self.evaluate_independent(&items, &globals, &AtomicUsize::new(0), limit, None);
+    }
+
+    /// Evaluates the independent resource items among `items` on the database's threads,
+    /// adding the resources found to `evaluated` and noting each item evaluated in `done`.
+    /// Returns false once `evaluated` passes `limit` (the threads then stop).
+    fn evaluate_independent(
+        &self,
+        items: &[Item],
+        globals: &crate::schedule::Globals,
+        evaluated: &AtomicUsize,
+        limit: usize,
+        done: Option<&Mutex<Vec<Item>>>,
+    ) -> bool {
+        let within = AtomicBool::new(true);
+        self.on_item_threads(items, |db, item| {
             if !crate::graph::declares_resources(item.name(db))
-                || !crate::schedule::Independence::with(db, &globals).resources(item)
+                || !crate::schedule::Independence::with(db, globals).resources(item)
             {
                 return true;
             }
             let n = crate::graph::graph_facts(db, item).facts.len();
-            evaluated.fetch_add(n, Ordering::Relaxed) + n <= limit
+            if let Some(done) = done {
+                lock(done).push(item);
+            }
+            let ok = evaluated.fetch_add(n, Ordering::Relaxed) + n <= limit;
+            if !ok {
+                within.store(false, Ordering::Relaxed);
+            }
+            ok
         });
+        within.into_inner()
     }
 
     /// Runs `each` on every item on the database's threads, each through a handle of its own.

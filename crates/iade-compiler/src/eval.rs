@@ -335,22 +335,26 @@ pub struct EvaluatedInstance {
 pub struct EvalResources {
     pub resources: Vec<EvaluatedResource>,
     pub instances: Vec<EvaluatedInstance>,
+    /// The item's diagnostics: its lowering's, then its evaluation's. A compile reads them
+    /// here, not from the lowering, whose IR a stack compiled once releases after evaluation
+    /// (see `Database::lower`).
     pub diags: Vec<Diag>,
     /// Evaluation ran into itself (a dependency cycle).
     pub cyclic: bool,
 }
 
-fn resources_cycle(_db: &dyn Db, _id: salsa::Id, _item: Item) -> EvalResources {
-    EvalResources { cyclic: true, ..EvalResources::default() }
+fn resources_cycle(db: &dyn Db, _id: salsa::Id, item: Item) -> EvalResources {
+    EvalResources { cyclic: true, diags: lower_item(db, item).diags.clone(), ..EvalResources::default() }
 }
 
 #[salsa::tracked(returns(ref), cycle_result = resources_cycle)]
 pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
-    let LoweredKind::Resources { body, slots } = &lower_item(db, item).kind else {
-        return EvalResources::default();
+    let lowered = lower_item(db, item);
+    let LoweredKind::Resources { body, slots } = &lowered.kind else {
+        return EvalResources { diags: lowered.diags.clone(), ..EvalResources::default() };
     };
     let env = CompilerEnv::new(db);
-    let poisoned = !lower_item(db, item).diags.is_empty();
+    let poisoned = !lowered.diags.is_empty();
     let limits = crate::graph::stack_settings(db).settings.limits;
     let origin = origin(db, item);
     let mut run = Run {
@@ -358,7 +362,7 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
         env: &env,
         checker: Evaluator::new(&NullEnv, origin.clone(), 1),
         origin,
-        out: EvalResources::default(),
+        out: EvalResources { diags: lowered.diags.clone(), ..EvalResources::default() },
         poisoned,
         limits,
         stopped: false,

@@ -827,13 +827,18 @@ pub fn stack_diagnostics(db: &dyn Db) -> Vec<Diag> {
 pub fn file_diagnostics(db: &dyn Db, file: SourceFile) -> Vec<Diag> {
     let mut out = Vec::new();
     for &item in &crate::items::file_items(db, file).items {
+        // A resource item's evaluation holds its lowering's diagnostics too: its IR may be
+        // released (see `Database::lower`).
+        if declares_resources(item.name(db)) {
+            out.extend(eval_resources(db, item).diags.iter().cloned());
+            continue;
+        }
         let lowered = lower_item(db, item);
         out.extend(lowered.diags.iter().cloned());
         match &lowered.kind {
             LoweredKind::Param { .. } | LoweredKind::Let { .. } => {
                 out.extend(eval_global(db, item).diags.iter().cloned())
             }
-            LoweredKind::Resources { .. } => out.extend(eval_resources(db, item).diags.iter().cloned()),
             LoweredKind::Check(c) if c.kind == CheckKind::Policy => {
                 out.extend(crate::policy::check_policy(db, item).diags.iter().cloned());
             }

@@ -264,7 +264,7 @@ fn types_only<T>(db: &dyn Db, item: Item, f: impl FnOnce(&mut Cx<'_>) -> T) -> T
     f(&mut Cx::new(db, item, Source::Text("", 0)))
 }
 
-#[salsa::tracked(returns(ref))]
+#[salsa::tracked(returns(ref), lru = 0)]
 pub fn lower_item(db: &dyn Db, item: Item) -> Lowered {
     let Some(stmt) = item_tree(db, item) else {
         return Lowered { kind: LoweredKind::Nothing, diags: Vec::new() };
@@ -272,6 +272,22 @@ pub fn lower_item(db: &dyn Db, item: Item) -> Lowered {
     let mut cx = Cx::new(db, item, Source::Item(std::cell::OnceCell::new()));
     let kind = cx.item(item, &stmt);
     Lowered { kind, diags: cx.diags }
+}
+
+/// Releases the IR of items already evaluated, in a stack compiled once (see
+/// `Database::lower`): salsa's eviction drops the values of the lowerings read last, all but
+/// one, and the capacity set back to none stops the recording. A lowering read again is
+/// computed again.
+pub(crate) fn release_lowerings(db: &mut dyn Db, items: &[Item]) {
+    if items.len() < 2 {
+        return;
+    }
+    lower_item::set_lru_capacity(db, 1);
+    for &item in items {
+        lower_item(db, item);
+    }
+    db.trigger_lru_eviction();
+    lower_item::set_lru_capacity(db, 0);
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
