@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use thin_vec::ThinVec;
+
 use iade_diagnostics::codes;
 use iade_intent::eval::Evaluator;
 use iade_intent::ir::{Ir, ObjectSource, RuleIr};
@@ -293,9 +295,10 @@ pub struct EvaluatedResource {
     pub attrs: iade_intent::VecMap<Arc<str>, (Value, Span)>,
     /// The resource as rules see it: every field of its kind.
     pub value: Value,
-    /// Resources this one refers to, and where.
-    pub refs: Vec<(Arc<str>, Span)>,
-    pub after: Vec<(Arc<str>, Span)>,
+    /// Resources this one refers to, and where. Most resources have none of these lists: a
+    /// `ThinVec` holds nothing but a pointer then.
+    pub refs: ThinVec<(Arc<str>, Span)>,
+    pub after: ThinVec<(Arc<str>, Span)>,
     pub manage: iade_intent::Manage,
     pub provider: Option<String>,
     pub provider_type: Option<Arc<str>>,
@@ -303,13 +306,13 @@ pub struct EvaluatedResource {
     pub span: Span,
     pub name_span: Span,
     /// Resources to refresh when this one changes, and where.
-    pub notify: Vec<(Arc<str>, Span)>,
+    pub notify: ThinVec<(Arc<str>, Span)>,
     /// `protect = true` (set on the resource or on an instance it is a member of).
     pub protect: bool,
     /// The innermost component instance it is a member of (`vhost.api`).
     pub instance: Option<String>,
     /// Where its instances were declared, outermost first.
-    pub sites: Vec<InstanceSite>,
+    pub sites: ThinVec<InstanceSite>,
 }
 
 /// A component instance: its id, value (params, `name` and members) and where it was
@@ -590,18 +593,18 @@ impl Run<'_> {
             name,
             attrs: iade_intent::VecMap::with_capacity(r.body.len()),
             value: Value::Null,
-            refs: Vec::new(),
-            after: Vec::new(),
+            refs: ThinVec::new(),
+            after: ThinVec::new(),
             manage: iade_intent::Manage::Enforce,
             provider: None,
             provider_type: schema.provider.clone(),
             origin: self.origin.clone(),
             span: r.span,
             name_span: r.name_span,
-            notify: Vec::new(),
+            notify: ThinVec::new(),
             protect: false,
             instance: self.sites.last().map(|s| s.id.clone()),
-            sites: self.sites.clone(),
+            sites: self.sites.iter().cloned().collect(),
         };
         self.body(&schema, &r.body, ev, &mut res);
         self.apply_inherited(&mut res);
@@ -812,7 +815,7 @@ impl Run<'_> {
         &mut self,
         ev: &mut Evaluator<'_>,
         ir: &Ir,
-        refs: &mut Vec<(Arc<str>, Span)>,
+        refs: &mut ThinVec<(Arc<str>, Span)>,
         out: &mut Vec<(Arc<str>, Span)>,
         what: &str,
     ) {
@@ -942,18 +945,18 @@ impl Run<'_> {
             name: name.clone(),
             attrs: iade_intent::VecMap::new(),
             value: Value::Null,
-            refs: Vec::new(),
-            after: Vec::new(),
+            refs: ThinVec::new(),
+            after: ThinVec::new(),
             manage: iade_intent::Manage::Enforce,
             provider: None,
             provider_type: None,
             origin: self.origin.clone(),
             span: inst.span,
             name_span: inst.name_span,
-            notify: Vec::new(),
+            notify: ThinVec::new(),
             protect: false,
             instance: None,
-            sites: Vec::new(),
+            sites: ThinVec::new(),
         };
         let empty = KindSchema {
             name: Arc::from(inst.component_name.as_str()),
@@ -1091,7 +1094,11 @@ impl Run<'_> {
 
 /// Evaluates an `after` list. Its entries are ordering edges of their own kind, not
 /// references: the references made before it are kept, its own are dropped.
-fn eval_after(ev: &mut Evaluator<'_>, ir: &Ir, refs: &mut Vec<(Arc<str>, Span)>) -> Result<Value, EvalError> {
+fn eval_after(
+    ev: &mut Evaluator<'_>,
+    ir: &Ir,
+    refs: &mut ThinVec<(Arc<str>, Span)>,
+) -> Result<Value, EvalError> {
     refs.extend(ev.take_refs());
     let v = ev.eval(ir);
     ev.take_refs();

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use thin_vec::ThinVec;
 
 use iade_diagnostics::codes;
 use iade_intent::ir::{CheckKind, Ir, IrKind};
@@ -137,16 +138,18 @@ pub struct Fact {
     /// One identity field's key is its value's text (shared with the value when already
     /// normal); several fields' keys are joined, each followed by a NUL.
     pub identity: Option<(Arc<str>, Span)>,
-    pub refs: Vec<Arc<str>>,
+    /// Most resources have none of the lists below: a `ThinVec` holds nothing but a pointer
+    /// then.
+    pub refs: ThinVec<Arc<str>>,
     /// The module of its kind (`std.users`), with `kind`: what a `refers` names.
     pub module: Arc<str>,
     /// What its `refers` fields name: the kind and the identity key (as `identity` compares).
-    pub names: Vec<(Arc<iade_intent::Refers>, Arc<str>)>,
-    pub after: Vec<Arc<str>>,
-    pub notify: Vec<(Arc<str>, Span)>,
+    pub names: ThinVec<(Arc<iade_intent::Refers>, Arc<str>)>,
+    pub after: ThinVec<Arc<str>>,
+    pub notify: ThinVec<(Arc<str>, Span)>,
     /// Whether its kind can be refreshed.
     pub refreshable: bool,
-    pub sites: Vec<InstanceSite>,
+    pub sites: ThinVec<InstanceSite>,
     pub index: u32,
 }
 
@@ -215,10 +218,10 @@ pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
                 };
             }
         }
-        let mut refs: Vec<Arc<str>> = r.refs.iter().map(|(id, _)| id.clone()).collect();
+        let mut refs: ThinVec<Arc<str>> = r.refs.iter().map(|(id, _)| id.clone()).collect();
         refs.sort();
         refs.dedup();
-        let mut names = Vec::new();
+        let mut names = ThinVec::new();
         for f in schema.iter().flat_map(|s| s.fields.iter()) {
             // Few fields refer to other resources: look the value up only for those.
             let Some(to) = &f.refers else { continue };
