@@ -461,7 +461,7 @@ impl Database {
                         if crate::graph::declares_resources(item.name(&db)) {
                             // Up to the stack's limit, as `stack_resources` does.
                             if seen <= limit {
-                                seen += crate::graph::graph_facts(&db, item).facts.len();
+                                seen += crate::graph::resource_count(&db, item);
                             }
                             continue;
                         }
@@ -538,7 +538,7 @@ impl Database {
             {
                 return true;
             }
-            let n = crate::graph::graph_facts(db, item).facts.len();
+            let n = crate::graph::resource_count(db, item);
             if let Some(done) = done {
                 lock(done).push(item);
             }

@@ -169,8 +169,22 @@ pub struct Facts {
     pub cyclic: bool,
 }
 
+/// What the graph needs of an item's resources, remembered: an edit that leaves them alone
+/// stops here. A database that compiles once builds them in `stack_resources` instead, and
+/// drops them with it (`facts_of`): nothing is edited there, and the memo per item held a
+/// tenth of a large stack's memory.
 #[salsa::tracked(returns(ref))]
 pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
+    facts_of(db, item)
+}
+
+/// How many resources an item declares, evaluating it: through its facts where they are
+/// remembered (see [`graph_facts`]).
+pub(crate) fn resource_count(db: &dyn Db, item: Item) -> usize {
+    if db.once() { eval_resources(db, item).resources.len() } else { graph_facts(db, item).facts.len() }
+}
+
+fn facts_of(db: &dyn Db, item: Item) -> Facts {
     let evaluated = eval_resources(db, item);
     let mut out = Facts {
         cyclic: evaluated.cyclic,
@@ -349,15 +363,26 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     // Every item's facts first (up to the limit, as below), then the cycles (see
     // `Database::prepare`).
     let mut seen = 0usize;
+    // Built here and dropped with the query in a database that compiles once (see
+    // `graph_facts`).
+    let mut built: Vec<(Item, Facts)> =
+        Vec::with_capacity(if db.once() { resource_items(db).len() } else { 0 });
     let mut all_facts: Vec<(Item, &Facts)> = Vec::with_capacity(resource_items(db).len());
     for &item in resource_items(db) {
         if seen > limit {
             break;
         }
+        if db.once() {
+            let facts = facts_of(db, item);
+            seen += facts.facts.len();
+            built.push((item, facts));
+            continue;
+        }
         let facts = graph_facts(db, item);
         seen += facts.facts.len();
         all_facts.push((item, facts));
     }
+    all_facts.extend(built.iter().map(|(item, facts)| (*item, facts)));
     let cycles = static_cycles(db);
     out.diags.extend(cycles.iter().cloned());
     let mut count = 0usize;
