@@ -291,8 +291,9 @@ pub struct EvaluatedResource {
     pub kind: Arc<str>,
     pub kind_item: Item,
     pub name: String,
-    /// Attributes set in the source, with the span of each entry (relative to `origin`).
-    pub attrs: iade_intent::VecMap<Arc<str>, (Value, Span)>,
+    /// The attributes set in the source, with the span of each entry (relative to `origin`):
+    /// their values are the value's fields ([`EvaluatedResource::attr`]).
+    attr_spans: Box<[(Arc<str>, Span)]>,
     /// The resource as rules see it: every field of its kind.
     pub value: Value,
     /// Resources this one refers to, and where. Most resources have none of these lists: a
@@ -313,6 +314,25 @@ pub struct EvaluatedResource {
     pub instance: Option<String>,
     /// Where its instances were declared, outermost first.
     pub sites: ThinVec<InstanceSite>,
+}
+
+impl EvaluatedResource {
+    /// An attribute set in the source: its value and where it was set.
+    pub fn attr(&self, name: &str) -> Option<(&Value, Span)> {
+        let (_, span) = self.attr_spans.iter().find(|(k, _)| **k == *name)?;
+        let Value::Resource(r) = &self.value else { return None };
+        Some((r.fields.get(name)?, *span))
+    }
+
+    /// Whether the source sets the attribute.
+    pub fn has_attr(&self, name: &str) -> bool {
+        self.attr_spans.iter().any(|(k, _)| **k == *name)
+    }
+
+    /// The attributes set in the source, by name.
+    pub fn attrs(&self) -> impl Iterator<Item = (&Arc<str>, &Value, Span)> {
+        self.attr_spans.iter().filter_map(|(k, span)| Some((k, self.attr(k)?.0, *span)))
+    }
 }
 
 /// A component instance: its id, value (params, `name` and members) and where it was
@@ -371,6 +391,7 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
         stopped: false,
         prefix: String::new(),
         sites: Vec::new(),
+        attrs: Attrs::new(),
         inherit: Inherited::default(),
     };
     let mut ev = Evaluator::new(&env, run.origin.clone(), *slots).with_limits(limits);
@@ -382,6 +403,9 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
     run.out.diags.shrink_to_fit();
     run.out
 }
+
+/// A resource's attributes while it is evaluated.
+type Attrs = iade_intent::VecMap<Arc<str>, (Value, Span)>;
 
 struct Run<'a> {
     db: &'a dyn Db,
@@ -400,6 +424,9 @@ struct Run<'a> {
     prefix: String,
     /// The instances being evaluated, outermost first.
     sites: Vec<InstanceSite>,
+    /// The attributes of the resource being evaluated, with where each was set; one buffer
+    /// for every resource of the item.
+    attrs: Attrs,
     /// What the instances around apply to every member.
     inherit: Inherited,
 }
@@ -548,11 +575,11 @@ impl Run<'_> {
 
     /// The kind's `require` checks over the resource's fields; a check that reads an unset
     /// field (or one not known yet) decides nothing here.
-    fn kind_checks(&mut self, schema: &KindSchema, res: &EvaluatedResource) {
+    fn kind_checks(&mut self, schema: &KindSchema, res: &EvaluatedResource, attrs: &Attrs) {
         for check in &schema.checks {
             let mut cev = Evaluator::new(&NullEnv, self.origin.clone(), schema.fields.len() as u32);
             for (i, f) in schema.fields.iter().enumerate() {
-                let v = match (res.attrs.get(&f.name), &f.default) {
+                let v = match (attrs.get(&f.name), &f.default) {
                     (Some((v, _)), _) => v.clone(),
                     (None, Some(d)) => d.clone(),
                     (None, None) => Value::unknown(format!("`{}` is not set", f.name)),
@@ -591,7 +618,7 @@ impl Run<'_> {
             kind: schema.name.clone(),
             kind_item: r.kind,
             name,
-            attrs: iade_intent::VecMap::with_capacity(r.body.len()),
+            attr_spans: Box::default(),
             value: Value::Null,
             refs: ThinVec::new(),
             after: ThinVec::new(),
@@ -606,15 +633,19 @@ impl Run<'_> {
             instance: self.sites.last().map(|s| s.id.clone()),
             sites: self.sites.iter().cloned().collect(),
         };
-        self.body(&schema, &r.body, ev, &mut res);
+        // Taken for the resource (an instance's members are evaluated from inside an instance's
+        // evaluation), and given back for the next.
+        let mut attrs = std::mem::take(&mut self.attrs);
+        attrs.clear();
+        self.body(&schema, &r.body, ev, &mut res, &mut attrs);
         self.apply_inherited(&mut res);
-        self.kind_checks(&schema, &res);
+        self.kind_checks(&schema, &res, &attrs);
         for group in &schema.exclusive {
             let set: Vec<&str> =
-                group.iter().map(String::as_str).filter(|f| res.attrs.contains_key(*f)).collect();
+                group.iter().map(String::as_str).filter(|f| attrs.contains_key(*f)).collect();
             if let [first, second, ..] = set.as_slice() {
-                let span = res.attrs.get(*second).map_or(r.name_span, |(_, s)| *s);
-                let first_span = res.attrs.get(*first).map_or(r.name_span, |(_, s)| *s);
+                let span = attrs.get(*second).map_or(r.name_span, |(_, s)| *s);
+                let first_span = attrs.get(*first).map_or(r.name_span, |(_, s)| *s);
                 self.out.diags.push(
                     Diag::new(
                         codes::E0209,
@@ -640,12 +671,12 @@ impl Run<'_> {
         let poisoned = self.poisoned || errors_before < self.out.diags.len();
         // Attributes are keyed by the schema's own names (see `body`), so a field is found by
         // comparing pointers, not text; keys from another copy of the schema are compared as text.
-        let shared = res.attrs.keys().all(|k| schema.fields.iter().any(|f| Arc::ptr_eq(&f.name, k)));
+        let shared = attrs.keys().all(|k| schema.fields.iter().any(|f| Arc::ptr_eq(&f.name, k)));
         let attr = |f: &iade_intent::FieldSchema| {
             if shared {
-                res.attrs.iter().find(|(k, _)| Arc::ptr_eq(k, &f.name)).map(|(_, v)| v)
+                attrs.iter().find(|(k, _)| Arc::ptr_eq(k, &f.name)).map(|(_, v)| v)
             } else {
-                res.attrs.get(&*f.name)
+                attrs.get(&*f.name)
             }
         };
         // Made to size: kept for the whole compilation, and a kind has more fields than a
@@ -667,7 +698,8 @@ impl Run<'_> {
                 (None, None) => {}
             }
         }
-        res.attrs.shrink_to_fit();
+        res.attr_spans = attrs.iter().map(|(k, (_, span))| (k.clone(), *span)).collect();
+        self.attrs = attrs;
         let schema_fields = kind_fields(self.db, r.kind).clone();
         res.value = Value::Resource(Arc::new(ResourceValue {
             id: res.id.clone(),
@@ -685,6 +717,7 @@ impl Run<'_> {
         body: &[BodyStmt],
         ev: &mut Evaluator<'_>,
         res: &mut EvaluatedResource,
+        attrs: &mut Attrs,
     ) {
         for stmt in body {
             match stmt {
@@ -746,7 +779,7 @@ impl Run<'_> {
                             continue;
                         }
                     }
-                    res.attrs.insert(field.name.clone(), (v, *span));
+                    attrs.insert(field.name.clone(), (v, *span));
                 }
                 BodyStmt::Notify(ir) => {
                     let mut targets = Vec::new();
@@ -795,8 +828,8 @@ impl Run<'_> {
                     Err(e) => self.error(e),
                 },
                 BodyStmt::If { cond, then, otherwise } => match ev.eval(cond) {
-                    Ok(Value::Bool(true)) => self.body(schema, then, ev, res),
-                    Ok(Value::Bool(false)) => self.body(schema, otherwise, ev, res),
+                    Ok(Value::Bool(true)) => self.body(schema, then, ev, res, attrs),
+                    Ok(Value::Bool(false)) => self.body(schema, otherwise, ev, res, attrs),
                     Ok(_) => self.out.diags.push(
                         Diag::new(codes::E0207, "the condition of this `if` is not a known bool")
                             .primary(&self.origin, cond.span, "not a known bool")
@@ -943,7 +976,7 @@ impl Run<'_> {
             kind: Arc::from(inst.component_name.as_str()),
             kind_item: inst.component,
             name: name.clone(),
-            attrs: iade_intent::VecMap::new(),
+            attr_spans: Box::default(),
             value: Value::Null,
             refs: ThinVec::new(),
             after: ThinVec::new(),
@@ -968,7 +1001,7 @@ impl Run<'_> {
             exclusive: Vec::new(),
             checks: Vec::new(),
         };
-        self.body(&empty, &inst.meta, ev, &mut meta);
+        self.body(&empty, &inst.meta, ev, &mut meta, &mut Attrs::new());
         let mut inherit = self.inherit.clone();
         inherit.refs.extend(ev.take_refs());
         inherit.refs.extend(meta.refs.iter().cloned());

@@ -209,11 +209,11 @@ fn facts_of(db: &dyn Db, item: Item) -> Facts {
             let mut joined: Option<String> = None;
             let mut complete = true;
             for f in schema.identity_fields() {
-                match r.attrs.get(&f.name) {
+                match r.attr(&f.name) {
                     Some((v, s)) if !v.is_unknown() => {
                         let text = identity_text(v);
                         match (&first, &mut joined) {
-                            (None, _) => first = Some((text, *s)),
+                            (None, _) => first = Some((text, s)),
                             (Some((k, _)), joined) => {
                                 let joined = joined.get_or_insert_with(|| format!("{k}\u{0}"));
                                 joined.push_str(&text);
@@ -239,7 +239,7 @@ fn facts_of(db: &dyn Db, item: Item) -> Facts {
         for f in schema.iter().flat_map(|s| s.fields.iter()) {
             // Few fields refer to other resources: look the value up only for those.
             let Some(to) = &f.refers else { continue };
-            let Some((v, _)) = r.attrs.get(&f.name) else { continue };
+            let Some((v, _)) = r.attr(&f.name) else { continue };
             // One name, or a list of names (`groups`).
             let values: &[Value] = match v {
                 Value::List(items) => items.as_slice(),
@@ -586,7 +586,7 @@ fn identity_shown(db: &dyn Db, item: Item, index: u32) -> String {
     let Some(schema) = crate::lower::kind_schema(db, r.kind_item) else { return String::new() };
     let shown: Vec<String> = schema
         .identity_fields()
-        .filter_map(|f| r.attrs.get(&f.name).map(|(v, _)| format!("{} = {v}", f.name)))
+        .filter_map(|f| r.attr(&f.name).map(|(v, _)| format!("{} = {v}", f.name)))
         .collect();
     shown.join(", ")
 }
@@ -901,13 +901,13 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
     for r in resources.resources.iter().filter_map(|r| r.get(db)) {
         let schema = crate::lower::kind_schema(db, r.kind_item);
         let mut attrs = iade_intent::VecMap::new();
-        for (k, (v, span)) in &r.attrs {
-            attrs.insert(k.to_string(), NodeAttr { value: v.clone(), source: loc(&r.origin, *span) });
+        for (k, v, span) in r.attrs() {
+            attrs.insert(k.to_string(), NodeAttr { value: v.clone(), source: loc(&r.origin, span) });
         }
         // Managed fields the resource leaves unset take their kind's default.
         for f in schema.iter().flat_map(|s| s.fields.iter()) {
             if let Some(d) = &f.default
-                && !r.attrs.contains_key(&f.name)
+                && !r.has_attr(&f.name)
             {
                 attrs.insert(f.name.to_string(), NodeAttr { value: d.clone(), source: None });
             }
@@ -915,7 +915,7 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
         let identity = schema
             .iter()
             .flat_map(|s| s.identity_fields())
-            .filter_map(|f| r.attrs.get(&*f.name).map(|(v, _)| (f.name.to_string(), v.clone())))
+            .filter_map(|f| r.attr(&f.name).map(|(v, _)| (f.name.to_string(), v.clone())))
             .collect();
         let Some(declared) = loc(&r.origin, r.span) else { continue };
         nodes.push(Node {

@@ -187,8 +187,8 @@ fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict) -> Diag {
     let mut pointed = false;
     for (id, field) in &v.reads {
         let Some(r) = find_resource(db, id) else { continue };
-        if let Some((value, span)) = r.attrs.get(&**field) {
-            d = d.primary(&r.origin, *span, format!("{field} is {value}"));
+        if let Some((value, span)) = r.attr(field) {
+            d = d.primary(&r.origin, span, format!("{field} is {value}"));
             pointed = true;
             break;
         }

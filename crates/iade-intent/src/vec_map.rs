@@ -69,6 +69,11 @@ impl<K, V> VecMap<K, V> {
     }
 
     /// Gives back the room no entry uses (a map kept for a long time).
+    /// Removes every entry, keeping the room for reuse.
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
     pub fn shrink_to_fit(&mut self) {
         self.0.shrink_to_fit();
     }
