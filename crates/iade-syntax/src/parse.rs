@@ -99,7 +99,7 @@ fn parse_by(file: FileId, text: &str, threads: usize, engine: Engine) -> Parse {
             .help("split the stack into smaller files");
         return Parse { tree: SourceFile::default(), comments: Vec::new(), diagnostics: vec![d] };
     }
-    let lexed = lex(file, text);
+    let lexed = crate::token::lex_parallel(file, text, threads);
     let mut diagnostics = lexed.diagnostics;
     let (item_toks, structure_diags) = structure(file, &lexed.tokens);
     diagnostics.extend(structure_diags);

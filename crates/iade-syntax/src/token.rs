@@ -461,6 +461,8 @@ struct Lexer<'s> {
     at_line_start: bool,
     /// Absolute span of a pending run of unexpected characters.
     bad_run: Option<Span>,
+    /// The input ended inside a string or an interpolation.
+    ended_nested: bool,
 }
 
 fn sp(start: usize, end: usize) -> Span {
@@ -474,26 +476,86 @@ pub fn lex(file: FileId, src: &str) -> Lexed<'_> {
 
 /// Lexes `src` from byte `start` to its end; spans stay absolute in `src`.
 pub fn lex_from(file: FileId, src: &str, start: usize) -> Lexed<'_> {
-    let mut lx = Lexer {
-        src,
-        file,
-        pos: start,
-        // About one token per four bytes of code: room made once, not grown by copying.
-        out: Lexed {
-            tokens: Vec::with_capacity(src.len().saturating_sub(start) / 4),
-            comments: Vec::new(),
-            diagnostics: Vec::new(),
-        },
-        modes: vec![Mode::Code { braces: 0, groups: 0, interp: None }],
-        line_begin: start,
-        at_line_start: true,
-        bad_run: None,
-    };
+    // About one token per four bytes of code: room made once, not grown by copying.
+    let mut lx = Lexer::new(file, src, start, src.len().saturating_sub(start) / 4);
     lx.run();
     lx.out
 }
 
+/// Source texts at least this long are lexed in two halves at once ([`lex_parallel`]).
+const PARALLEL_BYTES: usize = 64 * 1024;
+
+/// Lexes a whole source text as [`lex`] does, in two halves on two threads when it is large
+/// and `threads` allows. The second half starts on a line that begins with a letter (an item,
+/// most likely) and is lexed as if the text began there, which is right when the first half
+/// ends in code at the top level, on a new line: that is checked, and the text is lexed whole
+/// when it does not hold. The tokens, comments and diagnostics are the same either way.
+pub fn lex_parallel(file: FileId, src: &str, threads: usize) -> Lexed<'_> {
+    if threads < 2 || src.len() < PARALLEL_BYTES {
+        return lex(file, src);
+    }
+    let Some(split) = split_point(src) else { return lex(file, src) };
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(|| lex_from(file, src, split));
+        (lex_prefix(file, src, split), second.join())
+    });
+    match (first, second) {
+        (Some(mut first), Ok(second)) => {
+            first.tokens.extend(second.tokens);
+            first.comments.extend(second.comments);
+            first.diagnostics.extend(second.diagnostics);
+            first
+        }
+        (None, Ok(_)) => lex(file, src),
+        (_, Err(payload)) => std::panic::resume_unwind(payload),
+    }
+}
+
+/// Where [`lex_parallel`] lexes `src` in two halves, or `None` where it lexes it whole. For the
+/// tests.
+#[doc(hidden)]
+pub fn parallel_split(file: FileId, src: &str) -> Option<usize> {
+    let split = split_point(src).filter(|_| src.len() >= PARALLEL_BYTES)?;
+    lex_prefix(file, src, split).map(|_| split)
+}
+
+/// Where [`lex_parallel`] splits `src`: after the first newline past the middle that is
+/// followed by a letter.
+fn split_point(src: &str) -> Option<usize> {
+    let bytes = src.as_bytes();
+    let mut at = src.len() / 2;
+    loop {
+        let newline = at + bytes.get(at..)?.iter().position(|&b| b == b'\n')?;
+        at = newline + 1;
+        if bytes.get(at).is_some_and(u8::is_ascii_alphabetic) {
+            return Some(at);
+        }
+    }
+}
+
+/// Lexes `src[..end]` for [`lex_parallel`], with room for the tokens of all of `src`: `None`
+/// unless it ends in code at the top level, right after a newline.
+fn lex_prefix(file: FileId, src: &str, end: usize) -> Option<Lexed<'_>> {
+    let mut lx = Lexer::new(file, src.get(..end)?, 0, src.len() / 4);
+    lx.run();
+    (lx.line_begin == end && !lx.ended_nested && lx.modes.len() == 1).then_some(lx.out)
+}
+
 impl<'s> Lexer<'s> {
+    fn new(file: FileId, src: &'s str, start: usize, room: usize) -> Self {
+        Lexer {
+            src,
+            file,
+            pos: start,
+            out: Lexed { tokens: Vec::with_capacity(room), comments: Vec::new(), diagnostics: Vec::new() },
+            modes: vec![Mode::Code { braces: 0, groups: 0, interp: None }],
+            line_begin: start,
+            at_line_start: true,
+            bad_run: None,
+            ended_nested: false,
+        }
+    }
+
     fn push(&mut self, token: Token<'s>, span: Span) {
         self.flush_bad_run();
         let col = (span.start as usize).saturating_sub(self.line_begin) as u32;
@@ -611,6 +673,7 @@ impl<'s> Lexer<'s> {
         let mut lexer = MainTok::lexer(rest);
         let Some(result) = lexer.next() else {
             // End of input.
+            self.ended_nested |= self.modes.len() > 1;
             self.pos = self.src.len();
             let end = self.src.len();
             if let Some(Mode::Code { interp: Some(open), .. }) = self.modes.last() {
@@ -822,6 +885,7 @@ impl<'s> Lexer<'s> {
         let rest = &self.src[self.pos..];
         let mut lexer = StrTok::lexer(rest);
         let Some(result) = lexer.next() else {
+            self.ended_nested = true;
             let end = self.src.len();
             let what = if multiline { "unterminated multi-line string" } else { "unterminated string" };
             let d = Diagnostic::new(codes::E0004, what)

@@ -2,6 +2,7 @@
 
 mod descent;
 mod golden;
+mod lex_parallel;
 mod props;
 mod rng;
 mod structure;
