@@ -290,7 +290,8 @@ pub struct EvaluatedResource {
     pub id: Arc<str>,
     pub kind: Arc<str>,
     pub kind_item: Item,
-    pub name: String,
+    /// How long its name is: the name ends its id.
+    name_len: u32,
     /// The attributes set in the source, with the span of each entry (relative to `origin`):
     /// their values are the value's fields ([`EvaluatedResource::attr`]).
     attr_spans: Box<[(Arc<str>, Span)]>,
@@ -317,6 +318,11 @@ pub struct EvaluatedResource {
 }
 
 impl EvaluatedResource {
+    /// Its name (`config` of `file.config`), which ends its id.
+    pub fn name(&self) -> &str {
+        self.id.get(self.id.len().saturating_sub(self.name_len as usize)..).unwrap_or_default()
+    }
+
     /// An attribute set in the source: its value and where it was set.
     pub fn attr(&self, name: &str) -> Option<(&Value, Span)> {
         let (_, span) = self.attr_spans.iter().find(|(k, _)| **k == *name)?;
@@ -357,24 +363,29 @@ pub struct EvaluatedInstance {
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct EvalResources {
     pub resources: Vec<EvaluatedResource>,
-    pub instances: Vec<EvaluatedInstance>,
+    /// Rare, as the diagnostics are: a `ThinVec` is one pointer when empty.
+    pub instances: ThinVec<EvaluatedInstance>,
     /// The item's diagnostics: its lowering's, then its evaluation's. A compile reads them
     /// here, not from the lowering, whose IR a stack compiled once releases after evaluation
     /// (see `Database::lower`).
-    pub diags: Vec<Diag>,
+    pub diags: ThinVec<Diag>,
     /// Evaluation ran into itself (a dependency cycle).
     pub cyclic: bool,
 }
 
 fn resources_cycle(db: &dyn Db, _id: salsa::Id, item: Item) -> EvalResources {
-    EvalResources { cyclic: true, diags: lower_item(db, item).diags.clone(), ..EvalResources::default() }
+    EvalResources {
+        cyclic: true,
+        diags: lower_item(db, item).diags.iter().cloned().collect(),
+        ..EvalResources::default()
+    }
 }
 
 #[salsa::tracked(returns(ref), cycle_result = resources_cycle)]
 pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
     let lowered = lower_item(db, item);
     let LoweredKind::Resources { body, slots } = &lowered.kind else {
-        return EvalResources { diags: lowered.diags.clone(), ..EvalResources::default() };
+        return EvalResources { diags: lowered.diags.iter().cloned().collect(), ..EvalResources::default() };
     };
     let env = CompilerEnv::new(db);
     let poisoned = !lowered.diags.is_empty();
@@ -385,7 +396,7 @@ pub fn eval_resources(db: &dyn Db, item: Item) -> EvalResources {
         env: &env,
         checker: Evaluator::new(&NullEnv, origin.clone(), 1),
         origin,
-        out: EvalResources { diags: lowered.diags.clone(), ..EvalResources::default() },
+        out: EvalResources { diags: lowered.diags.iter().cloned().collect(), ..EvalResources::default() },
         poisoned,
         limits,
         stopped: false,
@@ -617,7 +628,7 @@ impl Run<'_> {
             id,
             kind: schema.name.clone(),
             kind_item: r.kind,
-            name,
+            name_len: name.len() as u32,
             attr_spans: Box::default(),
             value: Value::Null,
             refs: ThinVec::new(),
@@ -975,7 +986,7 @@ impl Run<'_> {
             id: Arc::from(id.as_str()),
             kind: Arc::from(inst.component_name.as_str()),
             kind_item: inst.component,
-            name: name.clone(),
+            name_len: name.len() as u32,
             attr_spans: Box::default(),
             value: Value::Null,
             refs: ThinVec::new(),
@@ -1091,7 +1102,7 @@ impl Run<'_> {
             if let Some(rest) = r.id.strip_prefix(&prefix)
                 && !rest.contains('/')
             {
-                fields.insert(Arc::from(r.name.as_str()), r.value.clone());
+                fields.insert(Arc::from(r.name()), r.value.clone());
             }
         }
         for i in &self.out.instances[instances_before..] {

@@ -921,7 +921,7 @@ pub fn intent_graph(db: &Database) -> IntentGraph {
         nodes.push(Node {
             id: r.id.to_string(),
             kind: r.kind.to_string(),
-            name: r.name.clone(),
+            name: r.name().to_string(),
             provider_type: r.provider_type.as_deref().map(str::to_string),
             provider: r.provider.clone(),
             manage: r.manage,
