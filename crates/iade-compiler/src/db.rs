@@ -24,6 +24,10 @@ const ITEMS_PER_TAKE: usize = 64;
 /// [`Database::lower`]): the IR of this many items is the most held beside the evaluations.
 const ITEMS_PER_RELEASE: usize = 4096;
 
+/// Stacks with fewer resource items keep their IR: it is a few megabytes, and releasing it
+/// (a pause of the other threads between runs) took longer than it saved.
+const RELEASE_FROM_ITEMS: usize = 16_384;
+
 /// Runs each job on a thread of its own and waits for all of them. A query cancelled by an edit
 /// unwinds with salsa's `Cancelled`: it is passed on as it is, so that the caller (the
 /// language server) recognizes it.
@@ -410,20 +414,24 @@ impl Database {
     fn evaluate_and_release(&mut self) {
         let limit = crate::graph::stack_settings(self).settings.limits.resources;
         let items = self.items_in_order();
-        if items.iter().filter(|i| crate::graph::declares_resources(i.name(self))).count() < PARALLEL_ITEMS {
+        if items.iter().filter(|i| crate::graph::declares_resources(i.name(self))).count()
+            < RELEASE_FROM_ITEMS
+        {
             return;
         }
         self.shared.evaluated_independent.store(true, Ordering::Relaxed);
         let globals = crate::schedule::Independence::globals(self, items.iter().copied());
         let evaluated = AtomicUsize::new(0);
-        for run in items.chunks(ITEMS_PER_RELEASE) {
+        let runs = items.len().div_ceil(ITEMS_PER_RELEASE);
+        for (i, run) in items.chunks(ITEMS_PER_RELEASE).enumerate() {
             let done = Mutex::new(Vec::with_capacity(run.len()));
             let within = self.evaluate_independent(run, &globals, &evaluated, limit, Some(&done));
-            let done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
-            crate::lower::release_lowerings(self, &done);
-            if !within {
+            if !within || i + 1 == runs {
+                // The last run's IR is kept: nothing evaluated after it would reuse the room.
                 break;
             }
+            let done = done.into_inner().unwrap_or_else(PoisonError::into_inner);
+            crate::lower::release_lowerings(self, &done);
         }
     }
 

@@ -199,8 +199,13 @@ fn a_stack_compiled_once_releases_its_trees_after_lowering_and_compiles_as_one_t
 /// `head` followed by 700 files under `dir`, one in 97 of them open to others: enough for a
 /// compile's parallel paths (items evaluated on threads, a policy checked in chunks).
 fn with_700_files(head: &str, dir: &str) -> String {
+    with_files(700, head, dir)
+}
+
+/// `head` followed by `count` files under `dir`, one in 97 of them open to others.
+fn with_files(count: usize, head: &str, dir: &str) -> String {
     let mut text = head.to_string();
-    for i in 0..700 {
+    for i in 0..count {
         let mode = if i % 97 == 0 { "0o644" } else { "0o640" };
         text.push_str(&format!("file f{i} {{\n  path = \"{dir}/{i}\"\n  mode = {mode}\n}}\n\n"));
     }
@@ -209,10 +214,12 @@ fn with_700_files(head: &str, dir: &str) -> String {
 
 #[test]
 fn a_large_stack_compiled_once_parses_and_lowers_each_item_once() {
-    // Enough resources for the parallel paths: independent items evaluated on threads, a
-    // policy checked in chunks (failed by some, whose diagnostics point at them), a program
-    // with a rule, a control and a let. Nothing reads a released tree.
-    let text = with_700_files(
+    // Enough resources for the parallel paths: independent items evaluated on threads, their
+    // IR released in runs, a policy checked in chunks (failed by some, whose diagnostics
+    // point at them), a program with a rule, a control and a let. Nothing reads a released
+    // tree or IR.
+    let text = with_files(
+        17_000,
         "use std.fs.{file}\n\nlet root = \"/srv\"\n\n\
          rule private(f: file) = f.mode & 0o007 == 0 else \"${f.path} is open to others\"\n\n\
          policy modes {\n  for f in intent(file) {\n    require private(f)\n  }\n}\n\n\
@@ -228,7 +235,7 @@ fn a_large_stack_compiled_once_parses_and_lowers_each_item_once() {
     let (once_log, kept_log) = (once.take_executed(), kept.take_executed());
     assert_eq!(ran(&once_log, "parse_file"), ran(&kept_log, "parse_file"));
     assert_eq!(ran(&once_log, "lower_item").len(), ran(&kept_log, "lower_item").len());
-    assert!(ran(&once_log, "lower_item").len() > 700);
+    assert!(ran(&once_log, "lower_item").len() > 17_000);
 }
 
 #[test]
