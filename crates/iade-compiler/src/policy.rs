@@ -7,7 +7,7 @@ use iade_intent::{Outcome, Value, Verdict};
 
 use crate::db::Db;
 use crate::diag::Diag;
-use crate::eval::{CompilerEnv, find_resource};
+use crate::eval::{CompilerEnv, eval_resources, find_resource};
 use crate::items::Item;
 use crate::lower::{LoweredKind, item_from_key, lower_item};
 
@@ -55,7 +55,7 @@ pub fn check_policy(db: &dyn Db, item: Item) -> PolicyResult {
     }
     let rest_check = iade_intent::CheckIr { body: rest, ..(**check).clone() };
     let verdicts = Evaluator::new(&env, check.origin.clone(), check.slots).run_check(&rest_check);
-    tally(db, &check.name, check.severity == iade_intent::Severity::Deny, verdicts, &mut out);
+    tally(db, &check.name, check.severity == iade_intent::Severity::Deny, verdicts, None, &mut out);
     out
 }
 
@@ -132,19 +132,35 @@ fn slice(db: &dyn Db, policy: Item, resources: Item) -> PolicyResult {
             body,
             &objects,
         );
-        tally(db, &check.name, check.severity == iade_intent::Severity::Deny, verdicts, &mut out);
+        tally(
+            db,
+            &check.name,
+            check.severity == iade_intent::Severity::Deny,
+            verdicts,
+            Some(resources),
+            &mut out,
+        );
     }
     out
 }
 
-fn tally(db: &dyn Db, policy: &str, deny: bool, verdicts: Vec<Verdict>, out: &mut PolicyResult) {
+/// Counts the verdicts and reports the failures; `item` is the item whose resources they
+/// judged, if one did (a slice's), where a failure's resource is looked for first.
+fn tally(
+    db: &dyn Db,
+    policy: &str,
+    deny: bool,
+    verdicts: Vec<Verdict>,
+    item: Option<Item>,
+    out: &mut PolicyResult,
+) {
     let check_name = policy;
     for v in verdicts {
         match &v.outcome {
             Outcome::Pass => out.passed += 1,
             Outcome::Fail => {
                 out.failed += 1;
-                out.diags.push(violation(db, check_name, deny, &v));
+                out.diags.push(violation(db, check_name, deny, &v, item));
             }
             Outcome::Unknown(reason) if reason.contains(iade_intent::eval::POISONED) && v.error.is_none() => {
                 // The compile error behind it is reported already.
@@ -169,7 +185,7 @@ fn tally(db: &dyn Db, policy: &str, deny: bool, verdicts: Vec<Verdict>, out: &mu
     }
 }
 
-fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict) -> Diag {
+fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict, item: Option<Item>) -> Diag {
     let subject = v.subject.as_deref().map(|s| format!(" `{s}`")).unwrap_or_default();
     let verb = if deny { "denies" } else { "warns about" };
     let message = v.message.clone().unwrap_or_else(|| match &v.rule {
@@ -186,7 +202,10 @@ fn violation(db: &dyn Db, policy: &str, deny: bool, v: &Verdict) -> Diag {
     // Point at the attribute whose intended value failed, where it was declared.
     let mut pointed = false;
     for (id, field) in &v.reads {
-        let Some(r) = find_resource(db, id) else { continue };
+        // Most often in the item judged: the stack's index of ids is not built for it.
+        let judged =
+            item.and_then(|i| eval_resources(db, i).resources.iter().find(|r| *r.id == **id).cloned());
+        let Some(r) = judged.or_else(|| find_resource(db, id)) else { continue };
         if let Some((value, span)) = r.attr(field) {
             d = d.primary(&r.origin, span, format!("{field} is {value}"));
             pointed = true;
