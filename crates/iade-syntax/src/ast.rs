@@ -42,7 +42,7 @@ pub struct Stmt {
     pub kind: StmtKind,
     pub span: Span,
     /// The text of the `##` doc comments directly above, without the `##` markers.
-    pub doc: Option<String>,
+    pub doc: Option<Box<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -322,7 +322,8 @@ impl Key {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Require {
     pub cond: Expr,
-    pub message: Option<Expr>,
+    /// Boxed: a statement is as large as its largest kind, and most are attributes.
+    pub message: Option<Box<Expr>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

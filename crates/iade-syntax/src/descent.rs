@@ -509,7 +509,7 @@ impl<'s> Descent<'_, 's> {
             Token::Require => {
                 self.pos += 1;
                 let cond = self.expr()?;
-                let message = if self.eat(Token::Else) { Some(self.expr()?) } else { None };
+                let message = if self.eat(Token::Else) { Some(Box::new(self.expr()?)) } else { None };
                 StmtKind::Require(Require { cond, message })
             }
             Token::StrOpen | Token::MStrOpen => self.attr()?,

@@ -77,7 +77,7 @@ impl Attacher<'_> {
     }
 
     fn stmt(&mut self, offset: u32, s: &mut Stmt) {
-        s.doc = self.doc_before(s.span.start + offset);
+        s.doc = self.doc_before(s.span.start + offset).map(String::into_boxed_str);
         for_each_block_mut(&mut s.kind, &mut |b| {
             // Most blocks hold no doc comment: their statements keep `doc: None`.
             if !self.doc_within(b.span.absolute_from(offset)) {

@@ -151,7 +151,7 @@ impl Dumper {
             }),
             StmtKind::Attr(a) => self.line(&format!("(= {} {})", key(&a.key), expr(&a.value))),
             StmtKind::Require(r) => {
-                let msg = r.message.as_ref().map(expr);
+                let msg = r.message.as_deref().map(expr);
                 self.line(&format!("(require {} else={msg:?})", expr(&r.cond)));
             }
             StmtKind::Test(t) => self.nested(&format!("test {}", str_lit(&t.name)), |d| d.block(&t.body)),

@@ -458,7 +458,7 @@ where
         let require = just(Token::Require)
             .ignore_then(expr.clone())
             .then(just(Token::Else).ignore_then(expr.clone()).or_not())
-            .map(|(cond, message)| StmtKind::Require(Require { cond, message }))
+            .map(|(cond, message)| StmtKind::Require(Require { cond, message: message.map(Box::new) }))
             .labelled("`require`")
             .as_context();
 

@@ -154,7 +154,7 @@ impl Cx<'_> {
                         default,
                         constraint,
                         constraint_text,
-                        doc: stmt.doc.clone(),
+                        doc: stmt.doc.as_deref().map(str::to_string),
                         refers,
                     });
                 }

@@ -553,7 +553,7 @@ impl<'a> Cx<'a> {
                 };
                 self.check(CheckKind::Control, name, span, &c.body)
             }
-            StmtKind::Kind(k) => self.kind(k, stmt.doc.clone()),
+            StmtKind::Kind(k) => self.kind(k, stmt.doc.as_deref().map(str::to_string)),
             StmtKind::Provider(p) => {
                 let mut attrs = Vec::new();
                 for s in &p.body.stmts {
