@@ -403,9 +403,7 @@ impl Database {
         // the threads: the memory its share frees (released IR) is reused by its next share at
         // once, where a thread of its own leaves what it held behind when it ends (100,000
         // resources peaked 12 MB lower). A smaller stack took longer so.
-        let large = self.shared.once
-            && items.iter().filter(|i| crate::graph::declares_resources(i.name(self))).count()
-                >= RELEASE_FROM_ITEMS;
+        let large = self.shared.once && self.resource_items_among(&items) >= RELEASE_FROM_ITEMS;
         self.on_threads_by(&items, ITEMS_PER_TAKE, large, |db, item| {
             lower_for_stack(db, item);
             true
@@ -413,22 +411,22 @@ impl Database {
         self.shared.lowered.store(true, Ordering::Relaxed);
         if self.shared.once {
             crate::items::release_parses(self, &files);
-            if self.names_no_resource_by_id() {
+            if large && self.names_no_resource_by_id() {
                 self.evaluate_and_release();
             }
         }
     }
 
-    /// Evaluates the independent resource items in runs, releasing each run's IR (see
-    /// [`Database::lower`]).
+    /// How many of `items` may declare resources, told by their names.
+    fn resource_items_among(&self, items: &[Item]) -> usize {
+        items.iter().filter(|i| crate::graph::declares_resources(i.name(self))).count()
+    }
+
+    /// Evaluates the independent resource items of a large stack in runs, releasing each
+    /// run's IR (see [`Database::lower`]).
     fn evaluate_and_release(&mut self) {
         let limit = crate::graph::stack_settings(self).settings.limits.resources;
         let items = self.items_in_order();
-        if items.iter().filter(|i| crate::graph::declares_resources(i.name(self))).count()
-            < RELEASE_FROM_ITEMS
-        {
-            return;
-        }
         self.shared.evaluated_independent.store(true, Ordering::Relaxed);
         let globals = crate::schedule::Independence::globals(self, items.iter().copied());
         let evaluated = AtomicUsize::new(0);
@@ -534,7 +532,7 @@ impl Database {
         // Each item is decided on the thread that evaluates it; the globals it may read are
         // decided first, once.
         let items = self.items_in_order();
-        if items.iter().filter(|i| crate::graph::declares_resources(i.name(self))).count() < PARALLEL_ITEMS {
+        if self.resource_items_among(&items) < PARALLEL_ITEMS {
             return;
         }
         let globals = crate::schedule::Independence::globals(self, items.iter().copied());

@@ -68,12 +68,12 @@ impl<K, V> VecMap<K, V> {
         self.0.retain_mut(|(k, v)| keep(k, v));
     }
 
-    /// Gives back the room no entry uses (a map kept for a long time).
     /// Removes every entry, keeping the room for reuse.
     pub fn clear(&mut self) {
         self.0.clear();
     }
 
+    /// Gives back the room no entry uses (a map kept for a long time).
     pub fn shrink_to_fit(&mut self) {
         self.0.shrink_to_fit();
     }

@@ -538,7 +538,7 @@ fn split_point(src: &str) -> Option<usize> {
 fn lex_prefix(file: FileId, src: &str, end: usize) -> Option<Lexed<'_>> {
     let mut lx = Lexer::new(file, src.get(..end)?, 0, src.len() / 4);
     lx.run();
-    (lx.line_begin == end && !lx.ended_nested && lx.modes.len() == 1).then_some(lx.out)
+    (lx.line_begin == end && !lx.ended_nested).then_some(lx.out)
 }
 
 impl<'s> Lexer<'s> {

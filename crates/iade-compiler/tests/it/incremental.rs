@@ -196,13 +196,9 @@ fn a_stack_compiled_once_releases_its_trees_after_lowering_and_compiles_as_one_t
     assert_eq!(ran(&kept.take_executed(), "parse_file"), Vec::<String>::new());
 }
 
-/// `head` followed by 700 files under `dir`, one in 97 of them open to others: enough for a
-/// compile's parallel paths (items evaluated on threads, a policy checked in chunks).
-fn with_700_files(head: &str, dir: &str) -> String {
-    with_files(700, head, dir)
-}
-
-/// `head` followed by `count` files under `dir`, one in 97 of them open to others.
+/// `head` followed by `count` files under `dir`, one in 97 of them open to others: 700 are
+/// enough for a compile's parallel paths (items evaluated on threads, a policy checked in
+/// chunks); 17,000 for its release of IR as it evaluates.
 fn with_files(count: usize, head: &str, dir: &str) -> String {
     let mut text = head.to_string();
     for i in 0..count {
@@ -242,7 +238,8 @@ fn a_large_stack_compiled_once_parses_and_lowers_each_item_once() {
 fn a_large_stack_with_errors_compiled_once_reports_them_as_one_that_keeps_its_trees() {
     // Errors that point at declarations' names read released trees again; a policy over
     // enough resources to be checked on several threads, in chunks, fails for some.
-    let text = with_700_files(
+    let text = with_files(
+        700,
         "use std.fs.{file}\n\nlet a = b\nlet b = a\n\nfile x {\n  path = \"${file.y.path}/x\"\n}\n\n\
          file y {\n  path = \"${file.x.path}/y\"\n}\n\nfile x {\n  path = \"/x\"\n}\n\n\
          file z {\n  path = 1 + \"s\"\n}\n\n\
