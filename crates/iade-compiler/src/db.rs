@@ -48,14 +48,14 @@ fn on_threads<'a, F: FnOnce() + Send + 'a>(mut jobs: Vec<F>, here: bool) {
     });
 }
 
-/// Lowers an item with what the stack's index and cycle search read of a resource item: its
-/// kind and its references (which a database that compiles once reads from the IR instead).
+/// Lowers an item, and in a database that compiles once finds a resource item's kind while
+/// its tree is there: the stack's index reads it after the trees are released
+/// ([`crate::graph::file_static_ids`]).
 fn lower_for_stack(db: &Database, item: Item) {
-    if let LoweredKind::Resources { .. } = crate::lower::lower_item(db, item).kind {
+    if let LoweredKind::Resources { .. } = crate::lower::lower_item(db, item).kind
+        && db.shared.once
+    {
         crate::lower::resource_kind(db, item);
-        if !db.shared.once {
-            crate::graph::item_refs(db, item);
-        }
     }
 }
 
@@ -203,6 +203,11 @@ impl Database {
         let log = options.log_queries.then(|| Arc::new(Mutex::new(Vec::new())));
         let callback: Option<Box<dyn Fn(salsa::Event) + Send + Sync>> = log.clone().map(|log| {
             Box::new(move |event: salsa::Event| {
+                if let salsa::EventKind::DidValidateMemoizedValue { database_key } = event.kind {
+                    let text = format!("{database_key:?}");
+                    let name = text.split('(').next().unwrap_or_default().to_string();
+                    lock(&log).push((format!("V {name}"), database_key.key_index()));
+                }
                 if let salsa::EventKind::WillExecute { database_key } = event.kind {
                     let text = format!("{database_key:?}");
                     let name = text.split('(').next().unwrap_or_default().to_string();
@@ -751,7 +756,9 @@ impl Database {
         entries
             .into_iter()
             .map(|(name, id)| match name.as_str() {
-                "parse_file" | "file_items" => format!("{name}({})", SourceFile::from_id(id).path(self)),
+                "parse_file" | "file_items" | "file_facts" | "file_refs" | "file_static_ids" => {
+                    format!("{name}({})", SourceFile::from_id(id).path(self))
+                }
                 "item_syntax" | "lower_item" | "eval_global" | "eval_resources" | "check_policy"
                 | "resource_values" | "resource_kind" => {
                     let item = Item::from_id(id);

@@ -16,9 +16,7 @@ use crate::db::Db;
 use crate::diag::Diag;
 use crate::items::{Item, stack_module};
 use crate::lower::component::{InstanceIr, InstanceSite, MAX_INSTANCE_DEPTH};
-use crate::lower::{
-    BodyStmt, Gen, LoweredKind, ResName, ResourceIr, item_from_key, kind_schema, lower_item, resource_kind,
-};
+use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, ResourceIr, item_from_key, kind_schema, lower_item};
 use crate::scope::{ItemName, module_of, origin, split_name};
 
 /// The environment of compile-time evaluation: globals, resources and rules from the
@@ -1188,18 +1186,23 @@ pub(crate) fn values_in<'db>(
     item: Item,
 ) -> impl Iterator<Item = (&'db str, &'db Value)> + 'db {
     let (memo, direct) = if db.once() {
-        (None, Some(eval_resources(db, item)))
+        (None, Some(evaluated_values(db, item)))
     } else {
         (Some(resource_values(db, item)), None)
     };
     let memo = memo.into_iter().flatten().map(|(id, v)| (&**id, v));
-    let direct = direct.into_iter().flat_map(|e| {
-        e.resources
-            .iter()
-            .map(|r| (&*r.id, &r.value))
-            .chain(e.instances.iter().map(|i| (i.id.as_str(), &i.value)))
-    });
-    memo.chain(direct)
+    memo.chain(direct.into_iter().flatten())
+}
+
+/// [`values_in`] straight from the item's evaluation in every database: for a reader that
+/// costs less to run again than a query per item costs to check after every edit (a policy's
+/// slice of one item).
+pub(crate) fn evaluated_values(db: &dyn Db, item: Item) -> impl Iterator<Item = (&str, &Value)> + '_ {
+    let e = eval_resources(db, item);
+    e.resources
+        .iter()
+        .map(|r| (&*r.id, &r.value))
+        .chain(e.instances.iter().map(|i| (i.id.as_str(), &i.value)))
 }
 
 /// Runs `evaluate`, an evaluation of another item, with room for it on the stack. Evaluation
@@ -1242,16 +1245,17 @@ pub(crate) fn find_resource(db: &dyn Db, id: &str) -> Option<EvaluatedResource> 
     None
 }
 
-/// Whether an item is a resource declaration with a fixed name, and its kind's item.
-pub(crate) fn static_resource(db: &dyn Db, item: Item) -> Option<(String, Item)> {
-    let ItemName::Resource { name, .. } = split_name(item.name(db)) else { return None };
-    let kind = resource_kind(db, item)?;
-    Some((name.to_string(), kind))
-}
-
-/// The id of a resource or component instance declared with a fixed name.
-pub(crate) fn static_id(db: &dyn Db, item: Item) -> Option<String> {
-    if let Some((name, kind)) = static_resource(db, item) {
+/// The id of a resource or component instance declared with a fixed name, the kind of a
+/// resource item found by `kind_of` (through its query, or straight from the scope where a
+/// query per item would cost more than it saves).
+pub(crate) fn static_id(
+    db: &dyn Db,
+    item: Item,
+    kind_of: fn(&dyn Db, Item) -> Option<Item>,
+) -> Option<String> {
+    if let ItemName::Resource { name, .. } = split_name(item.name(db))
+        && let Some(kind) = kind_of(db, item)
+    {
         return Some(format!("{}.{name}", crate::lower::kind_name(db, kind)));
     }
     let ItemName::Resource { name, .. } = split_name(item.name(db)) else { return None };

@@ -13,7 +13,7 @@ use iade_span::{LineIndex, Span};
 
 use crate::db::{Database, Db};
 use crate::diag::Diag;
-use crate::eval::{EvaluatedResource, eval_global, eval_resources, static_id};
+use crate::eval::{EvaluatedResource, eval_global, eval_resources};
 use crate::items::{Item, Module, SourceFile, stack_module};
 use crate::lower::component::InstanceSite;
 use crate::lower::{BodyStmt, Gen, LoweredKind, ResName, StackSettings, decl_name_span, lower_item};
@@ -82,11 +82,33 @@ pub fn resource_items(db: &dyn Db) -> Vec<Item> {
     out
 }
 
+/// The ids of a file's resource items declared with a fixed name (`None` for the others), in
+/// the order of [`file_resource_items`]: what the stack's index and its generator items are
+/// built from. A query per file, as [`file_facts`] is, and each kind found from the scope
+/// without a query per item, except in a database that compiles once: there the trees are
+/// released, and the kinds were found while lowering ([`Database::lower`]).
+#[salsa::tracked(returns(ref))]
+pub fn file_static_ids(db: &dyn Db, file: SourceFile) -> Vec<Option<Arc<str>>> {
+    let kind_of = if db.once() { crate::lower::resource_kind } else { crate::lower::resolve_resource_kind };
+    file_resource_items(db, file)
+        .map(|item| crate::eval::static_id(db, item, kind_of).map(Arc::from))
+        .collect()
+}
+
+/// Every resource item with its fixed id, if it has one.
+fn static_ids(db: &dyn Db) -> impl Iterator<Item = (Item, Option<&Arc<str>>)> + '_ {
+    resource_items_by_file(db).flat_map(move |(file, items)| {
+        let ids = file_static_ids(db, file);
+        debug_assert_eq!(ids.len(), items.len(), "invariant: a file's ids follow its resource items");
+        items.iter().copied().zip(ids.iter().map(Option::as_ref))
+    })
+}
+
 /// Resources with a fixed name, by id.
 #[salsa::tracked(returns(ref))]
-pub fn static_index(db: &dyn Db) -> BTreeMap<String, Item> {
-    let mut ids: Vec<(String, Item)> =
-        resource_items(db).iter().filter_map(|&item| Some((static_id(db, item)?, item))).collect();
+pub fn static_index(db: &dyn Db) -> BTreeMap<Arc<str>, Item> {
+    let mut ids: Vec<(Arc<str>, Item)> =
+        static_ids(db).filter_map(|(item, id)| Some((id?.clone(), item))).collect();
     // Sorted, the first declaration of an id first; the map is built from them at once.
     ids.sort_by(|a, b| a.0.cmp(&b.0));
     ids.dedup_by(|later, first| later.0 == first.0);
@@ -96,7 +118,7 @@ pub fn static_index(db: &dyn Db) -> BTreeMap<String, Item> {
 /// Items whose resources have names known only after evaluation (`for`, `if`, interpolated).
 #[salsa::tracked(returns(ref))]
 pub fn generator_items(db: &dyn Db) -> Vec<Item> {
-    resource_items(db).iter().copied().filter(|i| static_id(db, *i).is_none()).collect()
+    static_ids(db).filter(|(_, id)| id.is_none()).map(|(item, _)| item).collect()
 }
 
 /// A resource of the stack: its id and where its evaluation is stored.
@@ -169,19 +191,33 @@ pub struct Facts {
     pub cyclic: bool,
 }
 
-/// What the graph needs of an item's resources, remembered: an edit that leaves them alone
-/// stops here. A database that compiles once builds them in `stack_resources` instead, and
-/// drops them with it (`facts_of`): nothing is edited there, and the memo per item held a
-/// tenth of a large stack's memory.
+/// What the graph needs of the resources of a file's items (each resource item's, in the
+/// file's order), remembered: an edit that leaves them alone stops here. One query per file,
+/// not per item: after an edit every remembered query is checked again before it is reused,
+/// and at 100,000 items checking a query per item cost more than what it saved (a file's
+/// facts are built again in a fraction of a millisecond). A database that compiles once
+/// builds them in `stack_resources` instead, and drops them with it (`facts_of`): nothing is
+/// edited there, and the memos held a tenth of a large stack's memory.
 #[salsa::tracked(returns(ref))]
-pub fn graph_facts(db: &dyn Db, item: Item) -> Facts {
-    facts_of(db, item)
+pub fn file_facts(db: &dyn Db, file: SourceFile) -> Vec<Facts> {
+    file_resource_items(db, file).map(|item| facts_of(db, item)).collect()
 }
 
-/// How many resources an item declares, evaluating it: through its facts where they are
-/// remembered (see [`graph_facts`]).
+/// The items of a file that may declare resources, in order: a file's run of
+/// [`resource_items`].
+fn file_resource_items(db: &dyn Db, file: SourceFile) -> impl Iterator<Item = Item> + '_ {
+    crate::items::file_items(db, file).items.iter().copied().filter(|i| declares_resources(i.name(db)))
+}
+
+/// [`resource_items`] in runs of the same file, with the file: what the queries per file
+/// ([`file_facts`], [`file_refs`]) follow.
+fn resource_items_by_file(db: &dyn Db) -> impl Iterator<Item = (SourceFile, &[Item])> + '_ {
+    resource_items(db).chunk_by(|a, b| a.file(db) == b.file(db)).map(|run| (run[0].file(db), run))
+}
+
+/// How many resources an item declares, evaluating it.
 pub(crate) fn resource_count(db: &dyn Db, item: Item) -> usize {
-    if db.once() { eval_resources(db, item).resources.len() } else { graph_facts(db, item).facts.len() }
+    eval_resources(db, item).resources.len()
 }
 
 fn facts_of(db: &dyn Db, item: Item) -> Facts {
@@ -364,23 +400,29 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     // `Database::prepare`).
     let mut seen = 0usize;
     // Built here and dropped with the query in a database that compiles once (see
-    // `graph_facts`).
+    // `file_facts`).
     let mut built: Vec<(Item, Facts)> =
         Vec::with_capacity(if db.once() { resource_items(db).len() } else { 0 });
     let mut all_facts: Vec<(Item, &Facts)> = Vec::with_capacity(resource_items(db).len());
-    for &item in resource_items(db) {
-        if seen > limit {
-            break;
-        }
-        if db.once() {
+    if db.once() {
+        for &item in resource_items(db) {
+            if seen > limit {
+                break;
+            }
             let facts = facts_of(db, item);
             seen += facts.facts.len();
             built.push((item, facts));
-            continue;
         }
-        let facts = graph_facts(db, item);
-        seen += facts.facts.len();
-        all_facts.push((item, facts));
+    } else {
+        for (file, items) in resource_items_by_file(db) {
+            if seen > limit {
+                break;
+            }
+            let facts = file_facts(db, file);
+            debug_assert_eq!(facts.len(), items.len(), "invariant: a file's facts follow its resource items");
+            seen += facts.iter().map(|f| f.facts.len()).sum::<usize>();
+            all_facts.extend(items.iter().copied().zip(facts));
+        }
     }
     all_facts.extend(built.iter().map(|(item, facts)| (*item, facts)));
     let cycles = static_cycles(db);
@@ -614,14 +656,20 @@ pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
     // The items' references first, then the index (see `Database::prepare`). A stack whose
     // resources refer to none by a fixed id has no cycle, and its index is not built here.
     // A database that compiles once reads them from the IR, without a query per item.
-    let refs_of = |item: Item| -> std::borrow::Cow<'_, [(String, Span)]> {
-        if db.once() { std::borrow::Cow::Owned(refs_in(db, item)) } else { item_refs(db, item).into() }
-    };
-    let refs: rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [(String, Span)]>> = resource_items(db)
-        .iter()
-        .map(|&item| (item, refs_of(item)))
-        .filter(|(_, refs)| !refs.is_empty())
-        .collect();
+    let mut refs: rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [(String, Span)]>> =
+        rustc_hash::FxHashMap::default();
+    if db.once() {
+        for &item in resource_items(db) {
+            let found = refs_in(db, item);
+            if !found.is_empty() {
+                refs.insert(item, found.into());
+            }
+        }
+    } else {
+        for (file, _) in resource_items_by_file(db) {
+            refs.extend(file_refs(db, file).iter().map(|(item, found)| (*item, found.as_slice().into())));
+        }
+    }
     if refs.is_empty() {
         return Vec::new();
     }
@@ -631,9 +679,9 @@ pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
     for (id, item) in index {
         let refs: Vec<&(String, Span)> = refs
             .get(item)
-            .map(|r| r.iter().filter(|(to, _)| to != id && index.contains_key(to)).collect())
+            .map(|r| r.iter().filter(|(to, _)| **to != **id && index.contains_key(to.as_str())).collect())
             .unwrap_or_default();
-        graph.insert(id.as_str(), refs);
+        graph.insert(id, refs);
     }
     // Only resources that refer to something can be on a cycle; most stacks have none.
     if graph.values().all(Vec::is_empty) {
@@ -696,10 +744,14 @@ pub fn static_cycles(db: &dyn Db) -> Vec<Diag> {
     out
 }
 
-/// The resources an item's IR refers to by fixed id, with where.
+/// The resources that the IR of a file's resource items refers to by fixed id, with where:
+/// each item that refers to any. A query per file, as [`file_facts`] is.
 #[salsa::tracked(returns(ref))]
-pub fn item_refs(db: &dyn Db, item: Item) -> Vec<(String, Span)> {
-    refs_in(db, item)
+pub fn file_refs(db: &dyn Db, file: SourceFile) -> Vec<(Item, Vec<(String, Span)>)> {
+    file_resource_items(db, file)
+        .map(|item| (item, refs_in(db, item)))
+        .filter(|(_, found)| !found.is_empty())
+        .collect()
 }
 
 fn refs_in(db: &dyn Db, item: Item) -> Vec<(String, Span)> {

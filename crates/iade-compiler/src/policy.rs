@@ -119,7 +119,7 @@ fn slice(db: &dyn Db, policy: Item, resources: Item) -> PolicyResult {
     let mut out = PolicyResult::default();
     for stmt in &check.body {
         let Some((kind, slot, body)) = is_sliceable(stmt) else { continue };
-        let objects: Vec<Value> = crate::eval::values_in(db, resources)
+        let objects: Vec<Value> = crate::eval::evaluated_values(db, resources)
             .filter(|(_, v)| matches!(v, Value::Resource(r) if *r.kind == *kind))
             .map(|(_, v)| v.clone())
             .collect();

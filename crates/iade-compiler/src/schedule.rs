@@ -167,7 +167,7 @@ mod tests {
             .map(|&item| {
                 let learnt = independence.resources(item);
                 assert_eq!(Independence::with(&db, &globals).resources(item), learnt);
-                (crate::eval::static_id(&db, item).unwrap_or_default(), learnt)
+                (crate::eval::static_id(&db, item, crate::lower::resource_kind).unwrap_or_default(), learnt)
             })
             .collect();
         out.sort();

@@ -170,9 +170,15 @@ pub fn decl_name_span(db: &dyn Db, item: Item) -> Span {
     }
 }
 
-/// The kind item a resource item declares a resource of.
+/// The kind item a resource item declares a resource of: a query, read by the items that
+/// refer to it.
 #[salsa::tracked(returns(copy))]
 pub fn resource_kind(db: &dyn Db, item: Item) -> Option<Item> {
+    resolve_resource_kind(db, item)
+}
+
+/// [`resource_kind`] without its query.
+pub(crate) fn resolve_resource_kind(db: &dyn Db, item: Item) -> Option<Item> {
     let stmt = item_tree(db, item)?;
     let StmtKind::Resource(r) = &stmt.kind else { return None };
     let scope = module_scope(db, module_of(db, item.file(db)));

@@ -122,6 +122,25 @@ fn editing_a_resource_relowers_no_other_resource_and_reruns_no_stack_wide_settin
 }
 
 #[test]
+fn editing_a_resource_rebuilds_its_files_facts_alone_and_no_stack_wide_graph_query() {
+    let mut db = warm();
+    let log = edit(&mut db, "content = \"x = 1\\n\"", "content = \"x = 2\\n\"");
+    // What the graph reads of resources is remembered per file: only the edited file's is
+    // built again, and it is equal (a content is none of it), so nothing above it reruns.
+    assert_eq!(ran(&log, "file_facts"), vec!["file_facts(a.iade)"], "{log:#?}");
+    assert!(!log.iter().any(|l| l.contains("b.iade")), "{log:#?}");
+    for stack_wide in ["stack_resources", "static_cycles", "static_index", "generator_items"] {
+        assert!(!log.iter().any(|l| l == stack_wide), "{stack_wide} reran: {log:#?}");
+    }
+    // The graph after the edit is a fresh compile's.
+    let fresh = memory_db(
+        &[("a.iade", &A.replace("content = \"x = 1\\n\"", "content = \"x = 2\\n\"")), ("b.iade", B)],
+        false,
+    );
+    assert_eq!(db.intent_graph(), fresh.intent_graph());
+}
+
+#[test]
 fn editing_one_rule_rechecks_only_the_policies_that_use_it() {
     let mut db = warm();
     let log = edit(&mut db, "len(f.content) < 1000", "len(f.content) < 2000");
