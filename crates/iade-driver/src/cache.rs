@@ -38,6 +38,9 @@ mod rows;
 /// The first bytes of an entry; the number is the entry's format.
 const MAGIC: &[u8] = b"iade compile cache 3\n";
 
+/// The length of an entry's digest after the magic: SHA-256 in hex.
+const DIGEST_LEN: usize = 64;
+
 /// What an entry was compiled from, checked before its payload is read.
 #[derive(Serialize, Deserialize)]
 struct Header {
@@ -136,7 +139,8 @@ pub fn load(path: &Path, options: &LoadOptions) -> Option<Compiled> {
         return None;
     }
     let entry = open_entry(&entry_path(path))?;
-    let (header, rest): (Header, &[u8]) = postcard::take_from_bytes(&entry[MAGIC.len() + 64..]).ok()?;
+    let (header, rest): (Header, &[u8]) =
+        postcard::take_from_bytes(&entry[MAGIC.len() + DIGEST_LEN..]).ok()?;
     if header.binary != binary()?
         || options.params.iter().any(|(name, _)| !header.params.contains(name))
         || header.context != context(path, options, &header.params)?
@@ -181,8 +185,8 @@ fn open_entry(file: &Path) -> Option<Vec<u8>> {
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
     f.read_to_end(&mut bytes).ok()?;
-    let sum = bytes.get(..MAGIC.len() + 64)?.strip_prefix(MAGIC)?;
-    (sum == digest(&bytes[MAGIC.len() + 64..]).as_bytes()).then_some(bytes)
+    let sum = bytes.get(..MAGIC.len() + DIGEST_LEN)?.strip_prefix(MAGIC)?;
+    (sum == digest(&bytes[MAGIC.len() + DIGEST_LEN..]).as_bytes()).then_some(bytes)
 }
 
 /// Keeps `compiled` for the next run, when it may be kept (see the module's invariants).
@@ -212,30 +216,53 @@ pub fn store(stack: &LoadedStack, options: &LoadOptions, compiled: &Compiled) {
         program: &compiled.program,
         settings: &compiled.settings,
     };
-    // A value built from a secret refuses to be stored.
-    let Ok(mut rest) = postcard::to_stdvec(&header) else { return };
-    let Ok(payload) = postcard::to_stdvec(&payload) else { return };
-    rest.extend_from_slice(&payload);
-    let mut bytes = Vec::with_capacity(MAGIC.len() + 64 + rest.len());
-    bytes.extend_from_slice(MAGIC);
-    bytes.extend_from_slice(digest(&rest).as_bytes());
-    bytes.extend_from_slice(&rest);
-    let _ = write_entry(&entry_path(stack.path()), &bytes);
+    let _ = write_entry(&entry_path(stack.path()), &header, &payload);
 }
 
 /// Writes an entry beside the stack: a private temporary file renamed over the last one. The
 /// stack's `.iade` directory must exist already (a converge makes it): `plan` never makes it.
-fn write_entry(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
+///
+/// The header and the payload are serialized straight into the file, through a digest of
+/// them that is then written in the room left for it after the magic: an entry of 10,000
+/// resources is about 3 MB, and building it in memory first, with the copies that made, held
+/// 8.8 MB at the peak of a 10,000-file converge (54 MB of heap). A value built from a secret
+/// refuses to be serialized: nothing is stored then.
+fn write_entry(file: &Path, header: &Header, payload: &PayloadRef<'_>) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
     let dir = file.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".compile-cache.{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
+        let f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut out = Digesting { out: std::io::BufWriter::new(&f), sum: Sha256::new() };
+        out.out.write_all(MAGIC)?;
+        out.out.write_all(&[b'0'; DIGEST_LEN])?;
+        postcard::to_io(header, &mut out).map_err(std::io::Error::other)?;
+        postcard::to_io(payload, &mut out).map_err(std::io::Error::other)?;
+        out.out.flush()?;
+        f.write_all_at(hex(&out.sum.finalize()).as_bytes(), MAGIC.len() as u64)?;
         std::fs::rename(&tmp, file)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A writer that passes what it writes on and adds it to a digest.
+struct Digesting<W> {
+    out: W,
+    sum: Sha256,
+}
+
+impl<W: std::io::Write> std::io::Write for Digesting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.sum.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
