@@ -175,6 +175,37 @@ fn results_after_edits_equal_a_fresh_compile() {
     assert_eq!(db.intent_graph(), fresh.intent_graph());
 }
 
+#[test]
+fn edits_in_another_file_that_make_and_then_mend_a_duplicate_and_a_cycle_are_seen_at_once() {
+    // What the graph reads of each file is remembered per file: an edit to one file must
+    // still be seen against the other's remembered facts, references and ids.
+    let mut db = warm();
+    let steps = [
+        // `file.unrelated` declared again in b.iade (E0301).
+        B.replace("file motd {", "file unrelated {"),
+        // Mended.
+        B.to_string(),
+        // A cycle across the files: a.iade's `logs` refers to `app`, and now `app`'s path
+        // to b.iade's `motd`, which refers to `logs` (E0303).
+        B.replace("path = \"/etc/motd\"", "path = \"${directory.logs.path}/motd\""),
+    ];
+    let a_cycle = A.replace("path = \"/srv/app\"", "path = \"${file.motd.path}.d\"");
+    for (k, b) in steps.iter().enumerate() {
+        let a = if k == 2 { a_cycle.as_str() } else { A };
+        db.set_stack_files(vec![("a.iade".into(), a.into()), ("b.iade".into(), b.clone())]);
+        let fresh = memory_db(&[("a.iade", a), ("b.iade", b)], false);
+        let diags = db.diagnostics();
+        assert_eq!(diags, fresh.diagnostics(), "step {k}");
+        let codes: Vec<&str> = diags.iter().map(|d| d.code.as_str()).collect();
+        match k {
+            0 => assert!(codes.contains(&"E0301"), "step 0: {codes:?}"),
+            1 => assert!(codes.is_empty(), "step 1: {codes:?}"),
+            _ => assert!(codes.contains(&"E0303"), "step 2: {codes:?}"),
+        }
+        assert_eq!(db.intent_graph(), fresh.intent_graph(), "step {k}");
+    }
+}
+
 /// Everything a compile gives: diagnostics as rendered, the graph, the program, the summary.
 fn compile_all(db: &Database) -> (String, String, String, String) {
     let diags = db.diagnostics();
