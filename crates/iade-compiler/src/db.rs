@@ -203,11 +203,6 @@ impl Database {
         let log = options.log_queries.then(|| Arc::new(Mutex::new(Vec::new())));
         let callback: Option<Box<dyn Fn(salsa::Event) + Send + Sync>> = log.clone().map(|log| {
             Box::new(move |event: salsa::Event| {
-                if let salsa::EventKind::DidValidateMemoizedValue { database_key } = event.kind {
-                    let text = format!("{database_key:?}");
-                    let name = text.split('(').next().unwrap_or_default().to_string();
-                    lock(&log).push((format!("V {name}"), database_key.key_index()));
-                }
                 if let salsa::EventKind::WillExecute { database_key } = event.kind {
                     let text = format!("{database_key:?}");
                     let name = text.split('(').next().unwrap_or_default().to_string();

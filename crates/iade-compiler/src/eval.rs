@@ -1253,12 +1253,10 @@ pub(crate) fn static_id(
     item: Item,
     kind_of: fn(&dyn Db, Item) -> Option<Item>,
 ) -> Option<String> {
-    if let ItemName::Resource { name, .. } = split_name(item.name(db))
-        && let Some(kind) = kind_of(db, item)
-    {
+    let ItemName::Resource { name, .. } = split_name(item.name(db)) else { return None };
+    if let Some(kind) = kind_of(db, item) {
         return Some(format!("{}.{name}", crate::lower::kind_name(db, kind)));
     }
-    let ItemName::Resource { name, .. } = split_name(item.name(db)) else { return None };
     let comp = crate::lower::component::instance_component(db, item)?;
     Some(format!("{}.{name}", crate::lower::component::component_name(db, comp)))
 }
