@@ -94,6 +94,11 @@ pub trait Db: salsa::Database {
     /// Whether the stack, compiled once and lowered whole by [`Database::lower`], names no
     /// resource by id: its resources then have no references to search for cycles.
     fn names_no_resource_by_id(&self) -> bool;
+    /// The facts of every resource item, in [`crate::graph::resource_items`]'s order, when
+    /// [`Database::prepare`] built them on several threads for a stack compiled once; taken by
+    /// the one query that reads them ([`crate::graph::stack_resources`]). `None` otherwise:
+    /// the query builds them itself.
+    fn take_facts(&self) -> Option<Vec<crate::graph::Facts>>;
 }
 
 pub struct Options {
@@ -165,6 +170,8 @@ struct Shared {
     referred_by_id: AtomicBool,
     /// Whether [`Database::lower`] has evaluated the independent items already.
     evaluated_independent: AtomicBool,
+    /// Resource items' facts built on several threads (see [`Db::take_facts`]).
+    facts: Mutex<Option<Vec<crate::graph::Facts>>>,
 }
 
 #[salsa::db]
@@ -225,6 +232,7 @@ impl Database {
             prepared: AtomicBool::new(false),
             lowered: AtomicBool::new(false),
             evaluated_independent: AtomicBool::new(false),
+            facts: Mutex::new(None),
             referred_by_id: AtomicBool::new(false),
         });
         let mut db = Database { storage: salsa::Storage::new(callback), shared, stack: None };
@@ -496,7 +504,31 @@ impl Database {
         );
         if first && all_evaluated.load(Ordering::Relaxed) {
             self.check_policies_in_parallel();
+            self.build_facts_in_parallel();
         }
+    }
+
+    /// Builds the graph's facts of a large stack's resource items on several threads, once
+    /// every item is evaluated, for a stack compiled once (an edited database remembers them
+    /// per file, [`crate::graph::file_facts`]). An item's facts read its evaluation and its
+    /// kind's schema, both computed by then, so they do not depend on where they are built.
+    fn build_facts_in_parallel(&self) {
+        let items = crate::graph::resource_items(self);
+        if !self.shared.once || self.shared.threads < 2 || items.len() < PARALLEL_ITEMS {
+            return;
+        }
+        let starts: Vec<usize> = (0..items.len()).step_by(ITEMS_PER_TAKE).collect();
+        let built = Mutex::new(Vec::with_capacity(starts.len()));
+        self.on_threads_by(&starts, 1, false, |db, start| {
+            let run = &items[start..(start + ITEMS_PER_TAKE).min(items.len())];
+            let facts: Vec<_> = run.iter().map(|&item| crate::graph::facts_of(db, item)).collect();
+            lock(&built).push((start, facts));
+            true
+        });
+        let mut built = built.into_inner().unwrap_or_else(PoisonError::into_inner);
+        built.sort_unstable_by_key(|(start, _)| *start);
+        let facts: Vec<_> = built.into_iter().flat_map(|(_, facts)| facts).collect();
+        *lock(&self.shared.facts) = Some(facts);
     }
 
     /// The files a compile reads: the stack's own and the module files it imports.
@@ -819,6 +851,10 @@ impl Db for Database {
         if !self.shared.referred_by_id.load(Ordering::Relaxed) {
             self.shared.referred_by_id.store(true, Ordering::Relaxed);
         }
+    }
+
+    fn take_facts(&self) -> Option<Vec<crate::graph::Facts>> {
+        lock(&self.shared.facts).take()
     }
 
     fn names_no_resource_by_id(&self) -> bool {

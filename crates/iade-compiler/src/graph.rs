@@ -196,8 +196,9 @@ pub struct Facts {
 /// not per item: after an edit every remembered query is checked again before it is reused,
 /// and at 100,000 items checking a query per item cost more than what it saved (a file's
 /// facts are built again in a fraction of a millisecond). A database that compiles once
-/// builds them in `stack_resources` instead, and drops them with it (`facts_of`): nothing is
-/// edited there, and the memos held a tenth of a large stack's memory.
+/// builds them in `stack_resources` instead (a large stack's on several threads first, in
+/// `Database::prepare`), and drops them with it (`facts_of`): nothing is edited there, and the
+/// memos held a tenth of a large stack's memory.
 #[salsa::tracked(returns(ref))]
 pub fn file_facts(db: &dyn Db, file: SourceFile) -> Vec<Facts> {
     file_resource_items(db, file).map(|item| facts_of(db, item)).collect()
@@ -220,7 +221,7 @@ pub(crate) fn resource_count(db: &dyn Db, item: Item) -> usize {
     eval_resources(db, item).resources.len()
 }
 
-fn facts_of(db: &dyn Db, item: Item) -> Facts {
+pub(crate) fn facts_of(db: &dyn Db, item: Item) -> Facts {
     let evaluated = eval_resources(db, item);
     let mut out = Facts {
         cyclic: evaluated.cyclic,
@@ -405,11 +406,17 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
         Vec::with_capacity(if db.once() { resource_items(db).len() } else { 0 });
     let mut all_facts: Vec<(Item, &Facts)> = Vec::with_capacity(resource_items(db).len());
     if db.once() {
+        // Built on several threads already for a large stack (see `Database::prepare`).
+        let mut prebuilt =
+            db.take_facts().filter(|f| f.len() == resource_items(db).len()).map(Vec::into_iter);
         for &item in resource_items(db) {
             if seen > limit {
                 break;
             }
-            let facts = facts_of(db, item);
+            let facts = match prebuilt.as_mut().and_then(Iterator::next) {
+                Some(facts) => facts,
+                None => facts_of(db, item),
+            };
             seen += facts.facts.len();
             built.push((item, facts));
         }
