@@ -148,6 +148,9 @@ impl std::fmt::Debug for Options<'_> {
     }
 }
 
+/// The most steps a wave runs at once (see [`execute_waves`]).
+const STEPS_PER_BATCH: usize = 1024;
+
 fn digest(r: &PlannedResource) -> String {
     let mut h = Sha256::new();
     h.update(r.id.as_bytes());
@@ -574,178 +577,186 @@ fn execute_waves(
     let mut reports = Vec::new();
     let cx = env.context();
     let count = waves.len();
-    for (index, (wave_key, members)) in waves.into_iter().enumerate() {
-        'steps: {
-            let mut found_drift = Vec::new();
-            let mut found_errors = Vec::new();
-            // Deferred resources: observed now that their dependencies are done, or never,
-            // when one of those failed.
-            let mut observe_now = Vec::new();
-            for &i in &members {
-                let r = &current.resources[i];
-                if r.action != Action::Deferred {
-                    continue;
-                }
-                match deps.failed_dependency(&r.id, &failed) {
-                    Some(dep) => {
-                        let why = format!("not observed: it depends on {dep}, which failed");
-                        failed.insert(r.id.clone());
-                        found_errors.push(ResourceError {
-                            resource: r.id.clone(),
-                            field: None,
-                            message: why.clone(),
-                        });
-                        let report = StepReport {
-                            resource: r.id.clone(),
-                            action: None,
-                            status: StepStatus::Skipped,
-                            error: Some(why),
-                            output: None,
-                            attempts: 0,
-                        };
-                        env.events.emit(&Event::Step(report.clone()));
-                        reports.push(report);
+    for (index, (wave_key, in_wave)) in waves.into_iter().enumerate() {
+        // A large wave runs in batches, each the whole protocol (intents, effects, outcomes):
+        // what a batch holds is dropped before the next, so a run of 10,000 changes does not
+        // hold every intent, drift and outcome at once. Resources of one wave do not depend
+        // on each other, so the batches' order is free.
+        for members in in_wave.chunks(STEPS_PER_BATCH) {
+            'steps: {
+                let mut found_drift = Vec::new();
+                let mut found_errors = Vec::new();
+                // Deferred resources: observed now that their dependencies are done, or never,
+                // when one of those failed.
+                let mut observe_now = Vec::new();
+                for &i in members {
+                    let r = &current.resources[i];
+                    if r.action != Action::Deferred {
+                        continue;
                     }
-                    None => observe_now.push(i),
-                }
-            }
-            if !observe_now.is_empty() {
-                let t = Instant::now();
-                let pairs: Vec<(usize, &Node)> = observe_now
-                    .iter()
-                    .filter_map(|&i| stack.graph.node(&current.resources[i].id).map(|n| (i, n)))
-                    .collect();
-                let nodes: Vec<&Node> = pairs.iter().map(|(_, n)| *n).collect();
-                let results = observe(&nodes, env);
-                let mut differ = 0;
-                for ((i, node), result) in pairs.into_iter().zip(results) {
-                    let mut fresh = planned(node, result, env);
-                    fresh.after = std::mem::take(&mut current.resources[i].after);
-                    if fresh.error.is_some() {
-                        failed.insert(fresh.id.clone());
-                    }
-                    differ += usize::from(fresh.action != Action::None);
-                    found_drift.extend(drift_of(&fresh));
-                    found_errors.extend(fresh.problems());
-                    current.resources[i] = fresh;
-                }
-                timings.observe_ms += ms(t);
-                env.events.emit(&Event::Observed { resources: nodes.len(), differ });
-            }
-            let mut runnable = Vec::new();
-            let mut skipped = Vec::new();
-            for &i in &members {
-                let r = &current.resources[i];
-                if !r.is_pending() || r.error.is_some() {
-                    continue;
-                }
-                match deps.failed_dependency(&r.id, &failed) {
-                    Some(dep) => skipped.push((i, dep)),
-                    None => runnable.push(i),
-                }
-            }
-            errors.extend(found_errors.iter().cloned());
-            if runnable.is_empty() && skipped.is_empty() {
-                if !found_drift.is_empty() || !found_errors.is_empty() {
-                    journal.record_intents(epoch, run, &[], &found_drift, &found_errors)?;
-                }
-                break 'steps;
-            }
-            let intents: Vec<StepIntent> = runnable
-                .iter()
-                .chain(skipped.iter().map(|(i, _)| i))
-                .map(|&i| step_intent(&current.resources[i]))
-                .collect();
-            Failpoint::hit(options.failpoint, "before-intent");
-            let t = Instant::now();
-            journal.renew_lease(epoch, options.lease_ttl)?;
-            if let Some(lease) = env.lease {
-                lease.renewed(t);
-            }
-            let ids = journal.record_intents(epoch, run, &intents, &found_drift, &found_errors)?;
-            timings.journal_ms += ms(t);
-            Failpoint::hit(options.failpoint, "after-intent");
-            env.events.emit(&Event::Wave { index, waves: count, steps: runnable.len() });
-            let t = Instant::now();
-            let batch: Vec<&PlannedResource> = runnable.iter().map(|&i| &current.resources[i]).collect();
-            let mut results =
-                crate::parallel_map(&batch, env.parallelism, |r| apply_once(env, &cx, r, options.retries));
-            // The effects become durable together; only then are the steps recorded done.
-            flush(env, &cx, &batch, &mut results);
-            timings.apply_ms += ms(t);
-            Failpoint::hit(options.failpoint, "after-effect");
-            let mut wave = WaveOutcome::default();
-            for ((r, (result, attempts)), id) in batch.iter().zip(results).zip(&ids) {
-                let action = r.action.step();
-                let (status, error, output) = match result {
-                    Ok(applied) => (StepStatus::Done, None, applied.output.map(output)),
-                    Err(e) => {
-                        failed.insert(r.id.clone());
-                        (StepStatus::Failed, Some(e.message), e.output.map(output))
-                    }
-                };
-                if status == StepStatus::Done {
-                    wave.corrected.push(r.id.clone());
-                    let owns = env.providers.get(&r.provider).is_some_and(|p| p.owns_objects(&r.kind));
-                    match r.action {
-                        Action::Delete => wave.deleted.push(r.id.clone()),
-                        Action::Create | Action::Update | Action::Adopt if owns => {
-                            wave.applied.push(applied_identity(env, stack, r))
-                        }
-                        _ => {}
-                    }
-                    // A change notifies; the refresh it owes is recorded with its outcome.
-                    if r.action.notifies()
-                        && r.removal.is_none()
-                        && let Some(node) = stack.graph.node(&r.id)
-                    {
-                        for t in &node.notify {
-                            wave.notified.push(PendingRefresh {
-                                resource: t.clone(),
-                                notified_by: r.id.clone(),
-                                run,
+                    match deps.failed_dependency(&r.id, &failed) {
+                        Some(dep) => {
+                            let why = format!("not observed: it depends on {dep}, which failed");
+                            failed.insert(r.id.clone());
+                            found_errors.push(ResourceError {
+                                resource: r.id.clone(),
+                                field: None,
+                                message: why.clone(),
                             });
-                            if in_scope(t) {
-                                owed.entry(t.clone()).or_default().insert(r.id.clone());
+                            let report = StepReport {
+                                resource: r.id.clone(),
+                                action: None,
+                                status: StepStatus::Skipped,
+                                error: Some(why),
+                                output: None,
+                                attempts: 0,
+                            };
+                            env.events.emit(&Event::Step(report.clone()));
+                            reports.push(report);
+                        }
+                        None => observe_now.push(i),
+                    }
+                }
+                if !observe_now.is_empty() {
+                    let t = Instant::now();
+                    let pairs: Vec<(usize, &Node)> = observe_now
+                        .iter()
+                        .filter_map(|&i| stack.graph.node(&current.resources[i].id).map(|n| (i, n)))
+                        .collect();
+                    let nodes: Vec<&Node> = pairs.iter().map(|(_, n)| *n).collect();
+                    let results = observe(&nodes, env);
+                    let mut differ = 0;
+                    for ((i, node), result) in pairs.into_iter().zip(results) {
+                        let mut fresh = planned(node, result, env);
+                        fresh.after = std::mem::take(&mut current.resources[i].after);
+                        if fresh.error.is_some() {
+                            failed.insert(fresh.id.clone());
+                        }
+                        differ += usize::from(fresh.action != Action::None);
+                        found_drift.extend(drift_of(&fresh));
+                        found_errors.extend(fresh.problems());
+                        current.resources[i] = fresh;
+                    }
+                    timings.observe_ms += ms(t);
+                    env.events.emit(&Event::Observed { resources: nodes.len(), differ });
+                }
+                let mut runnable = Vec::new();
+                let mut skipped = Vec::new();
+                for &i in members {
+                    let r = &current.resources[i];
+                    if !r.is_pending() || r.error.is_some() {
+                        continue;
+                    }
+                    match deps.failed_dependency(&r.id, &failed) {
+                        Some(dep) => skipped.push((i, dep)),
+                        None => runnable.push(i),
+                    }
+                }
+                errors.extend(found_errors.iter().cloned());
+                if runnable.is_empty() && skipped.is_empty() {
+                    if !found_drift.is_empty() || !found_errors.is_empty() {
+                        journal.record_intents(epoch, run, &[], &found_drift, &found_errors)?;
+                    }
+                    break 'steps;
+                }
+                let intents: Vec<StepIntent> = runnable
+                    .iter()
+                    .chain(skipped.iter().map(|(i, _)| i))
+                    .map(|&i| step_intent(&current.resources[i]))
+                    .collect();
+                Failpoint::hit(options.failpoint, "before-intent");
+                let t = Instant::now();
+                journal.renew_lease(epoch, options.lease_ttl)?;
+                if let Some(lease) = env.lease {
+                    lease.renewed(t);
+                }
+                let ids = journal.record_intents(epoch, run, &intents, &found_drift, &found_errors)?;
+                timings.journal_ms += ms(t);
+                Failpoint::hit(options.failpoint, "after-intent");
+                env.events.emit(&Event::Wave { index, waves: count, steps: runnable.len() });
+                let t = Instant::now();
+                let batch: Vec<&PlannedResource> = runnable.iter().map(|&i| &current.resources[i]).collect();
+                let mut results = crate::parallel_map(&batch, env.parallelism, |r| {
+                    apply_once(env, &cx, r, options.retries)
+                });
+                // The effects become durable together; only then are the steps recorded done.
+                flush(env, &cx, &batch, &mut results);
+                timings.apply_ms += ms(t);
+                Failpoint::hit(options.failpoint, "after-effect");
+                let mut wave = WaveOutcome::default();
+                for ((r, (result, attempts)), id) in batch.iter().zip(results).zip(&ids) {
+                    let action = r.action.step();
+                    let (status, error, output) = match result {
+                        Ok(applied) => (StepStatus::Done, None, applied.output.map(output)),
+                        Err(e) => {
+                            failed.insert(r.id.clone());
+                            (StepStatus::Failed, Some(e.message), e.output.map(output))
+                        }
+                    };
+                    if status == StepStatus::Done {
+                        wave.corrected.push(r.id.clone());
+                        let owns = env.providers.get(&r.provider).is_some_and(|p| p.owns_objects(&r.kind));
+                        match r.action {
+                            Action::Delete => wave.deleted.push(r.id.clone()),
+                            Action::Create | Action::Update | Action::Adopt if owns => {
+                                wave.applied.push(applied_identity(env, stack, r))
+                            }
+                            _ => {}
+                        }
+                        // A change notifies; the refresh it owes is recorded with its outcome.
+                        if r.action.notifies()
+                            && r.removal.is_none()
+                            && let Some(node) = stack.graph.node(&r.id)
+                        {
+                            for t in &node.notify {
+                                wave.notified.push(PendingRefresh {
+                                    resource: t.clone(),
+                                    notified_by: r.id.clone(),
+                                    run,
+                                });
+                                if in_scope(t) {
+                                    owed.entry(t.clone()).or_default().insert(r.id.clone());
+                                }
                             }
                         }
                     }
+                    wave.steps.push(StepOutcome {
+                        step: *id,
+                        status,
+                        error: error.clone(),
+                        output: output.clone(),
+                    });
+                    let report =
+                        StepReport { resource: r.id.clone(), action, status, error, output, attempts };
+                    env.events.emit(&Event::Step(report.clone()));
+                    reports.push(report);
                 }
-                wave.steps.push(StepOutcome {
-                    step: *id,
-                    status,
-                    error: error.clone(),
-                    output: output.clone(),
-                });
-                let report = StepReport { resource: r.id.clone(), action, status, error, output, attempts };
-                env.events.emit(&Event::Step(report.clone()));
-                reports.push(report);
+                for ((i, dep), id) in skipped.iter().zip(&ids[runnable.len()..]) {
+                    let r = &current.resources[*i];
+                    failed.insert(r.id.clone());
+                    let why = format!("it depends on {dep}, which failed");
+                    wave.steps.push(StepOutcome {
+                        step: *id,
+                        status: StepStatus::Skipped,
+                        error: Some(why.clone()),
+                        output: None,
+                    });
+                    let report = StepReport {
+                        resource: r.id.clone(),
+                        action: r.action.step(),
+                        status: StepStatus::Skipped,
+                        error: Some(why),
+                        output: None,
+                        attempts: 0,
+                    };
+                    env.events.emit(&Event::Step(report.clone()));
+                    reports.push(report);
+                }
+                let t = Instant::now();
+                journal.record_outcomes(epoch, run, &wave)?;
+                timings.journal_ms += ms(t);
+                Failpoint::hit(options.failpoint, "after-outcome");
             }
-            for ((i, dep), id) in skipped.iter().zip(&ids[runnable.len()..]) {
-                let r = &current.resources[*i];
-                failed.insert(r.id.clone());
-                let why = format!("it depends on {dep}, which failed");
-                wave.steps.push(StepOutcome {
-                    step: *id,
-                    status: StepStatus::Skipped,
-                    error: Some(why.clone()),
-                    output: None,
-                });
-                let report = StepReport {
-                    resource: r.id.clone(),
-                    action: r.action.step(),
-                    status: StepStatus::Skipped,
-                    error: Some(why),
-                    output: None,
-                    attempts: 0,
-                };
-                env.events.emit(&Event::Step(report.clone()));
-                reports.push(report);
-            }
-            let t = Instant::now();
-            journal.record_outcomes(epoch, run, &wave)?;
-            timings.journal_ms += ms(t);
-            Failpoint::hit(options.failpoint, "after-outcome");
         }
         if wave_key <= deepest {
             let due: Vec<String> = owed.keys().filter(|t| deps.level(t) == wave_key).cloned().collect();

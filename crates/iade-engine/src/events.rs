@@ -15,7 +15,8 @@ pub enum Event {
         /// Of those, how many differ from their intent.
         differ: usize,
     },
-    /// A wave of steps (resources of one dependency depth) starts.
+    /// A wave of steps (resources of one dependency depth) starts; a wave of more than 1,024
+    /// steps starts once per batch, with that batch's steps.
     Wave { index: usize, waves: usize, steps: usize },
     /// A step ended (done, failed or skipped).
     Step(StepReport),

@@ -333,6 +333,31 @@ fn many_files(n: usize) -> String {
 }
 
 #[test]
+fn a_wave_of_1100_files_runs_in_two_batches_and_a_crash_between_them_keeps_the_first() {
+    let dir = stack("batches", &many_files(1100));
+    let files = |generation: u32| {
+        (0..1100)
+            .filter(|i| {
+                std::fs::read_to_string(dir.join(format!("tree/d{}/f{i}.txt", i % 10)))
+                    .is_ok_and(|t| t.contains(&format!("generation {generation}:")))
+            })
+            .count()
+    };
+    // Waves: the root, then its directories and the exec, then the 1,100 files in batches of
+    // 1,024. The third outcome point is the first batch's: its files are all there, the rest
+    // not begun.
+    let o = run(&dir, &["converge", "--param", "gen=1"], &[("IADE_FAILPOINT", "after-outcome:3")]);
+    assert_eq!(code(&o), None, "expected an abrupt stop:\n{}", text(&o));
+    assert_eq!(files(1), 1024, "{}", text(&o));
+    let o = run(&dir, &["converge", "--param", "gen=1"], &[]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("76 changed"), "only the second batch is left: {}", text(&o));
+    assert_eq!(files(1), 1100);
+    assert_converged(&dir, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn a_wave_repairing_the_modes_of_600_files_needs_no_descriptor_per_file() {
     let dir = stack("in-place-wave", &many_files(600));
     let o = run(&dir, &["converge"], &[]);

@@ -301,6 +301,31 @@ fn a_run_reports_observation_waves_and_steps_as_events_in_order() {
 }
 
 #[test]
+fn a_wave_of_more_than_1024_steps_starts_once_per_batch_and_ends_each_batch_before_the_next() {
+    let provider = Arc::new(MemoryProvider::default());
+    let providers = Providers::new().with_as("memory", provider.clone());
+    let cancelled = AtomicBool::new(false);
+    let recorder = Recorder::default();
+    let ids: Vec<String> = (0..1100).map(|i| format!("thing.t{i:04}")).collect();
+    let g = graph(&ids.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    let program = Program::default();
+    let (mut j, epoch) = journal("batches");
+    let env = env(&providers, &cancelled, &recorder);
+    let report = iade_engine::converge(&Stack::new(&g, &program), &env, &mut *j, epoch, &super::options(0))
+        .expect("run");
+    assert_eq!(report.summary.changed, 1100);
+    let events = recorder.0.lock().expect("lock").clone();
+    let starts: Vec<(usize, &String)> =
+        events.iter().enumerate().filter(|(_, e)| e.starts_with("wave")).collect();
+    assert_eq!(
+        starts.iter().map(|(_, e)| e.as_str()).collect::<Vec<_>>(),
+        ["wave 0: 1024 steps", "wave 0: 76 steps"]
+    );
+    // Every step of the first batch ends before the second starts.
+    assert_eq!(starts[1].0, starts[0].0 + 1 + 1024, "{:?}", &events[starts[0].0..starts[1].0 + 2]);
+}
+
+#[test]
 fn a_target_takes_what_it_depends_on_and_an_unknown_one_is_named() {
     let g = graph(
         &["thing.a", "thing.b", "thing.c", "thing.d"],
