@@ -409,27 +409,30 @@ pub fn converge(
         steps.iter().filter(|s| s.status == StepStatus::Done).map(|s| s.resource.clone()).collect();
     if !changed.is_empty() {
         let t = Instant::now();
-        // Only what is observed is kept, as a plan would keep it: the object found (also
-        // when another stack's mark refuses it), nothing on an error or without a provider.
-        let nodes: Vec<&Node> = stack.graph.nodes.iter().filter(|n| changed.contains(&n.id)).collect();
-        let again = crate::plan::observe(&nodes, env);
-        timings.observe_ms += ms(t);
         let at: HashMap<&str, usize> =
             current.resources.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
-        let mut found = Vec::with_capacity(nodes.len());
-        for (n, (result, mark)) in nodes.iter().zip(again) {
-            let refused = crate::plan::other_owner(&result, &mark, env).is_some();
-            let observed = match result {
-                Ok(obs) if refused || env.provider(n).is_some() => Some(obs),
-                _ => None,
-            };
-            if let Some(&i) = at.get(n.id.as_str()) {
-                found.push((i, observed));
+        let nodes: Vec<(usize, &Node)> = stack
+            .graph
+            .nodes
+            .iter()
+            .filter(|n| changed.contains(&n.id))
+            .filter_map(|n| at.get(n.id.as_str()).map(|&i| (i, n)))
+            .collect();
+        // In batches, as the steps ran: a large run does not hold every new observation twice.
+        for batch in nodes.chunks(STEPS_PER_BATCH) {
+            let just: Vec<&Node> = batch.iter().map(|(_, n)| *n).collect();
+            for (&(i, n), (result, mark)) in batch.iter().zip(crate::plan::observe(&just, env)) {
+                // Only what is observed is kept, as a plan would keep it: the object found
+                // (also when another stack's mark refuses it), nothing on an error or without a
+                // provider.
+                let refused = crate::plan::other_owner(&result, &mark, env).is_some();
+                current.resources[i].observed = match result {
+                    Ok(obs) if refused || env.provider(n).is_some() => Some(obs),
+                    _ => None,
+                };
             }
         }
-        for (i, observed) in found {
-            current.resources[i].observed = observed;
-        }
+        timings.observe_ms += ms(t);
     }
     let t = Instant::now();
     let compliance = evaluate_controls(stack, env, &current);
