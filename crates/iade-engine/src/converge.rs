@@ -321,7 +321,7 @@ pub fn converge(
     // The obligations, read under the lease: they are this engine's to fulfil now.
     let applied = journal.applied()?;
     let pending = journal.pending_refreshes()?;
-    let stack = &Stack {
+    let full = &Stack {
         graph: stack.graph,
         program: stack.program,
         applied: &applied,
@@ -330,12 +330,23 @@ pub fn converge(
     };
     let deps = Deps::new(stack.graph);
     let t = Instant::now();
-    let mut current = observe_in_order(stack, env, options.only, &deps);
+    let mut current = observe_in_order(full, env, options.only, &deps);
     if options.only.is_none() {
-        current.removals = crate::removal::plan_removals(stack, env);
+        current.removals = crate::removal::plan_removals(full, env);
     }
-    current.refreshes = crate::plan::planned_refreshes(stack, &current, &pending);
+    current.refreshes = crate::plan::planned_refreshes(full, &current, &pending);
     timings.observe_ms += ms(t);
+    // Past the removals, what the journal knew of a resource is only whether it was recorded
+    // and protected (the upkeep below): the identities, a large stack's megabytes, go.
+    let known: HashMap<String, bool> = applied.iter().map(|a| (a.resource.clone(), a.protected)).collect();
+    drop(applied);
+    let stack = &Stack {
+        graph: stack.graph,
+        program: stack.program,
+        applied: &[],
+        pending_refreshes: &pending,
+        prune: stack.prune,
+    };
     Failpoint::hit(options.failpoint, "after-observe");
     let drift: Vec<Drift> = current.resources.iter().flat_map(drift_of).collect();
     let errors: Vec<ResourceError> =
@@ -376,7 +387,6 @@ pub fn converge(
     // Records of what the stack manages and the journal does not know yet (objects applied
     // before the journal existed, or adopted), and of orphans found gone.
     let t = Instant::now();
-    let known: BTreeMap<&str, bool> = applied.iter().map(|a| (a.resource.as_str(), a.protected)).collect();
     let mut upkeep = WaveOutcome::default();
     for r in &current.resources {
         let present = matches!(r.observed, Some(Observed::Present(_)));
