@@ -281,7 +281,7 @@ fn observe_in_order(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<Str
         let mut now = Vec::new();
         for n in nodes {
             let after: Vec<String> =
-                deps.direct(&n.id).iter().filter(|d| waiting.contains(*d)).cloned().collect();
+                deps.direct(&n.id).iter().filter(|d| waiting.contains(**d)).map(|d| d.to_string()).collect();
             if after.is_empty() {
                 now.push(n);
             } else {
@@ -587,7 +587,9 @@ fn execute_waves(
     }
     // Resources that could not be observed count as failed for their dependents.
     let mut failed: BTreeSet<String> = current.errors().map(|r| r.id.clone()).collect();
-    let mut reports = Vec::new();
+    // One report per step, most of them known now: grown by doubling, 10,000 reports held
+    // room for 16,384.
+    let mut reports = Vec::with_capacity(current.resources.iter().filter(|r| r.is_pending()).count());
     let cx = env.context();
     let count = waves.len();
     for (index, (wave_key, in_wave)) in waves.into_iter().enumerate() {

@@ -309,12 +309,12 @@ pub fn plan(stack: &Stack<'_>, env: &Env<'_>, only: Option<&BTreeSet<String>>) -
             .iter()
             .filter(|d| {
                 // A dependency being deleted goes after its dependents, not before.
-                waiting.contains(d.as_str())
+                waiting.contains(**d)
                     || index
-                        .get(d.as_str())
+                        .get(**d)
                         .is_some_and(|&j| resources[j].is_pending() && resources[j].action != Action::Delete)
             })
-            .cloned()
+            .map(|d| d.to_string())
             .collect();
         if after.is_empty() {
             continue;
