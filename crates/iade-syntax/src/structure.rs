@@ -76,6 +76,12 @@ fn always_item_start(t: Token<'_>) -> bool {
     matches!(t, Token::Use | Token::Param | Token::Kind | Token::Rule | Token::Policy | Token::Control)
 }
 
+/// Whether a token at the start of a line may begin a top-level item (it does when nothing
+/// is open and the token before ends an operand; see `starts_item_at_top`).
+pub(crate) fn may_start_item(t: Token<'_>) -> bool {
+    always_item_start(t) || matches!(t, Token::Let | Token::For | Token::If | Token::Ident(_))
+}
+
 /// The text of a delimiter for messages.
 fn delim_text(t: Token<'_>) -> &'static str {
     t.keyword_or_punct().unwrap_or("\"")
@@ -104,13 +110,38 @@ struct Pass<'a, 's> {
 
 /// Splits `toks` into items and repairs delimiters.
 pub fn structure<'a, 's>(file: FileId, toks: &'a [Tok<'s>]) -> (Vec<ItemToks<'a, 's>>, Vec<Diagnostic>) {
+    let part = structure_part(file, toks, 0, &[]);
+    (part.items, part.diags)
+}
+
+/// What [`structure_part`] found: the items and diagnostics of its tokens, and where it
+/// stopped.
+pub(crate) struct Part<'a, 's> {
+    pub items: Vec<ItemToks<'a, 's>>,
+    pub diags: Vec<Diagnostic>,
+    /// The index in `stops` of the token it stopped before; `None`: it ran to the end.
+    pub stop: Option<usize>,
+}
+
+/// [`structure`] of `toks` from `start` on, as the pass over the whole would find it there if
+/// no delimiter were open before `start` and an item began at it (the caller checks that by
+/// where the part before it stopped). It stops before the first of `stops` (token indexes,
+/// ascending) past `start` where that holds: no delimiter is open and an item begins. The
+/// parts a file is cut into at such points are then exactly the whole pass's, and can be
+/// found at once.
+pub(crate) fn structure_part<'a, 's>(
+    file: FileId,
+    toks: &'a [Tok<'s>],
+    start: usize,
+    stops: &[usize],
+) -> Part<'a, 's> {
     let mut p = Pass {
         file,
         toks,
         diags: Vec::new(),
         items: Vec::new(),
-        cur_start: 0,
-        cur_end: 0,
+        cur_start: start,
+        cur_end: start,
         owned: false,
         cur: Vec::new(),
         poisoned: false,
@@ -122,13 +153,21 @@ pub fn structure<'a, 's>(file: FileId, toks: &'a [Tok<'s>]) -> (Vec<ItemToks<'a,
         prefix_run: 0,
         line_indent: 0,
     };
-    for i in 0..toks.len() {
+    let mut next = stops.partition_point(|&s| s <= start);
+    for i in start..toks.len() {
+        if stops.get(next) == Some(&i) {
+            if p.stack.is_empty() && p.starts_item_at_top(i) {
+                p.finish_item(i);
+                return Part { items: p.items, diags: p.diags, stop: Some(next) };
+            }
+            next += 1;
+        }
         p.step(i);
     }
     let end = toks.last().map_or(0, |t| t.span.end);
     p.close_all(end, None);
     p.finish_item(toks.len());
-    (p.items, p.diags)
+    Part { items: p.items, diags: p.diags, stop: None }
 }
 
 impl<'a, 's> Pass<'a, 's> {

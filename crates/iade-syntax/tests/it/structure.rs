@@ -104,6 +104,59 @@ fn string_escapes_and_interpolation_cook_as_documented() {
     }
 }
 
+/// Parses `text` on one thread and on several, and checks that they agree.
+fn parses_the_same_on_several_threads(text: &str) -> iade_syntax::Parse {
+    let one = iade_syntax::parse_with(FileId(0), text, 1);
+    for threads in [2, 3, 8] {
+        let many = iade_syntax::parse_with(FileId(0), text, threads);
+        assert_eq!(many.tree.items.len(), one.tree.items.len(), "{threads} threads");
+        assert_eq!(many.diagnostics, one.diagnostics, "{threads} threads");
+        assert!(many == one, "{threads} threads give another parse");
+    }
+    one
+}
+
+#[test]
+fn a_large_file_whose_parts_would_start_inside_strings_and_open_blocks_parses_as_on_one_thread() {
+    // Lines at column 0 inside multi-line strings, and blocks never closed: the places a part
+    // may start at are often not item starts, and the part before runs on through them.
+    let mut text = String::from("use std.fs.{file}\n\n");
+    for i in 0..3000 {
+        match i % 7 {
+            0 => text.push_str(&format!(
+                "file m{i} {{\n  content = \"\"\"\nline one\nfile inside {i} {{\n}}\n  \"\"\"\n}}\n\n"
+            )),
+            1 => text.push_str(&format!("file open{i} {{\n  path = \"/srv/{i}\"\n\n")),
+            2 => text.push_str(&format!("let x{i} = [1, 2,\n3]\n\n")),
+            _ => text.push_str(&format!("file f{i} {{\n  path = \"/srv/{i}\"\n  mode = 0o644\n}}\n\n")),
+        }
+    }
+    let parse = parses_the_same_on_several_threads(&text);
+    assert!(
+        parse.diagnostics.iter().any(|d| d.message.contains("unclosed")),
+        "{:?}",
+        &parse.diagnostics[..3]
+    );
+
+    // Every block left open: no part but the first is used.
+    let mut open = String::from("use std.fs.{file}\n\n");
+    for i in 0..3000 {
+        open.push_str(&format!("file f{i} {{\n  path = \"/srv/{i}\"\n\n"));
+    }
+    parses_the_same_on_several_threads(&open);
+
+    // Expressions continued on lines at column 0, outside any bracket: such a line is where a
+    // part may start, and no item begins there.
+    let mut continued = String::from("use std.fs.{file}\n\n");
+    for i in 0..3000 {
+        match i % 2 {
+            0 => continued.push_str(&format!("let y{i} = a +\nb +\nc\n\n")),
+            _ => continued.push_str(&format!("let y{i} = a +\nb\n\n")),
+        }
+    }
+    parses_the_same_on_several_threads(&continued);
+}
+
 #[test]
 fn a_large_file_parses_the_same_on_one_thread_and_on_several() {
     // Enough items to be split into runs, with broken items where runs begin and end (the
