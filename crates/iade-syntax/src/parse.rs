@@ -101,7 +101,9 @@ fn parse_by(file: FileId, text: &str, threads: usize, engine: Engine) -> Parse {
     }
     let lexed = crate::token::lex_parallel(file, text, threads);
     let mut diagnostics = lexed.diagnostics;
-    let items = if threads >= 2 && lexed.tokens.len() >= PARALLEL_TOKENS {
+    let in_parts = threads >= 2 && lexed.tokens.len() >= PARALLEL_TOKENS;
+    let items = if in_parts {
+        // Each part's items are validated on its thread too.
         structure_and_parse_in_parts(file, text, &lexed.tokens, threads, engine, &mut diagnostics)
     } else {
         let (item_toks, structure_diags) = structure(file, &lexed.tokens);
@@ -110,7 +112,9 @@ fn parse_by(file: FileId, text: &str, threads: usize, engine: Engine) -> Parse {
     };
     let mut tree = SourceFile { items };
     diagnostics.extend(crate::docs::attach(file, text, &mut tree, &lexed.comments));
-    diagnostics.extend(crate::validate::validate(file, &tree));
+    if !in_parts {
+        diagnostics.extend(crate::validate::validate(file, &tree));
+    }
     iade_diagnostics::sort(&mut diagnostics);
     Parse { tree, comments: lexed.comments, diagnostics }
 }
@@ -159,6 +163,7 @@ fn structure_and_parse_in_parts(
         // The first token of the item after the part, for its last item's "expected …".
         let after = part.stop.map(|s| stops.get(s).and_then(|&k| toks.get(k)).map(|t| t.token));
         let items = parse_run(file, text, &part.items, after, engine, &mut part.diags);
+        part.diags.extend(crate::validate::validate_items(file, &items));
         (items, part.diags, part.stop)
     };
     // Each part on a thread of its own, the first too, unless the file is very large. The

@@ -184,8 +184,13 @@ impl Validator {
 }
 
 pub(crate) fn validate(file: FileId, tree: &SourceFile) -> Vec<Diagnostic> {
+    validate_items(file, &tree.items)
+}
+
+/// [`validate`] of some of a file's items: each item is checked on its own.
+pub(crate) fn validate_items(file: FileId, items: &[crate::ast::Item]) -> Vec<Diagnostic> {
     let mut v = Validator { file, diags: Vec::new() };
-    for item in &tree.items {
+    for item in items {
         v.stmt(item.offset, Ctx::Top, &item.stmt);
     }
     v.diags
