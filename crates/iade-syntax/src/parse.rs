@@ -5,7 +5,7 @@ use iade_span::{FileId, Span};
 
 use crate::ast::{Item, SourceFile, Stmt, StmtKind};
 use crate::grammar::{self, CHAINED, MISSING_VALUE, RichErr};
-use crate::structure::{ItemToks, may_start_item, structure, structure_part};
+use crate::structure::{ItemToks, may_start_item, structure, structure_before, structure_part};
 use crate::token::{Comment, Token, lex};
 
 /// The result of parsing one file.
@@ -99,6 +99,11 @@ fn parse_by(file: FileId, text: &str, threads: usize, engine: Engine) -> Parse {
             .help("split the stack into smaller files");
         return Parse { tree: SourceFile::default(), comments: Vec::new(), diagnostics: vec![d] };
     }
+    if threads == 2
+        && let Some(parse) = parse_in_halves(file, text, engine)
+    {
+        return parse;
+    }
     let lexed = crate::token::lex_parallel(file, text, threads);
     let mut diagnostics = lexed.diagnostics;
     let in_parts = threads >= 2 && lexed.tokens.len() >= PARALLEL_TOKENS;
@@ -125,6 +130,70 @@ const PARALLEL_ITEMS: usize = 256;
 /// Files with at least this many tokens are split into items and parsed in parts at once
 /// ([`structure_and_parse_in_parts`]): some 256 items.
 const PARALLEL_TOKENS: usize = 8192;
+
+/// Texts at least this long parse their first half on the calling thread
+/// ([`parse_in_halves`]): some million tokens, as for [`CALLING_THREAD_TOKENS`].
+const CALLING_THREAD_BYTES: usize = 4 << 20;
+
+/// What one half of a file parsed apart gives: its comments, its diagnostics (lexing first)
+/// and its items.
+type ParsedHalf = (Vec<Comment>, Vec<Diagnostic>, Vec<Item>);
+
+/// Parses a large file in two halves at once on two threads (the machine's parallelism being
+/// two), each half lexed, passed over, parsed and validated on one thread, with nothing shared
+/// between them: the tokens of the halves are never joined. More threads parse in more parts
+/// ([`structure_and_parse_in_parts`]).
+/// The second half starts on a line that begins with a word (see
+/// [`crate::token::lex_parallel`]). `None` when the text is small, or when the halves are not
+/// independent: the first does not end in code at the top level, a delimiter is still open
+/// there or no item begins at the second (then it is parsed as one, in parts). The result is
+/// the same as for one thread (the tests compare them).
+fn parse_in_halves(file: FileId, text: &str, engine: Engine) -> Option<Parse> {
+    let (split, next) = crate::token::halves(file, text)?;
+    let second = move || -> (ParsedHalf, Option<(Token<'_>, Span)>) {
+        let lexed = crate::token::lex_from(file, text, split);
+        let begins = lexed.tokens.first().map(|t| (t.token, t.span));
+        let mut diags = lexed.diagnostics;
+        let part = structure_part(file, &lexed.tokens, 0, &[]);
+        diags.extend(part.diags);
+        let items = parse_run(file, text, &part.items, None, engine, &mut diags);
+        diags.extend(crate::validate::validate_items(file, &items));
+        ((lexed.comments, diags, items), begins)
+    };
+    let first = move || -> Option<ParsedHalf> {
+        let lexed = crate::token::lex_first_half(file, text, split)?;
+        let mut diags = lexed.diagnostics;
+        let (item_toks, structure_diags) = structure_before(file, &lexed.tokens, next)?;
+        diags.extend(structure_diags);
+        let items = parse_run(file, text, &item_toks, Some(Some(next.token)), engine, &mut diags);
+        diags.extend(crate::validate::validate_items(file, &items));
+        Some((lexed.comments, diags, items))
+    };
+    // On threads of their own, unless the text is very large (see `structure_and_parse_in_parts`).
+    let (first, second) = std::thread::scope(|scope| {
+        let second = scope.spawn(second);
+        let first = if text.len() >= CALLING_THREAD_BYTES {
+            first()
+        } else {
+            scope.spawn(first).join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        };
+        (first, second.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let (mut comments, mut diagnostics, mut items) = first?;
+    let ((second_comments, second_diags, second_items), begins) = second;
+    // The second half must begin with the token the first half was checked against (a word
+    // lexes alone as it does in its line).
+    if begins != Some((next.token, next.span)) {
+        return None;
+    }
+    comments.extend(second_comments);
+    diagnostics.extend(second_diags);
+    items.extend(second_items);
+    let mut tree = SourceFile { items };
+    diagnostics.extend(crate::docs::attach(file, text, &mut tree, &comments));
+    iade_diagnostics::sort(&mut diagnostics);
+    Some(Parse { tree, comments, diagnostics })
+}
 
 /// A part's items, their diagnostics, and where it stopped (see [`structure_part`]).
 type ParsedPart = (Vec<Item>, Vec<Diagnostic>, Option<usize>);

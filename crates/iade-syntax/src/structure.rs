@@ -170,6 +170,43 @@ pub(crate) fn structure_part<'a, 's>(
     Part { items: p.items, diags: p.diags, stop: None }
 }
 
+/// [`structure`] of the first of two runs of a file's tokens, lexed apart, when `next` (the
+/// first token of the second run) begins an item with no delimiter open: the items and
+/// diagnostics the pass over the whole finds in the first run. `None` otherwise: the runs
+/// must then be passed over together.
+pub(crate) fn structure_before<'a, 's>(
+    file: FileId,
+    toks: &'a [Tok<'s>],
+    next: Tok<'s>,
+) -> Option<(Vec<ItemToks<'a, 's>>, Vec<Diagnostic>)> {
+    let mut p = Pass {
+        file,
+        toks,
+        diags: Vec::new(),
+        items: Vec::new(),
+        cur_start: 0,
+        cur_end: 0,
+        owned: false,
+        cur: Vec::new(),
+        poisoned: false,
+        repaired_at: None,
+        depth_reported: false,
+        stack: Vec::new(),
+        chain: 0,
+        chain_total: 0,
+        prefix_run: 0,
+        line_indent: 0,
+    };
+    for i in 0..toks.len() {
+        p.step(i);
+    }
+    if !(p.stack.is_empty() && p.starts_item_at(toks.len(), next)) {
+        return None;
+    }
+    p.finish_item(toks.len());
+    Some((p.items, p.diags))
+}
+
 impl<'a, 's> Pass<'a, 's> {
     /// Token `i` goes into the current item as it is.
     fn keep(&mut self, i: usize) {
@@ -224,7 +261,12 @@ impl<'a, 's> Pass<'a, 's> {
 
     /// Whether token `i` begins a new top-level item while no delimiter is open.
     fn starts_item_at_top(&self, i: usize) -> bool {
-        let t = self.toks[i];
+        self.starts_item_at(i, self.toks[i])
+    }
+
+    /// Whether `t`, as token `i` (after the tokens before `i`), begins a new top-level item
+    /// while no delimiter is open.
+    fn starts_item_at(&self, i: usize, t: Tok<'s>) -> bool {
         let Some(prev) = self.prev(i) else { return true };
         // `waive control NAME for …` is one item: its `control` and `for` start none.
         let back = |n: usize| i.checked_sub(n).map(|j| self.toks[j].token);

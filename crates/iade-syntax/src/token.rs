@@ -511,6 +511,28 @@ pub fn lex_parallel(file: FileId, src: &str, threads: usize) -> Lexed<'_> {
     }
 }
 
+/// Where a large `src` may be lexed in two halves ([`lex_parallel`]), with the first token of
+/// the second half as lexed from there: `None` for a small text or one without such a line.
+/// The halves are lexed by [`lex_first_half`] and [`lex_from`].
+pub(crate) fn halves(file: FileId, src: &str) -> Option<(usize, Tok<'_>)> {
+    if src.len() < PARALLEL_BYTES {
+        return None;
+    }
+    let split = split_point(src)?;
+    // The half's first token is a word: the rest of its line is enough to lex it.
+    let line_end = src[split..].find('\n').map_or(src.len(), |n| split + n);
+    let first = *lex_from(file, src.get(..line_end)?, split).tokens.first()?;
+    Some((split, first))
+}
+
+/// Lexes `src[..end]`, the first of two halves ([`halves`]): `None` unless it ends in code at
+/// the top level, right after a newline (the second half is then lexed right from `end`).
+pub(crate) fn lex_first_half(file: FileId, src: &str, end: usize) -> Option<Lexed<'_>> {
+    let mut lx = Lexer::new(file, src.get(..end)?, 0, end / 4);
+    lx.run();
+    (lx.line_begin == end && !lx.ended_nested).then_some(lx.out)
+}
+
 /// Where [`lex_parallel`] lexes `src` in two halves, or `None` where it lexes it whole. For the
 /// tests.
 #[doc(hidden)]
