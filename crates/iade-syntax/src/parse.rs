@@ -115,13 +115,25 @@ fn parse_by(file: FileId, text: &str, threads: usize, engine: Engine) -> Parse {
         diagnostics.extend(structure_diags);
         parse_items(file, text, &item_toks, threads, engine, &mut diagnostics)
     };
-    let mut tree = SourceFile { items };
-    diagnostics.extend(crate::docs::attach(file, text, &mut tree, &lexed.comments));
     if !in_parts {
-        diagnostics.extend(crate::validate::validate(file, &tree));
+        diagnostics.extend(crate::validate::validate_items(file, &items));
     }
+    finish_parse(file, text, items, lexed.comments, diagnostics)
+}
+
+/// The parse of a file from its items, comments and diagnostics: doc comments attached, the
+/// diagnostics in order.
+fn finish_parse(
+    file: FileId,
+    text: &str,
+    items: Vec<Item>,
+    comments: Vec<Comment>,
+    mut diagnostics: Vec<Diagnostic>,
+) -> Parse {
+    let mut tree = SourceFile { items };
+    diagnostics.extend(crate::docs::attach(file, text, &mut tree, &comments));
     iade_diagnostics::sort(&mut diagnostics);
-    Parse { tree, comments: lexed.comments, diagnostics }
+    Parse { tree, comments, diagnostics }
 }
 
 /// Files with at least this many items are parsed on several threads.
@@ -142,8 +154,7 @@ type ParsedHalf = (Vec<Comment>, Vec<Diagnostic>, Vec<Item>);
 /// Parses a large file in two halves at once on two threads (the machine's parallelism being
 /// two), each half lexed, passed over, parsed and validated on one thread, with nothing shared
 /// between them: the tokens of the halves are never joined. More threads parse in more parts
-/// ([`structure_and_parse_in_parts`]).
-/// The second half starts on a line that begins with a word (see
+/// ([`structure_and_parse_in_parts`]). The second half starts on a line that begins with a word (see
 /// [`crate::token::lex_parallel`]). `None` when the text is small, or when the halves are not
 /// independent: the first does not end in code at the top level, a delimiter is still open
 /// there or no item begins at the second (then it is parsed as one, in parts). The result is
@@ -189,10 +200,7 @@ fn parse_in_halves(file: FileId, text: &str, engine: Engine) -> Option<Parse> {
     comments.extend(second_comments);
     diagnostics.extend(second_diags);
     items.extend(second_items);
-    let mut tree = SourceFile { items };
-    diagnostics.extend(crate::docs::attach(file, text, &mut tree, &comments));
-    iade_diagnostics::sort(&mut diagnostics);
-    Some(Parse { tree, comments, diagnostics })
+    Some(finish_parse(file, text, items, comments, diagnostics))
 }
 
 /// A part's items, their diagnostics, and where it stopped (see [`structure_part`]).

@@ -135,24 +135,7 @@ pub(crate) fn structure_part<'a, 's>(
     start: usize,
     stops: &[usize],
 ) -> Part<'a, 's> {
-    let mut p = Pass {
-        file,
-        toks,
-        diags: Vec::new(),
-        items: Vec::new(),
-        cur_start: start,
-        cur_end: start,
-        owned: false,
-        cur: Vec::new(),
-        poisoned: false,
-        repaired_at: None,
-        depth_reported: false,
-        stack: Vec::new(),
-        chain: 0,
-        chain_total: 0,
-        prefix_run: 0,
-        line_indent: 0,
-    };
+    let mut p = Pass::new(file, toks, start);
     let mut next = stops.partition_point(|&s| s <= start);
     for i in start..toks.len() {
         if stops.get(next) == Some(&i) {
@@ -179,24 +162,7 @@ pub(crate) fn structure_before<'a, 's>(
     toks: &'a [Tok<'s>],
     next: Tok<'s>,
 ) -> Option<(Vec<ItemToks<'a, 's>>, Vec<Diagnostic>)> {
-    let mut p = Pass {
-        file,
-        toks,
-        diags: Vec::new(),
-        items: Vec::new(),
-        cur_start: 0,
-        cur_end: 0,
-        owned: false,
-        cur: Vec::new(),
-        poisoned: false,
-        repaired_at: None,
-        depth_reported: false,
-        stack: Vec::new(),
-        chain: 0,
-        chain_total: 0,
-        prefix_run: 0,
-        line_indent: 0,
-    };
+    let mut p = Pass::new(file, toks, 0);
     for i in 0..toks.len() {
         p.step(i);
     }
@@ -208,6 +174,28 @@ pub(crate) fn structure_before<'a, 's>(
 }
 
 impl<'a, 's> Pass<'a, 's> {
+    /// A pass over `toks` from `start` on, with nothing open.
+    fn new(file: FileId, toks: &'a [Tok<'s>], start: usize) -> Self {
+        Pass {
+            file,
+            toks,
+            diags: Vec::new(),
+            items: Vec::new(),
+            cur_start: start,
+            cur_end: start,
+            owned: false,
+            cur: Vec::new(),
+            poisoned: false,
+            repaired_at: None,
+            depth_reported: false,
+            stack: Vec::new(),
+            chain: 0,
+            chain_total: 0,
+            prefix_run: 0,
+            line_indent: 0,
+        }
+    }
+
     /// Token `i` goes into the current item as it is.
     fn keep(&mut self, i: usize) {
         if self.owned {

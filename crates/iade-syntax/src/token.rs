@@ -497,7 +497,7 @@ pub fn lex_parallel(file: FileId, src: &str, threads: usize) -> Lexed<'_> {
     let Some(split) = split_point(src) else { return lex(file, src) };
     let (first, second) = std::thread::scope(|scope| {
         let second = scope.spawn(|| lex_from(file, src, split));
-        (lex_prefix(file, src, split), second.join())
+        (lex_prefix(file, src, split, src.len() / 4), second.join())
     });
     match (first, second) {
         (Some(mut first), Ok(second)) => {
@@ -528,9 +528,7 @@ pub(crate) fn halves(file: FileId, src: &str) -> Option<(usize, Tok<'_>)> {
 /// Lexes `src[..end]`, the first of two halves ([`halves`]): `None` unless it ends in code at
 /// the top level, right after a newline (the second half is then lexed right from `end`).
 pub(crate) fn lex_first_half(file: FileId, src: &str, end: usize) -> Option<Lexed<'_>> {
-    let mut lx = Lexer::new(file, src.get(..end)?, 0, end / 4);
-    lx.run();
-    (lx.line_begin == end && !lx.ended_nested).then_some(lx.out)
+    lex_prefix(file, src, end, end / 4)
 }
 
 /// Where [`lex_parallel`] lexes `src` in two halves, or `None` where it lexes it whole. For the
@@ -538,7 +536,7 @@ pub(crate) fn lex_first_half(file: FileId, src: &str, end: usize) -> Option<Lexe
 #[doc(hidden)]
 pub fn parallel_split(file: FileId, src: &str) -> Option<usize> {
     let split = split_point(src).filter(|_| src.len() >= PARALLEL_BYTES)?;
-    lex_prefix(file, src, split).map(|_| split)
+    lex_prefix(file, src, split, split / 4).map(|_| split)
 }
 
 /// Where [`lex_parallel`] splits `src`: after the first newline past the middle that is
@@ -555,10 +553,11 @@ fn split_point(src: &str) -> Option<usize> {
     }
 }
 
-/// Lexes `src[..end]` for [`lex_parallel`], with room for the tokens of all of `src`: `None`
-/// unless it ends in code at the top level, right after a newline.
-fn lex_prefix(file: FileId, src: &str, end: usize) -> Option<Lexed<'_>> {
-    let mut lx = Lexer::new(file, src.get(..end)?, 0, src.len() / 4);
+/// Lexes `src[..end]` with room for `room` tokens: `None` unless it ends in code at the top
+/// level, right after a newline. [`lex_parallel`] gives room for the tokens of all of `src`,
+/// which the second half's are added to.
+fn lex_prefix(file: FileId, src: &str, end: usize, room: usize) -> Option<Lexed<'_>> {
+    let mut lx = Lexer::new(file, src.get(..end)?, 0, room);
     lx.run();
     (lx.line_begin == end && !lx.ended_nested).then_some(lx.out)
 }

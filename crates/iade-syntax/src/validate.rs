@@ -3,7 +3,7 @@
 use iade_diagnostics::{Diagnostic, codes};
 use iade_span::FileId;
 
-use crate::ast::{ControlId, Else, Key, SourceFile, Stmt, StmtKind, StrLit, StrPart, UsePath};
+use crate::ast::{ControlId, Else, Key, Stmt, StmtKind, StrLit, StrPart, UsePath};
 
 fn interpolates(s: &StrLit) -> bool {
     s.parts.iter().any(|p| matches!(p, StrPart::Interp(_)))
@@ -183,11 +183,8 @@ impl Validator {
     }
 }
 
-pub(crate) fn validate(file: FileId, tree: &SourceFile) -> Vec<Diagnostic> {
-    validate_items(file, &tree.items)
-}
-
-/// [`validate`] of some of a file's items: each item is checked on its own.
+/// Checks where each of `items` (a file's, or a run of them) places its statements; each item
+/// is checked on its own.
 pub(crate) fn validate_items(file: FileId, items: &[crate::ast::Item]) -> Vec<Diagnostic> {
     let mut v = Validator { file, diags: Vec::new() };
     for item in items {

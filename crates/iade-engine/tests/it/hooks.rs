@@ -274,18 +274,26 @@ impl Events for Recorder {
     }
 }
 
-#[test]
-fn a_run_reports_observation_waves_and_steps_as_events_in_order() {
+/// Converges `g` through a memory provider, recording the run's events; the journal is named
+/// `name`.
+fn converge_recorded(g: &IntentGraph, name: &str) -> (iade_engine::RunReport, Vec<String>) {
     let provider = Arc::new(MemoryProvider::default());
     let providers = Providers::new().with_as("memory", provider.clone());
     let cancelled = AtomicBool::new(false);
     let recorder = Recorder::default();
-    let g = graph(&["thing.a", "thing.b"], &[("thing.a", "thing.b")]);
     let program = Program::default();
-    let (mut j, epoch) = journal("events");
+    let (mut j, epoch) = journal(name);
     let env = env(&providers, &cancelled, &recorder);
-    iade_engine::converge(&Stack::new(&g, &program), &env, &mut *j, epoch, &super::options(0)).expect("run");
+    let report = iade_engine::converge(&Stack::new(g, &program), &env, &mut *j, epoch, &super::options(0))
+        .expect("run");
     let events = recorder.0.lock().expect("lock").clone();
+    (report, events)
+}
+
+#[test]
+fn a_run_reports_observation_waves_and_steps_as_events_in_order() {
+    let g = graph(&["thing.a", "thing.b"], &[("thing.a", "thing.b")]);
+    let (_, events) = converge_recorded(&g, "events");
     assert_eq!(
         events,
         vec![
@@ -302,19 +310,10 @@ fn a_run_reports_observation_waves_and_steps_as_events_in_order() {
 
 #[test]
 fn a_wave_of_more_than_1024_steps_starts_once_per_batch_and_ends_each_batch_before_the_next() {
-    let provider = Arc::new(MemoryProvider::default());
-    let providers = Providers::new().with_as("memory", provider.clone());
-    let cancelled = AtomicBool::new(false);
-    let recorder = Recorder::default();
     let ids: Vec<String> = (0..1100).map(|i| format!("thing.t{i:04}")).collect();
     let g = graph(&ids.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
-    let program = Program::default();
-    let (mut j, epoch) = journal("batches");
-    let env = env(&providers, &cancelled, &recorder);
-    let report = iade_engine::converge(&Stack::new(&g, &program), &env, &mut *j, epoch, &super::options(0))
-        .expect("run");
+    let (report, events) = converge_recorded(&g, "batches");
     assert_eq!(report.summary.changed, 1100);
-    let events = recorder.0.lock().expect("lock").clone();
     let starts: Vec<(usize, &String)> =
         events.iter().enumerate().filter(|(_, e)| e.starts_with("wave")).collect();
     assert_eq!(
