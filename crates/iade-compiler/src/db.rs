@@ -350,10 +350,11 @@ impl Database {
         let mut sources = Sources::new();
         for file in read(&self.shared.files).iter() {
             let path = file.path(self);
-            let text = match shown(path) {
-                Some(text) => text,
-                None if keep(file.id(self)) => file.text(self).clone(),
-                None => String::new(),
+            // Copied once, into the text the sources share.
+            let text: Arc<str> = match shown(path) {
+                Some(text) => text.into(),
+                None if keep(file.id(self)) => Arc::from(file.text(self).as_str()),
+                None => Arc::from(""),
             };
             sources.add(path.clone(), text);
         }

@@ -1,6 +1,7 @@
 //! Human rendering through ariadne.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use ariadne::{Color, Config, IndexType, Label as ALabel, Report, ReportKind};
 
@@ -66,12 +67,12 @@ pub fn render_text(sources: &Sources, diag: &Diagnostic, opts: RenderOptions) ->
 }
 
 /// The files a diagnostic points into, by path, as ariadne reads them.
-struct Cut<'a>(Vec<(String, &'a ariadne::Source<String>)>);
+struct Cut<'a>(Vec<(String, &'a ariadne::Source<Arc<str>>)>);
 
 impl ariadne::Cache<String> for Cut<'_> {
-    type Storage = String;
+    type Storage = Arc<str>;
 
-    fn fetch(&mut self, id: &String) -> Result<&ariadne::Source<String>, impl std::fmt::Debug> {
+    fn fetch(&mut self, id: &String) -> Result<&ariadne::Source<Arc<str>>, impl std::fmt::Debug> {
         self.0.iter().find(|(path, _)| path == id).map(|(_, source)| *source).ok_or("no such file")
     }
 

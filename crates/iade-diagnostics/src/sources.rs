@@ -1,19 +1,22 @@
+use std::sync::Arc;
+
 use iade_span::{FileId, LineIndex};
 
-/// A source text with the path it is shown under.
+/// A source text with the path it is shown under. The text is held once: its line index and
+/// the human renderer's lines share it (a large stack's file is megabytes).
 #[derive(Clone, Debug)]
 pub struct SourceFile {
     pub path: String,
-    pub text: String,
+    pub text: Arc<str>,
     pub lines: LineIndex,
     /// The text as the human renderer reads it, cut into lines once for all the diagnostics
     /// that point into the file: cutting it per diagnostic made a thousand diagnostics in a
     /// large file take seconds.
-    pub(crate) rendered: std::sync::OnceLock<ariadne::Source<String>>,
+    pub(crate) rendered: std::sync::OnceLock<ariadne::Source<Arc<str>>>,
 }
 
 impl SourceFile {
-    pub(crate) fn rendered(&self) -> &ariadne::Source<String> {
+    pub(crate) fn rendered(&self) -> &ariadne::Source<Arc<str>> {
         self.rendered.get_or_init(|| ariadne::Source::from(self.text.clone()))
     }
 }
@@ -29,9 +32,9 @@ impl Sources {
         Self::default()
     }
 
-    pub fn add(&mut self, path: impl Into<String>, text: impl Into<String>) -> FileId {
+    pub fn add(&mut self, path: impl Into<String>, text: impl Into<Arc<str>>) -> FileId {
         let text = text.into();
-        let lines = LineIndex::new(&text);
+        let lines = LineIndex::shared(text.clone());
         self.files.push(SourceFile { path: path.into(), text, lines, rendered: std::sync::OnceLock::new() });
         FileId(self.files.len() as u32 - 1)
     }

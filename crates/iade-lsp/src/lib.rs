@@ -257,18 +257,22 @@ fn diagnostics_by_file(
     for d in &diags {
         let Some(primary) = d.primary_label() else { continue };
         let Some(file) = sources.get(primary.file) else { continue };
-        let index = LineIndex::new(&file.text);
+        // The index the sources built once: a file with many diagnostics is not indexed again
+        // for each of them.
+        let index = &file.lines;
         let related: Vec<DiagnosticRelatedInformation> = d
             .labels
             .iter()
             .filter(|l| !l.primary)
             .filter_map(|l| {
                 let f = sources.get(l.file)?;
-                let idx = LineIndex::new(&f.text);
                 Some(DiagnosticRelatedInformation {
                     location: Location {
                         uri: Uri::from_file_path(absolute(Path::new(&f.path)))?,
-                        range: Range { start: position(&idx, l.span.start), end: position(&idx, l.span.end) },
+                        range: Range {
+                            start: position(&f.lines, l.span.start),
+                            end: position(&f.lines, l.span.end),
+                        },
                     },
                     message: l.message.clone(),
                 })
@@ -280,8 +284,8 @@ fn diagnostics_by_file(
         }
         by_file.entry(absolute(Path::new(&file.path))).or_default().push(Diagnostic {
             range: Range {
-                start: position(&index, primary.span.start),
-                end: position(&index, primary.span.end),
+                start: position(index, primary.span.start),
+                end: position(index, primary.span.end),
             },
             severity: Some(if d.is_error() {
                 DiagnosticSeverity::ERROR

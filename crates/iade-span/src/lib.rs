@@ -5,6 +5,7 @@
 //! It must never depend on any other iade crate.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Identifies one source file within a compilation.
 #[derive(
@@ -95,18 +96,22 @@ pub struct LineCol {
 pub struct LineIndex {
     /// Byte offset at which each line starts; `line_starts[0] == 0`.
     line_starts: Vec<u32>,
-    text: String,
+    /// The text, shared with whoever holds it (a large stack's file is megabytes).
+    text: Arc<str>,
 }
 
 impl LineIndex {
     pub fn new(text: &str) -> Self {
-        let mut line_starts = vec![0];
-        for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                line_starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX));
-            }
-        }
-        Self { line_starts, text: text.to_owned() }
+        Self::shared(Arc::from(text))
+    }
+
+    /// The index of a text held elsewhere too, without copying it.
+    pub fn shared(text: Arc<str>) -> Self {
+        let newlines = || memchr::memchr_iter(b'\n', text.as_bytes());
+        let mut line_starts = Vec::with_capacity(newlines().count() + 1);
+        line_starts.push(0);
+        line_starts.extend(newlines().map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX)));
+        Self { line_starts, text }
     }
 
     pub fn line_count(&self) -> usize {
@@ -177,6 +182,18 @@ mod tests {
         assert_eq!(idx.line_col_utf16(6), LineCol { line: 1, col: 2 });
         assert_eq!(idx.offset_utf16(LineCol { line: 1, col: 2 }), 6);
         assert_eq!(idx.line_col_chars(6), LineCol { line: 1, col: 1 });
+    }
+
+    #[test]
+    fn an_index_of_a_shared_text_answers_as_one_of_its_copy() {
+        let text = "a\r\nbé\n\nc😀d";
+        let (copied, shared) = (LineIndex::new(text), LineIndex::shared(Arc::from(text)));
+        assert_eq!(copied, shared);
+        assert_eq!(shared.line_count(), 4);
+        for offset in 0..=text.len() as u32 {
+            assert_eq!(copied.line_col_chars(offset), shared.line_col_chars(offset));
+        }
+        assert_eq!(shared.line_col(4), LineCol { line: 1, col: 1 });
     }
 
     #[test]
