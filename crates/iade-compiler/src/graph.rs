@@ -946,14 +946,13 @@ pub fn file_diagnostics(db: &dyn Db, file: SourceFile) -> Vec<Diag> {
 /// The intent graph with absolute, line-and-column source locations.
 pub fn intent_graph(db: &Database) -> IntentGraph {
     let resources = stack_resources(db);
-    let mut lines: HashMap<iade_span::FileId, (String, LineIndex)> = HashMap::new();
+    let mut lines: HashMap<iade_span::FileId, (Arc<str>, LineIndex)> = HashMap::new();
     let mut loc = |origin: &Origin, span: Span| -> Option<SourceLoc> {
         let (file, abs) = db.resolve(origin, span)?;
         let (path, index) = lines.entry(file).or_insert_with(|| {
             let f = db.file_by_id(file);
-            let path = f.map(|f| f.path(db).clone()).unwrap_or_default();
-            let text = f.map(|f| f.text(db).clone()).unwrap_or_default();
-            (path, LineIndex::new(&text))
+            let path = f.map_or_else(|| Arc::from(""), |f| Arc::from(f.path(db).as_str()));
+            (path, LineIndex::new(f.map_or("", |f| f.text(db).as_str())))
         });
         let lc = index.line_col(abs.start);
         Some(SourceLoc {

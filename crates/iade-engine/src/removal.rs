@@ -45,7 +45,7 @@ struct Candidate {
 }
 
 fn nowhere() -> SourceLoc {
-    SourceLoc { file: String::new(), line: 0, column: 0, start: 0, end: 0 }
+    SourceLoc { file: std::sync::Arc::from(""), line: 0, column: 0, start: 0, end: 0 }
 }
 
 fn key(provider: &str, instance: Option<&str>, identity: &Fields) -> (String, String) {

@@ -50,7 +50,8 @@ pub struct Instance {
 /// A source location: file path, 1-based line and column, and the byte range.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SourceLoc {
-    pub file: String,
+    /// Shared by every location in the file: a graph of 10,000 resources holds 50,000.
+    pub file: std::sync::Arc<str>,
     pub line: u32,
     pub column: u32,
     pub start: u32,

@@ -362,7 +362,7 @@ impl Program {
         let lines = self.lines.get(&origin.file)?;
         let lc = lines.line_col(span.start + offset);
         Some(crate::SourceLoc {
-            file: path.to_string(),
+            file: path.clone(),
             line: lc.line + 1,
             column: lc.col + 1,
             start: span.start + offset,

@@ -31,8 +31,8 @@ impl<'a> Files<'a> {
     fn loc(&mut self, loc: &'a SourceLoc) -> Loc {
         let SourceLoc { file, line, column, start, end } = loc;
         let next = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
-        let i = *self.index.entry(file.as_str()).or_insert_with(|| {
-            self.names.push(file.as_str());
+        let i = *self.index.entry(&**file).or_insert_with(|| {
+            self.names.push(&**file);
             next
         });
         Loc(i, *line, *column, *start, *end)
@@ -147,6 +147,8 @@ impl GraphIn {
     /// entry: compile instead).
     pub(super) fn into_graph(self) -> Option<IntentGraph> {
         let GraphIn { version, files, nodes, edges, instances, providers } = self;
+        // Each file's path once, shared by its locations.
+        let files: Vec<std::sync::Arc<str>> = files.into_iter().map(std::sync::Arc::from).collect();
         let loc = |Loc(file, line, column, start, end): Loc| -> Option<SourceLoc> {
             let file = files.get(usize::try_from(file).ok()?)?.clone();
             Some(SourceLoc { file, line, column, start, end })

@@ -423,7 +423,7 @@ fn a_cached_graph_reads_back_equal_with_instances_notifications_providers_and_se
         .nodes
         .iter()
         .flat_map(|n| n.attrs.values().filter_map(|a| a.source.as_ref()).chain([&n.declared]))
-        .map(|l| l.file.as_str())
+        .map(|l| &*l.file)
         .collect();
     assert!(files.len() >= 2, "locations in several files: {files:?}");
     let cached = iade_driver::cache::load(&dir, &options).expect("the entry is used");

@@ -85,7 +85,7 @@ fn a_journal_written_by_the_first_release_opens_and_keeps_its_history() {
     let findings = j.findings(RunId(1)).expect("findings");
     assert_eq!(findings[0].outcome, FindingOutcome::Fail);
     let loc = findings[0].location.as_ref().expect("the location is kept");
-    assert_eq!((loc.file.as_str(), loc.line, loc.column), ("main.iade", 12, 7));
+    assert_eq!((&*loc.file, loc.line, loc.column), ("main.iade", 12, 7));
     assert_eq!(j.check_integrity().expect("check"), Vec::<String>::new());
     drop(j);
     let again = SqliteJournal::open(&path, &stack()).expect("a migrated journal opens again");
