@@ -229,14 +229,18 @@ fn the_language_server_answers_over_stdio_as_an_editor_uses_it() {
 }
 
 /// `(code, line, column)` of each diagnostic of `iade check --format json` (1-based).
-fn check_json(dir: &Path) -> Vec<(String, u64, u64)> {
+/// A diagnostic as compared: code, primary line and column, and the other labels' lines and
+/// columns in the same file (one-based, columns in characters).
+type Compared = (String, u64, u64, Vec<(u64, u64)>);
+
+fn check_json(dir: &Path) -> Vec<Compared> {
     let o = Command::new(super::engine::iade_bin())
         .args(["check", "--format", "json", "."])
         .current_dir(dir)
         .output()
         .expect("check runs");
     let v: Value = serde_json::from_slice(&o.stdout).expect("json report");
-    let mut out: Vec<(String, u64, u64)> = v["diagnostics"]
+    let mut out: Vec<Compared> = v["diagnostics"]
         .as_array()
         .expect("list")
         .iter()
@@ -253,10 +257,21 @@ fn check_json(dir: &Path) -> Vec<(String, u64, u64)> {
                 .find(|l| l["primary"] == true)
                 .unwrap_or(&d["labels"][0])
                 .clone();
+            let mut others: Vec<(u64, u64)> = d["labels"]
+                .as_array()
+                .expect("labels")
+                .iter()
+                .filter(|o| o["primary"] == false && o["file"] == l["file"])
+                .map(|o| {
+                    (o["start"]["line"].as_u64().unwrap_or(0), o["start"]["column"].as_u64().unwrap_or(0))
+                })
+                .collect();
+            others.sort();
             (
                 d["code"].as_str().unwrap_or_default().to_string(),
                 l["start"]["line"].as_u64().unwrap_or(0),
                 l["start"]["column"].as_u64().unwrap_or(0),
+                others,
             )
         })
         .collect();
@@ -265,7 +280,7 @@ fn check_json(dir: &Path) -> Vec<(String, u64, u64)> {
 }
 
 #[test]
-fn the_servers_diagnostics_equal_iade_checks_for_every_golden_input() {
+fn the_servers_diagnostics_and_their_related_locations_equal_iade_checks_for_every_golden_input() {
     let root = super::root();
     let mut inputs: Vec<std::path::PathBuf> = Vec::new();
     for dir in ["tests/check/err", "tests/syntax/err", "tests/check/ok", "tests/syntax/ok"] {
@@ -283,6 +298,7 @@ fn the_servers_diagnostics_equal_iade_checks_for_every_golden_input() {
     let _ = lsp.request("initialize", json!({ "processId": null, "rootUri": null, "capabilities": {} }));
     lsp.notify("initialized", json!({}));
     let mut checked = 0;
+    let mut related = 0;
     for (i, input) in inputs.iter().enumerate() {
         let text = String::from_utf8_lossy(&std::fs::read(input).expect("golden")).into_owned();
         if text.contains('\0') || std::fs::read_to_string(input).is_err() {
@@ -300,25 +316,37 @@ fn the_servers_diagnostics_equal_iade_checks_for_every_golden_input() {
         );
         let published = lsp.diagnostics(&u);
         let index = iade_span_index(&text);
-        let mut got: Vec<(String, u64, u64)> = published["diagnostics"]
+        let at = |start: &Value| {
+            let line = start["line"].as_u64().unwrap_or(0);
+            (line + 1, chars_column(&index, line, start["character"].as_u64().unwrap_or(0)) + 1)
+        };
+        let mut got: Vec<Compared> = published["diagnostics"]
             .as_array()
             .expect("list")
             .iter()
             .map(|d| {
-                let line = d["range"]["start"]["line"].as_u64().unwrap_or(0);
-                let utf16 = d["range"]["start"]["character"].as_u64().unwrap_or(0);
-                (
-                    d["code"].as_str().unwrap_or_default().to_string(),
-                    line + 1,
-                    chars_column(&index, line, utf16) + 1,
-                )
+                let (line, column) = at(&d["range"]["start"]);
+                // Related information in the same file: where the other labels point.
+                let mut others: Vec<(u64, u64)> = d["relatedInformation"]
+                    .as_array()
+                    .map(|r| {
+                        r.iter()
+                            .filter(|i| i["location"]["uri"] == json!(u))
+                            .map(|i| at(&i["location"]["range"]["start"]))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                others.sort();
+                (d["code"].as_str().unwrap_or_default().to_string(), line, column, others)
             })
             .collect();
         got.sort();
         assert_eq!(got, want, "{}: the server and `iade check` disagree", input.display());
         checked += 1;
+        related += want.iter().filter(|d| !d.3.is_empty()).count();
     }
     assert!(checked > 100, "only {checked} golden inputs were compared");
+    assert!(related > 10, "only {related} diagnostics had related locations to compare");
     let _ = lsp.request("shutdown", json!(null));
     lsp.notify("exit", json!(null));
     let _ = lsp.child.wait();
