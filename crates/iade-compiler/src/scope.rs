@@ -145,6 +145,13 @@ impl Names {
         out
     }
 
+    /// The names in no particular order: for a search whose answer does not depend on it
+    /// ([`crate::suggest::closest`] takes the least distance, then the least name). Sorting them
+    /// for each unknown name made 5,000 unknown names in a stack of 5,000 take 0.6 s.
+    pub fn unordered(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
     /// The names, in their order.
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.sorted().into_iter().map(|(k, _)| k)
@@ -236,8 +243,10 @@ impl Scope {
         })
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.iter().map(|(n, _)| n.as_str())
+    /// The names in no particular order, an imported one possibly twice (see
+    /// [`Names::unordered`]).
+    pub fn names_unordered(&self) -> impl Iterator<Item = &str> {
+        self.imported.keys().map(String::as_str).chain(self.own.unordered())
     }
 
     /// The declarations of a name, to add an imported one to.
@@ -363,7 +372,7 @@ fn import(db: &dyn Db, file: SourceFile, item: Item, decl: &UseDecl, scope: &mut
                             format!("module `{}` has no `{}`", target.name(db), n.name.text),
                         )
                         .primary(&o, n.name.span, "not declared in that module")
-                        .help_opt(did_you_mean(&n.name.text, own.defs.keys().map(String::as_str)))
+                        .help_opt(did_you_mean(&n.name.text, own.defs.unordered()))
                         .note(format!(
                             "it declares: {}",
                             own.defs.keys().cloned().collect::<Vec<_>>().join(", ")

@@ -8,7 +8,9 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
         .into_iter()
         .filter(|c| *c != name)
         // The distance is at least the difference in length: a stack of thousands of names
-        // compares only those of about the same length.
+        // compares only those of about the same length. A name has at most as many characters
+        // as bytes and at least a quarter as many: most are ruled out without counting.
+        .filter(|c| c.len() + limit >= length && c.len() / 4 <= length + limit)
         .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (distance(name, c), c))
         .filter(|(d, _)| *d <= limit)
@@ -56,5 +58,12 @@ mod tests {
         assert_eq!(closest("path", names), None, "a name is not its own typo");
         assert_eq!(closest("p", names), None);
         assert_eq!(closest("paths_of_every_fil", names), Some("paths_of_every_file"));
+    }
+
+    #[test]
+    fn lengths_are_counted_in_characters_not_bytes() {
+        assert_eq!(closest("naive", ["naïve"]), Some("naïve"));
+        assert_eq!(closest("日本語x", ["日本語", "日本"]), Some("日本語"));
+        assert_eq!(closest("ab", ["日本語本"]), None);
     }
 }

@@ -365,11 +365,10 @@ impl Cx<'_> {
                     Some(members) => did_you_mean(&n.text, members.iter().map(String::as_str))
                         .unwrap_or_else(|| format!("expected one of: {}", members.join(", "))),
                     None => {
-                        let mut names: Vec<&str> = self.locals.iter().map(|l| l.name.as_str()).collect();
-                        names.extend(self.scope.names());
-                        did_you_mean(&n.text, names).unwrap_or_else(|| {
-                            "declare it with `let`, `param` or a resource, or import it with `use`".into()
-                        })
+                        let locals = self.locals.iter().map(|l| l.name.as_str());
+                        did_you_mean(&n.text, locals.chain(self.scope.names_unordered())).unwrap_or_else(
+                            || "declare it with `let`, `param` or a resource, or import it with `use`".into(),
+                        )
                     }
                 };
                 let e = self
@@ -504,7 +503,7 @@ impl Cx<'_> {
                                 format!("module `{}` has no `{}`", m.name(self.db), name.text),
                                 "not declared there",
                             )
-                            .help_opt(did_you_mean(&name.text, own.defs.keys().map(String::as_str)));
+                            .help_opt(did_you_mean(&name.text, own.defs.unordered()));
                         self.error(e);
                         (Ir::new(IrKind::Error, span), None)
                     }
