@@ -101,6 +101,12 @@ impl Snapshot {
         sources_of(&self.db, &self.shown_text, None)
     }
 
+    /// Every file, with the text only of those these diagnostics point into (see
+    /// [`LoadedStack::sources_for`]).
+    pub fn sources_for(&self, diags: &[Diagnostic]) -> Sources {
+        sources_of(&self.db, &self.shown_text, Some(diags))
+    }
+
     /// Every diagnostic: reading, syntax and semantics, sorted.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         diagnostics_of(&self.db, &self.read_diags)

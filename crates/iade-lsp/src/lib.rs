@@ -246,14 +246,16 @@ fn diagnostics_by_file(
     stack: &Snapshot,
     status: Option<&iade_driver::LiveStatus>,
 ) -> HashMap<PathBuf, Vec<Diagnostic>> {
-    let sources = stack.sources();
+    let diags = stack.diagnostics();
+    // Every file by path, but the text (and its line index) only of those the diagnostics
+    // point into: the others are not copied on every publish.
+    let sources = stack.sources_for(&diags);
     let mut by_file: HashMap<PathBuf, Vec<Diagnostic>> = HashMap::new();
     for (_, f) in sources.iter() {
         if f.path.ends_with(".iade") && !f.path.starts_with('<') {
             by_file.entry(absolute(Path::new(&f.path))).or_default();
         }
     }
-    let diags = stack.diagnostics();
     for d in &diags {
         let Some(primary) = d.primary_label() else { continue };
         let Some(file) = sources.get(primary.file) else { continue };
