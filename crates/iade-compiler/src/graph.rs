@@ -627,9 +627,10 @@ pub fn stack_resources(db: &dyn Db) -> StackResources {
     out.resources =
         order.into_iter().map(|(f, item)| ResourceRef { id: f.id.clone(), item, index: f.index }).collect();
     // A large stack's facts (100,000 resources: a million small values) are freed on a thread
-    // of their own: this thread goes on with what reads the result.
+    // of their own: this thread goes on with what reads the result. Should no thread start,
+    // they are freed here.
     if built.len() >= FREE_APART_FROM {
-        std::thread::spawn(move || drop(built));
+        let _ = std::thread::Builder::new().spawn(move || drop(built));
     }
     out
 }
