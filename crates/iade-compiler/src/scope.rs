@@ -16,7 +16,7 @@ use iade_syntax::ast::{UseDecl, UsePath};
 use crate::db::Db;
 use crate::diag::Diag;
 use crate::items::{Item, Module, SourceFile, file_items, stack_module};
-use crate::suggest::did_you_mean;
+use crate::suggest::{Scored, Typos, closest_scored, did_you_mean, nearer};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Def {
@@ -131,16 +131,20 @@ pub type Defs = smallvec::SmallVec<[Def; 1]>;
 /// stack's expressions use is looked up here, and a large stack declares 100,000); listed in
 /// the names' order, for messages and completions.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct Names(rustc_hash::FxHashMap<String, Defs>);
+pub struct Names {
+    defs: rustc_hash::FxHashMap<String, Defs>,
+    /// For "did you mean": built when a name is first not found.
+    typos: Typos,
+}
 
 impl Names {
     pub fn get(&self, name: &str) -> Option<&Defs> {
-        self.0.get(name)
+        self.defs.get(name)
     }
 
     /// Every name with what it declares, in the names' order.
     pub fn sorted(&self) -> Vec<(&String, &Defs)> {
-        let mut out: Vec<(&String, &Defs)> = self.0.iter().collect();
+        let mut out: Vec<(&String, &Defs)> = self.defs.iter().collect();
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
     }
@@ -149,7 +153,24 @@ impl Names {
     /// ([`crate::suggest::closest`] takes the least distance, then the least name). Sorting them
     /// for each unknown name made 5,000 unknown names in a stack of 5,000 take 0.6 s.
     pub fn unordered(&self) -> impl Iterator<Item = &str> {
-        self.0.keys().map(String::as_str)
+        self.defs.keys().map(String::as_str)
+    }
+
+    /// The declared name closest to `name` (see [`crate::suggest::closest`]), with its
+    /// distance. Each name's answer is kept: a stack that misspells one name in 100,000
+    /// places searches once.
+    pub fn closest(&self, name: &str) -> Option<Scored> {
+        self.typos.closest(name, || self.unordered())
+    }
+
+    /// `did you mean `x`?` over the declared names, or nothing.
+    pub fn did_you_mean(&self, name: &str) -> Option<String> {
+        did_you_mean(name, self.closest(name).as_ref().map(|(_, c)| &**c))
+    }
+
+    /// The declared names of about the length of `name`: the only ones that can be its typo.
+    pub fn near(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.typos.near(name, || self.unordered())
     }
 
     /// The names, in their order.
@@ -163,7 +184,7 @@ impl Names {
     }
 
     fn add(&mut self, name: String, def: Def) {
-        self.0.entry(name).or_default().push(def);
+        self.defs.entry(name).or_default().push(def);
     }
 }
 
@@ -179,7 +200,10 @@ pub struct OwnScope {
 pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
     let mut scope = OwnScope::default();
     let count = module.files(db).iter().map(|f| file_items(db, *f).items.len()).sum();
-    let mut defs = Names(rustc_hash::FxHashMap::with_capacity_and_hasher(count, Default::default()));
+    let mut defs = Names {
+        defs: rustc_hash::FxHashMap::with_capacity_and_hasher(count, Default::default()),
+        typos: Typos::default(),
+    };
     for file in module.files(db) {
         for &item in &file_items(db, *file).items {
             scope.items.push(item);
@@ -243,10 +267,24 @@ impl Scope {
         })
     }
 
-    /// The names in no particular order, an imported one possibly twice (see
-    /// [`Names::unordered`]).
-    pub fn names_unordered(&self) -> impl Iterator<Item = &str> {
-        self.imported.keys().map(String::as_str).chain(self.own.unordered())
+    /// `did you mean `x`?` over the scope's names and `locals` (the names an expression
+    /// binds), or nothing.
+    pub fn did_you_mean<'a>(
+        &'a self,
+        name: &str,
+        locals: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
+        let imported = self.imported.keys().map(String::as_str);
+        let more = closest_scored(name, locals.into_iter().chain(imported));
+        let own = self.own.closest(name);
+        let best = nearer(more, own.as_ref().map(|(d, c)| (*d, &**c)));
+        did_you_mean(name, best.map(|(_, c)| c))
+    }
+
+    /// The scope's names of about the length of `name` (see [`Names::near`]), an imported one
+    /// possibly twice.
+    pub fn names_near(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.imported.keys().map(String::as_str).chain(self.own.near(name))
     }
 
     /// The declarations of a name, to add an imported one to.
@@ -372,7 +410,7 @@ fn import(db: &dyn Db, file: SourceFile, item: Item, decl: &UseDecl, scope: &mut
                             format!("module `{}` has no `{}`", target.name(db), n.name.text),
                         )
                         .primary(&o, n.name.span, "not declared in that module")
-                        .help_opt(did_you_mean(&n.name.text, own.defs.unordered()))
+                        .help_opt(own.defs.did_you_mean(&n.name.text))
                         .note(format!(
                             "it declares: {}",
                             own.defs.keys().cloned().collect::<Vec<_>>().join(", ")

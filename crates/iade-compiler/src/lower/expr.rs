@@ -366,9 +366,9 @@ impl Cx<'_> {
                         .unwrap_or_else(|| format!("expected one of: {}", members.join(", "))),
                     None => {
                         let locals = self.locals.iter().map(|l| l.name.as_str());
-                        did_you_mean(&n.text, locals.chain(self.scope.names_unordered())).unwrap_or_else(
-                            || "declare it with `let`, `param` or a resource, or import it with `use`".into(),
-                        )
+                        self.scope.did_you_mean(&n.text, locals).unwrap_or_else(|| {
+                            "declare it with `let`, `param` or a resource, or import it with `use`".into()
+                        })
                     }
                 };
                 let e = self
@@ -503,7 +503,7 @@ impl Cx<'_> {
                                 format!("module `{}` has no `{}`", m.name(self.db), name.text),
                                 "not declared there",
                             )
-                            .help_opt(did_you_mean(&name.text, own.defs.unordered()));
+                            .help_opt(own.defs.did_you_mean(&name.text));
                         self.error(e);
                         (Ir::new(IrKind::Error, span), None)
                     }
@@ -647,14 +647,15 @@ impl Cx<'_> {
         let Some(builtin) = (if callee_name.contains('.') { None } else { Builtin::from_name(&callee_name) })
         else {
             let mut names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
-            names.extend(
-                self.scope
-                    .iter()
-                    .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Rule(_))))
-                    .map(|(n, _)| n.as_str()),
-            );
             let shown =
                 if callee_name.is_empty() { self.slice(f.span).to_string() } else { callee_name.clone() };
+            // The scope's rules of about the name's length: a stack declares thousands of names.
+            let scope = self.scope;
+            names.extend(
+                scope
+                    .names_near(&shown)
+                    .filter(|n| scope.get(n).is_some_and(|d| d.iter().any(|d| matches!(d, Def::Rule(_))))),
+            );
             let e = self
                 .at(codes::E0110, f.span, format!("unknown function `{shown}`"), "not a builtin or a rule")
                 .help(did_you_mean(&shown, names).unwrap_or_else(|| {

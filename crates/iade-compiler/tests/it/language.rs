@@ -3,7 +3,7 @@
 
 use iade_intent::{IntentGraph, Value};
 
-use crate::support::{memory_db, memory_db_on, render};
+use crate::support::{memory_db, memory_db_on, memory_db_once, render};
 
 fn graph_json(g: &IntentGraph) -> serde_json::Value {
     let mut v = serde_json::to_value(g).expect("graph serializes");
@@ -153,6 +153,32 @@ fn editing_a_template_recomputes_what_uses_it() {
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(d[0].code.as_str(), "E0217");
     assert!(d[0].help.as_deref().unwrap_or_default().contains("did you mean `port`"), "{:?}", d[0].help);
+}
+
+#[test]
+fn a_name_misspelt_in_every_resource_gets_the_same_suggestion_in_each() {
+    // A renamed `let` still used by every resource, among many other names: each use is
+    // reported, and each suggests the new name, ahead of a local or a resource one edit away.
+    let mut text = String::from("use std.fs.{file}\nlet owners = \"app\"\n");
+    for i in 0..2000 {
+        text.push_str(&format!("file f{i} {{\n  path = \"/srv/{i}\"\n  owner = owner\n}}\n"));
+    }
+    text.push_str("let xs = [ownerx for ownera in [1]]\nlet zs = [ownerx for ownerz in [1]]\n");
+    text.push_str("let y = mystery(1)\n");
+    text.push_str("rule mysterz(x: int) = x > 0 else \"no\"\n");
+    let db = memory_db_once(&[("main.iade", &text)], false);
+    let d = db.diagnostics();
+    let unknown: Vec<_> = d.iter().filter(|d| d.code.as_str() == "E0101").collect();
+    assert_eq!(unknown.len(), 2002, "{d:?}");
+    for u in &unknown[..2000] {
+        assert_eq!(u.help.as_deref(), Some("did you mean `owners`?"), "{u:?}");
+    }
+    // `ownerx` is one edit from the locals `ownera` and `ownerz` and from the declared `owners`:
+    // the least name of equal distance wins, wherever it is declared.
+    assert_eq!(unknown[2000].help.as_deref(), Some("did you mean `ownera`?"), "{:?}", unknown[2000]);
+    assert_eq!(unknown[2001].help.as_deref(), Some("did you mean `owners`?"), "{:?}", unknown[2001]);
+    let call = d.iter().find(|d| d.code.as_str() == "E0110").expect("an unknown function");
+    assert_eq!(call.help.as_deref(), Some("did you mean `mysterz`?"), "{call:?}");
 }
 
 #[test]
