@@ -133,6 +133,10 @@ pub type Defs = smallvec::SmallVec<[Def; 1]>;
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Names {
     defs: rustc_hash::FxHashMap<String, Defs>,
+    /// The names that declare something other than a resource (a value, rule, kind, …), in
+    /// no particular order: the few that duplicates are looked for among, and that completion
+    /// and "kinds in scope" list, found without sorting 100,000 resource names.
+    declared: Vec<String>,
     /// For "did you mean": built when a name is first not found.
     typos: Typos,
 }
@@ -145,6 +149,15 @@ impl Names {
     /// Every name with what it declares, in the names' order.
     pub fn sorted(&self) -> Vec<(&String, &Defs)> {
         let mut out: Vec<(&String, &Defs)> = self.defs.iter().collect();
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    /// The names that declare something other than a resource, with what each declares, in
+    /// the names' order.
+    pub fn declared(&self) -> Vec<(&String, &Defs)> {
+        let mut out: Vec<(&String, &Defs)> =
+            self.declared.iter().filter_map(|n| Some((n, self.defs.get(n)?))).collect();
         out.sort_unstable_by(|a, b| a.0.cmp(b.0));
         out
     }
@@ -173,18 +186,41 @@ impl Names {
         self.typos.near(name, || self.unordered())
     }
 
-    /// The names, in their order.
-    pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.sorted().into_iter().map(|(k, _)| k)
-    }
-
-    /// What each name declares, in the names' order.
-    pub fn values(&self) -> impl Iterator<Item = &Defs> {
-        self.sorted().into_iter().map(|(_, v)| v)
-    }
-
     fn add(&mut self, name: String, def: Def) {
+        if declares(&def) && !self.defs.get(&name).is_some_and(|d| d.iter().any(declares)) {
+            self.declared.push(name.clone());
+        }
         self.defs.entry(name).or_default().push(def);
+    }
+}
+
+/// "it declares: …", for a name a module does not have: its names in order, the first
+/// [`LISTED`] of a large module.
+fn declares_note(names: &Names) -> String {
+    let all = names.sorted();
+    let shown: Vec<&str> = all.iter().take(LISTED).map(|(n, _)| n.as_str()).collect();
+    match all.len().checked_sub(LISTED) {
+        Some(more) if more > 0 => format!("it declares: {}, and {more} more", shown.join(", ")),
+        _ => format!("it declares: {}", shown.join(", ")),
+    }
+}
+
+/// How many names a message lists.
+const LISTED: usize = 30;
+
+/// Whether a definition declares something other than a resource.
+fn declares(d: &Def) -> bool {
+    !matches!(d, Def::Resource(_) | Def::Nested(..))
+}
+
+impl Names {
+    /// An empty set of names with room for `count`.
+    fn with_capacity(count: usize) -> Names {
+        Names {
+            defs: rustc_hash::FxHashMap::with_capacity_and_hasher(count, Default::default()),
+            declared: Vec::new(),
+            typos: Typos::default(),
+        }
     }
 }
 
@@ -200,10 +236,7 @@ pub struct OwnScope {
 pub fn own_scope(db: &dyn Db, module: Module) -> OwnScope {
     let mut scope = OwnScope::default();
     let count = module.files(db).iter().map(|f| file_items(db, *f).items.len()).sum();
-    let mut defs = Names {
-        defs: rustc_hash::FxHashMap::with_capacity_and_hasher(count, Default::default()),
-        typos: Typos::default(),
-    };
+    let mut defs = Names::with_capacity(count);
     for file in module.files(db) {
         for &item in &file_items(db, *file).items {
             scope.items.push(item);
@@ -250,21 +283,21 @@ impl Scope {
         self.imported.get(name).or_else(|| self.own.get(name))
     }
 
-    /// Every name with what it declares, in the names' order.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Defs)> {
-        // Both maps are in the names' order: merged as they go, an imported entry (which holds
-        // the module's own declarations of its name too) in place of the own one.
-        let mut own = self.own.sorted().into_iter().peekable();
-        let mut imported = self.imported.iter().peekable();
-        std::iter::from_fn(move || match (own.peek(), imported.peek()) {
-            (Some((a, _)), Some((b, _))) if a < b => own.next(),
-            (Some((a, _)), Some((b, _))) if a == b => {
-                own.next();
-                imported.next()
-            }
-            (Some(_), None) => own.next(),
-            _ => imported.next(),
-        })
+    /// The names that declare something other than a resource (imported, or the module's
+    /// own), with what each declares, in the names' order: what completion offers. A stack of
+    /// 100,000 resources has few, and they are found without sorting its resources' names.
+    pub fn declared(&self) -> Vec<(&String, &Defs)> {
+        let imported = self.imported.iter().filter(|(_, d)| d.iter().any(declares));
+        let own = self.own.declared().into_iter().filter(|(n, _)| !self.imported.contains_key(*n));
+        let mut out: Vec<(&String, &Defs)> = imported.chain(own).collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+
+    /// The names that declare a `which` (a kind, a provider, …), in their order: what a
+    /// message lists when one is not found.
+    pub fn names_of(&self, which: impl Fn(&Def) -> bool) -> Vec<&str> {
+        self.declared().into_iter().filter(|(_, d)| d.iter().any(&which)).map(|(n, _)| n.as_str()).collect()
     }
 
     /// `did you mean `x`?` over the scope's names and `locals` (the names an expression
@@ -300,7 +333,7 @@ pub fn module_scope(db: &dyn Db, module: Module) -> Scope {
     let mut scope = Scope { own: own.defs.clone(), ..Scope::default() };
     // Two declarations of one name (other than resources, which may share a name across
     // kinds and are checked by id in the graph).
-    for defs in own.defs.values() {
+    for (_, defs) in own.defs.declared() {
         for (i, d) in defs.iter().enumerate() {
             // A kind and a component share one namespace: both are written `NAME id { … }`.
             let class = |x: &Def| match x {
@@ -411,10 +444,7 @@ fn import(db: &dyn Db, file: SourceFile, item: Item, decl: &UseDecl, scope: &mut
                         )
                         .primary(&o, n.name.span, "not declared in that module")
                         .help_opt(own.defs.did_you_mean(&n.name.text))
-                        .note(format!(
-                            "it declares: {}",
-                            own.defs.keys().cloned().collect::<Vec<_>>().join(", ")
-                        )),
+                        .note(declares_note(&own.defs)),
                     ),
                 }
             }

@@ -210,7 +210,7 @@ impl Database {
         let db: &dyn Db = self;
         let scope = module_scope(db, module_of(db, file));
         let mut out = Vec::new();
-        for (name, defs) in scope.iter() {
+        for (name, defs) in scope.declared() {
             for d in defs {
                 if let Def::Kind(k) = d
                     && let Some(s) = crate::lower::kind_schema(db, *k)
@@ -229,7 +229,8 @@ impl Database {
         // Resources are reached as `kind.name`, not by their bare name: a stack of thousands of
         // resources does not flood the list.
         scope
-            .iter()
+            .declared()
+            .into_iter()
             .filter_map(|(n, defs)| {
                 let d = defs.iter().find(|d| !matches!(d, Def::Resource(_) | Def::Nested(..)))?;
                 Some((n.clone(), d.describe()))

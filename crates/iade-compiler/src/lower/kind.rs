@@ -254,12 +254,7 @@ impl Cx<'_> {
                         let written = written.join(".");
                         let mut names: Vec<&str> =
                             vec!["bool", "int", "mode", "string", "path", "source", "secret", "any"];
-                        names.extend(
-                            self.scope
-                                .iter()
-                                .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Kind(_))))
-                                .map(|(n, _)| n.as_str()),
-                        );
+                        names.extend(self.scope.names_of(|d| matches!(d, Def::Kind(_))));
                         let d = self
                             .at(codes::E0102, t.span, format!("unknown type `{written}`"), "not a type")
                             .help(did_you_mean(&written, names.iter().copied()).unwrap_or_else(|| {

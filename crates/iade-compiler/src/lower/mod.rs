@@ -747,12 +747,7 @@ impl<'a> Cx<'a> {
         let kind = match resolve_kind_path(self.db, self.scope, &r.kind) {
             Ok(k) => k,
             Err(_) => {
-                let kinds: Vec<&str> = self
-                    .scope
-                    .iter()
-                    .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Kind(_))))
-                    .map(|(n, _)| n.as_str())
-                    .collect();
+                let kinds = self.scope.names_of(|d| matches!(d, Def::Kind(_)));
                 let help = did_you_mean(&written, kinds.iter().copied()).unwrap_or_else(|| {
                     if kinds.is_empty() {
                         "import kinds with `use`, for example `use std.fs.{file, directory}`".to_string()
@@ -866,12 +861,7 @@ impl<'a> Cx<'a> {
                                 if found {
                                     out.push(BodyStmt::Provider(n.text.clone()));
                                 } else {
-                                    let providers: Vec<&str> = self
-                                        .scope
-                                        .iter()
-                                        .filter(|(_, d)| d.iter().any(|d| matches!(d, Def::Provider(_))))
-                                        .map(|(k, _)| k.as_str())
-                                        .collect();
+                                    let providers = self.scope.names_of(|d| matches!(d, Def::Provider(_)));
                                     let d = self
                                         .at(
                                             codes::E0101,

@@ -182,6 +182,36 @@ fn a_name_misspelt_in_every_resource_gets_the_same_suggestion_in_each() {
 }
 
 #[test]
+fn resources_of_an_unknown_kind_each_list_the_kinds_in_scope() {
+    // Every resource of a stack that forgot its `use` is reported with the kinds it could
+    // name, imported and declared, in order; found without sorting the stack's names each time.
+    let mut text = String::from("use std.fs.{directory}\nkind widget {\n  identity name: string\n}\n");
+    for i in 0..2000 {
+        text.push_str(&format!("file f{i} {{\n  path = \"/srv/{i}\"\n}}\n"));
+    }
+    let db = memory_db_once(&[("main.iade", &text)], false);
+    let d = db.diagnostics();
+    let unknown: Vec<_> = d.iter().filter(|d| d.code.as_str() == "E0102").collect();
+    assert_eq!(unknown.len(), 2000, "{d:?}");
+    for u in unknown {
+        assert_eq!(u.help.as_deref(), Some("kinds in scope: directory, widget; import others with `use`"));
+    }
+}
+
+#[test]
+fn a_name_a_large_module_does_not_have_lists_its_first_names_and_counts_the_rest() {
+    let mut module = String::new();
+    for i in 0..40 {
+        module.push_str(&format!("let v{i:02} = {i}\n"));
+    }
+    let db = memory_db(&[("main.iade", "use \"./m.iade\".{v99}\n"), ("m.iade", &module)], false);
+    let d = db.diagnostics();
+    let e = d.iter().find(|d| d.code.as_str() == "E0107").expect("an unknown imported name");
+    let first: Vec<String> = (0..30).map(|i| format!("v{i:02}")).collect();
+    assert_eq!(e.notes, [format!("it declares: {}, and 10 more", first.join(", "))]);
+}
+
+#[test]
 fn a_decimal_mode_carries_a_fix_that_writes_it_in_octal() {
     let db =
         memory_db(&[("main.iade", "use std.fs.{file}\nfile f {\n  path = \"/x\"\n  mode = 644\n}\n")], false);
