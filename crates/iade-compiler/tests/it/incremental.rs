@@ -122,6 +122,28 @@ fn editing_a_resource_relowers_no_other_resource_and_reruns_no_stack_wide_settin
 }
 
 #[test]
+fn editing_a_resource_does_not_reevaluate_the_resources_ordered_or_notified_after_it() {
+    // `after` and `notify` need the resources' ids, not their values.
+    let text = "use std.fs.{file}\nuse std.exec.{exec}\nfile a {\n  path = \"/srv/a\"\n  content = \"1\"\n}\n\
+                file b {\n  path = \"/srv/b\"\n  after = [file.a]\n}\n\
+                exec reload {\n  name = \"reload\"\n  apply = \"true\"\n  refresh_only = true\n}\n\
+                file c {\n  path = \"/srv/c\"\n  after = file.a\n  notify = [exec.reload]\n}\n";
+    let mut db = memory_db(&[("a.iade", text)], true);
+    assert!(db.diagnostics().is_empty(), "{:?}", db.diagnostics());
+    let graph = db.intent_graph();
+    db.take_executed();
+    db.set_stack_files(vec![("a.iade".into(), text.replace("content = \"1\"", "content = \"2\""))]);
+    db.diagnostics();
+    let log = db.take_executed();
+    assert_eq!(ran(&log, "eval_resources"), vec!["eval_resources(a.iade::res:file:a)"], "{log:#?}");
+    let edges = |g: &iade_intent::IntentGraph| {
+        g.edges.iter().map(|e| format!("{} -> {}", e.from, e.to)).collect::<Vec<_>>()
+    };
+    assert_eq!(edges(&db.intent_graph()), edges(&graph));
+    assert_eq!(edges(&graph), ["file.a -> file.b", "file.a -> file.c", "file.c -> exec.reload"]);
+}
+
+#[test]
 fn editing_a_resource_rebuilds_its_files_facts_alone_and_no_stack_wide_graph_query() {
     let mut db = warm();
     let log = edit(&mut db, "content = \"x = 1\\n\"", "content = \"x = 2\\n\"");

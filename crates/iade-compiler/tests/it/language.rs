@@ -182,6 +182,21 @@ fn a_name_misspelt_in_every_resource_gets_the_same_suggestion_in_each() {
 }
 
 #[test]
+fn a_cycle_of_after_through_thousands_of_resources_is_reported_once_with_every_step() {
+    let n = 3000;
+    let mut text = String::from("use std.fs.{file}\n");
+    for i in 0..n {
+        let next = (i + 1) % n;
+        text.push_str(&format!("file s{i} {{\n  path = \"/srv/{i}\"\n  after = [file.s{next}]\n}}\n"));
+    }
+    let db = memory_db_once(&[("main.iade", &text)], false);
+    let d = db.diagnostics();
+    assert_eq!(d.len(), 1, "{:?}", d.iter().map(|d| &d.message).collect::<Vec<_>>());
+    assert_eq!(d[0].code.as_str(), "E0303");
+    assert_eq!(d[0].labels.len(), n);
+}
+
+#[test]
 fn resources_of_an_unknown_kind_each_list_the_kinds_in_scope() {
     // Every resource of a stack that forgot its `use` is reported with the kinds it could
     // name, imported and declared, in order; found without sorting the stack's names each time.
