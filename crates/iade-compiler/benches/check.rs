@@ -5,7 +5,7 @@
 //! one-line edit in one of them; a stack of 15,000 errors (unknown names, duplicates,
 //! syntax errors), compiled and rendered as a terminal shows them; and a 100k-resource stack
 //! whose every resource still uses a renamed `let` (100,000 unknown names, each with its "did
-//! you mean"), compiled.
+//! you mean"), and 100,000 resources in one dependency cycle, compiled.
 //!
 //! Run with `cargo bench -p iade-compiler --bench check`. Each size runs in a child process
 //! of its own so its peak memory (VmHWM) is its own. Targets: 10k cold ≤ 110 ms and ≤ 60 MB,
@@ -170,6 +170,31 @@ fn renamed() {
     );
 }
 
+/// 100,000 resources in one cycle, once through their values and once through `after`: one
+/// E0303 each. Evaluated, a cycle of references was a cycle of queries, quadratic in its
+/// length (10,000 took 3–5 s and 1.2 GB; 100,000 did not finish).
+fn cycles() {
+    let n = 100_000;
+    for (what, attr) in [("values", "owner = file.s{next}.owner"), ("`after`", "after = [file.s{next}]")] {
+        let mut text = String::from(HEADER);
+        for i in 0..n {
+            let attr = attr.replace("{next}", &((i + 1) % n).to_string());
+            text.push_str(&format!("file s{i} {{\n  path = \"/srv/bench/s{i}\"\n  {attr}\n}}\n\n"));
+        }
+        let t = Instant::now();
+        let db = db_once("main.iade", &text);
+        let diags = db.diagnostics();
+        let elapsed = t.elapsed();
+        assert_eq!(diags.len(), 1);
+        assert_eq!(diags[0].labels.len(), n);
+        println!(
+            "{n} resources in one cycle through {what}: reported once in {:.1} ms",
+            elapsed.as_secs_f64() * 1000.0
+        );
+    }
+    println!("  peak memory {:.1} MB", peak_kb() as f64 / 1024.0);
+}
+
 /// `files` files of 100 resources each: the cold check, then a one-line edit re-checked.
 fn recheck(files: usize) {
     let total = files * 100;
@@ -227,12 +252,21 @@ fn main() {
         Some(what) if what == "components" => components(),
         Some(what) if what == "errors" => errors(),
         Some(what) if what == "renamed" => renamed(),
+        Some(what) if what == "cycles" => cycles(),
         Some(n) => cold(n.parse().expect("a size")),
         None => {
             let exe = std::env::current_exe().expect("own path");
-            for what in
-                ["1000", "10000", "100000", "components", "errors", "renamed", "recheck", "recheck100k"]
-            {
+            for what in [
+                "1000",
+                "10000",
+                "100000",
+                "components",
+                "errors",
+                "renamed",
+                "cycles",
+                "recheck",
+                "recheck100k",
+            ] {
                 let status = Command::new(&exe).args(["--one", what]).status().expect("child runs");
                 assert!(status.success(), "{what} failed");
             }

@@ -28,11 +28,19 @@ pub(crate) struct CompilerEnv<'a> {
     pub local: std::cell::RefCell<BTreeMap<Arc<str>, Value>>,
     /// Resources that the globals read so far depend on.
     pub global_refs: std::cell::RefCell<Vec<Arc<str>>>,
+    /// The resource being evaluated: it does not read the resources of its own dependency
+    /// cycle ([`crate::graph::Cycles`]).
+    pub reader: std::cell::RefCell<Option<Arc<str>>>,
 }
 
 impl<'a> CompilerEnv<'a> {
     pub fn new(db: &'a dyn Db) -> Self {
-        CompilerEnv { db, local: Default::default(), global_refs: Default::default() }
+        CompilerEnv {
+            db,
+            local: Default::default(),
+            global_refs: Default::default(),
+            reader: Default::default(),
+        }
     }
 }
 
@@ -49,6 +57,13 @@ impl Env for CompilerEnv<'_> {
     fn resource(&self, id: &str) -> Option<Value> {
         if let Some(v) = self.local.borrow().get(id) {
             return Some(v.clone());
+        }
+        if let Some(reader) = self.reader.borrow().as_deref() {
+            let cycles = &crate::graph::static_cycles(self.db).components;
+            if cycles.get(reader).is_some_and(|c| cycles.get(id) == Some(c)) {
+                // The cycle is the error (E0303); its values are not known.
+                return Some(Value::unknown(format!("`{reader}` and `{id}` depend on each other")));
+            }
         }
         find_value(self.db, id)
     }
@@ -646,7 +661,9 @@ impl Run<'_> {
         // evaluation), and given back for the next.
         let mut attrs = std::mem::take(&mut self.attrs);
         attrs.clear();
+        let reader = self.env.reader.replace(Some(res.id.clone()));
         self.body(&schema, &r.body, ev, &mut res, &mut attrs);
+        self.env.reader.replace(reader);
         self.apply_inherited(&mut res);
         self.kind_checks(&schema, &res, &attrs);
         for group in &schema.exclusive {

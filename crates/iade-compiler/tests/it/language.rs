@@ -197,6 +197,37 @@ fn a_cycle_of_after_through_thousands_of_resources_is_reported_once_with_every_s
 }
 
 #[test]
+fn a_cycle_of_values_through_thousands_of_resources_is_reported_once_in_either_compile() {
+    let n = 3000;
+    let mut text = String::from("use std.fs.{file}\n");
+    for i in 0..n {
+        let next = (i + 1) % n;
+        text.push_str(&format!("file s{i} {{\n  path = \"/srv/{i}\"\n  owner = file.s{next}.owner\n}}\n"));
+    }
+    for db in [memory_db_once(&[("main.iade", &text)], false), memory_db(&[("main.iade", &text)], false)] {
+        let d = db.diagnostics();
+        assert_eq!(d.len(), 1, "{:?}", d.iter().map(|d| &d.message).collect::<Vec<_>>());
+        assert_eq!(d[0].code.as_str(), "E0303");
+        assert_eq!(d[0].labels.len(), n);
+    }
+}
+
+#[test]
+fn a_resource_on_a_cycle_still_reads_the_values_of_resources_off_it() {
+    // a and b refer to each other; c and d too; a also reads c, which is on another cycle.
+    let text = "use std.fs.{file}\n\
+        file a {\n  path = \"${file.c.path}/a\"\n  owner = file.b.owner\n}\n\
+        file b {\n  path = \"/srv/b\"\n  owner = file.a.owner\n}\n\
+        file c {\n  path = \"/srv/c\"\n  owner = file.d.owner\n}\n\
+        file d {\n  path = \"/srv/d\"\n  owner = file.c.owner\n}\n";
+    let db = memory_db(&[("main.iade", text)], false);
+    let d = db.diagnostics();
+    let codes: Vec<&str> = d.iter().map(|d| d.code.as_str()).collect();
+    assert_eq!(codes, ["E0303", "E0303"], "{d:?}");
+    assert_eq!(text_attr(&db.intent_graph(), "file.a", "path"), "/srv/c/a");
+}
+
+#[test]
 fn resources_of_an_unknown_kind_each_list_the_kinds_in_scope() {
     // Every resource of a stack that forgot its `use` is reported with the kinds it could
     // name, imported and declared, in order; found without sorting the stack's names each time.
