@@ -313,7 +313,7 @@ impl Database {
     /// load are tried again.
     pub fn reload_loaded_files(&mut self) {
         lock(&self.shared.failed).clear();
-        let stack: Vec<SourceFile> = self.stack().files(self).clone();
+        let stack: rustc_hash::FxHashSet<SourceFile> = self.stack().files(self).iter().copied().collect();
         let stdlib: Vec<SourceFile> = lock(&self.shared.stdlib).values().copied().collect();
         let files: Vec<SourceFile> = read(&self.shared.files).clone();
         for f in files {

@@ -45,11 +45,13 @@ pub fn stack_modules(db: &dyn Db) -> Vec<Module> {
 /// Files of the modules the stack imports (not the stack's own files).
 #[salsa::tracked(returns(ref))]
 pub fn module_files(db: &dyn Db) -> Vec<SourceFile> {
-    let own = db.stack().files(db);
+    // Sets: the stack module is among the modules, and a stack may have 100,000 files.
+    let own = crate::scope::stack_file_set(db);
+    let mut seen = rustc_hash::FxHashSet::default();
     let mut out = Vec::new();
     for m in stack_modules(db) {
         for f in m.files(db) {
-            if !own.contains(f) && !out.contains(f) {
+            if !own.contains(f) && seen.insert(*f) {
                 out.push(*f);
             }
         }

@@ -526,9 +526,15 @@ fn normalize_lexically(p: &str, absolute: bool) -> String {
     }
 }
 
+/// The stack's own files, as a set: asked for every item, and a stack may have 100,000.
+#[salsa::tracked(returns(ref))]
+pub fn stack_file_set(db: &dyn Db) -> rustc_hash::FxHashSet<SourceFile> {
+    db.stack().files(db).iter().copied().collect()
+}
+
 /// The module an item's file belongs to.
 pub fn module_of(db: &dyn Db, file: SourceFile) -> Module {
-    if db.stack().files(db).contains(&file) {
+    if stack_file_set(db).contains(&file) {
         return stack_module(db);
     }
     for name in db.stdlib_names() {
