@@ -471,6 +471,8 @@ impl Database {
         // one) they have not grown.
         let limit = crate::graph::stack_settings(self).settings.limits.resources;
         crate::graph::stack_modules(self);
+        // Read by the first resource that reads another; it reads every item.
+        crate::graph::cycle_components(self);
         if first && !self.shared.evaluated_independent.load(Ordering::Relaxed) {
             self.evaluate_independent_in_parallel(limit);
         }

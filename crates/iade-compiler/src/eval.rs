@@ -59,10 +59,14 @@ impl Env for CompilerEnv<'_> {
             return Some(v.clone());
         }
         if let Some(reader) = self.reader.borrow().as_deref() {
-            let cycles = &crate::graph::static_cycles(self.db).components;
+            let cycles = crate::graph::cycle_components(self.db);
             if cycles.get(reader).is_some_and(|c| cycles.get(id) == Some(c)) {
-                // The cycle is the error (E0303); its values are not known.
-                return Some(Value::unknown(format!("`{reader}` and `{id}` depend on each other")));
+                // The cycle is the error (E0303, reported once): what reads its values is not
+                // reported again.
+                return Some(Value::unknown(format!(
+                    "{}: `{reader}` and `{id}` depend on each other",
+                    iade_intent::eval::POISONED
+                )));
             }
         }
         find_value(self.db, id)
@@ -856,6 +860,8 @@ impl Run<'_> {
                 BodyStmt::If { cond, then, otherwise } => match ev.eval(cond) {
                     Ok(Value::Bool(true)) => self.body(schema, then, ev, res, attrs),
                     Ok(Value::Bool(false)) => self.body(schema, otherwise, ev, res, attrs),
+                    // Unknown through an error reported already.
+                    Ok(Value::Unknown(u)) if u.reason.contains(iade_intent::eval::POISONED) => {}
                     Ok(_) => self.out.diags.push(
                         Diag::new(codes::E0207, "the condition of this `if` is not a known bool")
                             .primary(&self.origin, cond.span, "not a known bool")
@@ -1179,6 +1185,7 @@ fn declared_resources(db: &dyn Db, ir: &Ir) -> Option<Value> {
     let named = |ir: &Ir| match &ir.kind {
         IrKind::Resource(id) if index.contains_key(id) => Some(Value::Resource(Arc::new(ResourceValue {
             id: id.clone(),
+            // Read by nothing: for an instance (`vhost.api`), its component.
             kind: Arc::from(id.split_once('.').map_or(&**id, |(kind, _)| kind)),
             fields: iade_intent::VecMap::new(),
             schema: Arc::default(),

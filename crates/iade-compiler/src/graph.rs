@@ -663,9 +663,13 @@ fn identity_text(v: &Value) -> Arc<str> {
     }
 }
 
+/// A resource item's reference by fixed id: the id, where, and whether it is a `notify`
+/// (the named resource comes after the item's, where every other reference comes before).
+pub type StaticRef = (String, Span, bool);
+
 /// The references of the items of resources with fixed names, by item: what the search for
 /// cycles walks. Empty when no resource refers to another by id.
-fn static_refs(db: &dyn Db) -> rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [(String, Span)]>> {
+fn static_refs(db: &dyn Db) -> rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [StaticRef]>> {
     // Lowered whole and naming no resource by id: no resource refers to another.
     if db.names_no_resource_by_id() {
         return rustc_hash::FxHashMap::default();
@@ -673,7 +677,7 @@ fn static_refs(db: &dyn Db) -> rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, 
     // The items' references first, then the index (see `Database::prepare`). A stack whose
     // resources refer to none by a fixed id has no cycle, and its index is not built here.
     // A database that compiles once reads them from the IR, without a query per item.
-    let mut refs: rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [(String, Span)]>> =
+    let mut refs: rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [StaticRef]>> =
         rustc_hash::FxHashMap::default();
     if db.once() {
         for &item in resource_items(db) {
@@ -690,20 +694,36 @@ fn static_refs(db: &dyn Db) -> rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, 
     refs
 }
 
-/// The static graph of references among resources with fixed names (`after`, `notify` and
-/// values alike), by id, without references to themselves. Borrowed from the items'
-/// references and the index: building it copies no id.
+/// An edge of the static graph: from a resource to one that must come before it.
+#[derive(Clone, Copy)]
+struct StaticEdge<'a> {
+    to: &'a str,
+    /// Where the reference is written, in the item of resource `at`.
+    span: Span,
+    at: &'a str,
+    /// Written as `at`'s `notify`: the edge runs from the notified resource to `at`.
+    notify: bool,
+}
+
+/// The static graph of references among resources with fixed names (values, `after` and
+/// `notify`), by id: each resource with those that must come before it, without references
+/// to themselves. A `notify` runs the other way: the notified resource comes after.
+/// Borrowed from the items' references and the index: building it copies no id.
 fn static_graph<'a>(
     index: &'a BTreeMap<Arc<str>, Item>,
-    refs: &'a rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [(String, Span)]>>,
-) -> BTreeMap<&'a str, Vec<&'a (String, Span)>> {
-    let mut graph: BTreeMap<&str, Vec<&(String, Span)>> = BTreeMap::new();
+    refs: &'a rustc_hash::FxHashMap<Item, std::borrow::Cow<'_, [StaticRef]>>,
+) -> BTreeMap<&'a str, Vec<StaticEdge<'a>>> {
+    let mut graph: BTreeMap<&str, Vec<StaticEdge<'a>>> = index.keys().map(|id| (&**id, Vec::new())).collect();
     for (id, item) in index {
-        let refs: Vec<&(String, Span)> = refs
-            .get(item)
-            .map(|r| r.iter().filter(|(to, _)| **to != **id && index.contains_key(to.as_str())).collect())
-            .unwrap_or_default();
-        graph.insert(id, refs);
+        for (to, span, notify) in refs.get(item).map_or(&[][..], |r| &r[..]) {
+            let Some((to, _)) = index.get_key_value(to.as_str()) else { continue };
+            if to == id {
+                continue;
+            }
+            let (from, to) = if *notify { (&**to, &**id) } else { (&**id, &**to) };
+            let edge = StaticEdge { to, span: *span, at: id, notify: *notify };
+            graph.entry(from).or_default().push(edge);
+        }
     }
     graph
 }
@@ -779,6 +799,14 @@ pub struct Cycles {
     pub components: BTreeMap<Arc<str>, u32>,
 }
 
+/// The resources on a dependency cycle, with the number of their cycle ([`Cycles::components`]):
+/// what evaluation reads, apart from the cycles' diagnostics, so an edit that moves a span of
+/// one does not evaluate the resources that read others again.
+#[salsa::tracked(returns(ref))]
+pub fn cycle_components(db: &dyn Db) -> BTreeMap<Arc<str>, u32> {
+    static_cycles(db).components.clone()
+}
+
 /// Dependency cycles among resources with fixed names (see [`Cycles`]). Empty for a stack
 /// without any.
 #[salsa::tracked(returns(ref))]
@@ -795,10 +823,8 @@ pub fn static_cycles(db: &dyn Db) -> Cycles {
     }
     let ids: Vec<&Arc<str>> = index.keys().collect();
     let at: FxHashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (&***id, i)).collect();
-    let succ: Vec<Vec<usize>> = ids
-        .iter()
-        .map(|id| graph[&***id].iter().filter_map(|(to, _)| at.get(to.as_str()).copied()).collect())
-        .collect();
+    let succ: Vec<Vec<usize>> =
+        ids.iter().map(|id| graph[&***id].iter().filter_map(|e| at.get(e.to).copied()).collect()).collect();
     let components = components(&ids, &succ);
     if components.is_empty() {
         return Cycles::default();
@@ -824,11 +850,11 @@ pub fn static_cycles(db: &dyn Db) -> Cycles {
             if let Some(last) = path.last_mut() {
                 last.1 += 1;
             }
-            let (to, _) = &edges[next];
-            match state.get(to.as_str()).copied().unwrap_or(0) {
+            let to = edges[next].to;
+            match state.get(to).copied().unwrap_or(0) {
                 0 => {
                     state.insert(to, 1);
-                    path.push((to.as_str(), 0));
+                    path.push((to, 0));
                 }
                 1 => {
                     let at = path.iter().position(|(n, _)| *n == to).unwrap_or(0);
@@ -844,10 +870,18 @@ pub fn static_cycles(db: &dyn Db) -> Cycles {
                         format!("dependency cycle: {} → {}", names.join(" → "), names[0]),
                     );
                     for (i, (n, taken)) in cycle.iter().enumerate() {
-                        let (target, span) = graph[*n][taken - 1];
-                        let label = format!("{n} refers to {target}");
-                        let Some(o) = origin_of(n) else { continue };
-                        d = if i == 0 { d.primary(&o, *span, label) } else { d.secondary(&o, *span, label) };
+                        let e = graph[*n][taken - 1];
+                        let label = if e.notify {
+                            format!("{} notifies {n}", e.to)
+                        } else {
+                            format!("{n} refers to {}", e.to)
+                        };
+                        let Some(o) = origin_of(e.at) else { continue };
+                        d = if i == 0 {
+                            d.primary(&o, e.span, label)
+                        } else {
+                            d.secondary(&o, e.span, label)
+                        };
                     }
                     out.push(
                         d.help("remove one of these references, or the `after` entry that closes the cycle"),
@@ -863,20 +897,20 @@ pub fn static_cycles(db: &dyn Db) -> Cycles {
 /// The resources that the IR of a file's resource items refers to by fixed id, with where:
 /// each item that refers to any. A query per file, as [`file_facts`] is.
 #[salsa::tracked(returns(ref))]
-pub fn file_refs(db: &dyn Db, file: SourceFile) -> Vec<(Item, Vec<(String, Span)>)> {
+pub fn file_refs(db: &dyn Db, file: SourceFile) -> Vec<(Item, Vec<StaticRef>)> {
     file_resource_items(db, file)
         .map(|item| (item, refs_in(db, item)))
         .filter(|(_, found)| !found.is_empty())
         .collect()
 }
 
-fn refs_in(db: &dyn Db, item: Item) -> Vec<(String, Span)> {
+fn refs_in(db: &dyn Db, item: Item) -> Vec<StaticRef> {
     let mut refs = Vec::new();
     if let LoweredKind::Resources { body, .. } = &lower_item(db, item).kind {
         for g in body {
             if let Gen::Resource(r) = g {
                 if let ResName::Dynamic(ir) = &r.name {
-                    collect_refs(ir, &mut refs);
+                    collect_into(ir, false, &mut refs);
                 }
                 for b in &r.body {
                     body_refs(b, &mut refs);
@@ -887,14 +921,21 @@ fn refs_in(db: &dyn Db, item: Item) -> Vec<(String, Span)> {
     refs
 }
 
-fn body_refs(b: &BodyStmt, out: &mut Vec<(String, Span)>) {
+/// The references of `ir`, each marked as a `notify` or not.
+fn collect_into(ir: &Ir, notify: bool, out: &mut Vec<StaticRef>) {
+    let mut found = Vec::new();
+    collect_refs(ir, &mut found);
+    out.extend(found.into_iter().map(|(to, span)| (to, span, notify)));
+}
+
+fn body_refs(b: &BodyStmt, out: &mut Vec<StaticRef>) {
     match b {
-        BodyStmt::Attr { value, .. }
-        | BodyStmt::Let { value, .. }
-        | BodyStmt::After(value)
-        | BodyStmt::Notify(value) => collect_refs(value, out),
+        BodyStmt::Attr { value, .. } | BodyStmt::Let { value, .. } | BodyStmt::After(value) => {
+            collect_into(value, false, out)
+        }
+        BodyStmt::Notify(value) => collect_into(value, true, out),
         BodyStmt::If { cond, then, otherwise } => {
-            collect_refs(cond, out);
+            collect_into(cond, false, out);
             for b in then.iter().chain(otherwise) {
                 body_refs(b, out);
             }

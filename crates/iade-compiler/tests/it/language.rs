@@ -228,6 +228,48 @@ fn a_resource_on_a_cycle_still_reads_the_values_of_resources_off_it() {
 }
 
 #[test]
+fn a_notified_command_may_read_the_resource_that_notifies_it() {
+    // The reload runs after the file changes, and names its path: no cycle.
+    let text = "use std.fs.{file}\nuse std.exec.{exec}\n\
+        file conf {\n  path = \"/srv/app.conf\"\n  content = \"x\"\n  notify = [exec.reload]\n}\n\
+        exec reload {\n  name = \"reload\"\n  apply = \"reload ${file.conf.path}\"\n  refresh_only = true\n}\n";
+    let db = memory_db(&[("main.iade", text)], false);
+    let d = db.diagnostics();
+    assert!(d.is_empty(), "{}", render(&db, &d));
+    assert_eq!(text_attr(&db.intent_graph(), "exec.reload", "apply"), "reload /srv/app.conf");
+}
+
+#[test]
+fn a_notify_that_closes_a_cycle_is_reported_where_it_is_written() {
+    // b runs after a (its `after`), and a after b (b notifies it): a cycle.
+    let text = "use std.fs.{file}\n\
+        file a {\n  path = \"/srv/a\"\n}\n\
+        file b {\n  path = \"/srv/b\"\n  after = [file.a]\n  notify = [file.a]\n}\n";
+    let db = memory_db(&[("main.iade", text)], false);
+    let d: Vec<_> = db.diagnostics().into_iter().filter(|d| d.code.as_str() == "E0303").collect();
+    assert_eq!(d.len(), 1, "{d:?}");
+    let labels: Vec<&str> = d[0].labels.iter().map(|l| l.message.as_str()).collect();
+    assert!(labels.contains(&"file.b notifies file.a"), "{labels:?}");
+    assert!(labels.contains(&"file.b refers to file.a"), "{labels:?}");
+}
+
+#[test]
+fn what_reads_a_value_on_a_cycle_reports_only_the_cycle() {
+    // A policy over the cycle's resources and an `if` on one of its values add nothing: the
+    // cycle is the error.
+    let text = "use std.fs.{file}\n\
+        file a {\n  path = \"/srv/a\"\n  owner = file.b.owner\n  if file.b.owner == \"x\" {\n    mode = 0o600\n  }\n}\n\
+        file b {\n  path = \"/srv/b\"\n  owner = file.a.owner\n}\n\
+        rule owned(f: file) = f.owner != \"root\" else \"root\"\n\
+        policy p {\n  for f in intent(file) {\n    require owned(f)\n  }\n}\n";
+    for db in [memory_db(&[("main.iade", text)], false), memory_db_once(&[("main.iade", text)], false)] {
+        let d = db.diagnostics();
+        let codes: Vec<&str> = d.iter().map(|d| d.code.as_str()).collect();
+        assert_eq!(codes, ["E0303"], "{}", render(&db, &d));
+    }
+}
+
+#[test]
 fn resources_of_an_unknown_kind_each_list_the_kinds_in_scope() {
     // Every resource of a stack that forgot its `use` is reported with the kinds it could
     // name, imported and declared, in order; found without sorting the stack's names each time.
