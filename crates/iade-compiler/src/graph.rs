@@ -923,9 +923,11 @@ fn refs_in(db: &dyn Db, item: Item) -> Vec<StaticRef> {
 
 /// The references of `ir`, each marked as a `notify` or not.
 fn collect_into(ir: &Ir, notify: bool, out: &mut Vec<StaticRef>) {
-    let mut found = Vec::new();
-    collect_refs(ir, &mut found);
-    out.extend(found.into_iter().map(|(to, span)| (to, span, notify)));
+    let from = out.len();
+    collect_refs(ir, out);
+    if notify {
+        out[from..].iter_mut().for_each(|r| r.2 = true);
+    }
 }
 
 fn body_refs(b: &BodyStmt, out: &mut Vec<StaticRef>) {
@@ -944,12 +946,13 @@ fn body_refs(b: &BodyStmt, out: &mut Vec<StaticRef>) {
     }
 }
 
-fn collect_refs(ir: &Ir, out: &mut Vec<(String, Span)>) {
+/// The resources `ir` names by fixed id, as references that are not a `notify`.
+fn collect_refs(ir: &Ir, out: &mut Vec<StaticRef>) {
     match &ir.kind {
-        IrKind::Resource(id) => out.push((id.to_string(), ir.span)),
+        IrKind::Resource(id) => out.push((id.to_string(), ir.span, false)),
         IrKind::ResourceByName { kind, name, relative } => {
             if let (IrKind::Lit(Value::Str(n)), false) = (&name.kind, relative) {
-                out.push((format!("{kind}.{n}"), ir.span));
+                out.push((format!("{kind}.{n}"), ir.span, false));
             }
             collect_refs(name, out);
         }

@@ -181,9 +181,13 @@ impl Names {
         did_you_mean(name, self.closest(name).as_ref().map(|(_, c)| &**c))
     }
 
-    /// The declared names of about the length of `name`: the only ones that can be its typo.
-    pub fn near(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.typos.near(name, || self.unordered())
+    /// An empty set of names with room for `count`.
+    fn with_capacity(count: usize) -> Names {
+        Names {
+            defs: rustc_hash::FxHashMap::with_capacity_and_hasher(count, Default::default()),
+            declared: Vec::new(),
+            typos: Typos::default(),
+        }
     }
 
     fn add(&mut self, name: String, def: Def) {
@@ -211,17 +215,6 @@ const LISTED: usize = 30;
 /// Whether a definition declares something other than a resource.
 fn declares(d: &Def) -> bool {
     !matches!(d, Def::Resource(_) | Def::Nested(..))
-}
-
-impl Names {
-    /// An empty set of names with room for `count`.
-    fn with_capacity(count: usize) -> Names {
-        Names {
-            defs: rustc_hash::FxHashMap::with_capacity_and_hasher(count, Default::default()),
-            declared: Vec::new(),
-            typos: Typos::default(),
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -312,12 +305,6 @@ impl Scope {
         let own = self.own.closest(name);
         let best = nearer(more, own.as_ref().map(|(d, c)| (*d, &**c)));
         did_you_mean(name, best.map(|(_, c)| c))
-    }
-
-    /// The scope's names of about the length of `name` (see [`Names::near`]), an imported one
-    /// possibly twice.
-    pub fn names_near(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.imported.keys().map(String::as_str).chain(self.own.near(name))
     }
 
     /// The declarations of a name, to add an imported one to.

@@ -72,11 +72,7 @@ impl Typos {
     }
 
     /// The names of about the length of `name`: the only ones that can be its typo.
-    pub fn near<'s, 'a, I, F>(
-        &'s self,
-        name: &str,
-        names: F,
-    ) -> impl Iterator<Item = &'s str> + use<'s, 'a, I, F>
+    fn near<'s, 'a, I, F>(&'s self, name: &str, names: F) -> impl Iterator<Item = &'s str> + use<'s, 'a, I, F>
     where
         I: IntoIterator<Item = &'a str>,
         F: FnOnce() -> I,

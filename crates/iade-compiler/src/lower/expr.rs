@@ -649,13 +649,7 @@ impl Cx<'_> {
             let mut names: Vec<&str> = Builtin::ALL.iter().map(|b| b.name()).collect();
             let shown =
                 if callee_name.is_empty() { self.slice(f.span).to_string() } else { callee_name.clone() };
-            // The scope's rules of about the name's length: a stack declares thousands of names.
-            let scope = self.scope;
-            names.extend(
-                scope
-                    .names_near(&shown)
-                    .filter(|n| scope.get(n).is_some_and(|d| d.iter().any(|d| matches!(d, Def::Rule(_))))),
-            );
+            names.extend(self.scope.names_of(|d| matches!(d, Def::Rule(_))));
             let e = self
                 .at(codes::E0110, f.span, format!("unknown function `{shown}`"), "not a builtin or a rule")
                 .help(did_you_mean(&shown, names).unwrap_or_else(|| {
